@@ -1,0 +1,41 @@
+"""oculi: the SageMaker computer-vision workflow on your own machine.
+
+``import oculi`` does no I/O and imports no heavy library; the functions below load what they need on call::
+
+    import oculi
+    result = oculi.train("image-classification", {"train": "data/train"}, {"epochs": "5"})
+    model = oculi.load_model(result.model_dir)
+    model.predict("cat.jpg")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "train", "evaluate", "load_model"]
+
+if TYPE_CHECKING:
+    from oculi.inference import Predictor
+
+
+def load_model(path: Any) -> Predictor:
+    """Load a model bundle (folder, job output folder or model.tar.gz) as a :class:`~oculi.inference.Predictor`."""
+    from oculi.inference import Predictor
+
+    return Predictor.from_artifact(path)
+
+
+def train(algorithm: str, channels: dict[str, Any], hyperparameters: dict[str, Any] | None = None,
+          **options: Any) -> Any:
+    """Train a registered algorithm on named channels; see :func:`oculi.engine.training.train`."""
+    from oculi.engine.training import train as _train
+
+    return _train(algorithm, channels, hyperparameters, **options)
+
+
+def evaluate(model: Any, data: Any, **options: Any) -> Any:
+    """Evaluate a model bundle on labelled data; see :func:`oculi.evaluation.evaluate`."""
+    from oculi.evaluation import evaluate as _evaluate
+
+    return _evaluate(model, data, **options)

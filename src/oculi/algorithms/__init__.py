@@ -1,0 +1,26 @@
+"""The algorithm registry. Every built-in is registered here, explicitly."""
+
+from __future__ import annotations
+
+from oculi.algorithms.base import Algorithm, PreparedData
+from oculi.registry import Registry
+
+ALGORITHMS: Registry[Algorithm] = Registry("algorithm", list_command="oculi algorithms list")
+
+
+def _register_builtins() -> None:
+    from oculi.algorithms.classification import ImageClassification
+
+    for algorithm in (ImageClassification(),):
+        ALGORITHMS.register(algorithm.name, algorithm)
+
+
+_register_builtins()
+
+
+def get_algorithm(name: str) -> Algorithm:
+    """The registered algorithm ``name``; an unknown name lists the closest ones."""
+    return ALGORITHMS.get(name)
+
+
+__all__ = ["ALGORITHMS", "Algorithm", "PreparedData", "get_algorithm"]

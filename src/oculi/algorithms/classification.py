@@ -1,0 +1,441 @@
+"""``image-classification``: SageMaker's built-in image classification (ResNet), plus EfficientNet-Lite0 for
+offline transfer learning, freezing, class-imbalance handling and incremental training."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torchmetrics
+from pydantic import Field, field_validator, model_validator
+from torch import nn
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from oculi.algorithms import backbones
+from oculi.algorithms.base import Algorithm, PreparedData
+from oculi.config import AUTO, Auto, HyperParameters, Range, parse_int_list
+from oculi.data.transforms import AUGMENTATION_TYPES, classification_eval, classification_train, normalize
+from oculi.errors import ConfigError, DataError
+from oculi.types import SampleSet
+
+NUM_LAYERS = (18, 34, 50, 101, 152, 20, 32, 44, 56, 110)
+SKIPPABLE = ("unreadable", "truncated", "not_an_image", "missing_image")
+
+
+class ImageClassificationHyperparameters(HyperParameters):
+    """Hyperparameters of ``image-classification``: SageMaker's names, string forms and meanings (section b.1),
+    plus oculi's additions (architecture, freeze, balanced_sampling, …). ``auto`` values are resolved before
+    training and printed."""
+
+    num_classes: int | None = Field(None, ge=1, description="Number of output classes. Inferred from the data "
+                                    "when omitted; a value that disagrees with the data is an error.")
+    num_training_samples: int | None = Field(None, ge=1, description="Number of training images (SageMaker "
+                                             "requires it; oculi counts them and warns on a mismatch).")
+    epochs: int = Field(30, ge=1, description="Passes over the training data.")
+    learning_rate: Range(float, gt=0, le=1) | Auto = Field(
+        AUTO, json_schema_extra={"example": "0.01"}, description="Initial learning rate. auto = 0.1 (sgd/nag) or 0.001 (adam/rmsprop) from "
+        "scratch, 10× lower when fine-tuning (use_pretrained_model=1 or --init-model).")
+    mini_batch_size: int = Field(32, ge=1, description="Images per training step.")
+    optimizer: Literal["sgd", "adam", "rmsprop", "nag"] = Field("sgd", description="Optimiser; nag = SGD with "
+                                                                "Nesterov momentum.")
+    momentum: float = Field(0.9, ge=0, le=1, description="Momentum for sgd and nag.")
+    weight_decay: float = Field(0.0001, ge=0, le=1, description="L2 weight decay.")
+    beta_1: float = Field(0.9, ge=0, le=1, description="Adam's first-moment decay.")
+    beta_2: float = Field(0.999, ge=0, le=1, description="Adam's second-moment decay.")
+    eps: float = Field(1e-8, ge=0, le=1, description="Adam/RMSProp epsilon.")
+    gamma: float = Field(0.9, ge=0, le=1, description="RMSProp decay factor.")
+    lr_scheduler: Literal["auto", "step", "cosine", "constant"] = Field(
+        AUTO, description="oculi addition. auto = step when lr_scheduler_step is set, else cosine decay to 0.")
+    lr_scheduler_step: list[int] = Field(default_factory=list, description="Epochs at which the learning rate "
+                                         "is multiplied by lr_scheduler_factor, e.g. \"10,20\".")
+    lr_scheduler_factor: float = Field(0.1, ge=0, le=1, description="Learning-rate multiplier at each step.")
+    image_shape: tuple[int, int, int] = Field((3, 224, 224), description="Network input \"C,H,W\" (C = 3). "
+                                              "Images are resized, then cropped to H×W.")
+    resize: Range(int, ge=1) | Auto = Field(AUTO, description="Shorter image side before cropping. auto = "
+                                          "H × 256/224 (256 for 224).")
+    augmentation_type: Literal["none", "crop", "crop_color", "crop_color_transform"] = Field(
+        "crop", description="crop = random crop + flip; crop_color adds hue/saturation/lightness jitter; "
+        "crop_color_transform adds rotation, shear and aspect change. (SageMaker's default is no augmentation.)")
+    num_layers: int = Field(18, description="ResNet depth: 18, 34, 50, 101, 152 (ImageNet-style), or 20, 32, 44, "
+                            "56, 110 for small (CIFAR-size) images. (SageMaker defaults to 152.)",
+                            json_schema_extra={"valid": " | ".join(map(str, NUM_LAYERS))})
+    architecture: Literal["resnet", "efficientnet-lite0"] = Field(
+        "resnet", description="oculi addition. resnet (depth from num_layers) or efficientnet-lite0, whose "
+        "ImageNet weights install with oculi.")
+    use_pretrained_model: bool = Field(False, description="1 = start from ImageNet weights and re-initialise only "
+                                       "the head (efficientnet-lite0: shipped weights; resnet: pretrained_weights).")
+    pretrained_weights: str | None = Field(None, description="oculi addition. A .safetensors or torchvision .pth "
+                                           "state dict for the backbone (needed for resnet with use_pretrained_model).")
+    freeze: Literal["none", "backbone"] | int = Field(
+        "none", description="oculi addition. Which layers train: none (all), backbone (only the head), or N (the "
+        "head and the last N backbone blocks).", json_schema_extra={"valid": "none | backbone | N (integer ≥ 0)"})
+    multi_label: bool = Field(False, description="1 = each image may have several classes (sigmoid outputs).")
+    use_weighted_loss: bool = Field(False, description="Weight the loss by inverse class frequency (SageMaker: "
+                                    "multi-label only; oculi: single-label too).")
+    balanced_sampling: bool = Field(False, description="oculi addition. Draw training images with probability "
+                                    "inversely proportional to their class size.")
+    early_stopping: bool = Field(False, description="Stop when validation accuracy stops improving.")
+    early_stopping_min_epochs: int = Field(10, ge=0, description="Epochs before early stopping may stop.")
+    early_stopping_patience: int = Field(5, ge=1, description="Epochs without improvement before stopping.")
+    early_stopping_tolerance: float = Field(0.0, ge=0, le=1, description="Relative improvement of accuracy that "
+                                            "counts as better.")
+    top_k: int | None = Field(None, ge=2, description="Also report top-k accuracy.")
+    checkpoint_frequency: int | None = Field(None, ge=1, description="Keep a checkpoint every N epochs (the best "
+                                             "epoch is always kept and is what the model bundle holds).")
+    precision_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        AUTO, description="auto = bf16 autocast + channels_last on CPUs with bf16 support, float16 mixed precision "
+        "on GPU, float32 otherwise. float32 turns mixed precision off.")
+    skip_bad_images: bool = Field(False, description="oculi addition. Skip (and list) unreadable images instead "
+                                  "of stopping before training.")
+    validation_fraction: float = Field(0.2, gt=0, lt=1, description="oculi addition. Share of the training data "
+                                       "held out (seeded, stratified) when no validation channel is given.")
+    seed: int = Field(0, ge=0, description="oculi addition. Seed for weights, shuffling, augmentation and the "
+                                  "hold-out: the same seed reproduces the same run on CPU.")
+    num_workers: Range(int, ge=0) | Auto = Field(AUTO, description="oculi addition. Data-loading processes; "
+                                               "auto = min(2, CPU cores) (0 on one core).")
+
+    @field_validator("image_shape", mode="before")
+    @classmethod
+    def _shape(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p for p in value.replace(" ", "").strip("()[]").split(",") if p]
+            if len(parts) == 2:  # "224,224"
+                parts = ["3", *parts]
+            return tuple(parts)
+        return value
+
+    @field_validator("image_shape")
+    @classmethod
+    def _shape_rules(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        c, h, w = value
+        if c != 3:
+            raise ValueError("the channel count must be 3 (images are converted to RGB); e.g. \"3,224,224\"")
+        if h < 8 or w < 8:
+            raise ValueError("height and width must be ≥ 8")
+        return value
+
+    @field_validator("lr_scheduler_step", mode="before")
+    @classmethod
+    def _steps(cls, value: Any) -> Any:
+        return parse_int_list(value)
+
+    @field_validator("num_layers")
+    @classmethod
+    def _layers(cls, value: int) -> int:
+        if value not in NUM_LAYERS:
+            raise ValueError(f"expected one of {', '.join(map(str, NUM_LAYERS))}")
+        return value
+
+    @field_validator("freeze", mode="before")
+    @classmethod
+    def _freeze(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        return value
+
+    @model_validator(mode="after")
+    def _cross(self) -> ImageClassificationHyperparameters:
+        problems = []
+        _, h, w = self.image_shape
+        if self.resize != AUTO and self.resize < max(h, w):
+            problems.append(f"`resize` ({self.resize}) must be ≥ the image_shape height and width ({h}×{w}); "
+                            f"pass -p resize={round(max(h, w) * 256 / 224)} or leave it out.")
+        if self.checkpoint_frequency and self.checkpoint_frequency > self.epochs:
+            problems.append(f"`checkpoint_frequency` ({self.checkpoint_frequency}) must be ≤ `epochs` "
+                            f"({self.epochs}).")
+        if self.lr_scheduler in ("cosine", "constant") and self.lr_scheduler_step:
+            problems.append(f"`lr_scheduler={self.lr_scheduler}` conflicts with `lr_scheduler_step` "
+                            f"({','.join(map(str, self.lr_scheduler_step))}); drop one of them.")
+        if self.lr_scheduler == "step" and not self.lr_scheduler_step:
+            problems.append("`lr_scheduler=step` needs `lr_scheduler_step`, e.g. -p lr_scheduler_step=10,20.")
+        if self.architecture == "efficientnet-lite0" and "num_layers" in self.model_fields_set:
+            problems.append("`num_layers` applies to architecture=resnet only, but `architecture` is "
+                            "efficientnet-lite0; drop one of them.")
+        if self.use_pretrained_model and self.architecture == "resnet" and self.num_layers not in \
+                backbones.IMAGENET_RESNETS:
+            problems.append(f"`use_pretrained_model=1` needs an ImageNet depth (18, 34, 50, 101, 152); "
+                            f"`num_layers` is {self.num_layers}.")
+        if self.pretrained_weights and not self.use_pretrained_model:
+            problems.append("`pretrained_weights` is set but `use_pretrained_model` is 0; pass "
+                            "-p use_pretrained_model=1 or drop pretrained_weights.")
+        if self.multi_label and self.top_k:
+            problems.append("`top_k` applies to single-label classification, but `multi_label` is 1.")
+        if problems:
+            raise ValueError("\n  - ".join(problems))
+        return self
+
+
+class ClassificationModule(L.LightningModule):
+    """Loss, metrics and optimiser around a classification network. Batches are ``uint8 [B, 3, H, W]`` images
+    (normalised here, on the model's device) and int64 ``[B]`` targets (float multi-hot ``[B, C]`` when
+    multi-label)."""
+
+    def __init__(self, model: nn.Module, hp: ImageClassificationHyperparameters, num_classes: int,
+                 mean: tuple[float, ...], std: tuple[float, ...], class_weights: torch.Tensor | None,
+                 channels_last: bool, frozen_norms: list[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.hp = hp
+        self.mean, self.std = mean, std
+        self.channels_last = channels_last
+        self.frozen_norms = frozen_norms
+        if hp.multi_label:
+            self.loss_fn: nn.Module = nn.BCEWithLogitsLoss(pos_weight=class_weights)
+            self.val_accuracy = torchmetrics.classification.MultilabelAccuracy(num_classes)
+            self.train_accuracy = torchmetrics.classification.MultilabelAccuracy(num_classes)
+        else:
+            self.loss_fn = nn.CrossEntropyLoss(weight=class_weights)
+            self.val_accuracy = torchmetrics.classification.MulticlassAccuracy(num_classes, average="micro")
+            self.train_accuracy = torchmetrics.classification.MulticlassAccuracy(num_classes, average="micro")
+        self.val_top_k = (torchmetrics.classification.MulticlassAccuracy(num_classes, top_k=hp.top_k,
+                                                                         average="micro")
+                          if hp.top_k and hp.top_k <= num_classes else None)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``uint8 [B, 3, H, W]`` → logits ``[B, num_classes]``."""
+        x = normalize(images, self.mean, self.std)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)
+
+    def on_train_epoch_start(self) -> None:
+        # Frozen layers keep their ImageNet batch-norm statistics.
+        modules = dict(self.model.named_modules())
+        for name in self.frozen_norms:
+            modules[name].eval()
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, targets = batch
+        logits = self(images)
+        loss = self.loss_fn(logits.float(), targets)
+        self.train_accuracy(logits.detach().float(), targets.int() if self.hp.multi_label else targets)
+        self.log("train:loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(images))
+        self.log("train:accuracy", self.train_accuracy, on_step=False, on_epoch=True, batch_size=len(images))
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        images, targets = batch
+        logits = self(images).float()
+        self.log("validation:loss", self.loss_fn(logits, targets), on_epoch=True, batch_size=len(images))
+        self.val_accuracy(logits, targets.int() if self.hp.multi_label else targets)
+        self.log("validation:accuracy", self.val_accuracy, on_epoch=True, prog_bar=True, batch_size=len(images))
+        if self.val_top_k is not None:
+            self.val_top_k(logits, targets)
+            self.log(f"validation:top_{self.hp.top_k}_accuracy", self.val_top_k, on_epoch=True,
+                     batch_size=len(images))
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hp
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        lr = float(hp.learning_rate)
+        if hp.optimizer in ("sgd", "nag"):
+            opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=lr, momentum=hp.momentum,
+                                                         weight_decay=hp.weight_decay,
+                                                         nesterov=hp.optimizer == "nag" and hp.momentum > 0)
+        elif hp.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=lr, betas=(hp.beta_1, hp.beta_2), eps=hp.eps,
+                                   weight_decay=hp.weight_decay)
+        else:
+            opt = torch.optim.RMSprop(params, lr=lr, alpha=hp.gamma, eps=hp.eps, weight_decay=hp.weight_decay)
+        if hp.lr_scheduler == "step":
+            sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=hp.lr_scheduler_step,
+                                                         gamma=hp.lr_scheduler_factor)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        if hp.lr_scheduler == "cosine":
+            total = max(1, int(self.trainer.estimated_stepping_batches))
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return opt
+
+
+def _fingerprint(sets: list[SampleSet]) -> str:
+    h = hashlib.sha1()
+    for s in sets:
+        for sample in sorted(s.samples, key=lambda x: str(x.image)):
+            h.update(f"{sample.image.name}\t{sample.target}\n".encode())
+    return h.hexdigest()[:16]
+
+
+class ImageClassification(Algorithm):
+    """SageMaker's image-classification algorithm on torchvision ResNets / EfficientNet-Lite0."""
+
+    name = "image-classification"
+    task = "classification"
+    summary = "Image classification (ResNet 18–152, CIFAR ResNets, EfficientNet-Lite0), single- or multi-label."
+    hyperparameters = ImageClassificationHyperparameters
+    metric = "validation:accuracy"
+
+    # ---- data -------------------------------------------------------------------------------------------------
+    def prepare(self, channels: dict[str, Any], hp: HyperParameters, *, init_meta: dict[str, Any] | None,
+                image_roots: dict[str, Path] | None, progress: bool) -> PreparedData:
+        from oculi.data.channels import resolve_classification_channels
+        from oculi.data.checks import check_classification, drop_bad_images
+        from oculi.data.split import stratified_split
+
+        assert isinstance(hp, ImageClassificationHyperparameters)
+        notes: list[str] = []
+        sets = resolve_classification_channels(channels, image_roots=image_roots)
+        report = check_classification(sets, progress=progress)
+        if not report.ok:
+            blocking = [f for f in report.errors() if f.code not in SKIPPABLE]
+            if blocking or not hp.skip_bad_images:
+                first = (blocking or report.errors())[0]
+                raise DataError(f"The data cannot be trained on: {len(report.errors())} error(s), e.g. "
+                                f"{first.location()}: {first.message}", report=report)
+            sets = drop_bad_images(sets, report)
+            skipped = sorted(str(p) for p in report.bad_images)
+            notes.append(f"skip_bad_images=true: skipped {len(skipped)} unreadable image(s): " + ", ".join(skipped))
+        train, classes = sets["train"], sets["train"].classes
+        if "validation" in sets:
+            validation = sets["validation"]
+        else:
+            train, validation = stratified_split(train, hp.validation_fraction, hp.seed)
+            notes.append(f"no validation channel: held out {len(validation)} of {len(train) + len(validation)} "
+                         f"training images ({hp.validation_fraction:.0%}, stratified, seed {hp.seed}) for validation")
+        if train.multi_label and not hp.multi_label:
+            raise ConfigError(f"{train.source} has multi-label annotations; pass -p multi_label=1.")
+        updates = self._resolve(hp, train, classes, init_meta, notes)
+        hp = hp.model_copy(update=updates)
+        hp = type(hp).model_validate(hp.model_dump())  # re-run cross-field rules on the resolved values
+        return PreparedData(train=train, validation=validation, classes=classes, hyperparameters=hp,
+                            train_loader=self._loader(train, hp, classes, train=True),
+                            val_loader=self._loader(validation, hp, classes, train=False),
+                            notes=notes, report=report, fingerprint=_fingerprint([train, validation]))
+
+    def _resolve(self, hp: ImageClassificationHyperparameters, train: SampleSet, classes: list[str],
+                 init_meta: dict[str, Any] | None, notes: list[str]) -> dict[str, Any]:
+        up: dict[str, Any] = {}
+        if hp.num_classes is None:
+            up["num_classes"] = len(classes)
+            notes.append(f"num_classes=auto → {len(classes)} (from the data)")
+        elif hp.num_classes != len(classes):
+            raise ConfigError(f"`num_classes` is {hp.num_classes} but the training data has {len(classes)} "
+                              f"classes ({', '.join(classes[:10])}{' …' if len(classes) > 10 else ''}). Pass "
+                              f"-p num_classes={len(classes)} or leave it out.")
+        if hp.num_training_samples is not None and hp.num_training_samples != len(train):
+            notes.append(f"warning: num_training_samples={hp.num_training_samples} but {len(train)} images "
+                         "train (oculi uses the real count)")
+        if hp.top_k and hp.top_k > len(classes):
+            raise ConfigError(f"`top_k` is {hp.top_k} but there are only {len(classes)} classes; pass "
+                              f"-p top_k={max(2, len(classes) - 1)} or leave it out.")
+        fine_tune = hp.use_pretrained_model or init_meta is not None
+        if hp.learning_rate == AUTO:
+            base = 0.1 if hp.optimizer in ("sgd", "nag") else 0.001
+            up["learning_rate"] = base / 10 if fine_tune else base
+            notes.append(f"learning_rate=auto → {up['learning_rate']:g} ({hp.optimizer}, "
+                         f"{'fine-tuning' if fine_tune else 'from scratch'})")
+        if hp.resize == AUTO:
+            up["resize"] = round(max(hp.image_shape[1:]) * 256 / 224)
+            notes.append(f"resize=auto → {up['resize']} (shorter side before the {hp.image_shape[1]}×"
+                         f"{hp.image_shape[2]} crop)")
+        if hp.lr_scheduler == AUTO:
+            up["lr_scheduler"] = "step" if hp.lr_scheduler_step else "cosine"
+            notes.append(f"lr_scheduler=auto → {up['lr_scheduler']}")
+        if hp.num_workers == AUTO:
+            cores = os.cpu_count() or 1
+            up["num_workers"] = 0 if cores < 2 else min(2, cores)
+        if hp.precision_dtype == AUTO:
+            from oculi.engine.precision import auto_precision
+
+            up["precision_dtype"] = auto_precision()
+            notes.append(f"precision_dtype=auto → {up['precision_dtype']}")
+        return up
+
+    def _loader(self, data: SampleSet, hp: ImageClassificationHyperparameters, classes: list[str],
+                train: bool) -> DataLoader:
+        from oculi.data.dataset import ClassificationDataset
+
+        crop = (hp.image_shape[1], hp.image_shape[2])
+        resize = int(hp.resize)
+        transform = (classification_train(hp.augmentation_type, resize, crop) if train
+                     else classification_eval(resize, crop))
+        dataset = ClassificationDataset(data.samples, len(classes), transform, multi_label=hp.multi_label,
+                                        min_side=resize)
+        generator = torch.Generator().manual_seed(hp.seed)
+        sampler = None
+        if train and hp.balanced_sampling:
+            counts = data.class_counts()
+            weights = [1.0 / counts[s.target if isinstance(s.target, int) else s.target[0]] for s in data.samples]
+            sampler = WeightedRandomSampler(weights, num_samples=len(weights), replacement=True,
+                                            generator=generator)
+        workers = int(hp.num_workers)
+        return DataLoader(dataset, batch_size=hp.mini_batch_size, shuffle=train and sampler is None,
+                          sampler=sampler, num_workers=workers, persistent_workers=workers > 0,
+                          generator=generator, drop_last=train and len(dataset) > hp.mini_batch_size,
+                          pin_memory=torch.cuda.is_available())
+
+    # ---- model ------------------------------------------------------------------------------------------------
+    def build_model(self, hp: HyperParameters, classes: list[str], *, pretrained: bool) -> nn.Module:
+        assert isinstance(hp, ImageClassificationHyperparameters)
+        model = backbones.build_network(hp.architecture, hp.num_layers, len(classes))
+        if pretrained and hp.use_pretrained_model:
+            if hp.pretrained_weights:
+                path = Path(hp.pretrained_weights).expanduser()
+                backbones.load_backbone(model, backbones.read_state_dict(path), str(path))
+            elif hp.architecture == "efficientnet-lite0":
+                backbones.load_backbone(model, backbones.efficientnet_lite0_imagenet_state(),
+                                        "efficientnet-lite0 ImageNet weights")
+            else:
+                raise ConfigError(
+                    f"use_pretrained_model=1 with a ResNet-{hp.num_layers} needs its ImageNet weights as a local "
+                    f"file (oculi never downloads): pass -p pretrained_weights=PATH (a .safetensors or torchvision "
+                    f".pth state dict, e.g. resnet{hp.num_layers}-*.pth), or use -p architecture=efficientnet-lite0, "
+                    "whose ImageNet weights install with oculi.")
+        return model
+
+    def apply_freeze(self, model: nn.Module, hp: ImageClassificationHyperparameters) -> list[str]:
+        """Set ``requires_grad`` per ``freeze``; return the names of batch-norm modules kept in eval mode."""
+        if hp.freeze == "none":
+            return []
+        blocks = backbones.blocks(model)
+        keep = 0 if hp.freeze == "backbone" else int(hp.freeze)
+        if keep > len(blocks):
+            raise ConfigError(f"`freeze` is {keep} but the network has only {len(blocks)} backbone blocks; pass "
+                              f"-p freeze={len(blocks)} (or none to train everything).")
+        frozen = tuple(p for block in blocks[: len(blocks) - keep] for p in block)
+        for name, param in model.named_parameters():
+            if name.startswith(frozen):
+                param.requires_grad_(False)
+        return [name for name, m in model.named_modules()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and (name + ".").startswith(frozen)]
+
+    def lightning_module(self, model: nn.Module, data: PreparedData) -> L.LightningModule:
+        hp = data.hyperparameters
+        assert isinstance(hp, ImageClassificationHyperparameters)
+        frozen_norms = self.apply_freeze(model, hp)
+        weights = None
+        if hp.use_weighted_loss:
+            counts = data.train.class_counts()
+            n, c = len(data.train), len(data.classes)
+            freq = torch.tensor([max(counts.get(i, 0), 1) for i in range(c)], dtype=torch.float32)
+            weights = (n - freq).clamp(min=1) / freq if hp.multi_label else n / (c * freq)
+        spec = self.input_spec(hp)
+        return ClassificationModule(model, hp, len(data.classes), tuple(spec["mean"]), tuple(spec["std"]), weights,
+                                    channels_last=hp.precision_dtype != "float32", frozen_norms=frozen_norms)
+
+    def input_spec(self, hp: HyperParameters) -> dict[str, Any]:
+        assert isinstance(hp, ImageClassificationHyperparameters)
+        lite = hp.architecture == "efficientnet-lite0"
+        return {"mode": "resize_center_crop", "resize": hp.resize, "height": hp.image_shape[1],
+                "width": hp.image_shape[2],
+                "mean": list(backbones.LITE_MEAN if lite else backbones.IMAGENET_MEAN),
+                "std": list(backbones.LITE_STD if lite else backbones.IMAGENET_STD),
+                "output": "sigmoid" if hp.multi_label else "softmax"}
+
+    def check_init_model(self, hp: HyperParameters, classes: list[str], meta: dict[str, Any]) -> None:
+        assert isinstance(hp, ImageClassificationHyperparameters)
+        if meta.get("algorithm") != self.name:
+            raise ConfigError(f"--init-model is a {meta.get('algorithm')} bundle; it cannot start "
+                              f"{self.name} training.")
+        old = meta["hyperparameters"]
+        for key in ("architecture", "num_layers", "multi_label"):
+            if old.get(key) != getattr(hp, key):
+                raise ConfigError(f"--init-model was trained with {key}={old.get(key)}, this run has {key}="
+                                  f"{getattr(hp, key)}; they must match (pass -p {key}={old.get(key)}).")
+        if list(meta["classes"]) != list(classes):
+            raise ConfigError(f"--init-model has classes {meta['classes']} but the data has {classes}; incremental "
+                              "training needs the same classes in the same order.")

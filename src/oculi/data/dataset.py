@@ -1,0 +1,44 @@
+"""A torch ``Dataset`` over samples: decode (Pillow, EXIF applied, RGB) → augment → ``uint8`` tensor + target.
+
+Images stay ``uint8`` until they reach the model's device, where they are normalised: workers send 4× fewer
+bytes and normalisation runs vectorised on the whole batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from oculi.data.image import decode_image
+from oculi.types import Sample
+
+
+class ClassificationDataset(Dataset):
+    """Items are ``(image uint8 [3, H, W], target)``; target is an ``int64`` scalar class index, or a
+    ``float32 [num_classes]`` multi-hot vector when ``multi_label``. ``min_side`` lets large JPEGs decode at a
+    reduced scale (never below the resize target)."""
+
+    def __init__(self, samples: Sequence[Sample], num_classes: int, transform: Callable, *,
+                 multi_label: bool = False, min_side: int | None = None) -> None:
+        self.samples = list(samples)
+        self.num_classes = num_classes
+        self.transform = transform
+        self.multi_label = multi_label
+        self.min_side = min_side
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def target(self, index: int) -> torch.Tensor:
+        """The target tensor of item ``index`` (without decoding the image)."""
+        t = self.samples[index].target
+        if self.multi_label:
+            hot = torch.zeros(self.num_classes, dtype=torch.float32)
+            hot[list(t if isinstance(t, tuple) else (t,))] = 1.0
+            return hot
+        return torch.tensor(t, dtype=torch.int64)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = decode_image(self.samples[index].image, min_side=self.min_side)
+        return self.transform(image), self.target(index)

@@ -1,0 +1,172 @@
+"""SageMaker / MXNet image list files (``.lst``).
+
+One image per line, tab-separated::
+
+    index <TAB> class_id <TAB> relative/path.jpg                  single-label
+    index <TAB> l_0 <TAB> l_1 … <TAB> l_{C-1} <TAB> relative/path.jpg   multi-label: one 0/1 column per class
+
+The index is a unique integer; class ids start at 0 and are contiguous (class names are ``"0"``, ``"1"``, … unless
+``classes`` is given). Multi-label lines are multi-hot, as in SageMaker's multi-label ``.lst`` example (``multi_label=1``),
+and every line must have the same number of label columns. Labels may be written as floats (MXNet's ``im2rec``
+writes ``1.000000``); they must be whole numbers. Paths are relative to the image root — the ``train`` channel
+folder for the ``train_lst`` channel, as SageMaker does — which defaults to the ``.lst`` file's folder."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from oculi.errors import DataError
+from oculi.types import Finding, Sample, SampleSet
+
+_FORM = "`index<TAB>class_id<TAB>relative/path.jpg`"
+
+
+def _whole_number(text: str) -> int | None:
+    """``"3"`` or ``"3.000000"`` → 3; anything else → None."""
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() else None
+
+
+def _looks_like_lst_line(line: str) -> bool:
+    cols = line.rstrip("\r\n").split("\t")
+    return len(cols) >= 3 and all(_whole_number(c) is not None for c in cols[:-1]) and bool(cols[-1].strip())
+
+
+def is_lst(path: Path) -> bool:
+    """True when ``path`` is a file whose first non-empty lines (up to 5) include a tab-separated line of
+    numeric columns followed by a path — whatever the file's extension."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            lines = [line for line in itertools.islice(f, 100) if line.strip()][:5]
+    except (UnicodeDecodeError, OSError):
+        return False
+    return any(_looks_like_lst_line(line) for line in lines)
+
+
+def read_lst(path: Path, image_root: Path | None = None, classes: list[str] | None = None) -> SampleSet:
+    """Read a ``.lst`` file into a :class:`SampleSet`. Targets are class indices (``int``) for single-label
+    lines, sorted tuples of class indices for multi-hot lines.
+
+    ``image_root``: folder the paths are relative to (default: the ``.lst``'s folder). ``classes``: class names the
+    ids index into (a validation list read against the training classes); an id outside them is a
+    ``label_out_of_range`` finding. Bad lines (``bad_line``, ``bad_label``, ``duplicate_index``) and images that
+    do not exist (``missing_image``) are error findings naming the file and line; their lines are left out.
+    Raises :class:`DataError` when the file is missing or has no lines."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: .lst file not found.")
+    root = Path(image_root) if image_root is not None else path.parent
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    findings: list[Finding] = []
+    samples: list[Sample] = []
+    seen_index: dict[int, int] = {}
+    width: int | None = None
+    width_line = 0
+
+    def error(code: str, lineno: int, message: str) -> None:
+        findings.append(Finding("error", code, message, str(path), lineno))
+
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        if len(cols) < 3:
+            spaces = " The columns must be separated by tabs, not spaces." if " " in line.strip() else ""
+            error("bad_line", lineno, f"expected {_FORM}; got {len(cols)} tab-separated column(s).{spaces}")
+            continue
+        index = _whole_number(cols[0])
+        if index is None:
+            error("bad_line", lineno, f"the image index {cols[0].strip()!r} is not an integer; expected {_FORM}.")
+            continue
+        labels = [_whole_number(c) for c in cols[1:-1]]
+        if any(v is None for v in labels):
+            bad = next(c.strip() for c, v in zip(cols[1:-1], labels, strict=True) if v is None)
+            error("bad_label", lineno, f"class id {bad!r} is not a whole number; class ids are 0, 1, 2, …")
+            continue
+        if index in seen_index:
+            error("duplicate_index", lineno, f"index {index} is already used on line {seen_index[index]}; "
+                  "every line needs a unique index.")
+            continue
+        seen_index[index] = lineno
+        if width is None:
+            width, width_line = len(labels), lineno
+            if width > 1 and classes is not None and width != len(classes):
+                raise DataError(
+                    f"{path}:{lineno}: multi-label lines have {width} label columns but the training data has "
+                    f"{len(classes)} classes ({', '.join(classes)}); every line needs one 0/1 column per class."
+                )
+        elif len(labels) != width:
+            error("bad_line", lineno, f"{len(labels)} label column(s) where line {width_line} has {width}; "
+                  "every line needs the same number of label columns.")
+            continue
+        if width == 1:
+            target: int | tuple[int, ...] = labels[0]
+            if labels[0] < 0 or (classes is not None and labels[0] >= len(classes)):
+                limit = f"0–{len(classes) - 1}" if classes is not None else "≥ 0"
+                error("label_out_of_range", lineno, f"class id {labels[0]} is outside the class ids ({limit}).")
+                continue
+        else:
+            if any(v not in (0, 1) for v in labels):
+                error("bad_label", lineno, "multi-label lines hold one 0/1 column per class; got "
+                      f"{', '.join(str(v) for v in labels)}.")
+                continue
+            target = tuple(i for i, v in enumerate(labels) if v == 1)
+        relative = cols[-1].strip()
+        image = root / relative
+        if not image.is_file():
+            error("missing_image", lineno, f"image {relative!r} not found at {image}. Paths in a .lst are "
+                  f"relative to the image folder ({root}); pass the folder that holds them.")
+            continue
+        samples.append(Sample(image=image, target=target, origin=f"{path}:{lineno}"))
+    if width is None and not findings:
+        raise DataError(f"{path}: the .lst file has no lines; expected {_FORM} per image.")
+    if classes is not None:
+        class_list = list(classes)
+    elif width is not None and width > 1:
+        class_list = [str(i) for i in range(width)]
+    else:
+        top = max((s.target for s in samples), default=-1)
+        class_list = [str(i) for i in range(top + 1)]
+    return SampleSet(
+        samples,
+        class_list,
+        multi_label=width is not None and width > 1,
+        format="lst",
+        source=str(path),
+        findings=findings,
+    )
+
+
+def write_lst(sample_set: SampleSet, path: Path, image_root: Path) -> Path:
+    """Write ``sample_set`` as a ``.lst`` whose paths are relative to ``image_root`` (single-label: one class id
+    column; multi-label: one 0/1 column per class). Raises :class:`DataError` for an image outside
+    ``image_root``. Returns ``path``."""
+    path, root = Path(path), Path(image_root).resolve()
+    rows = []
+    for i, sample in enumerate(sample_set.samples):
+        image = sample.image.resolve()
+        if not image.is_relative_to(root):
+            raise DataError(
+                f"{sample.where()}: image {image} is not under the image folder {root}; .lst paths are relative "
+                "to the image folder. Pass an `image_root` that holds every image."
+            )
+        if isinstance(sample.target, tuple):
+            labels = "\t".join("1" if c in sample.target else "0" for c in range(sample_set.num_classes))
+        else:
+            labels = str(sample.target)
+        rows.append(f"{i}\t{labels}\t{image.relative_to(root).as_posix()}\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(rows), encoding="utf-8")
+    return path

@@ -1,0 +1,38 @@
+"""Precision policy: bf16 autocast + channels_last on CPUs with bf16 support, fp16 mixed precision on GPUs."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from oculi.errors import ConfigError
+
+
+@functools.cache
+def cpu_supports_bf16() -> bool:
+    """True when this CPU has native bf16 instructions (AVX512-BF16 or AMX), where bf16 autocast is fast."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - depends on the build
+        return False
+
+
+def auto_precision() -> str:
+    """Resolve ``precision_dtype=auto`` for this machine: ``float16`` on CUDA, ``bfloat16`` on a bf16 CPU,
+    ``float32`` otherwise."""
+    if torch.cuda.is_available():
+        return "float16"
+    return "bfloat16" if cpu_supports_bf16() else "float32"
+
+
+def lightning_precision(precision_dtype: str) -> str:
+    """Map a resolved ``precision_dtype`` to Lightning's precision string; float16 without a GPU is an error."""
+    if precision_dtype == "float16":
+        if not torch.cuda.is_available():
+            raise ConfigError("`precision_dtype=float16` needs a GPU; on CPU pass -p precision_dtype=bfloat16 "
+                              "(or auto, or float32).")
+        return "16-mixed"
+    if precision_dtype == "bfloat16":
+        return "bf16-mixed"
+    return "32-true"

@@ -1,0 +1,170 @@
+"""``train()``: one flow for every registered algorithm — resolve hyperparameters, read and check the data, build
+the model (ImageNet / ``--init-model`` weights), fit with Lightning, write the model bundle with the best epoch."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from oculi.errors import ConfigError
+
+
+@dataclass
+class TrainResult:
+    """What a finished training returns: where the bundle is, the best epoch's metrics and the history."""
+
+    model_dir: Path
+    metrics: dict[str, float]
+    best_epoch: int | None
+    history: list[dict[str, float]]
+    hyperparameters: dict[str, Any]
+    classes: list[str]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def oculi_home() -> Path:
+    """Where oculi keeps state: ``$OCULI_HOME`` or ``~/.oculi``."""
+    return Path(os.environ.get("OCULI_HOME", "~/.oculi")).expanduser()
+
+
+def default_output(algorithm: str) -> Path:
+    """A fresh output folder for a run: ``$OCULI_HOME/runs/<algorithm>-YYYY-MM-DD-HH-MM-SS-mmm``."""
+    stamp = datetime.now().strftime("%Y-%m-%d-%H-%M-%S-%f")[:-3]
+    return oculi_home() / "runs" / f"{algorithm}-{stamp}"
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
+                 "lightning.fabric.utilities.seed", "lightning.pytorch.trainer.connectors.signal_connector"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*number of training batches.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def _split_channels(channels: Mapping[str, Any], init_model: Path | str | None) -> tuple[dict[str, Any], Path | None]:
+    channels = dict(channels)
+    model_channel = channels.pop("model", None)
+    if model_channel is not None and init_model is not None:
+        raise ConfigError("Both --init-model and a `model` channel are given; they are the same thing, pass one.")
+    init = model_channel if model_channel is not None else init_model
+    return channels, (Path(init).expanduser() if init is not None else None)
+
+
+def train(
+    algorithm: str,
+    channels: Mapping[str, Any],
+    hyperparameters: Mapping[str, Any] | None = None,
+    *,
+    recipe: Mapping[str, Any] | None = None,
+    output: Path | str | None = None,
+    init_model: Path | str | None = None,
+    image_roots: dict[str, Path] | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+    echo: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train ``algorithm`` on named ``channels`` (``{"train": path, "validation": path, …}``; ``model`` = an
+    earlier bundle for incremental training, same as ``init_model``) and write the model bundle to ``output``.
+
+    ``hyperparameters`` override ``recipe``, which overrides the defaults; values may be SageMaker strings.
+    Returns a :class:`TrainResult`; raises ConfigError / DataError with what to fix."""
+    import lightning as L
+    import torch
+
+    from oculi.algorithms import get_algorithm
+    from oculi.artifacts import load_state, read_meta, read_weights, resolve_bundle_path, save_bundle
+    from oculi.config import resolve
+    from oculi.engine.callbacks import EpochHistory, RelativeEarlyStopping
+    from oculi.engine.precision import lightning_precision
+
+    started = time.perf_counter()
+    _quiet_lightning()
+    algo = get_algorithm(algorithm)
+    hp = resolve(algo.hyperparameters, recipe, hyperparameters, algorithm=algo.name)
+    channels, init_path = _split_channels(channels, init_model)
+    init_meta = None
+    if init_path is not None:
+        init_path = resolve_bundle_path(init_path)
+        init_meta = read_meta(init_path)
+
+    out = Path(output).expanduser() if output else default_output(algo.name)
+    if (out / "model.json").exists() and not overwrite:
+        raise ConfigError(f"{out} already holds a model bundle; pass another --output folder (or --overwrite).")
+    out.mkdir(parents=True, exist_ok=True)
+
+    L.seed_everything(hp.seed, workers=True, verbose=False)
+    data = algo.prepare(channels, hp, init_meta=init_meta, image_roots=image_roots, progress=progress)
+    hp = data.hyperparameters
+    for note in data.notes:
+        echo(note)
+    counts = data.train.class_counts()
+    echo(f"training on {len(data.train)} images, validating on {len(data.validation)}; class histogram: "
+         + ", ".join(f"{name} {counts.get(i, 0)}" for i, name in enumerate(data.classes)))
+
+    model = algo.build_model(hp, data.classes, pretrained=init_meta is None)
+    if init_meta is not None and init_path is not None:
+        algo.check_init_model(hp, data.classes, init_meta)
+        load_state(model, read_weights(init_path), f"--init-model {init_path}")
+        echo(f"incremental training from {init_path}")
+    precision = lightning_precision(str(hp.precision_dtype))
+    if precision != "32-true":
+        model = model.to(memory_format=torch.channels_last)
+    module = algo.lightning_module(model, data)
+
+    history = EpochHistory(algo.metric, algo.metric_mode, out / "metrics.csv", echo)
+    callbacks: list[L.Callback] = [
+        history,
+        L.pytorch.callbacks.ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=algo.metric,
+                                            mode=algo.metric_mode, save_last=True, enable_version_counter=False),
+    ]
+    frequency = getattr(hp, "checkpoint_frequency", None)
+    if frequency:
+        callbacks.append(L.pytorch.callbacks.ModelCheckpoint(
+            dirpath=out / "checkpoints", filename="epoch-{epoch}", every_n_epochs=frequency, save_top_k=-1,
+            enable_version_counter=False))
+    if getattr(hp, "early_stopping", False):
+        callbacks.append(RelativeEarlyStopping(algo.metric, algo.metric_mode, hp.early_stopping_min_epochs,
+                                               hp.early_stopping_patience, hp.early_stopping_tolerance, echo))
+    trainer = L.Trainer(
+        max_epochs=hp.epochs, accelerator="auto", devices=1, precision=precision, callbacks=callbacks,
+        logger=False, enable_model_summary=False, num_sanity_val_steps=0, enable_progress_bar=progress,
+        default_root_dir=out, log_every_n_steps=1,
+    )
+    echo(f"training {algo.name} for {hp.epochs} epoch(s), precision {hp.precision_dtype}, output {out}")
+    trainer.fit(module, data.train_loader, data.val_loader)
+    if trainer.interrupted:
+        echo("training interrupted: the bundle keeps the best epoch so far")
+
+    model = module.model
+    load_state(model, history.best_model_state(module), "best epoch weights")
+    model = model.to(memory_format=torch.contiguous_format).cpu().eval()
+    best = next((row for row in history.history if row["epoch"] == history.best_epoch), {})
+    metrics = {k: v for k, v in best.items() if k not in ("epoch", "seconds")}
+    meta = {
+        "algorithm": algo.name,
+        "task": algo.task,
+        "hyperparameters": hp.model_dump(mode="json"),
+        "classes": data.classes,
+        "input": algo.input_spec(hp),
+        "metrics": metrics,
+        "best_epoch": history.best_epoch,
+        "history": history.history,
+        "dataset": {"fingerprint": data.fingerprint, "train_images": len(data.train),
+                    "validation_images": len(data.validation),
+                    "class_counts": {name: counts.get(i, 0) for i, name in enumerate(data.classes)}},
+        "init_model": str(init_path) if init_path else None,
+    }
+    save_bundle(out, meta, model)
+    seconds = time.perf_counter() - started
+    return TrainResult(model_dir=out, metrics=metrics, best_epoch=history.best_epoch, history=history.history,
+                       hyperparameters=meta["hyperparameters"], classes=data.classes, seconds=seconds,
+                       notes=data.notes)

@@ -1,0 +1,108 @@
+"""Predictor for bundles of classification models (detection and segmentation add their own postprocessing)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from oculi.artifacts import ModelBundle, load_bundle
+from oculi.data.image import decode_image, pil_to_tensor
+from oculi.data.transforms import classification_eval, normalize
+from oculi.errors import DataError
+
+ImageInput = str | Path | bytes | Image.Image | torch.Tensor
+
+
+@dataclass
+class ClassPrediction:
+    """Class probabilities of one image (``probabilities[i]`` ↔ ``labels[i]``)."""
+
+    probabilities: list[float]
+    labels: list[str]
+
+    @property
+    def predicted_index(self) -> int:
+        """Index of the most probable class."""
+        return max(range(len(self.probabilities)), key=self.probabilities.__getitem__)
+
+    @property
+    def predicted_label(self) -> str:
+        """Name of the most probable class."""
+        return self.labels[self.predicted_index]
+
+    def top(self, k: int) -> list[tuple[str, float]]:
+        """The ``k`` most probable ``(label, probability)`` pairs, best first."""
+        order = sorted(range(len(self.probabilities)), key=self.probabilities.__getitem__, reverse=True)
+        return [(self.labels[i], self.probabilities[i]) for i in order[:k]]
+
+    def sagemaker(self, verbose: bool = False) -> dict[str, Any]:
+        """SageMaker's response: ``{"prediction": [...]}``, or with ``verbose`` the
+        ``probabilities``/``labels``/``predicted_label`` form."""
+        if verbose:
+            return {"probabilities": self.probabilities, "labels": self.labels,
+                    "predicted_label": self.predicted_label}
+        return {"prediction": self.probabilities}
+
+
+class Predictor:
+    """Runs a bundle's model on images. Build with :meth:`from_artifact`; call :meth:`predict`."""
+
+    def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu") -> None:
+        self.bundle = bundle
+        self.device = torch.device(device)
+        self.model = bundle.model.to(self.device).eval()
+        spec = bundle.meta["input"]
+        self.spec = spec
+        self.transform = classification_eval(int(spec["resize"]), (int(spec["height"]), int(spec["width"])))
+
+    @classmethod
+    def from_artifact(cls, path: str | Path, device: str | torch.device = "cpu") -> Predictor:
+        """Load a bundle folder, a job output folder or a ``model.tar.gz``."""
+        return cls(load_bundle(Path(path)), device)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names of the model."""
+        return self.bundle.classes
+
+    def to_tensor(self, image: ImageInput) -> torch.Tensor:
+        """Decode any supported input to ``uint8 [3, H, W]``: a path, encoded bytes, a PIL image or a tensor."""
+        if isinstance(image, torch.Tensor):
+            if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
+                raise DataError(f"expected a uint8 [3, H, W] tensor, got {image.dtype} {tuple(image.shape)}")
+            return image
+        if isinstance(image, Image.Image):
+            return pil_to_tensor(image)
+        if isinstance(image, bytes):
+            try:
+                return pil_to_tensor(Image.open(io.BytesIO(image)))
+            except (OSError, SyntaxError, ValueError) as e:
+                raise DataError(f"the request body is not an image Pillow can read ({e}).") from None
+        return decode_image(Path(image), min_side=int(self.spec["resize"]))
+
+    def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
+        """Images → the model's input batch ``float32 [B, 3, H, W]`` (resize, centre crop, normalise)."""
+        batch = torch.stack([self.transform(self.to_tensor(img)) for img in images])
+        return normalize(batch.to(self.device), tuple(self.spec["mean"]), tuple(self.spec["std"]))
+
+    @torch.inference_mode()
+    def probabilities(self, images: Sequence[ImageInput]) -> torch.Tensor:
+        """Class probabilities ``float32 [B, num_classes]`` (softmax, or sigmoid for multi-label models)."""
+        logits = self.model(self.preprocess(images)).float()
+        return torch.sigmoid(logits) if self.spec.get("output") == "sigmoid" else torch.softmax(logits, dim=1)
+
+    def predict(self, images: ImageInput | Iterable[ImageInput], batch_size: int = 32) -> Any:
+        """Predict one image (returns a :class:`ClassPrediction`) or a list of images (returns a list)."""
+        single = isinstance(images, (str, Path, bytes, Image.Image, torch.Tensor))
+        items = [images] if single else list(images)  # type: ignore[list-item]
+        out: list[ClassPrediction] = []
+        for start in range(0, len(items), batch_size):
+            probs = self.probabilities(items[start:start + batch_size])
+            out += [ClassPrediction([round(float(p), 6) for p in row], self.classes) for row in probs]
+        return out[0] if single else out

@@ -1,0 +1,92 @@
+"""The sample vocabulary that runs end to end.
+
+- An image in memory is a ``uint8`` tensor ``[3, H, W]`` (RGB).
+- A classification target is a class index ``int`` (single-label) or a tuple of class indices (multi-label).
+- Detection targets (later) are ``xyxy`` absolute-pixel boxes ``float32 [N, 4]`` with ``labels int64 [N]``;
+  segmentation targets are ``int64 [H, W]`` masks with one ``ignore_index``.
+
+Readers in ``oculi.data.formats`` produce :class:`SampleSet` objects; every format-specific coordinate or label
+encoding is converted there and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+Task = Literal["classification", "detection", "segmentation"]
+Level = Literal["error", "warning", "info"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image. ``image`` is a local file; ``target`` is task-specific (see module docstring);
+    ``origin`` says where the label came from ("train.lst:12", "bees/0001.jpg") for error messages."""
+
+    image: Path
+    target: Any = None
+    origin: str = ""
+
+    def where(self) -> str:
+        """The file (and line) to name in a message about this sample."""
+        return self.origin or str(self.image)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem (or note) about the data. ``level`` is ``error`` (cannot train), ``warning`` (trains, but
+    look) or ``info`` (handled for you). ``path`` names the file, ``line`` the 1-based manifest/list line."""
+
+    level: Level
+    code: str
+    message: str
+    path: str = ""
+    line: int | None = None
+
+    def location(self) -> str:
+        """``path:line`` or ``path``."""
+        if self.line is not None:
+            return f"{self.path}:{self.line}"
+        return self.path
+
+
+@dataclass
+class SampleSet:
+    """The samples of one channel/split with their class names (index ``i`` ↔ ``classes[i]``).
+
+    ``format`` names the reader ("folders", "lst", "manifest"), ``source`` the channel path, and ``findings``
+    what the reader noticed (bad lines, missing files) — the data check adds to them."""
+
+    samples: list[Sample]
+    classes: list[str]
+    task: Task = "classification"
+    multi_label: bool = False
+    format: str = ""
+    source: str = ""
+    findings: list[Finding] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.classes)
+
+    def class_counts(self) -> Counter[int]:
+        """Images per class index (a multi-label image counts once for each of its classes)."""
+        counts: Counter[int] = Counter()
+        for s in self.samples:
+            if isinstance(s.target, tuple):
+                counts.update(s.target)
+            elif s.target is not None:
+                counts[s.target] += 1
+        return counts
+
+    def with_samples(self, samples: list[Sample]) -> SampleSet:
+        """A copy holding ``samples`` instead (same classes and format, no findings)."""
+        return replace(self, samples=list(samples), findings=[])
