@@ -129,11 +129,17 @@ def valid_values(info: FieldInfo) -> str:
     parts = []
     if c:
         symbols = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
-        kind = "an integer" if isinstance(next(iter(c.values())), int) else "a number"
+        kind = "a number" if _has_float(info.annotation) else "an integer"
         parts.append(kind + " " + ", ".join(f"{symbols[k]} {v}" for k, v in c.items()))
     if choices:
         parts.append(" | ".join(str(x) for x in choices))
     return " or ".join(parts) if parts else _type_name(info.annotation)
+
+
+def _has_float(annotation: Any) -> bool:
+    if annotation is float:
+        return True
+    return any(_has_float(arg) for arg in get_args(annotation))
 
 
 def _type_name(annotation: Any) -> str:

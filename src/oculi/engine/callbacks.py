@@ -33,6 +33,8 @@ class EpochHistory(L.Callback):
         self.echo = echo
         self.history: list[dict[str, float]] = []
         self.best_value: float | None = None
+        self.best_loss: float | None = None
+        self._improved = False
         self.best_epoch: int | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
         self._start = time.perf_counter()
@@ -40,26 +42,32 @@ class EpochHistory(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
 
-    def _better(self, value: float) -> bool:
+    def _better(self, value: float, loss: float | None) -> bool:
         if self.best_value is None:
             return True
+        if value == self.best_value:  # a tie on the objective goes to the lower validation loss
+            return loss is not None and self.best_loss is not None and loss < self.best_loss
         return value > self.best_value if self.mode == "max" else value < self.best_value
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
+        value = _value(trainer.callback_metrics, self.monitor)
+        loss = _value(trainer.callback_metrics, "validation:loss")
+        self._improved = value is not None and self._better(value, loss)
+        if self._improved:
+            self.best_value, self.best_loss, self.best_epoch = value, loss, trainer.current_epoch + 1
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.model.state_dict().items()}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = {k: _value(trainer.callback_metrics, k) for k in trainer.callback_metrics}
         row: dict[str, float] = {"epoch": trainer.current_epoch + 1}
         row.update({k: v for k, v in sorted(metrics.items()) if v is not None and ":" in k})
         row["seconds"] = round(time.perf_counter() - self._start, 2)
-        value = row.get(self.monitor)
-        best = value is not None and self._better(value)
-        if best:
-            self.best_value, self.best_epoch = value, int(row["epoch"])
-            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.model.state_dict().items()}
         self.history.append(row)
         self._write()
         parts = [f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "seconds")]
+        best = self._improved and self.best_epoch == row["epoch"]
         self.echo(f"epoch {int(row['epoch'])}/{trainer.max_epochs}  " + "  ".join(parts)
                   + f"  ({row['seconds']:.1f} s){'  ← best' if best else ''}")
 

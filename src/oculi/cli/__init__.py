@@ -1,0 +1,67 @@
+"""The ``oculi`` command line: thin commands over the Python API. User mistakes print a message and exit with
+the error's code; ``--debug`` shows the traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from oculi.cli import algorithms as _algorithms
+from oculi.cli import data as _data
+from oculi.cli import evaluate as _evaluate
+from oculi.cli import predict as _predict
+from oculi.cli import train as _train
+from oculi.cli.common import err_console
+from oculi.errors import OculiError
+
+app = typer.Typer(
+    name="oculi",
+    help="The SageMaker computer-vision workflow on your own machine: check data, train built-in algorithms, "
+    "evaluate and predict.\n\nExample: oculi train image-classification --train data/train -p epochs=5",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("train")(_train.train)
+app.command("evaluate")(_evaluate.evaluate)
+app.command("predict")(_predict.predict)
+app.command("demo")(_train.demo)
+app.add_typer(_data.app, name="data")
+app.add_typer(_algorithms.app, name="algorithms")
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors.")) -> None:
+    if debug:
+        os.environ["OCULI_DEBUG"] = "1"
+
+
+def main() -> None:
+    """Console-script entry point: run the app and turn :class:`OculiError` into a message and exit code."""
+    try:
+        app(standalone_mode=False)
+    except OculiError as e:
+        if os.environ.get("OCULI_DEBUG"):
+            raise
+        report = getattr(e, "report", None)
+        if report is not None and hasattr(report, "render"):
+            report.render(err_console)
+        err_console.print(f"[bold red]error:[/] {e}")
+        sys.exit(e.exit_code)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as e:  # click usage errors come through here in standalone_mode=False
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise

@@ -1,0 +1,40 @@
+"""Helpers shared by the CLI commands: the console, option parsing and the error boundary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from oculi.config import parse_assignments
+from oculi.errors import ConfigError
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def parse_channels(train: Path | None, validation: Path | None, channel: list[str] | None) -> dict[str, Path]:
+    """Merge ``--train``, ``--validation`` and ``--channel NAME=PATH`` into a channel dict."""
+    channels: dict[str, Path] = {}
+    for name, value in parse_assignments(channel or []).items():
+        channels[name] = Path(value).expanduser()
+    for name, value in (("train", train), ("validation", validation)):
+        if value is not None:
+            if name in channels:
+                raise ConfigError(f"The {name} channel is given twice (--{name} and --channel {name}=…); pass one.")
+            channels[name] = value
+    return channels
+
+
+def parse_image_roots(image_root: list[str] | None) -> dict[str, Path] | None:
+    """``--image-root s3://bucket/prefix=DIR`` options → ``{prefix: DIR}`` (None when none given)."""
+    if not image_root:
+        return None
+    roots = {}
+    for item in image_root:
+        prefix, sep, folder = item.rpartition("=")
+        if not sep or not prefix:
+            raise ConfigError(f"--image-root expects S3PREFIX=DIR, got {item!r}. Example: "
+                              "--image-root s3://my-bucket/images=./images")
+        roots[prefix] = Path(folder).expanduser()
+    return roots

@@ -1,0 +1,38 @@
+"""The generic registry: register, get, closest names on a miss."""
+
+import pytest
+
+from oculi.errors import RegistryError
+from oculi.registry import Registry
+
+
+def test_register_get_and_list():
+    reg: Registry[int] = Registry("thing", list_command="oculi things list")
+    reg.register("alpha", 1)
+    reg.decorator("beta")(2)
+    assert reg.get("alpha") == 1 and reg.get("beta") == 2
+    assert reg.names() == ["alpha", "beta"] and "alpha" in reg and len(reg) == 2
+
+
+def test_unknown_name_lists_closest_and_how_to_see_all():
+    reg: Registry[int] = Registry("algorithm", list_command="oculi algorithms list")
+    reg.register("image-classification", 1)
+    reg.register("object-detection", 2)
+    with pytest.raises(RegistryError) as e:
+        reg.get("image-clasification")
+    msg = str(e.value)
+    assert "Did you mean 'image-classification'" in msg
+    assert "oculi algorithms list" in msg and "object-detection" in msg
+
+
+def test_double_registration_is_a_programming_error():
+    reg: Registry[int] = Registry("thing")
+    reg.register("a", 1)
+    with pytest.raises(ValueError):
+        reg.register("a", 2)
+
+
+def test_builtin_algorithms_are_registered():
+    from oculi.algorithms import ALGORITHMS
+
+    assert "image-classification" in ALGORITHMS
