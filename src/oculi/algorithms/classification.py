@@ -23,7 +23,6 @@ from oculi.errors import ConfigError, DataError
 from oculi.types import SampleSet
 
 NUM_LAYERS = (18, 34, 50, 101, 152, 20, 32, 44, 56, 110)
-SKIPPABLE = ("unreadable", "truncated", "not_an_image", "missing_image")
 
 
 class ImageClassificationHyperparameters(HyperParameters):
@@ -273,7 +272,7 @@ class ImageClassification(Algorithm):
     def prepare(self, channels: dict[str, Any], hp: HyperParameters, *, init_meta: dict[str, Any] | None,
                 image_roots: dict[str, Path] | None, progress: bool) -> PreparedData:
         from oculi.data.channels import resolve_classification_channels
-        from oculi.data.checks import check_classification, drop_bad_images
+        from oculi.data.checks import SKIPPABLE_CODES, check_classification, drop_bad_images
         from oculi.data.split import stratified_split
 
         assert isinstance(hp, ImageClassificationHyperparameters)
@@ -281,7 +280,7 @@ class ImageClassification(Algorithm):
         sets = resolve_classification_channels(channels, image_roots=image_roots)
         report = check_classification(sets, progress=progress)
         if not report.ok:
-            blocking = [f for f in report.errors() if f.code not in SKIPPABLE]
+            blocking = [f for f in report.errors() if f.code not in SKIPPABLE_CODES]
             if blocking or not hp.skip_bad_images:
                 first = (blocking or report.errors())[0]
                 raise DataError(f"The data cannot be trained on: {len(report.errors())} error(s), e.g. "

@@ -22,32 +22,6 @@ _OTHER_TASK_CHANNELS = ("train_annotation", "validation_annotation", "label_map"
 SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
 
 
-def parse_assignment(value: str, option: str, example: str, *, last: bool = False) -> tuple[str, str]:
-    """Split ``"NAME=VALUE"`` at its first ``=`` (or its last with ``last=True``: S3 keys may contain ``=``).
-    ``option`` and ``example`` go into the error message: ``parse_assignment("train=d", "--channel", "train=d")``."""
-    name, sep, rest = value.rpartition("=") if last else value.partition("=")
-    if not sep or not name or not rest:
-        raise ConfigError(f"`{option} {value}` is not NAME=PATH; expected e.g. `{option} {example}`.")
-    return name, rest
-
-
-def parse_image_roots(values: list[str]) -> dict[str, Path]:
-    """``["s3://bucket/prefix=DIR", …]`` → ``{"s3://bucket/prefix": Path(DIR)}``; each folder must exist."""
-    roots: dict[str, Path] = {}
-    for value in values:
-        prefix, folder = parse_assignment(value, "--image-root", "s3://my-bucket/images=./images", last=True)
-        if not prefix.startswith("s3://"):
-            raise ConfigError(
-                f"`--image-root {value}`: {prefix!r} is not an S3 prefix; expected s3://bucket/prefix=DIR, "
-                "e.g. `--image-root s3://my-bucket/images=./images`."
-            )
-        if not Path(folder).is_dir():
-            raise ConfigError(f"`--image-root {value}`: {folder} is not a folder. Pass the folder holding the "
-                              f"images of {prefix}.")
-        roots[prefix] = Path(folder)
-    return roots
-
-
 def _annotation_files(folder: Path) -> list[Path]:
     """Top-level files of ``folder`` that are a ``.lst`` or a manifest by content."""
     return sorted(
@@ -78,8 +52,10 @@ def split_layout(path: Path) -> dict[str, Path] | None:
     for folder in sorted(folders):
         split = SPLIT_NAMES[folder.name.lower()]
         if split in splits:
-            raise DataError(f"{path}: both {splits[split].name}/ and {folder.name}/ look like the {split} split; "
-                            "keep one of them.")
+            raise DataError(
+                f"{path}: both {splits[split].name}/ and {folder.name}/ look like the {split} split; "
+                "keep one of them."
+            )
         splits[split] = folder
     if "train" not in splits or not all(_split_holds_data(p) for p in splits.values()):
         return None
@@ -108,7 +84,9 @@ def read_channel(
             fix = f"--channel train={splits['train']}"
             if "validation" in splits:
                 fix += f" --channel validation={splits['validation']}"
-            raise DataError(f"{path}: holds splits ({names}), not classes. Pass each split as its channel: {fix}.")
+            raise DataError(
+                f"{path}: holds splits ({names}), not classes. Pass each split as its channel: {fix}."
+            )
         files = _annotation_files(path)
         if len(files) > 1:
             raise DataError(
@@ -116,8 +94,9 @@ def read_channel(
                 "use as the channel (or as train_lst/validation_lst)."
             )
         if files:
-            sample_set = read_channel(files[0], image_root=image_root or path, image_roots=image_roots,
-                                      classes=classes)
+            sample_set = read_channel(
+                files[0], image_root=image_root or path, image_roots=image_roots, classes=classes
+            )
             sample_set.findings.insert(
                 0, Finding("info", "label_file", f"labels read from {files[0].name}", str(files[0]))
             )
@@ -139,8 +118,10 @@ def _single_lst(path: Path, channel: str) -> Path:
     files = sorted(p for p in path.iterdir() if p.is_file() and is_lst(p)) if path.is_dir() else []
     if len(files) != 1:
         found = ", ".join(p.name for p in files) or "none"
-        raise ConfigError(f"channel {channel!r} ({path}) must be a .lst file or a folder holding exactly one; "
-                          f"found {found}.")
+        raise ConfigError(
+            f"channel {channel!r} ({path}) must be a .lst file or a folder holding exactly one; "
+            f"found {found}."
+        )
     return files[0]
 
 
@@ -178,17 +159,22 @@ def resolve_classification_channels(
     for split in ("train", "validation"):
         lst_name = f"{split}_lst"
         if lst_name in paths and split not in paths:
-            raise ConfigError(f"channel {lst_name!r} needs the {split!r} channel holding its images; pass "
-                              f"`--channel {split}=DIR` too.")
+            raise ConfigError(
+                f"channel {lst_name!r} needs the {split!r} channel holding its images; pass "
+                f"`--channel {split}=DIR` too."
+            )
         if split not in paths:
             continue
         classes = sets["train"].classes if split == "validation" else None
         if lst_name in paths:
             if not paths[split].is_dir():
-                raise ConfigError(f"channel {split!r} ({paths[split]}) must be the folder holding the images "
-                                  f"that {lst_name!r} lists.")
-            sets[split] = read_lst(_single_lst(paths[lst_name], lst_name), image_root=paths[split],
-                                   classes=classes)
+                raise ConfigError(
+                    f"channel {split!r} ({paths[split]}) must be the folder holding the images "
+                    f"that {lst_name!r} lists."
+                )
+            sets[split] = read_lst(
+                _single_lst(paths[lst_name], lst_name), image_root=paths[split], classes=classes
+            )
         else:
             sets[split] = read_channel(paths[split], image_roots=image_roots, classes=classes)
     return sets

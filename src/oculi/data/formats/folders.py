@@ -54,7 +54,9 @@ def read_folders(root: Path, classes: list[str] | None = None) -> SampleSet:
     Raises :class:`DataError` when ``root`` is not a folder or has no class sub-folders."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: not a folder. Expected class sub-folders: {root}/<class name>/<image files>.")
+        raise DataError(
+            f"{root}: not a folder. Expected class sub-folders: {root}/<class name>/<image files>."
+        )
     dirs = _class_dirs(root)
     if not dirs:
         raise DataError(
@@ -108,8 +110,7 @@ def read_folders(root: Path, classes: list[str] | None = None) -> SampleSet:
                 Finding(
                     "error" if classes is None else "warning",
                     "empty_class",
-                    f"class {folder.name!r} has no images (extensions {', '.join(IMAGE_EXTENSIONS)}). "
-                    f"Add images to {folder} or remove the folder.",
+                    f"class {folder.name!r} has no images. Add images to {folder} or remove the folder.",
                     str(folder),
                 )
             )

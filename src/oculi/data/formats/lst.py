@@ -88,7 +88,11 @@ def read_lst(path: Path, image_root: Path | None = None, classes: list[str] | No
             continue
         index = _whole_number(cols[0])
         if index is None:
-            error("bad_line", lineno, f"the image index {cols[0].strip()!r} is not an integer; expected {_FORM}.")
+            error(
+                "bad_line",
+                lineno,
+                f"the image index {cols[0].strip()!r} is not an integer; expected {_FORM}.",
+            )
             continue
         labels = [_whole_number(c) for c in cols[1:-1]]
         if any(v is None for v in labels):
@@ -96,8 +100,12 @@ def read_lst(path: Path, image_root: Path | None = None, classes: list[str] | No
             error("bad_label", lineno, f"class id {bad!r} is not a whole number; class ids are 0, 1, 2, …")
             continue
         if index in seen_index:
-            error("duplicate_index", lineno, f"index {index} is already used on line {seen_index[index]}; "
-                  "every line needs a unique index.")
+            error(
+                "duplicate_index",
+                lineno,
+                f"index {index} is already used on line {seen_index[index]}; "
+                "every line needs a unique index.",
+            )
             continue
         seen_index[index] = lineno
         if width is None:
@@ -108,26 +116,40 @@ def read_lst(path: Path, image_root: Path | None = None, classes: list[str] | No
                     f"{len(classes)} classes ({', '.join(classes)}); every line needs one 0/1 column per class."
                 )
         elif len(labels) != width:
-            error("bad_line", lineno, f"{len(labels)} label column(s) where line {width_line} has {width}; "
-                  "every line needs the same number of label columns.")
+            error(
+                "bad_line",
+                lineno,
+                f"{len(labels)} label column(s) where line {width_line} has {width}; "
+                "every line needs the same number of label columns.",
+            )
             continue
         if width == 1:
             target: int | tuple[int, ...] = labels[0]
             if labels[0] < 0 or (classes is not None and labels[0] >= len(classes)):
                 limit = f"0–{len(classes) - 1}" if classes is not None else "≥ 0"
-                error("label_out_of_range", lineno, f"class id {labels[0]} is outside the class ids ({limit}).")
+                error(
+                    "label_out_of_range", lineno, f"class id {labels[0]} is outside the class ids ({limit})."
+                )
                 continue
         else:
             if any(v not in (0, 1) for v in labels):
-                error("bad_label", lineno, "multi-label lines hold one 0/1 column per class; got "
-                      f"{', '.join(str(v) for v in labels)}.")
+                error(
+                    "bad_label",
+                    lineno,
+                    "multi-label lines hold one 0/1 column per class; got "
+                    f"{', '.join(str(v) for v in labels)}.",
+                )
                 continue
             target = tuple(i for i, v in enumerate(labels) if v == 1)
         relative = cols[-1].strip()
         image = root / relative
         if not image.is_file():
-            error("missing_image", lineno, f"image {relative!r} not found at {image}. Paths in a .lst are "
-                  f"relative to the image folder ({root}); pass the folder that holds them.")
+            error(
+                "missing_image",
+                lineno,
+                f"image {relative!r} not found at {image}. Paths in a .lst are "
+                f"relative to the image folder ({root}); pass the folder that holds them.",
+            )
             continue
         samples.append(Sample(image=image, target=target, origin=f"{path}:{lineno}"))
     if width is None and not findings:

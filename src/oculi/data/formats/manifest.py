@@ -63,7 +63,6 @@ def is_manifest(path: Path) -> bool:
 @dataclass
 class _Line:
     lineno: int
-    ref: str
     image: Path
     label: int | list[int]
 
@@ -181,7 +180,8 @@ def _label_attribute(path: Path, records: list[tuple[int, dict[str, Any]]], expl
 
 def _reject_other_tasks(path: Path, attribute: str, records: list[tuple[int, dict[str, Any]]]) -> None:
     for _, record in records:
-        kind = (record.get(f"{attribute}-metadata") or {}).get("type", "")
+        metadata = record.get(f"{attribute}-metadata")
+        kind = metadata.get("type") if isinstance(metadata, dict) else None
         if isinstance(kind, str) and kind.startswith("groundtruth/") and "image-classification" not in kind:
             raise DataError(
                 f"{path}: the {attribute!r} labels are of type {kind!r}; image classification needs "
@@ -255,21 +255,28 @@ def read_manifest(
     for lineno, record in records:
         ref = next((record[k] for k in IMAGE_ATTRIBUTES if k in record), None)
         if not isinstance(ref, str):
-            error("missing_attribute", lineno, "no image reference; expected \"source-ref\": \"<path or s3 URI>\".")
+            error(
+                "missing_attribute", lineno, 'no image reference; expected "source-ref": "<path or s3 URI>".'
+            )
             continue
         if attribute not in record:
             error("missing_attribute", lineno, f"no {attribute!r} label attribute.")
             continue
         label = _parse_label(record[attribute])
         if label is None:
-            error("bad_label", lineno, f"label {record[attribute]!r} is not a class id (0, \"0\") or a list of "
-                  "them ([1, 0, 1], \"[0, 2]\").")
+            error(
+                "bad_label",
+                lineno,
+                f'label {record[attribute]!r} is not a class id (0, "0") or a list of '
+                'them ([1, 0, 1], "[0, 2]").',
+            )
             continue
         metadata = record.get(f"{attribute}-metadata")
         if isinstance(metadata, dict):
             if isinstance(metadata.get("type"), str):
                 types.add(metadata["type"])
-            entries = dict(metadata.get("class-map") or {})
+            class_map = metadata.get("class-map")
+            entries = dict(class_map) if isinstance(class_map, dict) else {}
             has_class_map = has_class_map or bool(entries)
             if isinstance(label, int) and isinstance(metadata.get("class-name"), str):
                 entries[label] = metadata["class-name"]
@@ -278,15 +285,19 @@ def read_manifest(
                 if class_id is None or not isinstance(name, str):
                     error("bad_label", lineno, f"class-map entry {key!r}: {name!r} is not id: name.")
                 elif names.setdefault(class_id, name) != name:
-                    error("class_name_conflict", lineno, f"class id {class_id} is named {name!r} here but "
-                          f"{names[class_id]!r} on line {name_lines[class_id]}.")
+                    error(
+                        "class_name_conflict",
+                        lineno,
+                        f"class id {class_id} is named {name!r} here but "
+                        f"{names[class_id]!r} on line {name_lines[class_id]}.",
+                    )
                 else:
                     name_lines.setdefault(class_id, lineno)
         image, fix = _resolve(ref, path.parent, prefixes)
         if image is None:
             error("missing_image", lineno, f"image {ref} not found: {fix}.")
             continue
-        lines.append(_Line(lineno, ref, image, label))
+        lines.append(_Line(lineno, image, label))
 
     lists = [line.label for line in lines if isinstance(line.label, list)]
     multi_label = bool(lists)
@@ -294,9 +305,16 @@ def read_manifest(
     fmt = "single"
     if multi_label:
         fmt, reason = _choose_format(label_format, lists, num_known, types)
-        findings.append(Finding("info", "label_format", f"list labels read as {fmt} because {reason}. "
-                                f"Pass label_format=\"{'class-id' if fmt == 'multi-hot' else 'multi-hot'}\" "
-                                "if that is wrong.", str(path)))
+        findings.append(
+            Finding(
+                "info",
+                "label_format",
+                f"list labels read as {fmt} because {reason}. "
+                f'Pass label_format="{"class-id" if fmt == "multi-hot" else "multi-hot"}" '
+                "if that is wrong.",
+                str(path),
+            )
+        )
     width = num_known if num_known is not None else max((len(v) for v in lists), default=0)
     class_index = {name: i for i, name in enumerate(classes)} if classes is not None else {}
 
@@ -307,14 +325,24 @@ def read_manifest(
         elif classes is not None and name is not None:
             if name in class_index:
                 return class_index[name]
-            error("unknown_class", lineno, f"class {name!r} (id {class_id}) is not one of the training classes "
-                  f"({', '.join(classes)}).")
+            error(
+                "unknown_class",
+                lineno,
+                f"class {name!r} (id {class_id}) is not one of the training classes ({', '.join(classes)}).",
+            )
         elif classes is not None and class_id >= len(classes):
-            error("label_out_of_range", lineno, f"class id {class_id} is outside the training classes "
-                  f"(ids 0–{len(classes) - 1}).")
+            error(
+                "label_out_of_range",
+                lineno,
+                f"class id {class_id} is outside the training classes (ids 0–{len(classes) - 1}).",
+            )
         elif classes is None and has_class_map and name is None:
-            error("label_out_of_range", lineno, f"class id {class_id} is not in the class-map "
-                  f"(ids {', '.join(str(i) for i in sorted(names))}).")
+            error(
+                "label_out_of_range",
+                lineno,
+                f"class id {class_id} is not in the class-map "
+                f"(ids {', '.join(str(i) for i in sorted(names))}).",
+            )
         else:
             return class_id
         return None
@@ -324,8 +352,11 @@ def read_manifest(
         if fmt == "multi-hot":
             values = line.label if isinstance(line.label, list) else []
             if len(values) != width or any(v not in (0, 1) for v in values):
-                error("bad_label", line.lineno, f"expected a multi-hot list of {width} 0/1 values (one per "
-                      f"class); got {line.label!r}.")
+                error(
+                    "bad_label",
+                    line.lineno,
+                    f"expected a multi-hot list of {width} 0/1 values (one per class); got {line.label!r}.",
+                )
                 continue
             ids = [i for i, v in enumerate(values) if v == 1]
         else:
@@ -343,8 +374,9 @@ def read_manifest(
         used = [i for s in samples for i in (s.target if multi_label else (s.target,))]
         count = max([*used, *names, width - 1 if fmt == "multi-hot" else -1], default=-1) + 1
         class_list = [names.get(i, str(i)) for i in range(count)]
-    return SampleSet(samples, class_list, multi_label=multi_label, format="manifest", source=str(path),
-                     findings=findings)
+    return SampleSet(
+        samples, class_list, multi_label=multi_label, format="manifest", source=str(path), findings=findings
+    )
 
 
 def write_manifest(sample_set: SampleSet, path: Path, label_attribute: str = "class") -> Path:
@@ -361,7 +393,9 @@ def write_manifest(sample_set: SampleSet, path: Path, label_attribute: str = "cl
     for sample in sample_set.samples:
         record: dict[str, Any] = {"source-ref": str(sample.image.resolve())}
         if multi:
-            record[label_attribute] = list(sample.target) if isinstance(sample.target, tuple) else [sample.target]
+            record[label_attribute] = (
+                list(sample.target) if isinstance(sample.target, tuple) else [sample.target]
+            )
             record[f"{label_attribute}-metadata"] = {"class-map": class_map, "type": _MULTILABEL_TYPE}
         else:
             record[label_attribute] = int(sample.target)

@@ -1,0 +1,172 @@
+"""``oculi data check|split|sample`` for image-classification data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from oculi.cli.common import console, err_console, parse_channels, parse_image_roots
+from oculi.data.channels import read_channel, resolve_classification_channels
+from oculi.data.checks import check_classification, check_path
+from oculi.data.formats.manifest import write_manifest
+from oculi.data.split import stratified_sample, stratified_split
+from oculi.errors import ConfigError, DataError
+from oculi.types import SampleSet
+
+app = typer.Typer(
+    help="Check, split and sample image-classification data: class folders, SageMaker .lst files and augmented "
+    "manifests.",
+    no_args_is_help=True,
+)
+
+ImageRootOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--image-root",
+        help="Map an S3 prefix in a manifest to a local folder: s3://bucket/prefix=DIR. Repeatable.",
+    ),
+]
+SeedOption = Annotated[
+    int, typer.Option("--seed", help="Seed of the shuffle; the same seed gives the same result.")
+]
+
+
+@app.command()
+def check(
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Class folders, a .lst, a manifest, or a folder of train/validation(val)/test splits."
+        ),
+    ] = None,
+    channel: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--channel",
+            "-c",
+            help="A SageMaker channel NAME=PATH instead of PATH (train, validation, "
+            "train_lst, validation_lst). Repeatable.",
+        ),
+    ] = None,
+    image_root: ImageRootOption = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON instead of tables.")
+    ] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Threads that decode images.")] = 2,
+) -> None:
+    """Check a dataset: can it be trained on?
+
+    Decodes every image and reports what would stop training (unreadable or truncated images, empty classes,
+    labels out of range, duplicates across splits) and what is handled for you (converted modes, EXIF rotation),
+    each with its file and line. Exits 1 when the data cannot be trained on.
+
+    Example: oculi data check ../shared/data/hymenoptera/hymenoptera_data
+    """
+    roots = parse_image_roots(image_root)
+    progress = not json_output and err_console.is_terminal
+    if path is not None and channel:
+        raise ConfigError(
+            "Give a dataset PATH or --channel NAME=PATH options, not both; e.g. "
+            "`oculi data check --channel train=data/train --channel validation=data/val`."
+        )
+    if channel:
+        sets = resolve_classification_channels(parse_channels(None, None, channel), image_roots=roots)
+        report = check_classification(sets, workers=workers, progress=progress)
+    elif path is not None:
+        report = check_path(path, roots, workers=workers, progress=progress)
+    else:
+        raise ConfigError(
+            "Nothing to check: pass a dataset PATH (e.g. `oculi data check data/flowers`) or "
+            "`--channel train=DIR`."
+        )
+    if json_output:
+        typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        report.render(console)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _read_clean(path: Path, image_root: list[str] | None) -> SampleSet:
+    """Read a dataset to rewrite; refuse when the reader left lines out, so no image is dropped silently."""
+    sample_set = read_channel(path, image_roots=parse_image_roots(image_root))
+    errors = [f for f in sample_set.findings if f.level == "error"]
+    if errors:
+        raise DataError(
+            f"{path}: {len(errors)} problem(s) in the labels, e.g. {errors[0].location()}: {errors[0].message} "
+            f"See them all with `oculi data check {path}` and fix them first."
+        )
+    return sample_set
+
+
+def _count_table(sample_set: SampleSet, columns: dict[str, SampleSet]) -> Table:
+    table = Table()
+    table.add_column("class")
+    counts = {name: s.class_counts() for name, s in columns.items()}
+    for name in columns:
+        table.add_column(name, justify="right")
+    for index, class_name in enumerate(sample_set.classes):
+        table.add_row(class_name, *(str(c[index]) for c in counts.values()))
+    table.add_section()
+    table.add_row("images", *(str(len(s)) for s in columns.values()), style="bold")
+    return table
+
+
+@app.command()
+def split(
+    path: Annotated[Path, typer.Argument(help="Dataset to split: class folders, a .lst or a manifest.")],
+    fraction: Annotated[
+        float, typer.Option("--fraction", help="Share of each class that goes to validation, e.g. 0.2.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for train.manifest and validation.manifest.")
+    ],
+    seed: SeedOption = 0,
+    image_root: ImageRootOption = None,
+) -> None:
+    """Split a dataset into stratified train and validation manifests.
+
+    Each class is split in the same proportion (a class keeps at least one training image); the same seed gives
+    the same split.
+
+    Example: oculi data split data/flowers --fraction 0.2 --seed 0 --output data/flowers-split
+    """
+    sample_set = _read_clean(path, image_root)
+    train, validation = stratified_split(sample_set, fraction, seed)
+    train_path = write_manifest(train, output / "train.manifest")
+    validation_path = write_manifest(validation, output / "validation.manifest")
+    console.print(_count_table(sample_set, {"train": train, "validation": validation}))
+    console.print(f"Wrote {len(train)} images to {train_path}", soft_wrap=True)
+    console.print(f"Wrote {len(validation)} images to {validation_path}", soft_wrap=True)
+    console.print(
+        f"Train on them with: oculi train image-classification --train {train_path} "
+        f"--validation {validation_path}",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def sample(
+    path: Annotated[Path, typer.Argument(help="Dataset to sample: class folders, a .lst or a manifest.")],
+    fraction: Annotated[
+        float, typer.Option("--fraction", help="Share of each class to keep (at least one image), e.g. 0.02.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Manifest file to write.")],
+    seed: SeedOption = 0,
+    image_root: ImageRootOption = None,
+) -> None:
+    """Write a class-balanced random subset of a dataset as a manifest.
+
+    Keeps the same share of every class (at least one image each), for quick experiments.
+
+    Example: oculi data sample data/flowers --fraction 0.02 --seed 0 --output data/flowers-2pct.manifest
+    """
+    sample_set = _read_clean(path, image_root)
+    subset = stratified_sample(sample_set, fraction, seed)
+    written = write_manifest(subset, output)
+    console.print(_count_table(sample_set, {"all": sample_set, "sampled": subset}))
+    console.print(f"Wrote {len(subset)} of {len(sample_set)} images to {written}", soft_wrap=True)

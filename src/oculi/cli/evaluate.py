@@ -1,0 +1,34 @@
+"""``oculi evaluate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from oculi.cli.common import console, parse_image_roots
+
+
+def evaluate(
+    model: Path = typer.Argument(..., help="Model bundle folder, job output folder or model.tar.gz."),
+    data: Path = typer.Argument(..., help="Labelled images: class folders, a .lst, an augmented manifest, or a "
+                                "folder with train/ and val/ splits (the validation split is evaluated)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Folder for the report: metrics.json, "
+                                       "per_class.csv, confusion_matrix.png, misclassified.png."),
+    top_k: int | None = typer.Option(None, "--top-k", "-k", min=1, help="Also report top-k accuracy (true class "
+                                     "among the k most probable)."),
+    image_root: list[str] | None = typer.Option(None, "--image-root", help="Map an S3 prefix in a manifest to a "
+                                                "local folder: s3://bucket/prefix=DIR. Repeatable."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+) -> None:
+    """Measure a trained model on labelled images: accuracy, per-class precision/recall/F1, confusion matrix.
+
+    Example: oculi evaluate models/ants hymenoptera_data/val --output reports/ants --top-k 2
+    """
+    from oculi.evaluation import evaluate as run
+
+    result = run(model, data, output=output, top_k=top_k, image_roots=parse_image_roots(image_root),
+                 progress=not no_progress)
+    result.render(console)
+    for what, path in result.files.items():
+        console.print(f"{what}: {path}", soft_wrap=True)

@@ -1,0 +1,205 @@
+"""Training end to end on tiny generated data: CLI, bundle round trip, reproducibility, incremental training,
+bad data, freezing, class imbalance options, multi-label."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import TINY, make_class_folders
+from oculi.artifacts import WEIGHTS, load_bundle, pack
+from oculi.cli import app
+from oculi.engine.training import train
+from oculi.errors import ArtifactError, ConfigError, DataError
+from oculi.inference import Predictor
+
+runner = CliRunner()
+
+
+def quiet(*_: object) -> None:
+    """An ``echo`` that prints nothing."""
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_split, tmp_path_factory) -> Path:
+    """A bundle trained for two epochs on the tiny split (shared by the tests that only read it)."""
+    out = tmp_path_factory.mktemp("bundle") / "model"
+    train("image-classification", tiny_split, {**TINY, "epochs": "2"}, output=out, progress=False, echo=quiet)
+    return out
+
+
+def test_cli_trains_one_epoch_and_writes_a_bundle(tiny_split, tmp_path):
+    out = tmp_path / "model"
+    args = ["train", "image-classification", "--train", str(tiny_split["train"]), "--validation",
+            str(tiny_split["validation"]), "--output", str(out), "--no-progress"]
+    for k, v in TINY.items():
+        args += ["-p", f"{k}={v}"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "num_classes=auto → 3" in result.output and "epoch 1/1" in result.output
+    assert str(out) in result.output
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["algorithm"] == "image-classification" and meta["classes"] == ["circle", "square", "stripes"]
+    assert meta["hyperparameters"]["num_classes"] == 3 and meta["hyperparameters"]["resize"] == 37
+    assert meta["input"]["height"] == 32 and "validation:accuracy" in meta["metrics"]
+    assert (out / WEIGHTS).stat().st_size > 10_000
+    assert (out / "checkpoints" / "last.ckpt").exists() and (out / "checkpoints" / "best.ckpt").exists()
+    assert (out / "metrics.csv").read_text().startswith("epoch,")
+
+
+def test_bundle_round_trip_gives_identical_predictions(trained, tiny_split):
+    bundle = load_bundle(trained)
+    images = sorted(tiny_split["validation"].glob("*/*.png"))
+    predictor = Predictor(bundle)
+    before = predictor.probabilities(images)
+    again = Predictor.from_artifact(trained).probabilities(images)
+    assert torch.equal(before, again)
+    # The learned model separates the three generated classes.
+    truth = torch.tensor([["circle", "square", "stripes"].index(p.parent.name) for p in images])
+    assert (before.argmax(1) == truth).float().mean() >= 0.8
+    # model.tar.gz (SageMaker's artifact form) loads the same weights.
+    archive = pack(trained, trained.parent / "model.tar.gz")
+    assert torch.equal(Predictor.from_artifact(archive).probabilities(images), before)
+
+
+def test_truncated_weights_give_a_clear_error(trained, tmp_path):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "model.json").write_text((trained / "model.json").read_text())
+    data = (trained / WEIGHTS).read_bytes()
+    (copy / WEIGHTS).write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtifactError, match="truncated or corrupt"):
+        load_bundle(copy)
+
+
+def test_mismatched_weights_give_a_clear_error(trained, tmp_path):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    meta = json.loads((trained / "model.json").read_text())
+    meta["hyperparameters"]["num_layers"] = 32  # a deeper network than the weights hold
+    (copy / "model.json").write_text(json.dumps(meta))
+    (copy / WEIGHTS).write_bytes((trained / WEIGHTS).read_bytes())
+    with pytest.raises(ArtifactError, match="does not match the network"):
+        load_bundle(copy)
+    with pytest.raises(ArtifactError, match="model.json is missing"):
+        load_bundle(tmp_path)
+
+
+def test_seeded_runs_reproduce_validation_accuracy(tiny_split, tmp_path):
+    params = {**TINY, "epochs": "2", "seed": "3"}
+    a = train("image-classification", tiny_split, params, output=tmp_path / "a", progress=False, echo=quiet)
+    b = train("image-classification", tiny_split, params, output=tmp_path / "b", progress=False, echo=quiet)
+    assert [r["validation:loss"] for r in a.history] == [r["validation:loss"] for r in b.history]
+    assert a.metrics["validation:accuracy"] == b.metrics["validation:accuracy"]
+
+
+def test_incremental_training_starts_from_the_bundle(trained, tiny_split, tmp_path):
+    lines: list[str] = []
+    result = train("image-classification", tiny_split, {**TINY, "learning_rate": "0.0001"},
+                   output=tmp_path / "inc", init_model=trained, progress=False, echo=lines.append)
+    assert any("incremental training from" in line for line in lines)
+    assert any("learning_rate" in line for line in lines) is False  # explicit value: nothing resolved
+    # Starting from a trained model with a tiny learning rate keeps it accurate after one epoch.
+    assert result.metrics["validation:accuracy"] >= 0.8
+    with pytest.raises(ConfigError, match="num_layers"):
+        train("image-classification", tiny_split, {**TINY, "num_layers": "32"}, output=tmp_path / "bad",
+              init_model=trained, progress=False, echo=quiet)
+
+
+def test_num_classes_mismatch_is_an_error(tiny_split, tmp_path):
+    with pytest.raises(ConfigError, match="`num_classes` is 5 but the training data has 3 classes"):
+        train("image-classification", tiny_split, {**TINY, "num_classes": "5"}, output=tmp_path / "m",
+              progress=False, echo=quiet)
+
+
+def test_bad_image_stops_before_training_unless_skipped(tmp_path):
+    data = make_class_folders(tmp_path / "data", per_class=10)
+    (data / "circle" / "broken.png").write_bytes(b"not an image at all")
+    with pytest.raises(DataError) as e:
+        train("image-classification", {"train": data}, TINY, output=tmp_path / "m1", progress=False, echo=quiet)
+    assert "broken.png" in str(e.value) and e.value.report is not None
+    assert not (tmp_path / "m1" / "model.json").exists()
+    lines: list[str] = []
+    result = train("image-classification", {"train": data}, {**TINY, "skip_bad_images": "true"},
+                   output=tmp_path / "m2", progress=False, echo=lines.append)
+    assert any("skipped 1 unreadable image" in line and "broken.png" in line for line in lines)
+    assert (data / "circle" / "broken.png").read_bytes() == b"not an image at all"  # never touched
+    assert result.model_dir.joinpath("model.json").exists()
+
+
+def test_holdout_when_no_validation_channel(tmp_path):
+    data = make_class_folders(tmp_path / "data", per_class=10)
+    lines: list[str] = []
+    result = train("image-classification", {"train": data}, TINY, output=tmp_path / "m", progress=False,
+                   echo=lines.append)
+    assert any("held out" in line and "stratified" in line for line in lines)
+    meta = json.loads((result.model_dir / "model.json").read_text())
+    assert meta["dataset"]["train_images"] + meta["dataset"]["validation_images"] == 30
+
+
+def test_freeze_backbone_trains_only_the_head(tiny_split, tmp_path):
+    before = train("image-classification", tiny_split, {**TINY, "epochs": "1"}, output=tmp_path / "a",
+                   progress=False, echo=quiet)
+    start = load_bundle(before.model_dir).model.state_dict()
+    after = train("image-classification", tiny_split, {**TINY, "freeze": "backbone"}, output=tmp_path / "b",
+                  init_model=before.model_dir, progress=False, echo=quiet)
+    end = load_bundle(after.model_dir).model.state_dict()
+    changed = {k for k in start if not torch.equal(start[k], end[k])}
+    assert changed and all(k.startswith("fc.") for k in changed), changed
+
+
+def test_weighted_loss_and_balanced_sampling_on_imbalanced_data(tmp_path):
+    data = make_class_folders(tmp_path / "a", per_class=20, classes=("circle",))
+    make_class_folders(tmp_path / "a", per_class=4, classes=("square",), seed=5)
+    lines: list[str] = []
+    train("image-classification", {"train": data},
+          {**TINY, "use_weighted_loss": "1", "balanced_sampling": "1", "validation_fraction": "0.25"},
+          output=tmp_path / "m", progress=False, echo=lines.append)
+    histogram = next(line for line in lines if "class histogram" in line)
+    assert "circle 15" in histogram and "square 3" in histogram
+
+
+def test_top_k_and_early_stopping(tiny_split, tmp_path):
+    lines: list[str] = []
+    result = train("image-classification", tiny_split,
+                   {**TINY, "epochs": "6", "top_k": "2", "early_stopping": "1", "early_stopping_min_epochs": "2",
+                    "early_stopping_patience": "1", "early_stopping_tolerance": "0.5", "learning_rate": "0.001"},
+                   output=tmp_path / "m", progress=False, echo=lines.append)
+    assert "validation:top_2_accuracy" in result.metrics
+    assert any("early stopping after epoch" in line for line in lines)
+    assert len(result.history) < 6
+
+
+def test_resnet_without_weights_file_says_what_to_pass(tiny_split, tmp_path):
+    with pytest.raises(ConfigError, match="pretrained_weights=PATH"):
+        train("image-classification", tiny_split,
+              {**TINY, "num_layers": "18", "use_pretrained_model": "1"}, output=tmp_path / "m", progress=False,
+              echo=quiet)
+
+
+def test_resnet_pretrained_weights_file_is_loaded(tiny_split, tmp_path):
+    from safetensors.torch import save_file
+    from torchvision.models import resnet18
+
+    reference = resnet18(weights=None)
+    save_file(reference.state_dict(), str(tmp_path / "r18.safetensors"))
+    torch.save(reference.state_dict(), tmp_path / "r18.pth")
+    for name in ("r18.safetensors", "r18.pth"):
+        result = train("image-classification", tiny_split,
+                       {**TINY, "num_layers": "18", "use_pretrained_model": "1", "epochs": "1",
+                        "pretrained_weights": str(tmp_path / name), "freeze": "backbone"},
+                       output=tmp_path / name.replace(".", "_"), progress=False, echo=quiet)
+        weights = load_bundle(result.model_dir).model.state_dict()
+        assert torch.equal(weights["layer1.0.conv1.weight"], reference.state_dict()["layer1.0.conv1.weight"])
+
+
+def test_cli_errors_are_messages_not_tracebacks(tiny_split, tmp_path):
+    result = runner.invoke(app, ["train", "image-classification", "--train", str(tiny_split["train"]),
+                                 "-p", "mini_batch_size=0", "-p", "optimiser=adam", "--output", str(tmp_path)])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ConfigError)  # main() prints it; the app raises it
+    assert "mini_batch_size" in str(result.exception) and "optimizer" in str(result.exception)
