@@ -10,12 +10,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import TINY, make_class_folders
 from oculi.artifacts import WEIGHTS, load_bundle, pack
 from oculi.cli import app
 from oculi.engine.training import train
 from oculi.errors import ArtifactError, ConfigError, DataError
 from oculi.inference import Predictor
+from tests.helpers import TINY, make_class_folders
 
 runner = CliRunner()
 

@@ -87,7 +87,8 @@ def parse_int_list(value: Any) -> Any:
 
 
 def _metadata(annotation: Any) -> list[Any]:
-    """Constraint objects inside ``Annotated[...]`` members of an annotation (e.g. ``Annotated[int, Ge(1)] | Literal["auto"]``)."""
+    """Constraint objects inside ``Annotated[...]`` members of an annotation, e.g.
+    ``Annotated[int, Ge(1)] | Literal["auto"]``."""
     out = list(getattr(annotation, "__metadata__", ()))
     for arg in get_args(annotation):
         out.extend(_metadata(arg))

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY, make_class_folders
 from PIL import Image
 from rich.console import Console
 from typer.testing import CliRunner
@@ -24,6 +23,7 @@ from oculi.evaluation import EvaluationResult, evaluate
 from oculi.evaluation.metrics import multi_label_scores, single_label_scores
 from oculi.inference import Predictor
 from oculi.types import Sample, SampleSet
+from tests.helpers import TINY, make_class_folders
 
 runner = CliRunner()
 

@@ -61,7 +61,16 @@ class Algorithm(ABC):
         """Preprocessing a bundle records for inference (sizes, mean/std, resize mode)."""
 
     def check_init_model(self, hp: HyperParameters, classes: list[str], meta: dict[str, Any]) -> None:
-        """Raise a ConfigError when an ``--init-model`` bundle cannot start this training."""
+        """Raise a ConfigError when an ``--init-model`` bundle cannot start this training (another algorithm,
+        other classes); algorithms add their own architecture checks."""
+        from oculi.errors import ConfigError
+
+        if meta.get("algorithm") != self.name:
+            raise ConfigError(f"--init-model is a {meta.get('algorithm')} bundle; it cannot start {self.name} "
+                              "training.")
+        if list(meta["classes"]) != list(classes):
+            raise ConfigError(f"--init-model has classes {meta['classes']} but the data has {classes}; incremental "
+                              "training needs the same classes in the same order.")
 
     def model_from_meta(self, meta: dict[str, Any]) -> nn.Module:
         """Rebuild the (untrained) network a bundle's ``model.json`` describes."""

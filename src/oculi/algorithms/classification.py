@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from oculi.algorithms import backbones
 from oculi.algorithms.base import Algorithm, PreparedData
 from oculi.config import AUTO, Auto, HyperParameters, Range, parse_int_list
-from oculi.data.transforms import AUGMENTATION_TYPES, classification_eval, classification_train, normalize
+from oculi.data.transforms import classification_eval, classification_train, normalize
 from oculi.errors import ConfigError, DataError
 from oculi.types import SampleSet
 
@@ -36,7 +36,8 @@ class ImageClassificationHyperparameters(HyperParameters):
                                              "requires it; oculi counts them and warns on a mismatch).")
     epochs: int = Field(30, ge=1, description="Passes over the training data.")
     learning_rate: Range(float, gt=0, le=1) | Auto = Field(
-        AUTO, json_schema_extra={"example": "0.01"}, description="Initial learning rate. auto = 0.1 (sgd/nag) or 0.001 (adam/rmsprop) from "
+        AUTO, json_schema_extra={"example": "0.01"},
+        description="Initial learning rate. auto = 0.1 (sgd/nag) or 0.001 (adam/rmsprop) from "
         "scratch, 10× lower when fine-tuning (use_pretrained_model=1 or --init-model).")
     mini_batch_size: int = Field(32, ge=1, description="Images per training step.")
     optimizer: Literal["sgd", "adam", "rmsprop", "nag"] = Field("sgd", description="Optimiser; nag = SGD with "
@@ -427,14 +428,9 @@ class ImageClassification(Algorithm):
 
     def check_init_model(self, hp: HyperParameters, classes: list[str], meta: dict[str, Any]) -> None:
         assert isinstance(hp, ImageClassificationHyperparameters)
-        if meta.get("algorithm") != self.name:
-            raise ConfigError(f"--init-model is a {meta.get('algorithm')} bundle; it cannot start "
-                              f"{self.name} training.")
+        super().check_init_model(hp, classes, meta)
         old = meta["hyperparameters"]
         for key in ("architecture", "num_layers", "multi_label"):
             if old.get(key) != getattr(hp, key):
                 raise ConfigError(f"--init-model was trained with {key}={old.get(key)}, this run has {key}="
                                   f"{getattr(hp, key)}; they must match (pass -p {key}={old.get(key)}).")
-        if list(meta["classes"]) != list(classes):
-            raise ConfigError(f"--init-model has classes {meta['classes']} but the data has {classes}; incremental "
-                              "training needs the same classes in the same order.")

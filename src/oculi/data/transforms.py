@@ -11,8 +11,7 @@ import math
 from collections.abc import Callable
 
 import torch
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import v2
+from torchvision.transforms import InterpolationMode, v2
 
 AUGMENTATION_TYPES = ("none", "crop", "crop_color", "crop_color_transform")
 

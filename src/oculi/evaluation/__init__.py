@@ -17,7 +17,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from oculi.data.channels import read_channel, split_layout
 from oculi.data.image import decode_image
-from oculi.data.transforms import normalize
 from oculi.errors import ConfigError, DataError
 from oculi.evaluation.metrics import (
     MULTI_LABEL_THRESHOLD,
@@ -67,16 +66,6 @@ def _batches(predictor: Predictor, paths: list[Path], batch_size: int) -> Iterat
 
 
 @torch.inference_mode()
-def _probabilities(predictor: Predictor, batch: torch.Tensor) -> torch.Tensor:
-    """``uint8 [B, 3, H, W]`` preprocessed crops → ``float32 [B, C]`` probabilities on the CPU, the way
-    :meth:`Predictor.probabilities` computes them (normalise on the model's device, softmax or sigmoid)."""
-    spec = predictor.spec
-    inputs = normalize(batch.to(predictor.device), tuple(spec["mean"]), tuple(spec["std"]))
-    logits = predictor.model(inputs).float()
-    probs = torch.sigmoid(logits) if spec.get("output") == "sigmoid" else torch.softmax(logits, dim=1)
-    return probs.cpu()
-
-
 def _predict_all(predictor: Predictor, paths: list[Path], batch_size: int, progress: bool) -> torch.Tensor:
     """Probabilities ``float32 [N, C]`` of every image in ``paths``, with a progress bar when ``progress``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -86,7 +75,7 @@ def _predict_all(predictor: Predictor, paths: list[Path], batch_size: int, progr
     with Progress(*columns, transient=True, disable=not progress) as bar:
         task = bar.add_task("evaluating", total=len(paths))
         for batch in _batches(predictor, paths, batch_size):
-            rows.append(_probabilities(predictor, batch))
+            rows.append(predictor.probabilities_of_batch(batch))
             bar.advance(task, len(batch))
     return torch.cat(rows)
 
@@ -111,17 +100,18 @@ def _read_data(data: Path, classes: list[str], image_roots: dict[str, Path] | No
 def _check_data(sample_set: SampleSet, classes: list[str], multi_label: bool, model: str) -> None:
     """Raise :class:`DataError` for error findings (unknown classes, bad lines, missing images), an empty set,
     or multi-label data for a single-label model."""
+    source = sample_set.source or "the data"
     errors = [f for f in sample_set.findings if f.level == "error"]
     if errors:
         listed = "\n".join(f"  {f.location()}: {f.message}" for f in errors[:10])
         more = f"\n  … and {len(errors) - 10} more" if len(errors) > 10 else ""
-        raise DataError(f"{sample_set.source}: the data does not fit the model {model} (classes: "
-                        f"{', '.join(classes)}):\n{listed}{more}")
+        raise DataError(f"{source}: cannot be evaluated with the model {model} (classes: {', '.join(classes)}):"
+                        f"\n{listed}{more}")
     if not sample_set.samples:
-        raise DataError(f"{sample_set.source}: no labelled images to evaluate. Pass class folders, a .lst or a "
+        raise DataError(f"{source}: no labelled images to evaluate. Pass class folders, a .lst or a "
                         "manifest holding images of the model's classes.")
     if sample_set.multi_label and not multi_label:
-        raise DataError(f"{sample_set.source}: multi-label annotations, but the model {model} is single-label "
+        raise DataError(f"{source}: multi-label annotations, but the model {model} is single-label "
                         "(softmax). Evaluate a model trained with -p multi_label=1.")
 
 

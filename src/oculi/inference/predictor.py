@@ -87,15 +87,21 @@ class Predictor:
         return decode_image(Path(image), min_side=int(self.spec["resize"]))
 
     def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
-        """Images → the model's input batch ``float32 [B, 3, H, W]`` (resize, centre crop, normalise)."""
-        batch = torch.stack([self.transform(self.to_tensor(img)) for img in images])
-        return normalize(batch.to(self.device), tuple(self.spec["mean"]), tuple(self.spec["std"]))
+        """Images → a ``uint8 [B, 3, H, W]`` batch resized and centre-cropped to the model's input size."""
+        return torch.stack([self.transform(self.to_tensor(img)) for img in images])
 
     @torch.inference_mode()
+    def probabilities_of_batch(self, batch: torch.Tensor) -> torch.Tensor:
+        """Preprocessed ``uint8 [B, 3, H, W]`` crops → class probabilities ``float32 [B, num_classes]`` on the
+        CPU (normalised on the model's device; softmax, or sigmoid for multi-label models)."""
+        inputs = normalize(batch.to(self.device), tuple(self.spec["mean"]), tuple(self.spec["std"]))
+        logits = self.model(inputs).float()
+        probs = torch.sigmoid(logits) if self.spec.get("output") == "sigmoid" else torch.softmax(logits, dim=1)
+        return probs.cpu()
+
     def probabilities(self, images: Sequence[ImageInput]) -> torch.Tensor:
-        """Class probabilities ``float32 [B, num_classes]`` (softmax, or sigmoid for multi-label models)."""
-        logits = self.model(self.preprocess(images)).float()
-        return torch.sigmoid(logits) if self.spec.get("output") == "sigmoid" else torch.softmax(logits, dim=1)
+        """Class probabilities ``float32 [B, num_classes]`` of images in any supported input form."""
+        return self.probabilities_of_batch(self.preprocess(images))
 
     def predict(self, images: ImageInput | Iterable[ImageInput], batch_size: int = 32) -> Any:
         """Predict one image (returns a :class:`ClassPrediction`) or a list of images (returns a list)."""

@@ -6,10 +6,11 @@ One image per line, tab-separated::
     index <TAB> l_0 <TAB> l_1 … <TAB> l_{C-1} <TAB> relative/path.jpg   multi-label: one 0/1 column per class
 
 The index is a unique integer; class ids start at 0 and are contiguous (class names are ``"0"``, ``"1"``, … unless
-``classes`` is given). Multi-label lines are multi-hot, as in SageMaker's multi-label ``.lst`` example (``multi_label=1``),
-and every line must have the same number of label columns. Labels may be written as floats (MXNet's ``im2rec``
-writes ``1.000000``); they must be whole numbers. Paths are relative to the image root — the ``train`` channel
-folder for the ``train_lst`` channel, as SageMaker does — which defaults to the ``.lst`` file's folder."""
+``classes`` is given). Multi-label lines are multi-hot, as in SageMaker's multi-label ``.lst`` example
+(``multi_label=1``), and every line must have the same number of label columns. Labels may be written as floats
+(MXNet's ``im2rec`` writes ``1.000000``); they must be whole numbers. Paths are relative to the image root —
+the ``train`` channel folder for the ``train_lst`` channel, as SageMaker does — which defaults to
+the ``.lst`` file's folder."""
 
 from __future__ import annotations
 
