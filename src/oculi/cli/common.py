@@ -9,7 +9,7 @@ from rich.console import Console
 from oculi.config import parse_assignments
 from oculi.errors import ConfigError
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False)
 
 

@@ -119,3 +119,11 @@ class RelativeEarlyStopping(L.Callback):
             self.echo(f"early stopping after epoch {epoch}: {self.monitor} has not improved by more than "
                       f"{self.tolerance:.0%} for {self.patience} epochs (best {self.best:.4f})")
             trainer.should_stop = True
+
+
+class EpochProgressBar(L.pytorch.callbacks.TQDMProgressBar):
+    """Lightning's tqdm bar, counting epochs from 1 like the per-epoch lines ("epoch 3/10")."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self.train_progress_bar.set_description(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -83,7 +84,7 @@ def train(
     from oculi.algorithms import get_algorithm
     from oculi.artifacts import load_state, read_meta, read_weights, resolve_bundle_path, save_bundle
     from oculi.config import resolve
-    from oculi.engine.callbacks import EpochHistory, RelativeEarlyStopping
+    from oculi.engine.callbacks import EpochHistory, EpochProgressBar, RelativeEarlyStopping
     from oculi.engine.precision import lightning_precision
 
     started = time.perf_counter()
@@ -126,6 +127,9 @@ def train(
         L.pytorch.callbacks.ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=algo.metric,
                                             mode=algo.metric_mode, save_last=True, enable_version_counter=False),
     ]
+    show_bar = progress and sys.stdout.isatty()  # in logs the per-epoch lines say it all
+    if show_bar:
+        callbacks.append(EpochProgressBar())
     frequency = getattr(hp, "checkpoint_frequency", None)
     if frequency:
         callbacks.append(L.pytorch.callbacks.ModelCheckpoint(
@@ -136,7 +140,7 @@ def train(
                                                hp.early_stopping_patience, hp.early_stopping_tolerance, echo))
     trainer = L.Trainer(
         max_epochs=hp.epochs, accelerator="auto", devices=1, precision=precision, callbacks=callbacks,
-        logger=False, enable_model_summary=False, num_sanity_val_steps=0, enable_progress_bar=progress,
+        logger=False, enable_model_summary=False, num_sanity_val_steps=0, enable_progress_bar=show_bar,
         default_root_dir=out, log_every_n_steps=1,
     )
     echo(f"training {algo.name} for {hp.epochs} epoch(s), precision {hp.precision_dtype}, output {out}")
