@@ -203,3 +203,35 @@ def test_cli_errors_are_messages_not_tracebacks(tiny_split, tmp_path):
     assert result.exit_code != 0
     assert isinstance(result.exception, ConfigError)  # main() prints it; the app raises it
     assert "mini_batch_size" in str(result.exception) and "optimizer" in str(result.exception)
+
+
+def test_multi_label_training_from_a_manifest(tmp_path):
+    from dataclasses import replace
+
+    from oculi.data.channels import read_channel
+    from oculi.data.formats.manifest import write_manifest
+
+    folders = read_channel(make_class_folders(tmp_path / "imgs", per_class=10))
+    # Every stripes image is also tagged "square": two labels per image for a third of the data.
+    samples = [replace(s, target=(s.target, 1) if s.target == 2 else (s.target,)) for s in folders.samples]
+    manifest = write_manifest(replace(folders.with_samples(samples), multi_label=True), tmp_path / "ml.manifest")
+    with pytest.raises(ConfigError, match="multi_label=1"):
+        train("image-classification", {"train": manifest}, TINY, output=tmp_path / "x", progress=False, echo=quiet)
+    result = train("image-classification", {"train": manifest}, {**TINY, "multi_label": "1", "epochs": "2"},
+                   output=tmp_path / "m", progress=False, echo=quiet)
+    predictor = Predictor.from_artifact(result.model_dir)
+    assert predictor.spec["output"] == "sigmoid"
+    probs = predictor.probabilities([s.image for s in samples[:4]])
+    assert probs.shape == (4, 3) and bool(((probs >= 0) & (probs <= 1)).all())
+
+
+def test_training_from_sagemaker_lst_channels(tmp_path):
+    from oculi.data.channels import read_channel
+    from oculi.data.formats.lst import write_lst
+
+    images = make_class_folders(tmp_path / "train", per_class=8)
+    write_lst(read_channel(images), tmp_path / "train.lst", images)
+    result = train("image-classification", {"train": images, "train_lst": tmp_path / "train.lst"}, TINY,
+                   output=tmp_path / "m", progress=False, echo=quiet)
+    assert result.classes == ["0", "1", "2"]  # .lst files carry class ids only
+    assert json.loads((result.model_dir / "model.json").read_text())["dataset"]["train_images"] > 0

@@ -150,7 +150,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_backbone(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Copy every tensor of ``state`` into ``model`` except the head, which stays freshly initialised.
+    """Copy every tensor of ``state`` into ``model`` except the head, which is set to zero.
+
+    A zero head starts at uniform probabilities, so the first steps train the head before any gradient reaches
+    the pretrained features (timm's default head init gives EfficientNet logits of ±10 and a first-epoch loss
+    several times that of chance, which wrecks the ImageNet features).
 
     Raises :class:`ArtifactError` naming ``source`` when backbone tensors are missing or have other shapes."""
     head = head_prefixes(model)
@@ -164,3 +168,6 @@ def load_backbone(model: nn.Module, state: dict[str, torch.Tensor], source: str)
         raise ArtifactError(f"{source} does not fit this network ({len(missing)} missing, {len(wrong)} with "
                             f"other shapes: {detail}). Check num_layers/architecture.")
     model.load_state_dict({k: state[k] for k in backbone_keys}, strict=False)
+    for name, param in model.named_parameters():
+        if name.startswith(head):
+            nn.init.zeros_(param)

@@ -74,5 +74,5 @@ class Algorithm(ABC):
 
     def model_from_meta(self, meta: dict[str, Any]) -> nn.Module:
         """Rebuild the (untrained) network a bundle's ``model.json`` describes."""
-        hp = self.hyperparameters.model_validate(meta["hyperparameters"])
+        hp = self.hyperparameters.model_validate(meta["hyperparameters"], context={"resolved": True})
         return self.build_model(hp, list(meta["classes"]), pretrained=False)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import torchmetrics
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
@@ -138,7 +138,7 @@ class ImageClassificationHyperparameters(HyperParameters):
         return value
 
     @model_validator(mode="after")
-    def _cross(self) -> ImageClassificationHyperparameters:
+    def _cross(self, info: ValidationInfo) -> ImageClassificationHyperparameters:
         problems = []
         _, h, w = self.image_shape
         if self.resize != AUTO and self.resize < max(h, w):
@@ -152,7 +152,9 @@ class ImageClassificationHyperparameters(HyperParameters):
                             f"({','.join(map(str, self.lr_scheduler_step))}); drop one of them.")
         if self.lr_scheduler == "step" and not self.lr_scheduler_step:
             problems.append("`lr_scheduler=step` needs `lr_scheduler_step`, e.g. -p lr_scheduler_step=10,20.")
-        if self.architecture == "efficientnet-lite0" and "num_layers" in self.model_fields_set:
+        # Resolved sets (saved bundles, re-validation) hold every field; only a user's own choice can conflict.
+        user_set = not (info.context or {}).get("resolved")
+        if user_set and self.architecture == "efficientnet-lite0" and "num_layers" in self.model_fields_set:
             problems.append("`num_layers` applies to architecture=resnet only, but `architecture` is "
                             "efficientnet-lite0; drop one of them.")
         if self.use_pretrained_model and self.architecture == "resnet" and self.num_layers not in \
@@ -219,7 +221,10 @@ class ClassificationModule(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, targets = batch
-        logits = self(images).float()
+        # Validate in float32, as `oculi evaluate` and the predictor run, so validation:accuracy is the number a
+        # user gets back from the saved model (bf16 autocast flips borderline predictions).
+        with torch.autocast(self.device.type, enabled=False):
+            logits = self(images).float()
         self.log("validation:loss", self.loss_fn(logits, targets), on_epoch=True, batch_size=len(images))
         self.val_accuracy(logits, targets.int() if self.hp.multi_label else targets)
         self.log("validation:accuracy", self.val_accuracy, on_epoch=True, prog_bar=True, batch_size=len(images))
@@ -300,7 +305,8 @@ class ImageClassification(Algorithm):
             raise ConfigError(f"{train.source} has multi-label annotations; pass -p multi_label=1.")
         updates = self._resolve(hp, train, classes, init_meta, notes)
         hp = hp.model_copy(update=updates)
-        hp = type(hp).model_validate(hp.model_dump())  # re-run cross-field rules on the resolved values
+        # Re-run the cross-field rules on the resolved values.
+        hp = type(hp).model_validate(hp.model_dump(), context={"resolved": True})
         return PreparedData(train=train, validation=validation, classes=classes, hyperparameters=hp,
                             train_loader=self._loader(train, hp, classes, train=True),
                             val_loader=self._loader(validation, hp, classes, train=False),
