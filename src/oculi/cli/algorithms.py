@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from oculi.cli.common import console
 
@@ -18,7 +18,7 @@ def list_algorithms() -> None:
     """
     from oculi.algorithms import ALGORITHMS
 
-    table = Table("algorithm", "task", "metric", "summary")
+    table = Table(Column("algorithm", no_wrap=True), "task", "metric", "summary")
     for name in ALGORITHMS:
         a = ALGORITHMS.get(name)
         table.add_row(name, a.task, a.metric, a.summary)
@@ -37,7 +37,8 @@ def describe(name: str = typer.Argument(..., help="Algorithm name, e.g. image-cl
     algorithm = get_algorithm(name)
     console.print(f"[bold]{algorithm.name}[/] — {algorithm.summary}\nobjective metric: {algorithm.metric}; set "
                   "values with -p name=value (SageMaker string forms accepted)\n")
-    table = Table("hyperparameter", "default", "valid", "meaning", show_lines=False)
+    table = Table(Column("hyperparameter", no_wrap=True), Column("default", max_width=12),
+                  Column("valid", max_width=24), Column("meaning", min_width=30))
     for row in describe_model(algorithm.hyperparameters):
         table.add_row(row["name"], row["default"], row["valid"], row["description"])
     console.print(table)
