@@ -2,8 +2,8 @@
 
 - An image in memory is a ``uint8`` tensor ``[3, H, W]`` (RGB).
 - A classification target is a class index ``int`` (single-label) or a tuple of class indices (multi-label).
-- Detection targets (later) are ``xyxy`` absolute-pixel boxes ``float32 [N, 4]`` with ``labels int64 [N]``;
-  segmentation targets are ``int64 [H, W]`` masks with one ``ignore_index``.
+- A detection target is a :class:`BoxTarget`: ``xyxy`` absolute-pixel boxes (``float32 [N, 4]`` as tensors) with
+  ``labels int64 [N]``; segmentation targets (later) are ``int64 [H, W]`` masks with one ``ignore_index``.
 
 Readers in ``oculi.data.formats`` produce :class:`SampleSet` objects; every format-specific coordinate or label
 encoding is converted there and nowhere else.
@@ -34,6 +34,30 @@ class Sample:
     def where(self) -> str:
         """The file (and line) to name in a message about this sample."""
         return self.origin or str(self.image)
+
+
+@dataclass(frozen=True)
+class BoxTarget:
+    """Detection target of one image: ``boxes`` are ``xyxy`` absolute pixels (origin top-left, x right, y down),
+    ``labels`` class indices, ``difficult`` Pascal VOC's flag per box; ``width``/``height`` the image size in
+    pixels (after EXIF rotation) when known. Tuples keep samples hashable and cheap; :meth:`tensors` gives the
+    ``float32 [N, 4]`` / ``int64 [N]`` tensors of the sample vocabulary."""
+
+    boxes: tuple[tuple[float, float, float, float], ...] = ()
+    labels: tuple[int, ...] = ()
+    difficult: tuple[bool, ...] = ()
+    width: int | None = None
+    height: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def tensors(self) -> dict[str, Any]:
+        """``{"boxes": float32 [N, 4], "labels": int64 [N]}``."""
+        import torch
+
+        return {"boxes": torch.tensor(self.boxes, dtype=torch.float32).reshape(-1, 4),
+                "labels": torch.tensor(self.labels, dtype=torch.int64)}
 
 
 @dataclass(frozen=True)
@@ -78,10 +102,13 @@ class SampleSet:
         return len(self.classes)
 
     def class_counts(self) -> Counter[int]:
-        """Images per class index (a multi-label image counts once for each of its classes)."""
+        """Images per class index (a multi-label image counts once for each of its classes; for detection,
+        boxes per class)."""
         counts: Counter[int] = Counter()
         for s in self.samples:
-            if isinstance(s.target, tuple):
+            if isinstance(s.target, BoxTarget):
+                counts.update(s.target.labels)
+            elif isinstance(s.target, tuple):
                 counts.update(s.target)
             elif s.target is not None:
                 counts[s.target] += 1
