@@ -10,7 +10,7 @@ from oculi.config import parse_assignments
 from oculi.errors import ConfigError
 
 console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def parse_channels(train: Path | None, validation: Path | None, channel: list[str] | None) -> dict[str, Path]:

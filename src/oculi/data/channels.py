@@ -154,7 +154,7 @@ def resolve_classification_channels(
     _check_names(channels)
     paths = {name: Path(value) for name, value in channels.items()}
     if "train" not in paths:
-        raise ConfigError("no `train` channel; pass e.g. `--channel train=data/train`.")
+        raise ConfigError("no `train` channel; pass `--train data/train` (or `--channel train=data/train`).")
     sets: dict[str, SampleSet] = {}
     for split in ("train", "validation"):
         lst_name = f"{split}_lst"
