@@ -73,3 +73,21 @@ def test_import_oculi_is_light():
     code = "import sys, oculi; print(sorted(m for m in ('torch', 'lightning', 'PIL') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def _oculi(*args: str) -> subprocess.CompletedProcess:
+    """Run the real console entry point in a subprocess."""
+    return subprocess.run([sys.executable, "-c", "from oculi.cli import main; main()", *args],
+                          capture_output=True, text=True)
+
+
+def test_exit_codes_of_the_real_entry_point(tmp_path, tiny_split):
+    assert _oculi("data", "check", str(tiny_split["train"])).returncode == 0
+    bad = tmp_path / "data"
+    (bad / "a").mkdir(parents=True)
+    (bad / "b").mkdir()
+    (bad / "a" / "x.png").write_bytes(b"not a png")
+    check = _oculi("data", "check", str(bad))
+    assert check.returncode == 1 and "x.png" in check.stdout + check.stderr
+    assert _oculi("train", "image-classification", "--train", str(bad), "-p", "epochs=0").returncode == 2
+    assert _oculi("no-such-command").returncode == 2

@@ -235,3 +235,28 @@ def test_training_from_sagemaker_lst_channels(tmp_path):
                    output=tmp_path / "m", progress=False, echo=quiet)
     assert result.classes == ["0", "1", "2"]  # .lst files carry class ids only
     assert json.loads((result.model_dir / "model.json").read_text())["dataset"]["train_images"] > 0
+
+
+def test_ctrl_c_keeps_the_best_epoch_so_far(tiny_split, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "model"
+    args = [sys.executable, "-c", "from oculi.cli import main; main()", "train", "image-classification",
+            "--train", str(tiny_split["train"]), "--output", str(out), "--no-progress"]
+    for k, v in {**TINY, "epochs": "1000"}.items():
+        args += ["-p", f"{k}={v}"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (
+            (out / "metrics.csv").exists() and len((out / "metrics.csv").read_text().splitlines()) >= 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "interrupted after" in output
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["best_epoch"] >= 1 and len(meta["history"]) >= 2

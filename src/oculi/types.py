@@ -83,7 +83,9 @@ class SampleSet:
     """The samples of one channel/split with their class names (index ``i`` ↔ ``classes[i]``).
 
     ``format`` names the reader ("folders", "lst", "manifest"), ``source`` the channel path, and ``findings``
-    what the reader noticed (bad lines, missing files) — the data check adds to them."""
+    what the reader noticed (bad lines, missing files) — the data check adds to them. ``class_ids``: for detection
+    formats with their own (possibly sparse) class ids — SageMaker JSON, manifests, COCO — the original id of each
+    class index, so a writer of the same format restores them; None when indices are the ids."""
 
     samples: list[Sample]
     classes: list[str]
@@ -92,6 +94,7 @@ class SampleSet:
     format: str = ""
     source: str = ""
     findings: list[Finding] = field(default_factory=list)
+    class_ids: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -39,9 +39,10 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 
 
 def main() -> None:
-    """Console-script entry point: run the app and turn :class:`OculiError` into a message and exit code."""
+    """Console-script entry point: run the app (typer handles usage errors, exit codes and Ctrl-C → 130) and
+    turn :class:`OculiError` into a message and its exit code."""
     try:
-        app(standalone_mode=False)
+        app()
     except OculiError as e:
         if os.environ.get("OCULI_DEBUG"):
             raise
@@ -50,18 +51,3 @@ def main() -> None:
             report.render(err_console)
         err_console.print(f"[bold red]error:[/] {e}")
         sys.exit(e.exit_code)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
-    except Exception as e:  # click usage errors come through here in standalone_mode=False
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise

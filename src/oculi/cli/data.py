@@ -1,4 +1,5 @@
-"""``oculi data check|split|sample`` for image-classification data."""
+"""``oculi data check|split|sample`` for image-classification data and ``oculi data convert`` for object detection
+data."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from rich.table import Table
 from oculi.cli.common import console, err_console, parse_channels, parse_image_roots
 from oculi.data.channels import read_channel, resolve_classification_channels
 from oculi.data.checks import check_classification, check_path
+from oculi.data.convert import convert as convert_detection
+from oculi.data.detection import DETECTION_FORMATS
 from oculi.data.formats.manifest import write_manifest
 from oculi.data.split import stratified_sample, stratified_split
 from oculi.errors import ConfigError, DataError
@@ -19,7 +22,7 @@ from oculi.types import SampleSet
 
 app = typer.Typer(
     help="Check, split and sample image-classification data: class folders, SageMaker .lst files and augmented "
-    "manifests.",
+    "manifests. Convert object detection data between SageMaker JSON, manifests, COCO, Pascal VOC and YOLO.",
     no_args_is_help=True,
 )
 
@@ -170,3 +173,46 @@ def sample(
     written = write_manifest(subset, output)
     console.print(_count_table(sample_set, {"all": sample_set, "sampled": subset}))
     console.print(f"Wrote {len(subset)} of {len(sample_set)} images to {written}", soft_wrap=True)
+
+
+@app.command()
+def convert(
+    source: Annotated[Path, typer.Argument(help="Detection data: a manifest, COCO JSON, VOC or YOLO folder, or "
+                                           "SageMaker train images (with --annotations).")],
+    to: Annotated[str, typer.Option("--to", help=f"Output format: {', '.join(DETECTION_FORMATS)}.")],
+    out: Annotated[Path, typer.Argument(help="Output folder (or a .manifest / .json file for manifest / coco).")],
+    source_format: Annotated[
+        str, typer.Option("--from", help=f"Input format when not recognised: {', '.join(DETECTION_FORMATS)}.")
+    ] = "auto",
+    annotations: Annotated[
+        Path | None,
+        typer.Option("--annotations", help="SageMaker train_annotation folder when SOURCE is the train images "
+                     "folder; the image folder for COCO and VOC."),
+    ] = None,
+    names: Annotated[
+        Path | None, typer.Option("--names", help="YOLO class names: a data YAML or one name per line.")
+    ] = None,
+    image_root: ImageRootOption = None,
+    copy_images: Annotated[
+        bool, typer.Option("--copy-images", help="Copy the images into OUT (byte for byte) instead of referencing.")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the ledger as JSON.")] = False,
+) -> None:
+    """Convert object detection data between formats and print a ledger of what was read, written and changed.
+
+    Boxes, class names and images are counted in and out; every box or image dropped or changed (clipped, empty,
+    a difficult flag YOLO cannot hold, an image not found) is listed with its file and reason.
+
+    Example: oculi data convert ../shared/data/bees/train.manifest --to coco out/bees-coco --image-root
+    s3://sagemaker-remars/datasets/na-bees/500=../shared/data/bees/images
+    """
+    if to not in DETECTION_FORMATS:
+        raise ConfigError(f"--to got {to!r}; expected one of {', '.join(DETECTION_FORMATS)}, e.g. `--to coco`.")
+    if source_format != "auto" and source_format not in DETECTION_FORMATS:
+        raise ConfigError(f"--from got {source_format!r}; expected one of {', '.join(DETECTION_FORMATS)}.")
+    ledger = convert_detection(source, to, out, copy_images=copy_images, source_format=source_format,
+                               image_roots=parse_image_roots(image_root), names=names, annotations=annotations)
+    if json_output:
+        typer.echo(json.dumps(ledger.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        ledger.render(console)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 import warnings
@@ -144,9 +145,14 @@ def train(
         default_root_dir=out, log_every_n_steps=1,
     )
     echo(f"training {algo.name} for {hp.epochs} epoch(s), precision {hp.precision_dtype}, output {out}")
-    trainer.fit(module, data.train_loader, data.val_loader)
-    if trainer.interrupted:
-        echo("training interrupted: the bundle keeps the best epoch so far")
+    interrupted = False
+    try:
+        trainer.fit(module, data.train_loader, data.val_loader)
+    except SystemExit:  # Lightning turns Ctrl-C into a graceful shutdown and sys.exit(1)
+        if not trainer.interrupted:
+            raise
+        interrupted = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left it ignored
 
     model = module.model
     load_state(model, history.best_model_state(module), "best epoch weights")
@@ -168,6 +174,10 @@ def train(
         "init_model": str(init_path) if init_path else None,
     }
     save_bundle(out, meta, model)
+    if interrupted:
+        kept = f"the best epoch so far ({history.best_epoch})" if history.best_epoch else "the initial weights"
+        echo(f"interrupted after {len(history.history)} epoch(s); the bundle in {out} holds {kept}")
+        raise KeyboardInterrupt
     seconds = time.perf_counter() - started
     return TrainResult(model_dir=out, metrics=metrics, best_epoch=history.best_epoch, history=history.history,
                        hyperparameters=meta["hyperparameters"], classes=data.classes, seconds=seconds,

@@ -26,7 +26,16 @@ List labels are multi-hot or class ids (``label_format``). ``"auto"`` decides, i
 The decision is reported as an info finding (``label_format``). Image references may be absolute local paths,
 paths relative to the manifest's folder, ``file://`` URIs or ``s3://`` URIs. An ``s3://`` URI is mapped through
 ``image_roots`` (the longest matching S3 prefix → local folder); without a match the file is looked for by name
-in the manifest's folder and in its ``images/`` sub-folder."""
+in the manifest's folder and in its ``images/`` sub-folder.
+
+Object detection manifests (Ground Truth bounding-box output) are read by :func:`read_detection_manifest`::
+
+    {"source-ref": "s3://bucket/a.jpg",
+     "bounding-box": {"image_size": [{"width": 500, "height": 400, "depth": 3}],
+                      "annotations": [{"class_id": 0, "left": 111, "top": 134, "width": 61, "height": 128}]},
+     "bounding-box-metadata": {"class-map": {"0": "dog"}, "type": "groundtruth/object-detection"}}
+
+Boxes are ``left, top, width, height`` pixels and become ``xyxy`` pixels."""
 
 from __future__ import annotations
 
@@ -36,13 +45,15 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import unquote, urlparse
 
+from oculi.data.formats.boxes import class_table, clean_box, image_size, number, output_ids, target_size, unknown_class
 from oculi.errors import ConfigError, DataError
-from oculi.types import Finding, Sample, SampleSet
+from oculi.types import BoxTarget, Finding, Sample, SampleSet
 
 LabelFormat = Literal["auto", "multi-hot", "class-id"]
 IMAGE_ATTRIBUTES = ("source-ref", "image-ref")
 _MULTILABEL_TYPE = "groundtruth/image-classification-multilabel"
 _SINGLE_TYPE = "groundtruth/image-classification"
+_DETECTION_TYPE = "groundtruth/object-detection"
 
 
 def is_manifest(path: Path) -> bool:
@@ -185,7 +196,8 @@ def _reject_other_tasks(path: Path, attribute: str, records: list[tuple[int, dic
         if isinstance(kind, str) and kind.startswith("groundtruth/") and "image-classification" not in kind:
             raise DataError(
                 f"{path}: the {attribute!r} labels are of type {kind!r}; image classification needs "
-                f"{_SINGLE_TYPE!r} or {_MULTILABEL_TYPE!r} labels (a class id or a list of them per image)."
+                f"{_SINGLE_TYPE!r} or {_MULTILABEL_TYPE!r} labels (a class id or a list of them per image). "
+                f"Read bounding boxes with read_detection_manifest or convert them with `oculi data convert {path}`."
             )
         if isinstance(record.get(attribute), dict):
             raise DataError(
@@ -408,3 +420,127 @@ def write_manifest(sample_set: SampleSet, path: Path, label_attribute: str = "cl
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(rows), encoding="utf-8")
     return path
+
+
+def read_detection_manifest(
+    path: Path,
+    image_roots: dict[str, Path] | None = None,
+    label_attribute: str | None = None,
+    classes: list[str] | None = None,
+) -> SampleSet:
+    """Read a bounding-box augmented manifest into a detection :class:`SampleSet` (targets: :class:`BoxTarget`,
+    ``xyxy`` absolute pixels; see the module docstring for the line shape and image references).
+
+    Class names come from the ``class-map`` of every line's ``<label>-metadata`` (ids without a name are named
+    ``str(id)``); sparse ids become contiguous indices and ``SampleSet.class_ids`` keeps the originals. The image
+    size is the label's ``image_size``, else read from the image header. Bad lines are error findings naming the
+    manifest and line (``bad_json``, ``missing_attribute``, ``bad_label``, ``bad_box``, ``missing_image``,
+    ``unknown_class``) and are left out. Raises :class:`DataError` when the file is missing or empty."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: manifest file not found.")
+    prefixes = _s3_prefixes(image_roots)
+    findings: list[Finding] = []
+    records = _read_records(path, findings)
+    if not records and not findings:
+        raise DataError(f"{path}: the manifest has no lines; expected one JSON object per image.")
+    attribute = _label_attribute(path, records, label_attribute)
+
+    def error(code: str, lineno: int, message: str) -> None:
+        findings.append(Finding("error", code, message, str(path), lineno))
+
+    names: dict[int, str] = {}
+    used: set[int] = set()
+    lines: list[tuple[int, Path, dict[str, Any]]] = []
+    for lineno, record in records:
+        ref = next((record[k] for k in IMAGE_ATTRIBUTES if k in record), None)
+        label = record.get(attribute)
+        if not isinstance(ref, str):
+            error("missing_attribute", lineno, 'no image reference; expected "source-ref": "<path or s3 URI>".')
+            continue
+        if not isinstance(label, dict) or not isinstance(label.get("annotations", []), list):
+            error("bad_label", lineno, f"{attribute!r} must be an object with an \"annotations\" list of boxes "
+                  '({"class_id", "left", "top", "width", "height"}); got ' f"{label!r:.80}.")
+            continue
+        metadata = record.get(f"{attribute}-metadata")
+        class_map = metadata.get("class-map") if isinstance(metadata, dict) else None
+        for key, name in (class_map or {}).items():
+            class_id = _whole(key)
+            if class_id is not None and isinstance(name, str):
+                names.setdefault(class_id, name)
+        for ann in label.get("annotations", []):
+            class_id = _whole(ann.get("class_id")) if isinstance(ann, dict) else None
+            if class_id is not None:
+                used.add(class_id)
+        image, fix = _resolve(ref, path.parent, prefixes)
+        if image is None:
+            error("missing_image", lineno, f"image {ref} not found: {fix}.")
+            continue
+        lines.append((lineno, image, label))
+    unnamed = used - set(names)
+    class_list, mapping, class_ids = class_table({**{i: str(i) for i in unnamed}, **names}, unnamed, classes)
+
+    samples: list[Sample] = []
+    for lineno, image, label in lines:
+        sizes = label.get("image_size")
+        size_entry = sizes[0] if isinstance(sizes, list) and sizes else sizes
+        try:
+            size = (int(size_entry["width"]), int(size_entry["height"]))
+        except (KeyError, TypeError, ValueError):
+            size = image_size(image)
+        boxes, labels = [], []
+        for ann in label.get("annotations", []):
+            try:
+                left, top = float(ann["left"]), float(ann["top"])
+                box = (left, top, left + float(ann["width"]), top + float(ann["height"]))
+                class_id = _whole(ann["class_id"])
+            except (KeyError, TypeError, ValueError):
+                class_id = None
+            if class_id is None:
+                error("bad_box", lineno, f"box {ann!r} needs numeric class_id, left, top, width and height; "
+                      "it is left out.")
+                continue
+            if class_id not in mapping:
+                findings.append(unknown_class(class_id, class_list, str(path), lineno))
+                continue
+            cleaned = clean_box(box, size, str(path), lineno, findings)
+            if cleaned is not None:
+                boxes.append(cleaned)
+                labels.append(mapping[class_id])
+        width, height = size if size else (None, None)
+        target = BoxTarget(tuple(boxes), tuple(labels), (False,) * len(labels), width, height)
+        samples.append(Sample(image=image, target=target, origin=f"{path}:{lineno}"))
+    return SampleSet(samples, class_list, task="detection", format="manifest", source=str(path),
+                     findings=findings, class_ids=class_ids)
+
+
+def write_detection_manifest(
+    sample_set: SampleSet, path: Path, label_attribute: str = "bounding-box"
+) -> list[Finding]:
+    """Write a detection ``sample_set`` (``xyxy`` pixel boxes) as a Ground-Truth-style bounding-box manifest:
+    ``source-ref`` the absolute image path, ``<label_attribute>`` with ``image_size`` and ``left, top, width,
+    height`` pixel boxes, ``<label_attribute>-metadata`` with the full ``class-map`` and type
+    ``groundtruth/object-detection``. Class ids are the original ids when the set was read from a manifest, else
+    the class indices. Returns the findings about what changed (renumbered ids)."""
+    path = Path(path)
+    findings: list[Finding] = []
+    ids = output_ids(sample_set, "manifest", 0, findings, str(path))
+    class_map = {str(ids[i]): name for i, name in enumerate(sample_set.classes)}
+    rows = []
+    for sample in sample_set.samples:
+        target: BoxTarget = sample.target
+        label: dict[str, Any] = {}
+        size = target_size(sample)
+        if size is not None:
+            label["image_size"] = [{"width": size[0], "height": size[1], "depth": 3}]
+        label["annotations"] = [
+            {"class_id": ids[c], "left": number(x0), "top": number(y0),
+             "width": number(x1 - x0), "height": number(y1 - y0)}
+            for (x0, y0, x1, y1), c in zip(target.boxes, target.labels, strict=True)
+        ]
+        record = {"source-ref": str(sample.image.resolve()), label_attribute: label,
+                  f"{label_attribute}-metadata": {"class-map": class_map, "type": _DETECTION_TYPE}}
+        rows.append(json.dumps(record) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(rows), encoding="utf-8")
+    return findings

@@ -1,0 +1,106 @@
+"""Read object detection data in any supported format, recognised by its content.
+
+Every reader returns a detection :class:`~oculi.types.SampleSet` whose targets are :class:`~oculi.types.BoxTarget`
+(``xyxy`` absolute pixels, float); the format-specific coordinates are converted in ``oculi.data.formats``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from oculi.data.formats.coco import is_coco, read_coco
+from oculi.data.formats.manifest import is_manifest, read_detection_manifest
+from oculi.data.formats.sagemaker_json import read_sagemaker_json
+from oculi.data.formats.voc import annotations_dir, read_voc
+from oculi.data.formats.yolo import is_yolo, read_yolo
+from oculi.errors import ConfigError, DataError
+from oculi.types import SampleSet
+
+DETECTION_FORMATS = ("sagemaker-json", "manifest", "coco", "voc", "yolo")
+
+
+def _is_sagemaker_annotations(folder: Path) -> bool:
+    first = next(iter(sorted(folder.glob("*.json"))), None) if folder.is_dir() else None
+    if first is None:
+        return False
+    try:
+        data = json.loads(first.read_text(encoding="utf-8-sig"))
+    except (ValueError, UnicodeDecodeError, OSError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("annotations"), list) and "images" not in data
+
+
+def detect_format(path: Path, annotations: Path | None = None) -> str:
+    """The detection format of ``path`` (one of :data:`DETECTION_FORMATS`), recognised by content: a JSON-lines
+    file → ``manifest``; a JSON object with ``images``/``annotations`` (or a folder holding ``annotations.json``)
+    → ``coco``; ``Annotations/*.xml`` → ``voc``; ``labels/*.txt`` or a data YAML → ``yolo``; ``annotations``
+    given, a ``train_annotation`` sub-folder or a folder of per-image JSON → ``sagemaker-json``. Raises
+    :class:`DataError` when nothing matches."""
+    path = Path(path)
+    if annotations is not None:
+        return "sagemaker-json"
+    if not path.exists():
+        raise DataError(f"{path}: not found.")
+    if path.is_file():
+        if is_coco(path):
+            return "coco"
+        if path.suffix.lower() in (".yaml", ".yml") and is_yolo(path):
+            return "yolo"
+        if is_manifest(path):
+            return "manifest"
+    else:
+        if (path / "train_annotation").is_dir() or _is_sagemaker_annotations(path):
+            return "sagemaker-json"
+        if annotations_dir(path) is not None:
+            return "voc"
+        if is_yolo(path):
+            return "yolo"
+        if is_coco(path / "annotations.json"):
+            return "coco"
+    raise DataError(
+        f"{path}: not a detection dataset oculi recognises. Expected an augmented manifest (.manifest), a COCO "
+        "JSON file, a Pascal VOC folder (Annotations/*.xml), a YOLO folder (labels/*.txt + data.yaml) or SageMaker "
+        "`train` + `train_annotation` folders; name the format with `--from "
+        f"{{{','.join(DETECTION_FORMATS)}}}` if it is one of them."
+    )
+
+
+def read_detection(
+    path: Path,
+    *,
+    annotations: Path | None = None,
+    image_roots: dict[str, Path] | None = None,
+    names: Path | None = None,
+    classes: list[str] | None = None,
+    format: str = "auto",
+) -> SampleSet:
+    """Read detection data at ``path`` into a :class:`SampleSet` of ``xyxy`` absolute-pixel :class:`BoxTarget`
+    targets, in ``format`` (one of :data:`DETECTION_FORMATS`, or ``"auto"``: see :func:`detect_format`).
+
+    ``annotations``: the SageMaker ``train_annotation`` folder when ``path`` is the ``train`` images folder (or
+    the image root for COCO and VOC). ``image_roots``: ``{"s3://bucket/prefix": folder}`` for manifests.
+    ``names``: a YOLO names file. ``classes``: class names to read against."""
+    path = Path(path)
+    if format != "auto" and format not in DETECTION_FORMATS:
+        raise ConfigError(f"detection format {format!r} is unknown; expected one of {', '.join(DETECTION_FORMATS)}.")
+    fmt = detect_format(path, annotations) if format == "auto" else format
+    if fmt == "manifest":
+        if path.is_dir():
+            found = sorted(path.glob("*.manifest"))
+            if len(found) != 1:
+                raise DataError(f"{path}: expected one .manifest file in this folder, found {len(found)}; pass the "
+                                "manifest file itself.")
+            path = found[0]
+        return read_detection_manifest(path, image_roots=image_roots, classes=classes)
+    if fmt == "coco":
+        json_path = path / "annotations.json" if path.is_dir() else path
+        return read_coco(json_path, image_root=annotations, classes=classes)
+    if fmt == "voc":
+        return read_voc(path, image_root=annotations, classes=classes)
+    if fmt == "yolo":
+        return read_yolo(path, names=names, classes=classes)
+    if annotations is not None:
+        return read_sagemaker_json(path, annotations, classes=classes)
+    if (path / "train_annotation").is_dir():
+        return read_sagemaker_json(path / "train", path / "train_annotation", classes=classes)
+    return read_sagemaker_json(None, path, classes=classes)
