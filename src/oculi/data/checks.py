@@ -29,7 +29,7 @@ from rich.text import Text
 from oculi.data.channels import read_channel, split_layout
 from oculi.data.image import ImageInfo, inspect_image
 from oculi.errors import DataError
-from oculi.types import Finding, Sample, SampleSet
+from oculi.types import BoxTarget, Finding, Sample, SampleSet
 
 _FORMAT_EXTENSIONS = {
     "JPEG": (".jpg", ".jpeg"),
@@ -93,6 +93,8 @@ def _listed_at(sample: Sample) -> str:
 
 
 def _labels(target: Any) -> tuple[Any, ...]:
+    if isinstance(target, BoxTarget):
+        return target.labels
     return target if isinstance(target, tuple) else (target,)
 
 
@@ -117,6 +119,7 @@ class CheckReport:
     size_range: dict[str, int] | None
     num_images: dict[str, int]
     bad_images: set[Path] = field(default_factory=set)
+    task: str = "classification"
 
     @property
     def ok(self) -> bool:
@@ -131,6 +134,7 @@ class CheckReport:
         """A JSON-able dict of the whole report."""
         return {
             "ok": self.ok,
+            "task": self.task,
             "classes": list(self.classes),
             "counts": self.counts,
             "num_images": self.num_images,
@@ -142,7 +146,7 @@ class CheckReport:
     def render(self, console: Console) -> None:
         """Print the images-per-class table, the size range, every finding grouped by level, and a verdict."""
         splits = list(self.counts)
-        table = Table(title="Usable images per class")
+        table = Table(title="Boxes per class" if self.task == "detection" else "Usable images per class")
         table.add_column("class")
         for split in splits:
             table.add_column(split, justify="right")
@@ -284,7 +288,7 @@ def _empty_class_findings(
         path = str(Path(sample_set.source) / name) if sample_set.format == "folders" else sample_set.source
         if path in reported and sample_set.format == "folders":
             continue
-        level = "error" if is_training else "warning"
+        level = "error" if is_training and sample_set.task != "detection" else "warning"
         fix = (
             "Add images of it, or remove the class." if is_training else "Its accuracy will not be measured."
         )
@@ -352,6 +356,10 @@ def check_classification(
         if split == training and not any(counts[split].values()):
             findings.append(Finding("error", "no_images", f"no usable {split} images.", sample_set.source))
         findings.extend(_empty_class_findings(split, sample_set, counts[split], split == training))
+        negatives = sum(isinstance(x.target, BoxTarget) and not len(x.target) for x in sample_set.samples)
+        if negatives and not any(f.code.startswith("negative") for f in sample_set.findings):
+            findings.append(Finding("info", "negatives", f"{negatives} {split} image(s) have no boxes; they are kept "
+                                    "as negatives (background-only examples).", sample_set.source))
     findings.extend(_duplicates(sets, decoded))
     return CheckReport(
         findings=findings,
@@ -360,7 +368,30 @@ def check_classification(
         size_range=size_range,
         num_images={split: len(s) for split, s in sets.items()},
         bad_images=bad_images,
+        task=sets[training].task,
     )
+
+
+def _is_detection(path: Path) -> bool:
+    """True when ``path`` holds detection annotations (a bounding-box manifest, COCO, VOC, YOLO or SageMaker
+    per-image JSON) rather than classification data."""
+    import json
+
+    from oculi.data.detection import detect_format
+
+    try:
+        fmt = detect_format(path)
+    except (DataError, OSError):
+        return False
+    if fmt != "manifest":
+        return True
+    with path.open() as f:  # classification manifests are JSON lines too: look for a box label
+        first = next((line for line in f if line.strip()), "{}")
+    try:
+        record = json.loads(first)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(record, dict) and any(isinstance(v, dict) and "annotations" in v for v in record.values())
 
 
 def check_path(
@@ -368,6 +399,11 @@ def check_path(
 ) -> CheckReport:
     """Check a dataset path: a folder of split folders (``train``, ``validation``/``val``, ``test``) is checked
     split by split against the training classes; anything else is checked as one ``train`` channel."""
+    if _is_detection(Path(path)):
+        from oculi.data.detection import read_detection
+
+        return check_classification({"train": read_detection(Path(path), image_roots=image_roots)}, workers=workers,
+                                    progress=progress)
     splits = split_layout(Path(path)) or {"train": Path(path)}
     sets: dict[str, SampleSet] = {"train": read_channel(splits["train"], image_roots=image_roots)}
     for split, folder in splits.items():

@@ -69,6 +69,12 @@ def read_coco(json_path: Path, image_root: Path | None = None, classes: list[str
                                     "name.", where))
     used = {a.get("category_id") for a in data.get("annotations") or [] if isinstance(a, dict)}
     unnamed = {i for i in used if isinstance(i, int) and i not in names}
+    if names and unnamed:
+        findings.append(Finding(
+            "warning", "undeclared_class",
+            f"category id(s) {', '.join(map(str, sorted(unnamed)))} are used by annotations but not declared in "
+            "\"categories\"; they are kept as classes named by their id. Add them to \"categories\" (or fix the "
+            "annotations' category_id).", where))
     class_list, mapping, class_ids = class_table({**{i: str(i) for i in unnamed}, **names}, unnamed, classes)
 
     by_image: dict[Any, list[dict[str, Any]]] = {}
