@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from oculi.algorithms import backbones
 from oculi.algorithms.base import Algorithm, PreparedData
+from oculi.algorithms.optim import build_optimizer, build_schedule
 from oculi.config import AUTO, Auto, HyperParameters, Range, parse_int_list
 from oculi.data.transforms import classification_eval, classification_train, normalize
 from oculi.errors import ConfigError, DataError
@@ -234,27 +235,9 @@ class ClassificationModule(L.LightningModule):
                      batch_size=len(images))
 
     def configure_optimizers(self) -> Any:
-        hp = self.hp
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        lr = float(hp.learning_rate)
-        if hp.optimizer in ("sgd", "nag"):
-            opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=lr, momentum=hp.momentum,
-                                                         weight_decay=hp.weight_decay,
-                                                         nesterov=hp.optimizer == "nag" and hp.momentum > 0)
-        elif hp.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=lr, betas=(hp.beta_1, hp.beta_2), eps=hp.eps,
-                                   weight_decay=hp.weight_decay)
-        else:
-            opt = torch.optim.RMSprop(params, lr=lr, alpha=hp.gamma, eps=hp.eps, weight_decay=hp.weight_decay)
-        if hp.lr_scheduler == "step":
-            sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=hp.lr_scheduler_step,
-                                                         gamma=hp.lr_scheduler_factor)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-        if hp.lr_scheduler == "cosine":
-            total = max(1, int(self.trainer.estimated_stepping_batches))
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-        return opt
+        opt = build_optimizer((p for p in self.model.parameters() if p.requires_grad), self.hp)
+        schedule = build_schedule(opt, self.hp, int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": opt, "lr_scheduler": schedule} if schedule else opt
 
 
 def _fingerprint(sets: list[SampleSet]) -> str:

@@ -1,4 +1,5 @@
-"""Stratified train/validation splits and class-balanced subsets of a classification :class:`SampleSet`.
+"""Stratified train/validation splits and class-balanced subsets of a :class:`SampleSet` (classification or
+detection).
 
 Stratification is per class (multi-label images by their first label). Each class is shuffled with its own
 random generator seeded from ``(seed, class)``, so the result is the same for a seed on every run and machine, and
@@ -10,7 +11,7 @@ import random
 from collections import defaultdict
 
 from oculi.errors import ConfigError
-from oculi.types import Sample, SampleSet
+from oculi.types import BoxTarget, Sample, SampleSet
 
 
 def _check_fraction(fraction: float, example: float) -> None:
@@ -21,10 +22,13 @@ def _check_fraction(fraction: float, example: float) -> None:
 
 
 def _by_class(samples: list[Sample]) -> dict[int, list[int]]:
-    """Sample positions per stratum: the class index, or a multi-label image's first label (-1 when it has none)."""
+    """Sample positions per stratum: the class index, or a multi-label image's (or detection image's) first label
+    (-1 when it has none: negatives form their own stratum)."""
     groups: dict[int, list[int]] = defaultdict(list)
     for position, sample in enumerate(samples):
         target = sample.target
+        if isinstance(target, BoxTarget):
+            target = target.labels
         key = (target[0] if target else -1) if isinstance(target, tuple) else target
         groups[key].append(position)
     return groups
