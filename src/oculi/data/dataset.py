@@ -42,3 +42,38 @@ class ClassificationDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image = decode_image(self.samples[index].image, min_side=self.min_side)
         return self.transform(image), self.target(index)
+
+
+class DetectionDataset(Dataset):
+    """Items are ``(image uint8 [3, S, S], target)`` with ``target = {"boxes": float32 [N, 4] xyxy pixels of the
+    transformed image, "labels": int64 [N] 0-based}``; ``transform`` is a detection preset of
+    :mod:`oculi.data.transforms`. Images are decoded at reduced scale when much larger than ``min_side``."""
+
+    def __init__(self, samples: Sequence[Sample], transform: Callable, *, min_side: int | None = None) -> None:
+        self.samples = list(samples)
+        self.transform = transform
+        self.min_side = min_side
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        from torchvision import tv_tensors
+
+        sample = self.samples[index]
+        image = decode_image(sample.image, min_side=self.min_side)
+        height, width = image.shape[-2:]
+        target = sample.target
+        boxes = torch.tensor(target.boxes, dtype=torch.float32).reshape(-1, 4)
+        if target.width and target.height and (target.width, target.height) != (width, height):
+            # Annotations are in the full-size image's pixels; the decode may have been at reduced scale.
+            boxes = boxes * torch.tensor([width / target.width, height / target.height] * 2)
+        boxes = tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(height, width))
+        labels = torch.tensor(target.labels, dtype=torch.int64)
+        image, boxes, labels = self.transform(tv_tensors.Image(image), boxes, labels)
+        return image.as_subclass(torch.Tensor), {"boxes": boxes.as_subclass(torch.Tensor).float(), "labels": labels}
+
+
+def detection_collate(batch: list[tuple[torch.Tensor, dict]]) -> tuple[torch.Tensor, list[dict]]:
+    """Stack same-size images into ``uint8 [B, 3, S, S]``; targets stay a list (their box counts differ)."""
+    return torch.stack([item[0] for item in batch]), [item[1] for item in batch]

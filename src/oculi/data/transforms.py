@@ -45,3 +45,33 @@ def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, .
     m = torch.tensor(mean, device=images.device).view(1, -1, 1, 1) * 255.0
     s = torch.tensor(std, device=images.device).view(1, -1, 1, 1) * 255.0
     return (images.float() - m) / s
+
+
+def detection_train(size: int, fill: tuple[int, int, int]) -> Callable:
+    """SageMaker's detection augmentation, applied on the fly with boxes kept consistent: colour jitter,
+    zoom-out (rescale onto a ``fill``-coloured canvas up to 2×), random IoU crop, horizontal flip, then the stretch
+    to ``size × size``. Takes and returns ``(uint8 [3, H, W], tv_tensors.BoundingBoxes xyxy, labels int64 [N])``;
+    boxes that leave the image or shrink below 1 px are dropped with their labels."""
+    from torchvision import tv_tensors  # noqa: F401 - the inputs are tv_tensors
+
+    with_boxes = v2.Compose([
+        v2.RandomPhotometricDistort(p=0.5),
+        v2.RandomZoomOut(fill={tv_tensors.Image: list(fill), "others": 0}, side_range=(1.0, 2.0), p=0.5),
+        v2.RandomIoUCrop(),
+        v2.RandomHorizontalFlip(),
+        v2.Resize((size, size), antialias=True),
+        v2.SanitizeBoundingBoxes(labels_getter=lambda inputs: inputs[2]),
+    ])
+    # RandomIoUCrop needs boxes to measure overlap: negatives get the rest of the pipeline.
+    negatives = v2.Compose([v2.RandomPhotometricDistort(p=0.5), v2.RandomHorizontalFlip(),
+                            v2.Resize((size, size), antialias=True)])
+
+    def apply(image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor) -> tuple:
+        return (with_boxes if len(labels) else negatives)(image, boxes, labels)
+
+    return apply
+
+
+def detection_eval(size: int) -> Callable:
+    """Stretch to ``size × size`` (no aspect preservation, as SageMaker's SSD), boxes scaled with the image."""
+    return v2.Resize((size, size), antialias=True)

