@@ -10,8 +10,9 @@ ALGORITHMS: Registry[Algorithm] = Registry("algorithm", list_command="oculi algo
 
 def _register_builtins() -> None:
     from oculi.algorithms.classification import ImageClassification
+    from oculi.algorithms.detection import ObjectDetection
 
-    for algorithm in (ImageClassification(),):
+    for algorithm in (ImageClassification(), ObjectDetection()):
         ALGORITHMS.register(algorithm.name, algorithm)
 
 

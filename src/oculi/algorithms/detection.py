@@ -1,0 +1,292 @@
+"""``object-detection``: SageMaker's Object Detection algorithm (SSD) on torchvision's SSD building blocks, with
+VGG-16, ResNet-50 or EfficientNet-Lite0 base networks, on-the-fly box-consistent augmentation and VOC-style
+``validation:mAP`` at ``overlap_threshold``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+from torch import nn
+from torch.utils.data import DataLoader
+
+from oculi.algorithms.base import Algorithm, PreparedData
+from oculi.algorithms.detection_models import (
+    build_ssd,
+    freeze_by_pattern,
+    from_model_labels,
+    ssd_input_spec,
+    to_model_targets,
+)
+from oculi.algorithms.optim import build_optimizer, build_schedule
+from oculi.config import AUTO, Auto, HyperParameters, Range, parse_int_list
+from oculi.errors import ConfigError, DataError
+from oculi.types import SampleSet
+
+
+class ObjectDetectionHyperparameters(HyperParameters):
+    """Hyperparameters of ``object-detection``: SageMaker's names, string forms and meanings (section b.3), plus
+    oculi's additions. ``auto`` values are resolved before training and printed."""
+
+    num_classes: int | None = Field(None, ge=1, description="Number of object classes (background excluded). "
+                                    "Inferred from the data when omitted; a disagreeing value is an error.")
+    num_training_samples: int | None = Field(None, ge=1, description="Number of training images (accepted; "
+                                             "oculi counts them and warns on a mismatch).")
+    base_network: Literal["vgg-16", "resnet-50", "efficientnet-lite0"] = Field(
+        "efficientnet-lite0", description="Base network. vgg-16 and resnet-50 take ImageNet weights from "
+        "pretrained_weights; efficientnet-lite0's install with oculi. (SageMaker defaults to vgg-16.)")
+    use_pretrained_model: bool = Field(True, description="Start the base network from ImageNet weights.")
+    pretrained_weights: str | None = Field(None, description="oculi addition. A .safetensors or torchvision .pth "
+                                           "state dict for a vgg-16/resnet-50 base network.")
+    image_shape: int = Field(300, ge=64, description="Square input side in pixels (SageMaker: 300 or 512; "
+                             "smaller sizes train faster). Not a \"C,H,W\" string.")
+    epochs: int = Field(30, ge=1, description="Passes over the training data.")
+    learning_rate: Range(float, gt=0, le=1) | Auto = Field(
+        AUTO, json_schema_extra={"example": "0.001"},
+        description="Initial learning rate. auto = 0.002 for adam/rmsprop, 0.01 for sgd, 1.0 for adadelta.")
+    lr_scheduler: Literal["auto", "step", "cosine", "constant"] = Field(
+        AUTO, description="oculi addition. auto = step when lr_scheduler_step is set, else cosine decay to 0.")
+    lr_scheduler_step: list[int] = Field(default_factory=list, description="Epochs at which the learning rate "
+                                         "is multiplied by lr_scheduler_factor, e.g. \"10, 20\".")
+    lr_scheduler_factor: float = Field(0.1, gt=0, lt=1, description="Learning-rate multiplier at each step.")
+    mini_batch_size: int = Field(32, ge=1, description="Images per training step.")
+    optimizer: Literal["sgd", "adam", "rmsprop", "adadelta"] = Field("adam", description="Optimiser. (SageMaker "
+                                                                      "defaults to sgd.)")
+    momentum: float = Field(0.9, gt=0, le=1, description="Momentum for sgd.")
+    weight_decay: float = Field(0.0005, ge=0, lt=1, description="L2 weight decay.")
+    overlap_threshold: float = Field(0.5, gt=0, le=1, description="IoU at which a detection matches a true box "
+                                     "in validation:mAP.")
+    nms_threshold: float = Field(0.45, gt=0, le=1, description="IoU above which non-maximum suppression drops "
+                                 "the lower-scoring box.")
+    nms_topk: int = Field(400, ge=1, description="Candidates per class kept before non-maximum suppression.")
+    freeze_layer_pattern: str | None = Field(None, description="Regular expression over parameter names whose "
+                                             "weights stay fixed, e.g. ^backbone\\.body\\.blocks\\.[0-2]\\.")
+    early_stopping: bool = Field(False, description="Stop when validation:mAP stops improving.")
+    early_stopping_min_epochs: int = Field(10, ge=0, description="Epochs before early stopping may stop.")
+    early_stopping_patience: int = Field(5, ge=1, description="Epochs without improvement before stopping.")
+    early_stopping_tolerance: float = Field(0.0, ge=0, le=1, description="Relative mAP improvement that counts.")
+    label_width: int = Field(350, ge=5, description="Accepted for SageMaker compatibility (RecordIO label "
+                             "padding); not used.")
+    precision_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        AUTO, description="auto = bf16 autocast on CPUs with bf16 support, float16 mixed precision on GPU, "
+        "float32 otherwise.")
+    skip_bad_images: bool = Field(False, description="oculi addition. Skip (and list) unreadable images instead "
+                                  "of stopping before training.")
+    validation_fraction: float = Field(0.2, gt=0, lt=1, description="oculi addition. Share of the training data "
+                                       "held out (seeded) when no validation channel is given.")
+    seed: int = Field(0, ge=0, description="oculi addition. Seed for weights, shuffling, augmentation and the "
+                      "hold-out.")
+    num_workers: Range(int, ge=0) | Auto = Field(AUTO, description="oculi addition. Data-loading processes; auto "
+                                                 "= min(2, CPU cores) (0 on one core).")
+
+    @field_validator("lr_scheduler_step", mode="before")
+    @classmethod
+    def _steps(cls, value: Any) -> Any:
+        return parse_int_list(value)
+
+    @field_validator("image_shape", mode="before")
+    @classmethod
+    def _shape(cls, value: Any) -> Any:
+        if isinstance(value, str) and "," in value:
+            raise ValueError("object detection takes one number, the square side (e.g. 300), not \"C,H,W\"")
+        return value
+
+    @model_validator(mode="after")
+    def _cross(self, info: ValidationInfo) -> ObjectDetectionHyperparameters:
+        problems = []
+        if self.lr_scheduler in ("cosine", "constant") and self.lr_scheduler_step:
+            problems.append(f"`lr_scheduler={self.lr_scheduler}` conflicts with `lr_scheduler_step`; drop one.")
+        if self.lr_scheduler == "step" and not self.lr_scheduler_step:
+            problems.append("`lr_scheduler=step` needs `lr_scheduler_step`, e.g. -p lr_scheduler_step=10,20.")
+        if self.pretrained_weights and not self.use_pretrained_model:
+            problems.append("`pretrained_weights` is set but `use_pretrained_model` is 0; pass "
+                            "-p use_pretrained_model=1 or drop pretrained_weights.")
+        if problems:
+            raise ValueError("\n  - ".join(problems))
+        return self
+
+
+class DetectionModule(L.LightningModule):
+    """SSD loss and VOC-style mAP around a torchvision SSD. Batches are ``uint8 [B, 3, S, S]`` images and a list
+    of ``{"boxes": float32 [N, 4] xyxy pixels, "labels": int64 [N] 0-based}`` targets."""
+
+    def __init__(self, model: nn.Module, hp: ObjectDetectionHyperparameters) -> None:
+        super().__init__()
+        from torchmetrics.detection import MeanAveragePrecision
+
+        self.model = model
+        self.hp = hp
+        self.val_map = MeanAveragePrecision(iou_thresholds=[hp.overlap_threshold])
+        self.val_map.warn_on_many_detections = False
+
+    def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """``uint8 [B, 3, S, S]`` → SSD detections (labels 0-based), boxes in the input's pixels."""
+        out = self.model(list(images.float() / 255.0))
+        return [{**o, "labels": from_model_labels(o["labels"])} for o in out]
+
+    def training_step(self, batch: tuple[torch.Tensor, list[dict]], batch_idx: int) -> torch.Tensor:
+        images, targets = batch
+        losses = self.model(list(images.float() / 255.0), to_model_targets(targets))
+        loss = sum(losses.values())
+        self.log("train:loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(images))
+        for name, value in losses.items():
+            self.log(f"train:{name}_loss", value, on_step=False, on_epoch=True, batch_size=len(images))
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, list[dict]], batch_idx: int) -> None:
+        images, targets = batch
+        with torch.autocast(self.device.type, enabled=False):  # validate as `oculi evaluate` will
+            detections = self(images)
+        self.val_map.update([{k: v.float() if k != "labels" else v for k, v in d.items()} for d in detections],
+                            targets)
+
+    def on_validation_epoch_end(self) -> None:
+        result = self.val_map.compute()
+        self.log("validation:mAP", float(result["map"]), prog_bar=True)
+        self.val_map.reset()
+
+    def configure_optimizers(self) -> Any:
+        opt = build_optimizer((p for p in self.model.parameters() if p.requires_grad), self.hp)
+        schedule = build_schedule(opt, self.hp, int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": opt, "lr_scheduler": schedule} if schedule else opt
+
+
+def _detection_collate(batch: list) -> Any:
+    from oculi.data.dataset import detection_collate
+
+    return detection_collate(batch)
+
+
+class ObjectDetection(Algorithm):
+    """SageMaker's object-detection algorithm (SSD)."""
+
+    name = "object-detection"
+    task = "detection"
+    summary = "Object detection: SSD with a VGG-16, ResNet-50 or EfficientNet-Lite0 base network."
+    hyperparameters = ObjectDetectionHyperparameters
+    metric = "validation:mAP"
+
+    def prepare(self, channels: dict[str, Any], hp: HyperParameters, *, init_meta: dict[str, Any] | None,
+                image_roots: dict[str, Path] | None, progress: bool) -> PreparedData:
+        from oculi.data.checks import SKIPPABLE_CODES, check_classification, drop_bad_images
+        from oculi.data.detection import read_detection
+        from oculi.data.split import stratified_split
+
+        assert isinstance(hp, ObjectDetectionHyperparameters)
+        known = {"train", "validation", "train_annotation", "validation_annotation"}
+        unknown = sorted(set(channels) - known)
+        if unknown:
+            raise ConfigError(f"channel(s) {', '.join(unknown)} are not used by object-detection; valid: "
+                              f"{', '.join(sorted(known | {'model'}))}.")
+        if "train" not in channels:
+            raise ConfigError("no `train` channel; pass `--train PATH` (a manifest, COCO JSON, VOC or YOLO folder, "
+                              "or SageMaker images with `--channel train_annotation=DIR`).")
+        sets = {"train": read_detection(Path(channels["train"]), annotations=_path(channels.get("train_annotation")),
+                                        image_roots=image_roots)}
+        if "validation" in channels:
+            sets["validation"] = read_detection(Path(channels["validation"]),
+                                                annotations=_path(channels.get("validation_annotation")),
+                                                image_roots=image_roots, classes=sets["train"].classes)
+        notes: list[str] = []
+        report = check_classification(sets, progress=progress)
+        if not report.ok:
+            blocking = [f for f in report.errors() if f.code not in SKIPPABLE_CODES]
+            if blocking or not hp.skip_bad_images:
+                first = (blocking or report.errors())[0]
+                raise DataError(f"The data cannot be trained on: {len(report.errors())} error(s), e.g. "
+                                f"{first.location()}: {first.message}", report=report)
+            sets = drop_bad_images(sets, report)
+            notes.append(f"skip_bad_images=true: skipped {len(report.bad_images)} unreadable image(s): "
+                         + ", ".join(sorted(str(p) for p in report.bad_images)))
+        train, classes = sets["train"], sets["train"].classes
+        if "validation" in sets:
+            validation = sets["validation"]
+        else:
+            train, validation = stratified_split(train, hp.validation_fraction, hp.seed)
+            notes.append(f"no validation channel: held out {len(validation)} of {len(train) + len(validation)} "
+                         f"training images ({hp.validation_fraction:.0%}, seed {hp.seed}) for validation")
+        hp = hp.model_copy(update=self._resolve(hp, train, classes, notes))
+        hp = type(hp).model_validate(hp.model_dump(), context={"resolved": True})
+        return PreparedData(train=train, validation=validation, classes=classes, hyperparameters=hp,
+                            train_loader=self._loader(train, hp, train=True),
+                            val_loader=self._loader(validation, hp, train=False), notes=notes, report=report,
+                            fingerprint="")
+
+    def _resolve(self, hp: ObjectDetectionHyperparameters, train: SampleSet, classes: list[str],
+                 notes: list[str]) -> dict[str, Any]:
+        up: dict[str, Any] = {}
+        if hp.num_classes is None:
+            up["num_classes"] = len(classes)
+            notes.append(f"num_classes=auto → {len(classes)} (from the data)")
+        elif hp.num_classes != len(classes):
+            raise ConfigError(f"`num_classes` is {hp.num_classes} but the training data has {len(classes)} classes "
+                              f"({', '.join(classes[:10])}). Pass -p num_classes={len(classes)} or leave it out.")
+        if hp.num_training_samples is not None and hp.num_training_samples != len(train):
+            notes.append(f"warning: num_training_samples={hp.num_training_samples} but {len(train)} images train")
+        if hp.learning_rate == AUTO:
+            up["learning_rate"] = {"sgd": 0.01, "adadelta": 1.0}.get(hp.optimizer, 0.002)
+            notes.append(f"learning_rate=auto → {up['learning_rate']:g} ({hp.optimizer})")
+        if hp.lr_scheduler == AUTO:
+            up["lr_scheduler"] = "step" if hp.lr_scheduler_step else "cosine"
+            notes.append(f"lr_scheduler=auto → {up['lr_scheduler']}")
+        if hp.num_workers == AUTO:
+            cores = os.cpu_count() or 1
+            up["num_workers"] = 0 if cores < 2 else min(2, cores)
+        if hp.precision_dtype == AUTO:
+            from oculi.engine.precision import auto_precision
+
+            up["precision_dtype"] = auto_precision()
+            notes.append(f"precision_dtype=auto → {up['precision_dtype']}")
+        return up
+
+    def _loader(self, data: SampleSet, hp: ObjectDetectionHyperparameters, train: bool) -> DataLoader:
+        from oculi.data.dataset import DetectionDataset
+        from oculi.data.transforms import detection_eval, detection_train
+
+        size = hp.image_shape
+        mean = ssd_input_spec(hp.base_network, size)["mean"]
+        transform = (detection_train(size, tuple(round(m * 255) for m in mean)) if train
+                     else detection_eval(size))
+        workers = int(hp.num_workers)
+        return DataLoader(DetectionDataset(data.samples, transform, min_side=size), batch_size=hp.mini_batch_size,
+                          shuffle=train, num_workers=workers, persistent_workers=workers > 0,
+                          collate_fn=_detection_collate, generator=torch.Generator().manual_seed(hp.seed),
+                          drop_last=train and len(data) > hp.mini_batch_size)
+
+    def build_model(self, hp: HyperParameters, classes: list[str], *, pretrained: bool) -> nn.Module:
+        assert isinstance(hp, ObjectDetectionHyperparameters)
+        weights = Path(hp.pretrained_weights).expanduser() if hp.pretrained_weights and pretrained else None
+        return build_ssd(hp.base_network, len(classes), hp.image_shape,
+                         pretrained=pretrained and hp.use_pretrained_model, pretrained_weights=weights,
+                         nms_threshold=hp.nms_threshold, nms_topk=hp.nms_topk)
+
+    def lightning_module(self, model: nn.Module, data: PreparedData) -> L.LightningModule:
+        hp = data.hyperparameters
+        assert isinstance(hp, ObjectDetectionHyperparameters)
+        if hp.freeze_layer_pattern:
+            if not freeze_by_pattern(model, hp.freeze_layer_pattern):
+                raise ConfigError(f"freeze_layer_pattern {hp.freeze_layer_pattern!r} matches no parameter; oculi's "
+                                  "names look like backbone.body.blocks.0.0.conv_dw.weight (SageMaker's MXNet "
+                                  "names such as conv1_ do not apply).")
+        return DetectionModule(model, hp)
+
+    def input_spec(self, hp: HyperParameters) -> dict[str, Any]:
+        assert isinstance(hp, ObjectDetectionHyperparameters)
+        return ssd_input_spec(hp.base_network, hp.image_shape)
+
+    def check_init_model(self, hp: HyperParameters, classes: list[str], meta: dict[str, Any]) -> None:
+        assert isinstance(hp, ObjectDetectionHyperparameters)
+        super().check_init_model(hp, classes, meta)
+        for key in ("base_network", "image_shape"):
+            if meta["hyperparameters"].get(key) != getattr(hp, key):
+                raise ConfigError(f"--init-model was trained with {key}={meta['hyperparameters'].get(key)}, this "
+                                  f"run has {key}={getattr(hp, key)}; they must match.")
+
+
+def _path(value: Any) -> Path | None:
+    return Path(value) if value is not None else None
+
