@@ -78,3 +78,34 @@ def test_object_detection_errors_name_the_fix(shapes, tmp_path):
     with pytest.raises(ConfigError, match="matches no parameter"):
         train("object-detection", shapes, {**TINY_SSD, "freeze_layer_pattern": "^conv1_"}, output=tmp_path / "c",
               progress=False, echo=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def detector(shapes, tmp_path_factory):
+    out = tmp_path_factory.mktemp("det") / "model"
+    train("object-detection", shapes, TINY_SSD, output=out, progress=False, echo=lambda *_: None)
+    return out
+
+
+def test_predict_gives_sagemaker_shapes(detector, shapes, tmp_path):
+    from typer.testing import CliRunner
+
+    from oculi import load_model
+    from oculi.cli import app
+
+    image = shapes["train"].parent / "images" / "0.png"
+    runner = CliRunner()
+    rows = json.loads(runner.invoke(app, ["predict", str(detector), str(image), "--json"]).output)["prediction"]
+    assert rows and all(len(r) == 6 and r[0] in (0.0, 1.0) for r in rows)
+    assert all(0.0 <= v <= 1.0 for r in rows for v in r[2:]) and all(r[2] <= r[4] and r[3] <= r[5] for r in rows)
+    assert [r[1] for r in rows] == sorted((r[1] for r in rows), reverse=True)
+    annotated = json.loads(runner.invoke(app, ["predict", str(detector), str(image), "--annotation"]).output)
+    assert annotated["image_size"] == [{"width": 128, "height": 96, "depth": 3}]
+    first = annotated["annotations"][0]
+    assert abs(first["left"] / 128 - rows[0][2]) < 1e-3
+    assert abs((first["top"] + first["height"]) / 96 - rows[0][5]) < 1e-3
+    drawn = tmp_path / "drawn.png"
+    result = runner.invoke(app, ["predict", str(detector), str(image), "--draw", str(drawn), "--min-score", "0.2"])
+    assert result.exit_code == 0 and Image.open(drawn).size == (128, 96)
+    detections = load_model(detector).predict(image, min_score=0.2)
+    assert all(s >= 0.2 for s in detections.scores)

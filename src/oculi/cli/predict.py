@@ -19,14 +19,26 @@ def predict(
                                  "(one JSON line per image)."),
     verbose: bool = typer.Option(False, "--verbose", help="With --json: SageMaker's verbose form with "
                                  "probabilities, labels and predicted_label."),
+    annotation: bool = typer.Option(False, "--annotation", help="Detection: SageMaker's annotation form (pixels "
+                                    "left/top/width/height with scores) instead of normalised rows."),
+    draw: Path | None = typer.Option(None, "--draw", help="Detection: write the image with labelled boxes here "
+                                     "(with several images, IMAGE-NAME is appended)."),
+    min_score: float = typer.Option(0.0, "--min-score", min=0.0, max=1.0, help="Detection: drop detections "
+                                    "scoring below this (SageMaker applies no threshold; neither do we by default)."),
 ) -> None:
-    """Predict the classes of images with a trained model.
+    """Predict with a trained model: classes (classification) or boxes (object detection).
 
     Example: oculi predict models/ants val/bees/1032546534_06907fe3b3.jpg --top-k 2
+
+    Example: oculi predict models/bees bee.jpg --json --min-score 0.3 --draw bee-boxes.png
     """
     from oculi import load_model
+    from oculi.inference import DetectionPredictor
 
     predictor = load_model(model)
+    if isinstance(predictor, DetectionPredictor):
+        _detections(predictor, images, as_json or verbose, annotation, draw, min_score)
+        return
     results = predictor.predict(list(images))
     if as_json or verbose:
         for result in results:
@@ -37,3 +49,24 @@ def predict(
         for rank, (label, prob) in enumerate(result.top(top_k)):
             table.add_row(str(path) if rank == 0 else "", label, f"{prob:.4f}")
     console.print(table)
+
+
+def _detections(predictor, images: list[Path], as_json: bool, annotation: bool, draw: Path | None,  # noqa: ANN001
+                min_score: float) -> None:
+    from oculi.inference.detection import draw as draw_boxes
+
+    for path in images:
+        image = predictor.to_tensor(path)
+        result = predictor.predict(image, min_score=min_score)
+        if draw is not None:
+            target = draw if len(images) == 1 else draw.with_name(f"{draw.stem}-{path.stem}{draw.suffix}")
+            console.print(f"drawn: {draw_boxes(image, result, target)}")
+        if as_json or annotation:
+            body = result.annotation() if annotation else result.sagemaker()
+            console.print_json(json.dumps(body), indent=None)
+            continue
+        table = Table("image", "class", "score", "box (xmin, ymin, xmax, ymax px)")
+        for n, (box, score, label) in enumerate(zip(result.boxes, result.scores, result.labels, strict=True)):
+            table.add_row(str(path) if n == 0 else "", result.classes[label], f"{score:.3f}",
+                          ", ".join(f"{v:.0f}" for v in box))
+        console.print(table if result.boxes else f"{path}: no detections")

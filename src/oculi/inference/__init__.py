@@ -1,6 +1,7 @@
 """Inference: :class:`Predictor` turns a model bundle into predictions (decode → preprocess → model →
 postprocess), reading every preprocessing setting and class name from the bundle."""
 
+from oculi.inference.detection import DetectionPredictor, Detections
 from oculi.inference.predictor import ClassPrediction, Predictor
 
-__all__ = ["ClassPrediction", "Predictor"]
+__all__ = ["ClassPrediction", "DetectionPredictor", "Detections", "Predictor"]

@@ -59,12 +59,19 @@ class Predictor:
         self.model = bundle.model.to(self.device).eval()
         spec = bundle.meta["input"]
         self.spec = spec
+        self.min_side: int | None = int(spec["resize"])  # large JPEGs may decode at reduced scale
         self.transform = classification_eval(int(spec["resize"]), (int(spec["height"]), int(spec["width"])))
 
     @classmethod
     def from_artifact(cls, path: str | Path, device: str | torch.device = "cpu") -> Predictor:
-        """Load a bundle folder, a job output folder or a ``model.tar.gz``."""
-        return cls(load_bundle(Path(path)), device)
+        """Load a bundle folder, a job output folder or a ``model.tar.gz``; detection bundles give a
+        :class:`~oculi.inference.detection.DetectionPredictor`."""
+        bundle = load_bundle(Path(path))
+        if bundle.meta.get("task") == "detection":
+            from oculi.inference.detection import DetectionPredictor
+
+            return DetectionPredictor(bundle, device)
+        return cls(bundle, device)
 
     @property
     def classes(self) -> list[str]:
@@ -84,7 +91,7 @@ class Predictor:
                 return pil_to_tensor(Image.open(io.BytesIO(image)))
             except (OSError, SyntaxError, ValueError) as e:
                 raise DataError(f"the request body is not an image Pillow can read ({e}).") from None
-        return decode_image(Path(image), min_side=int(self.spec["resize"]))
+        return decode_image(Path(image), min_side=self.min_side)
 
     def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
         """Images → a ``uint8 [B, 3, H, W]`` batch resized and centre-cropped to the model's input size."""

@@ -1,0 +1,100 @@
+"""Predictor for object-detection bundles: decode → SSD (resize, normalise, NMS) → boxes in the original image's
+pixels → SageMaker's response shapes (normalised rows, or the training schema with scores) or a drawn image."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from oculi.artifacts import ModelBundle
+from oculi.inference.predictor import ImageInput, Predictor
+
+
+@dataclass
+class Detections:
+    """Detections of one image: ``boxes`` xyxy pixels of the original ``width × height`` image, highest score
+    first; ``labels`` 0-based indices into ``classes``."""
+
+    boxes: list[list[float]]
+    scores: list[float]
+    labels: list[int]
+    classes: list[str]
+    width: int
+    height: int
+
+    def sagemaker(self) -> dict[str, Any]:
+        """SageMaker's ``application/json`` response: ``{"prediction": [[class_id, score, xmin, ymin, xmax,
+        ymax], …]}`` with corners normalised to the image width/height."""
+        rows = []
+        for (x0, y0, x1, y1), score, label in zip(self.boxes, self.scores, self.labels, strict=True):
+            rows.append([float(label), round(score, 6), *(round(min(max(v, 0.0), 1.0), 6) for v in
+                                                          (x0 / self.width, y0 / self.height, x1 / self.width,
+                                                           y1 / self.height))])
+        return {"prediction": rows}
+
+    def annotation(self) -> dict[str, Any]:
+        """SageMaker's ``application/json;annotation=1`` form: the training schema in pixels, with scores."""
+        annotations = [{"class_id": label, "score": round(score, 6), "left": round(x0, 2), "top": round(y0, 2),
+                        "width": round(x1 - x0, 2), "height": round(y1 - y0, 2)}
+                       for (x0, y0, x1, y1), score, label in zip(self.boxes, self.scores, self.labels, strict=True)]
+        return {"image_size": [{"width": self.width, "height": self.height, "depth": 3}],
+                "annotations": annotations}
+
+    def filtered(self, min_score: float) -> Detections:
+        """Only the detections scoring at least ``min_score`` (SageMaker applies no threshold by default)."""
+        keep = [i for i, s in enumerate(self.scores) if s >= min_score]
+        return Detections([self.boxes[i] for i in keep], [self.scores[i] for i in keep],
+                          [self.labels[i] for i in keep], self.classes, self.width, self.height)
+
+
+class DetectionPredictor(Predictor):
+    """Runs an object-detection bundle. ``predict`` returns :class:`Detections` per image."""
+
+    def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu") -> None:
+        self.bundle = bundle
+        self.device = torch.device(device)
+        self.model = bundle.model.to(self.device).eval()
+        self.spec = bundle.meta["input"]
+        self.min_side = None  # full-size decode: boxes are reported in the original image's pixels
+
+    @torch.inference_mode()
+    def detect(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """``uint8 [3, H, W]`` images (any sizes) → SSD outputs with boxes in each image's own pixels."""
+        return self.model([img.to(self.device).float() / 255.0 for img in images])
+
+    def predict(self, images: ImageInput | Iterable[ImageInput], batch_size: int = 8,
+                min_score: float = 0.0) -> Any:
+        """Detect objects in one image (returns :class:`Detections`) or a list of images (returns a list)."""
+        single = isinstance(images, (str, Path, bytes, torch.Tensor)) or hasattr(images, "getpixel")
+        items = [images] if single else list(images)  # type: ignore[list-item]
+        out: list[Detections] = []
+        for start in range(0, len(items), batch_size):
+            tensors = [self.to_tensor(item) for item in items[start:start + batch_size]]
+            for image, result in zip(tensors, self.detect(tensors), strict=True):
+                out.append(Detections(result["boxes"].float().cpu().tolist(), result["scores"].float().cpu().tolist(),
+                                      (result["labels"].cpu() - 1).tolist(), self.classes, int(image.shape[-1]),
+                                      int(image.shape[-2])).filtered(min_score))
+        return out[0] if single else out
+
+
+def draw(image: torch.Tensor, detections: Detections, path: Path) -> Path:
+    """Write ``image`` (``uint8 [3, H, W]``) with labelled boxes to ``path`` (PNG/JPEG by extension)."""
+    from torchvision.io import write_png
+    from torchvision.utils import draw_bounding_boxes
+
+    labels = [f"{detections.classes[c]} {s:.2f}" for c, s in zip(detections.labels, detections.scores, strict=True)]
+    boxes = torch.tensor(detections.boxes, dtype=torch.float32).reshape(-1, 4)
+    drawn = draw_bounding_boxes(image, boxes, labels=labels, width=2, colors="yellow") if len(boxes) else image
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        from PIL import Image
+
+        Image.fromarray(drawn.permute(1, 2, 0).numpy()).save(path, quality=95)
+    else:
+        write_png(drawn, str(path))
+    return path
