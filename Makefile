@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/transfer_hymenoptera.py
+	$(BIN)/python bench/detection_throughput.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
