@@ -123,9 +123,9 @@ def _fitting_extras(extras: nn.ModuleList, size: int, limit: int) -> nn.ModuleLi
     return kept
 
 
-def _load_all(module: nn.Module, state: dict[str, torch.Tensor], source: str, skip: tuple[str, ...] = ()) -> int:
-    """Copy into ``module`` every one of its tensors (except names starting with ``skip``) from ``state``;
-    returns how many. Raises :class:`ArtifactError` naming ``source`` when any is missing or has another shape."""
+def _load_all(module: nn.Module, state: dict[str, torch.Tensor], source: str, skip: tuple[str, ...] = ()) -> None:
+    """Copy into ``module`` every one of its tensors (except names starting with ``skip``) from ``state``.
+    Raises :class:`ArtifactError` naming ``source`` when any is missing or has another shape."""
     own = {k: v for k, v in module.state_dict().items() if not k.startswith(skip)}
     missing = [k for k in own if k not in state]
     wrong = [f"{k} {tuple(state[k].shape)} ≠ {tuple(v.shape)}" for k, v in own.items()
@@ -135,7 +135,6 @@ def _load_all(module: nn.Module, state: dict[str, torch.Tensor], source: str, sk
         raise ArtifactError(f"{source} does not fit this base network ({len(missing)} tensors missing, "
                             f"{len(wrong)} with other shapes: {detail}). Check base_network and the file.")
     module.load_state_dict({k: state[k] for k in own}, strict=False)
-    return len(own)
 
 
 def _pretrained_state(base_network: str, pretrained: bool, pretrained_weights: Path | None
