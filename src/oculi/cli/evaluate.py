@@ -12,16 +12,19 @@ from oculi.cli.common import console, parse_image_roots
 def evaluate(
     model: Path = typer.Argument(..., help="Model bundle folder, job output folder or model.tar.gz."),
     data: Path = typer.Argument(..., help="Labelled images: class folders, a .lst, an augmented manifest, or a "
-                                "folder with train/ and val/ splits (the validation split is evaluated)."),
+                                "folder with train/ and val/ splits (the validation split is evaluated); for a "
+                                "detection model, a COCO file, VOC/YOLO/SageMaker folders or a manifest."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Folder for the report: metrics.json, "
-                                       "per_class.csv, confusion_matrix.png, misclassified.png."),
+                                       "per_class.csv, confusion_matrix.png, misclassified.png (detection: "
+                                       "metrics.json, pr_curves.png, detections.png)."),
     top_k: int | None = typer.Option(None, "--top-k", "-k", min=1, help="Also report top-k accuracy (true class "
-                                     "among the k most probable)."),
+                                     "among the k most probable); classification models only."),
     image_root: list[str] | None = typer.Option(None, "--image-root", help="Map an S3 prefix in a manifest to a "
                                                 "local folder: s3://bucket/prefix=DIR. Repeatable."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
-    """Measure a trained model on labelled images: accuracy, per-class precision/recall/F1, confusion matrix.
+    """Measure a trained model on labelled images: accuracy, per-class precision/recall/F1, confusion matrix;
+    for an object-detection model, mAP (at its overlap_threshold, at IoU 0.5 and over 0.50:0.95) and per-class AP.
 
     Example: oculi evaluate models/ants hymenoptera_data/val --output reports/ants --top-k 2
     """

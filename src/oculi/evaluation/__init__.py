@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from oculi.data.channels import read_channel, split_layout
 from oculi.data.image import decode_image
 from oculi.errors import ConfigError, DataError
+from oculi.evaluation.detection import DetectionEvaluation, evaluate_detection
 from oculi.evaluation.metrics import (
     MULTI_LABEL_THRESHOLD,
     check_top_k,
@@ -28,7 +29,7 @@ from oculi.evaluation.report import EvaluationResult
 from oculi.inference import Predictor
 from oculi.types import SampleSet
 
-__all__ = ["EvaluationResult", "evaluate"]
+__all__ = ["DetectionEvaluation", "EvaluationResult", "evaluate"]
 
 WORKER_THRESHOLD = 64  # more images than this are decoded in DataLoader worker processes
 NUM_WORKERS = 2
@@ -177,8 +178,8 @@ def evaluate(
     image_roots: dict[str, Path] | None = None,
     batch_size: int = 32,
     progress: bool = True,
-) -> EvaluationResult:
-    """Evaluate a classification model bundle on labelled data.
+) -> EvaluationResult | DetectionEvaluation:
+    """Evaluate a classification or object-detection model bundle on labelled data.
 
     ``model``: a bundle folder, a job output folder, a ``model.tar.gz`` or a loaded :class:`Predictor` (runs on
     the GPU when one is present). ``data``: class folders, a ``.lst``, an augmented manifest (``image_roots`` maps
@@ -189,7 +190,11 @@ def evaluate(
 
     Images are decoded and cropped as ``uint8`` (in 2 DataLoader workers above 64 images) and normalised on the
     model's device in batches of ``batch_size``. Raises :class:`DataError` for classes the model does not know,
-    unreadable images, or no images; :class:`ConfigError` for a bad ``top_k`` or ``batch_size``."""
+    unreadable images, or no images; :class:`ConfigError` for a bad ``top_k`` or ``batch_size``.
+
+    Object-detection bundles are evaluated by :func:`~oculi.evaluation.detection.evaluate_detection` (``data``:
+    any detection dataset; returns a :class:`DetectionEvaluation` with mAP, report ``metrics.json``,
+    ``pr_curves.png``, ``detections.png``); ``top_k`` does not apply to them."""
     if batch_size < 1:
         raise ConfigError(f"`batch_size` got {batch_size}; expected an integer ≥ 1 (e.g. 32).")
     if isinstance(model, Predictor):
@@ -197,6 +202,14 @@ def evaluate(
     else:
         predictor = Predictor.from_artifact(model, "cuda" if torch.cuda.is_available() else "cpu")
     model_name = str(predictor.bundle.path)
+    from oculi.inference.detection import DetectionPredictor
+
+    if isinstance(predictor, DetectionPredictor):
+        if top_k is not None:
+            raise ConfigError(f"`top_k` applies to classification models; {model_name} is an object-detection "
+                              "model. Leave out --top-k.")
+        return evaluate_detection(predictor, data if isinstance(data, SampleSet) else Path(data), output=output,
+                                  image_roots=image_roots, progress=progress, batch_size=batch_size)
     classes = predictor.classes
     multi_label = predictor.spec.get("output") == "sigmoid"
     if multi_label and top_k is not None:
