@@ -246,10 +246,20 @@ def build_ssd(base_network: str, num_classes: int, image_size: int, *, pretraine
     features = build[base_network](image_size, state)
     anchors = default_boxes(base_network, image_size, len(features.out_channels))
     head = Float32SSDHead(features.out_channels, anchors.num_anchors_per_location(), num_classes + 1)
+    _small_classifier(head)
     spec = ssd_input_spec(base_network, image_size)
     return SSD(features, anchors, (image_size, image_size), num_classes + 1, image_mean=spec["mean"],
                image_std=spec["std"], head=head, score_thresh=score_threshold, nms_thresh=nms_threshold,
                detections_per_img=detections_per_image, topk_candidates=nms_topk)
+
+
+def _small_classifier(head: SSDHead) -> None:
+    """Start the class logits near zero (weights N(0, 0.01), zero bias) instead of torchvision's Xavier init: with
+    pretrained features Xavier gives logits of ±10 and a first-epoch classification loss ten times chance, which
+    the first steps spend undoing (the classification head got the same fix)."""
+    for module in head.classification_head.module_list:
+        nn.init.normal_(module.weight, std=0.01)
+        nn.init.zeros_(module.bias)
 
 
 def ssd_input_spec(base_network: str, image_size: int) -> dict[str, Any]:
