@@ -56,6 +56,8 @@ def test_object_detection_trains_and_bundles(shapes, tmp_path):
     assert any("num_classes=auto → 2" in line for line in lines)
     assert result.classes == ["box", "disc"]
     assert "validation:mAP" in result.metrics and 0.0 <= result.metrics["validation:mAP"] <= 1.0
+    # The bundle keeps the epoch with the best validation:mAP (logged at epoch end, after callbacks' epoch hooks).
+    assert result.metrics["validation:mAP"] == max(row["validation:mAP"] for row in result.history)
     assert result.history[-1]["train:loss"] < result.history[0]["train:loss"] * 1.5
     meta = json.loads((result.model_dir / "model.json").read_text())
     assert meta["algorithm"] == "object-detection" and meta["input"]["height"] == 128

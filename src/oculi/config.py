@@ -151,7 +151,8 @@ def _type_name(annotation: Any) -> str:
 def describe(model: type[HyperParameters]) -> list[dict[str, str]]:
     """One row per hyperparameter: ``name``, ``default``, ``valid``, ``description`` (for ``algorithms describe``)."""
     rows = []
-    for name, info in model.model_fields.items():
+    own = model.__dict__.get("__annotations__", {})  # the algorithm's own fields first, shared ones after
+    for name, info in sorted(model.model_fields.items(), key=lambda item: item[0] not in own):
         default = info.default
         rows.append(
             {

@@ -3,17 +3,124 @@ input spec. One engine (``oculi.engine``) trains every algorithm through this co
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import lightning as L
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 from torch.utils.data import DataLoader
 
-from oculi.config import HyperParameters
+from oculi.config import AUTO, Auto, HyperParameters, Range, parse_int_list
+from oculi.errors import ConfigError, DataError
 from oculi.types import SampleSet, Task
+
+
+class TrainingHyperparameters(HyperParameters):
+    """The hyperparameters every built-in algorithm shares: SageMaker's learning-rate schedule and early stopping,
+    and oculi's precision, bad-image, hold-out, seed and data-loading settings."""
+
+    lr_scheduler: Literal["auto", "step", "cosine", "constant"] = Field(
+        AUTO, description="oculi addition. auto = step when lr_scheduler_step is set, else cosine decay to 0.")
+    lr_scheduler_step: list[int] = Field(default_factory=list, description="Epochs at which the learning rate "
+                                         "is multiplied by lr_scheduler_factor, e.g. \"10,20\".")
+    lr_scheduler_factor: float = Field(0.1, ge=0, le=1, description="Learning-rate multiplier at each step.")
+    early_stopping: bool = Field(False, description="Stop when the objective metric stops improving.")
+    early_stopping_min_epochs: int = Field(10, ge=0, description="Epochs before early stopping may stop.")
+    early_stopping_patience: int = Field(5, ge=1, description="Epochs without improvement before stopping.")
+    early_stopping_tolerance: float = Field(0.0, ge=0, le=1, description="Relative improvement of the objective "
+                                            "metric that counts as better.")
+    precision_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        AUTO, description="auto = bf16 autocast + channels_last on CPUs with bf16 support, float16 mixed precision "
+        "on GPU, float32 otherwise. float32 turns mixed precision off.")
+    skip_bad_images: bool = Field(False, description="oculi addition. Skip (and list) unreadable images instead "
+                                  "of stopping before training.")
+    validation_fraction: float = Field(0.2, gt=0, lt=1, description="oculi addition. Share of the training data "
+                                       "held out (seeded, stratified) when no validation channel is given.")
+    seed: int = Field(0, ge=0, description="oculi addition. Seed for weights, shuffling, augmentation and the "
+                      "hold-out: the same seed reproduces the same run on CPU.")
+    num_workers: Range(int, ge=0) | Auto = Field(AUTO, description="oculi addition. Data-loading processes; "
+                                                 "auto = min(2, CPU cores) (0 on one core).")
+
+    @field_validator("lr_scheduler_step", mode="before")
+    @classmethod
+    def _steps(cls, value: object) -> object:
+        return parse_int_list(value)
+
+    @model_validator(mode="after")
+    def _schedule(self) -> TrainingHyperparameters:
+        if self.lr_scheduler in ("cosine", "constant") and self.lr_scheduler_step:
+            raise ValueError(f"`lr_scheduler={self.lr_scheduler}` conflicts with `lr_scheduler_step` "
+                             f"({','.join(map(str, self.lr_scheduler_step))}); drop one of them.")
+        if self.lr_scheduler == "step" and not self.lr_scheduler_step:
+            raise ValueError("`lr_scheduler=step` needs `lr_scheduler_step`, e.g. -p lr_scheduler_step=10,20.")
+        return self
+
+
+def check_or_skip(sets: dict[str, SampleSet], hp: TrainingHyperparameters, progress: bool,
+                  notes: list[str]) -> tuple[dict[str, SampleSet], Any]:
+    """Run the data check; stop with its report (a DataError) unless every error is an unreadable image and
+    ``skip_bad_images`` is set, in which case those images are left out and listed in ``notes``."""
+    from oculi.data.checks import SKIPPABLE_CODES, check_classification, drop_bad_images
+
+    report = check_classification(sets, progress=progress)
+    if report.ok:
+        return sets, report
+    blocking = [f for f in report.errors() if f.code not in SKIPPABLE_CODES]
+    if blocking or not hp.skip_bad_images:
+        first = (blocking or report.errors())[0]
+        raise DataError(f"The data cannot be trained on: {len(report.errors())} error(s), e.g. "
+                        f"{first.location()}: {first.message}", report=report)
+    skipped = sorted(str(p) for p in report.bad_images)
+    notes.append(f"skip_bad_images=true: skipped {len(skipped)} unreadable image(s): " + ", ".join(skipped))
+    return drop_bad_images(sets, report), report
+
+
+def hold_out(sets: dict[str, SampleSet], hp: TrainingHyperparameters,
+             notes: list[str]) -> tuple[SampleSet, SampleSet]:
+    """``(train, validation)``: the validation channel, or a seeded stratified part of train (said in ``notes``)."""
+    from oculi.data.split import stratified_split
+
+    if "validation" in sets:
+        return sets["train"], sets["validation"]
+    train, validation = stratified_split(sets["train"], hp.validation_fraction, hp.seed)
+    notes.append(f"no validation channel: held out {len(validation)} of {len(train) + len(validation)} training "
+                 f"images ({hp.validation_fraction:.0%}, stratified, seed {hp.seed}) for validation")
+    return train, validation
+
+
+def resolve_common(hp: TrainingHyperparameters, train: SampleSet, classes: list[str],
+                   notes: list[str]) -> dict[str, Any]:
+    """Resolve the shared ``auto`` values (num_classes from the data, lr_scheduler, num_workers, precision_dtype)
+    and check num_classes / num_training_samples against the data; returns the updates, notes what it did."""
+    up: dict[str, Any] = {}
+    num_classes = getattr(hp, "num_classes", None)
+    if num_classes is None:
+        up["num_classes"] = len(classes)
+        notes.append(f"num_classes=auto → {len(classes)} (from the data)")
+    elif num_classes != len(classes):
+        raise ConfigError(f"`num_classes` is {num_classes} but the training data has {len(classes)} classes "
+                          f"({', '.join(classes[:10])}{' …' if len(classes) > 10 else ''}). Pass "
+                          f"-p num_classes={len(classes)} or leave it out.")
+    samples = getattr(hp, "num_training_samples", None)
+    if samples is not None and samples != len(train):
+        notes.append(f"warning: num_training_samples={samples} but {len(train)} images train (oculi uses the real "
+                     "count)")
+    if hp.lr_scheduler == AUTO:
+        up["lr_scheduler"] = "step" if hp.lr_scheduler_step else "cosine"
+        notes.append(f"lr_scheduler=auto → {up['lr_scheduler']}")
+    if hp.num_workers == AUTO:
+        cores = os.cpu_count() or 1
+        up["num_workers"] = 0 if cores < 2 else min(2, cores)
+    if hp.precision_dtype == AUTO:
+        from oculi.engine.precision import auto_precision
+
+        up["precision_dtype"] = auto_precision()
+        notes.append(f"precision_dtype=auto → {up['precision_dtype']}")
+    return up
 
 
 @dataclass

@@ -4,7 +4,6 @@ offline transfer learning, freezing, class-imbalance handling and incremental tr
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,17 +15,24 @@ from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from oculi.algorithms import backbones
-from oculi.algorithms.base import Algorithm, PreparedData
+from oculi.algorithms.base import (
+    Algorithm,
+    PreparedData,
+    TrainingHyperparameters,
+    check_or_skip,
+    hold_out,
+    resolve_common,
+)
 from oculi.algorithms.optim import build_optimizer, build_schedule
-from oculi.config import AUTO, Auto, HyperParameters, Range, parse_int_list
+from oculi.config import AUTO, Auto, HyperParameters, Range
 from oculi.data.transforms import classification_eval, classification_train, normalize
-from oculi.errors import ConfigError, DataError
+from oculi.errors import ConfigError
 from oculi.types import SampleSet
 
 NUM_LAYERS = (18, 34, 50, 101, 152, 20, 32, 44, 56, 110)
 
 
-class ImageClassificationHyperparameters(HyperParameters):
+class ImageClassificationHyperparameters(TrainingHyperparameters):
     """Hyperparameters of ``image-classification``: SageMaker's names, string forms and meanings (section b.1),
     plus oculi's additions (architecture, freeze, balanced_sampling, …). ``auto`` values are resolved before
     training and printed."""
@@ -49,11 +55,6 @@ class ImageClassificationHyperparameters(HyperParameters):
     beta_2: float = Field(0.999, ge=0, le=1, description="Adam's second-moment decay.")
     eps: float = Field(1e-8, ge=0, le=1, description="Adam/RMSProp epsilon.")
     gamma: float = Field(0.9, ge=0, le=1, description="RMSProp decay factor.")
-    lr_scheduler: Literal["auto", "step", "cosine", "constant"] = Field(
-        AUTO, description="oculi addition. auto = step when lr_scheduler_step is set, else cosine decay to 0.")
-    lr_scheduler_step: list[int] = Field(default_factory=list, description="Epochs at which the learning rate "
-                                         "is multiplied by lr_scheduler_factor, e.g. \"10,20\".")
-    lr_scheduler_factor: float = Field(0.1, ge=0, le=1, description="Learning-rate multiplier at each step.")
     image_shape: tuple[int, int, int] = Field((3, 224, 224), description="Network input \"C,H,W\" (C = 3). "
                                               "Images are resized, then cropped to H×W.")
     resize: Range(int, ge=1) | Auto = Field(AUTO, description="Shorter image side before cropping. auto = "
@@ -79,26 +80,9 @@ class ImageClassificationHyperparameters(HyperParameters):
                                     "multi-label only; oculi: single-label too).")
     balanced_sampling: bool = Field(False, description="oculi addition. Draw training images with probability "
                                     "inversely proportional to their class size.")
-    early_stopping: bool = Field(False, description="Stop when validation accuracy stops improving.")
-    early_stopping_min_epochs: int = Field(10, ge=0, description="Epochs before early stopping may stop.")
-    early_stopping_patience: int = Field(5, ge=1, description="Epochs without improvement before stopping.")
-    early_stopping_tolerance: float = Field(0.0, ge=0, le=1, description="Relative improvement of accuracy that "
-                                            "counts as better.")
     top_k: int | None = Field(None, ge=2, description="Also report top-k accuracy.")
     checkpoint_frequency: int | None = Field(None, ge=1, description="Keep a checkpoint every N epochs (the best "
                                              "epoch is always kept and is what the model bundle holds).")
-    precision_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        AUTO, description="auto = bf16 autocast + channels_last on CPUs with bf16 support, float16 mixed precision "
-        "on GPU, float32 otherwise. float32 turns mixed precision off.")
-    skip_bad_images: bool = Field(False, description="oculi addition. Skip (and list) unreadable images instead "
-                                  "of stopping before training.")
-    validation_fraction: float = Field(0.2, gt=0, lt=1, description="oculi addition. Share of the training data "
-                                       "held out (seeded, stratified) when no validation channel is given.")
-    seed: int = Field(0, ge=0, description="oculi addition. Seed for weights, shuffling, augmentation and the "
-                                  "hold-out: the same seed reproduces the same run on CPU.")
-    num_workers: Range(int, ge=0) | Auto = Field(AUTO, description="oculi addition. Data-loading processes; "
-                                               "auto = min(2, CPU cores) (0 on one core).")
-
     @field_validator("image_shape", mode="before")
     @classmethod
     def _shape(cls, value: Any) -> Any:
@@ -118,11 +102,6 @@ class ImageClassificationHyperparameters(HyperParameters):
         if h < 8 or w < 8:
             raise ValueError("height and width must be ≥ 8")
         return value
-
-    @field_validator("lr_scheduler_step", mode="before")
-    @classmethod
-    def _steps(cls, value: Any) -> Any:
-        return parse_int_list(value)
 
     @field_validator("num_layers")
     @classmethod
@@ -148,11 +127,6 @@ class ImageClassificationHyperparameters(HyperParameters):
         if self.checkpoint_frequency and self.checkpoint_frequency > self.epochs:
             problems.append(f"`checkpoint_frequency` ({self.checkpoint_frequency}) must be ≤ `epochs` "
                             f"({self.epochs}).")
-        if self.lr_scheduler in ("cosine", "constant") and self.lr_scheduler_step:
-            problems.append(f"`lr_scheduler={self.lr_scheduler}` conflicts with `lr_scheduler_step` "
-                            f"({','.join(map(str, self.lr_scheduler_step))}); drop one of them.")
-        if self.lr_scheduler == "step" and not self.lr_scheduler_step:
-            problems.append("`lr_scheduler=step` needs `lr_scheduler_step`, e.g. -p lr_scheduler_step=10,20.")
         # Resolved sets (saved bundles, re-validation) hold every field; only a user's own choice can conflict.
         user_set = not (info.context or {}).get("resolved")
         if user_set and self.architecture == "efficientnet-lite0" and "num_layers" in self.model_fields_set:
@@ -261,29 +235,13 @@ class ImageClassification(Algorithm):
     def prepare(self, channels: dict[str, Any], hp: HyperParameters, *, init_meta: dict[str, Any] | None,
                 image_roots: dict[str, Path] | None, progress: bool) -> PreparedData:
         from oculi.data.channels import resolve_classification_channels
-        from oculi.data.checks import SKIPPABLE_CODES, check_classification, drop_bad_images
-        from oculi.data.split import stratified_split
 
         assert isinstance(hp, ImageClassificationHyperparameters)
         notes: list[str] = []
         sets = resolve_classification_channels(channels, image_roots=image_roots)
-        report = check_classification(sets, progress=progress)
-        if not report.ok:
-            blocking = [f for f in report.errors() if f.code not in SKIPPABLE_CODES]
-            if blocking or not hp.skip_bad_images:
-                first = (blocking or report.errors())[0]
-                raise DataError(f"The data cannot be trained on: {len(report.errors())} error(s), e.g. "
-                                f"{first.location()}: {first.message}", report=report)
-            sets = drop_bad_images(sets, report)
-            skipped = sorted(str(p) for p in report.bad_images)
-            notes.append(f"skip_bad_images=true: skipped {len(skipped)} unreadable image(s): " + ", ".join(skipped))
-        train, classes = sets["train"], sets["train"].classes
-        if "validation" in sets:
-            validation = sets["validation"]
-        else:
-            train, validation = stratified_split(train, hp.validation_fraction, hp.seed)
-            notes.append(f"no validation channel: held out {len(validation)} of {len(train) + len(validation)} "
-                         f"training images ({hp.validation_fraction:.0%}, stratified, seed {hp.seed}) for validation")
+        sets, report = check_or_skip(sets, hp, progress, notes)
+        train, validation = hold_out(sets, hp, notes)
+        classes = train.classes
         if train.multi_label and not hp.multi_label:
             raise ConfigError(f"{train.source} has multi-label annotations; pass -p multi_label=1.")
         updates = self._resolve(hp, train, classes, init_meta, notes)
@@ -297,17 +255,7 @@ class ImageClassification(Algorithm):
 
     def _resolve(self, hp: ImageClassificationHyperparameters, train: SampleSet, classes: list[str],
                  init_meta: dict[str, Any] | None, notes: list[str]) -> dict[str, Any]:
-        up: dict[str, Any] = {}
-        if hp.num_classes is None:
-            up["num_classes"] = len(classes)
-            notes.append(f"num_classes=auto → {len(classes)} (from the data)")
-        elif hp.num_classes != len(classes):
-            raise ConfigError(f"`num_classes` is {hp.num_classes} but the training data has {len(classes)} "
-                              f"classes ({', '.join(classes[:10])}{' …' if len(classes) > 10 else ''}). Pass "
-                              f"-p num_classes={len(classes)} or leave it out.")
-        if hp.num_training_samples is not None and hp.num_training_samples != len(train):
-            notes.append(f"warning: num_training_samples={hp.num_training_samples} but {len(train)} images "
-                         "train (oculi uses the real count)")
+        up = resolve_common(hp, train, classes, notes)
         if hp.top_k and hp.top_k > len(classes):
             raise ConfigError(f"`top_k` is {hp.top_k} but there are only {len(classes)} classes; pass "
                               f"-p top_k={max(2, len(classes) - 1)} or leave it out.")
@@ -321,17 +269,6 @@ class ImageClassification(Algorithm):
             up["resize"] = round(max(hp.image_shape[1:]) * 256 / 224)
             notes.append(f"resize=auto → {up['resize']} (shorter side before the {hp.image_shape[1]}×"
                          f"{hp.image_shape[2]} crop)")
-        if hp.lr_scheduler == AUTO:
-            up["lr_scheduler"] = "step" if hp.lr_scheduler_step else "cosine"
-            notes.append(f"lr_scheduler=auto → {up['lr_scheduler']}")
-        if hp.num_workers == AUTO:
-            cores = os.cpu_count() or 1
-            up["num_workers"] = 0 if cores < 2 else min(2, cores)
-        if hp.precision_dtype == AUTO:
-            from oculi.engine.precision import auto_precision
-
-            up["precision_dtype"] = auto_precision()
-            notes.append(f"precision_dtype=auto → {up['precision_dtype']}")
         return up
 
     def _loader(self, data: SampleSet, hp: ImageClassificationHyperparameters, classes: list[str],

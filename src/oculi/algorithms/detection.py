@@ -4,7 +4,6 @@ VGG-16, ResNet-50 or EfficientNet-Lite0 base networks, on-the-fly box-consistent
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,7 +13,14 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from torch import nn
 from torch.utils.data import DataLoader
 
-from oculi.algorithms.base import Algorithm, PreparedData
+from oculi.algorithms.base import (
+    Algorithm,
+    PreparedData,
+    TrainingHyperparameters,
+    check_or_skip,
+    hold_out,
+    resolve_common,
+)
 from oculi.algorithms.detection_models import (
     build_ssd,
     freeze_by_pattern,
@@ -23,12 +29,12 @@ from oculi.algorithms.detection_models import (
     to_model_targets,
 )
 from oculi.algorithms.optim import build_optimizer, build_schedule
-from oculi.config import AUTO, Auto, HyperParameters, Range, parse_int_list
-from oculi.errors import ConfigError, DataError
+from oculi.config import AUTO, Auto, HyperParameters, Range
+from oculi.errors import ConfigError
 from oculi.types import SampleSet
 
 
-class ObjectDetectionHyperparameters(HyperParameters):
+class ObjectDetectionHyperparameters(TrainingHyperparameters):
     """Hyperparameters of ``object-detection``: SageMaker's names, string forms and meanings (section b.3), plus
     oculi's additions. ``auto`` values are resolved before training and printed."""
 
@@ -48,11 +54,6 @@ class ObjectDetectionHyperparameters(HyperParameters):
     learning_rate: Range(float, gt=0, le=1) | Auto = Field(
         AUTO, json_schema_extra={"example": "0.001"},
         description="Initial learning rate. auto = 0.002 for adam/rmsprop, 0.01 for sgd, 1.0 for adadelta.")
-    lr_scheduler: Literal["auto", "step", "cosine", "constant"] = Field(
-        AUTO, description="oculi addition. auto = step when lr_scheduler_step is set, else cosine decay to 0.")
-    lr_scheduler_step: list[int] = Field(default_factory=list, description="Epochs at which the learning rate "
-                                         "is multiplied by lr_scheduler_factor, e.g. \"10, 20\".")
-    lr_scheduler_factor: float = Field(0.1, gt=0, lt=1, description="Learning-rate multiplier at each step.")
     mini_batch_size: int = Field(32, ge=1, description="Images per training step.")
     optimizer: Literal["sgd", "adam", "rmsprop", "adadelta"] = Field("adam", description="Optimiser. (SageMaker "
                                                                       "defaults to sgd.)")
@@ -65,29 +66,8 @@ class ObjectDetectionHyperparameters(HyperParameters):
     nms_topk: int = Field(400, ge=1, description="Candidates per class kept before non-maximum suppression.")
     freeze_layer_pattern: str | None = Field(None, description="Regular expression over parameter names whose "
                                              "weights stay fixed, e.g. ^backbone\\.body\\.blocks\\.[0-2]\\.")
-    early_stopping: bool = Field(False, description="Stop when validation:mAP stops improving.")
-    early_stopping_min_epochs: int = Field(10, ge=0, description="Epochs before early stopping may stop.")
-    early_stopping_patience: int = Field(5, ge=1, description="Epochs without improvement before stopping.")
-    early_stopping_tolerance: float = Field(0.0, ge=0, le=1, description="Relative mAP improvement that counts.")
     label_width: int = Field(350, ge=5, description="Accepted for SageMaker compatibility (RecordIO label "
                              "padding); not used.")
-    precision_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        AUTO, description="auto = bf16 autocast on CPUs with bf16 support, float16 mixed precision on GPU, "
-        "float32 otherwise.")
-    skip_bad_images: bool = Field(False, description="oculi addition. Skip (and list) unreadable images instead "
-                                  "of stopping before training.")
-    validation_fraction: float = Field(0.2, gt=0, lt=1, description="oculi addition. Share of the training data "
-                                       "held out (seeded) when no validation channel is given.")
-    seed: int = Field(0, ge=0, description="oculi addition. Seed for weights, shuffling, augmentation and the "
-                      "hold-out.")
-    num_workers: Range(int, ge=0) | Auto = Field(AUTO, description="oculi addition. Data-loading processes; auto "
-                                                 "= min(2, CPU cores) (0 on one core).")
-
-    @field_validator("lr_scheduler_step", mode="before")
-    @classmethod
-    def _steps(cls, value: Any) -> Any:
-        return parse_int_list(value)
-
     @field_validator("image_shape", mode="before")
     @classmethod
     def _shape(cls, value: Any) -> Any:
@@ -98,10 +78,6 @@ class ObjectDetectionHyperparameters(HyperParameters):
     @model_validator(mode="after")
     def _cross(self, info: ValidationInfo) -> ObjectDetectionHyperparameters:
         problems = []
-        if self.lr_scheduler in ("cosine", "constant") and self.lr_scheduler_step:
-            problems.append(f"`lr_scheduler={self.lr_scheduler}` conflicts with `lr_scheduler_step`; drop one.")
-        if self.lr_scheduler == "step" and not self.lr_scheduler_step:
-            problems.append("`lr_scheduler=step` needs `lr_scheduler_step`, e.g. -p lr_scheduler_step=10,20.")
         if self.pretrained_weights and not self.use_pretrained_model:
             problems.append("`pretrained_weights` is set but `use_pretrained_model` is 0; pass "
                             "-p use_pretrained_model=1 or drop pretrained_weights.")
@@ -172,9 +148,7 @@ class ObjectDetection(Algorithm):
 
     def prepare(self, channels: dict[str, Any], hp: HyperParameters, *, init_meta: dict[str, Any] | None,
                 image_roots: dict[str, Path] | None, progress: bool) -> PreparedData:
-        from oculi.data.checks import SKIPPABLE_CODES, check_classification, drop_bad_images
         from oculi.data.detection import read_detection
-        from oculi.data.split import stratified_split
 
         assert isinstance(hp, ObjectDetectionHyperparameters)
         known = {"train", "validation", "train_annotation", "validation_annotation"}
@@ -192,23 +166,9 @@ class ObjectDetection(Algorithm):
                                                 annotations=_path(channels.get("validation_annotation")),
                                                 image_roots=image_roots, classes=sets["train"].classes)
         notes: list[str] = []
-        report = check_classification(sets, progress=progress)
-        if not report.ok:
-            blocking = [f for f in report.errors() if f.code not in SKIPPABLE_CODES]
-            if blocking or not hp.skip_bad_images:
-                first = (blocking or report.errors())[0]
-                raise DataError(f"The data cannot be trained on: {len(report.errors())} error(s), e.g. "
-                                f"{first.location()}: {first.message}", report=report)
-            sets = drop_bad_images(sets, report)
-            notes.append(f"skip_bad_images=true: skipped {len(report.bad_images)} unreadable image(s): "
-                         + ", ".join(sorted(str(p) for p in report.bad_images)))
-        train, classes = sets["train"], sets["train"].classes
-        if "validation" in sets:
-            validation = sets["validation"]
-        else:
-            train, validation = stratified_split(train, hp.validation_fraction, hp.seed)
-            notes.append(f"no validation channel: held out {len(validation)} of {len(train) + len(validation)} "
-                         f"training images ({hp.validation_fraction:.0%}, seed {hp.seed}) for validation")
+        sets, report = check_or_skip(sets, hp, progress, notes)
+        train, validation = hold_out(sets, hp, notes)
+        classes = train.classes
         hp = hp.model_copy(update=self._resolve(hp, train, classes, notes))
         hp = type(hp).model_validate(hp.model_dump(), context={"resolved": True})
         return PreparedData(train=train, validation=validation, classes=classes, hyperparameters=hp,
@@ -218,29 +178,10 @@ class ObjectDetection(Algorithm):
 
     def _resolve(self, hp: ObjectDetectionHyperparameters, train: SampleSet, classes: list[str],
                  notes: list[str]) -> dict[str, Any]:
-        up: dict[str, Any] = {}
-        if hp.num_classes is None:
-            up["num_classes"] = len(classes)
-            notes.append(f"num_classes=auto → {len(classes)} (from the data)")
-        elif hp.num_classes != len(classes):
-            raise ConfigError(f"`num_classes` is {hp.num_classes} but the training data has {len(classes)} classes "
-                              f"({', '.join(classes[:10])}). Pass -p num_classes={len(classes)} or leave it out.")
-        if hp.num_training_samples is not None and hp.num_training_samples != len(train):
-            notes.append(f"warning: num_training_samples={hp.num_training_samples} but {len(train)} images train")
+        up = resolve_common(hp, train, classes, notes)
         if hp.learning_rate == AUTO:
             up["learning_rate"] = {"sgd": 0.01, "adadelta": 1.0}.get(hp.optimizer, 0.002)
             notes.append(f"learning_rate=auto → {up['learning_rate']:g} ({hp.optimizer})")
-        if hp.lr_scheduler == AUTO:
-            up["lr_scheduler"] = "step" if hp.lr_scheduler_step else "cosine"
-            notes.append(f"lr_scheduler=auto → {up['lr_scheduler']}")
-        if hp.num_workers == AUTO:
-            cores = os.cpu_count() or 1
-            up["num_workers"] = 0 if cores < 2 else min(2, cores)
-        if hp.precision_dtype == AUTO:
-            from oculi.engine.precision import auto_precision
-
-            up["precision_dtype"] = auto_precision()
-            notes.append(f"precision_dtype=auto → {up['precision_dtype']}")
         return up
 
     def _loader(self, data: SampleSet, hp: ObjectDetectionHyperparameters, train: bool) -> DataLoader:

@@ -49,7 +49,9 @@ class EpochHistory(L.Callback):
             return loss is not None and self.best_loss is not None and loss < self.best_loss
         return value > self.best_value if self.mode == "max" else value < self.best_value
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    # on_validation_end runs after the LightningModule's own on_validation_epoch_end has logged its metrics
+    # (detection logs validation:mAP there); callbacks' on_validation_epoch_end would see the previous epoch's.
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
         value = _value(trainer.callback_metrics, self.monitor)
@@ -98,7 +100,7 @@ class RelativeEarlyStopping(L.Callback):
         self.best: float | None = None
         self.wait = 0
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
         value = _value(trainer.callback_metrics, self.monitor)
