@@ -21,6 +21,7 @@ from oculi.errors import ConfigError, DataError
 from oculi.evaluation.detection import DetectionEvaluation, evaluate_detection
 from oculi.evaluation.metrics import (
     MULTI_LABEL_THRESHOLD,
+    check_evaluation_data,
     check_top_k,
     multi_label_scores,
     single_label_scores,
@@ -101,16 +102,9 @@ def _read_data(data: Path, classes: list[str], image_roots: dict[str, Path] | No
 def _check_data(sample_set: SampleSet, classes: list[str], multi_label: bool, model: str) -> None:
     """Raise :class:`DataError` for error findings (unknown classes, bad lines, missing images), an empty set,
     or multi-label data for a single-label model."""
+    check_evaluation_data(sample_set, classes, model, "no labelled images to evaluate. Pass class folders, a .lst "
+                          "or a manifest holding images of the model's classes.")
     source = sample_set.source or "the data"
-    errors = [f for f in sample_set.findings if f.level == "error"]
-    if errors:
-        listed = "\n".join(f"  {f.location()}: {f.message}" for f in errors[:10])
-        more = f"\n  … and {len(errors) - 10} more" if len(errors) > 10 else ""
-        raise DataError(f"{source}: cannot be evaluated with the model {model} (classes: {', '.join(classes)}):"
-                        f"\n{listed}{more}")
-    if not sample_set.samples:
-        raise DataError(f"{source}: no labelled images to evaluate. Pass class folders, a .lst or a "
-                        "manifest holding images of the model's classes.")
     if sample_set.multi_label and not multi_label:
         raise DataError(f"{source}: multi-label annotations, but the model {model} is single-label "
                         "(softmax). Evaluate a model trained with -p multi_label=1.")

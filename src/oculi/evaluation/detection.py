@@ -26,6 +26,7 @@ from rich.table import Table
 from oculi.data.detection import read_detection
 from oculi.data.image import decode_image
 from oculi.errors import DataError
+from oculi.evaluation.metrics import check_evaluation_data
 from oculi.types import BoxTarget, SampleSet
 
 DETECTION_GRID = 12  # images drawn in detections.png
@@ -155,19 +156,6 @@ class DetectionEvaluation:
         console.print(per_class)
 
 
-def _check(sample_set: SampleSet, classes: list[str], model: str) -> None:
-    source = sample_set.source or "the data"
-    errors = [f for f in sample_set.findings if f.level == "error"]
-    if errors:
-        listed = "\n".join(f"  {f.location() or source}: {f.message}" for f in errors[:10])
-        more = f"\n  … and {len(errors) - 10} more" if len(errors) > 10 else ""
-        raise DataError(f"{source}: cannot be evaluated with the model {model} (classes: {', '.join(classes)}):"
-                        f"\n{listed}{more}\nFix or leave out those entries (`oculi data check` lists them all).")
-    if not sample_set.samples:
-        raise DataError(f"{source}: no annotated images to evaluate. Pass a COCO, VOC, YOLO, manifest or "
-                        "SageMaker JSON dataset holding images of the model's classes.")
-
-
 def _align(sample_set: SampleSet, classes: list[str], model: str) -> SampleSet:
     """``sample_set`` with box labels re-indexed to the model's ``classes`` by name."""
     if sample_set.classes == classes:
@@ -253,7 +241,8 @@ def evaluate_detection(
         except DataError as e:
             raise DataError(f"{path}: cannot be read as detection data for the model {model_name}: {e}") from None
         data_name = str(path)
-    _check(sample_set, classes, model_name)
+    check_evaluation_data(sample_set, classes, model_name, "no annotated images to evaluate. Pass a COCO, VOC, "
+                          "YOLO, manifest or SageMaker JSON dataset holding images of the model's classes.")
 
     samples = sample_set.samples
     preds, kept = _detect_all(predictor, [s.image for s in samples], batch_size, progress, DETECTION_GRID)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 from torchmetrics.functional import classification as tmf
 
-from oculi.errors import ConfigError
+from oculi.errors import ConfigError, DataError
+from oculi.types import SampleSet
 
 MULTI_LABEL_THRESHOLD = 0.5
 
@@ -102,3 +103,17 @@ def multi_label_scores(probabilities: torch.Tensor, targets: torch.Tensor, class
         classes,
     )
     return Scores(metrics, per_class, None)
+
+
+def check_evaluation_data(sample_set: SampleSet, classes: list[str], model: str, empty_hint: str) -> None:
+    """Raise one :class:`DataError` listing the reader's error findings (unknown classes, bad lines, missing
+    images), or saying the set is empty (``empty_hint`` says what to pass)."""
+    source = sample_set.source or "the data"
+    errors = [f for f in sample_set.findings if f.level == "error"]
+    if errors:
+        listed = "\n".join(f"  {f.location() or source}: {f.message}" for f in errors[:10])
+        more = f"\n  … and {len(errors) - 10} more" if len(errors) > 10 else ""
+        raise DataError(f"{source}: cannot be evaluated with the model {model} (classes: {', '.join(classes)}):"
+                        f"\n{listed}{more}\nFix or leave out those entries (`oculi data check` lists them all).")
+    if not sample_set.samples:
+        raise DataError(f"{source}: {empty_hint}")

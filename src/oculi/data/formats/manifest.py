@@ -148,6 +148,16 @@ def _resolve(ref: str, folder: Path, prefixes: dict[str, Path]) -> tuple[Path | 
     return None, f"looked for {candidate}; relative paths are relative to the manifest's folder ({folder})"
 
 
+def _open_records(path: Path, findings: list[Finding]) -> list:
+    """The manifest's records (see :func:`_read_records`); a missing or empty file is a :class:`DataError`."""
+    if not path.is_file():
+        raise DataError(f"{path}: manifest file not found.")
+    records = _read_records(path, findings)
+    if not records and not findings:
+        raise DataError(f"{path}: the manifest has no lines; expected one JSON object per image.")
+    return records
+
+
 def _read_records(path: Path, findings: list[Finding]) -> list[tuple[int, dict[str, Any]]]:
     records = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
@@ -246,13 +256,9 @@ def read_manifest(
             f"`label_format` got {label_format!r}; expected one of {', '.join(get_args(LabelFormat))}. "
             'Pass label_format="class-id" for lists of class ids.'
         )
-    if not path.is_file():
-        raise DataError(f"{path}: manifest file not found.")
     prefixes = _s3_prefixes(image_roots)
     findings: list[Finding] = []
-    records = _read_records(path, findings)
-    if not records and not findings:
-        raise DataError(f"{path}: the manifest has no lines; expected one JSON object per image.")
+    records = _open_records(path, findings)
     attribute = _label_attribute(path, records, label_attribute)
     _reject_other_tasks(path, attribute, records)
 
@@ -437,13 +443,9 @@ def read_detection_manifest(
     manifest and line (``bad_json``, ``missing_attribute``, ``bad_label``, ``bad_box``, ``missing_image``,
     ``unknown_class``) and are left out. Raises :class:`DataError` when the file is missing or empty."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: manifest file not found.")
     prefixes = _s3_prefixes(image_roots)
     findings: list[Finding] = []
-    records = _read_records(path, findings)
-    if not records and not findings:
-        raise DataError(f"{path}: the manifest has no lines; expected one JSON object per image.")
+    records = _open_records(path, findings)
     attribute = _label_attribute(path, records, label_attribute)
 
     def error(code: str, lineno: int, message: str) -> None:
