@@ -106,6 +106,31 @@ def test_yolo_layouts_negatives_and_orphan_labels(tmp_path: Path) -> None:
     assert any(f.code == "negative_images" for f in read.findings)
 
 
+def _yolo_with_splits(root: Path) -> Path:
+    """A YOLO dataset whose data.yaml names images/train (2 images) and images/val (1 image)."""
+    for split, stems in (("train", ("t1", "t2")), ("val", ("v1",))):
+        (root / "labels" / split).mkdir(parents=True)
+        for stem in stems:
+            make_image(root / "images" / split / f"{stem}.jpg", size=(40, 20))
+            (root / "labels" / split / f"{stem}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames: [fish]\n")
+    return root
+
+
+def test_yolo_data_yaml_splits(tmp_path: Path) -> None:
+    from oculi.data.formats.yolo import yolo_splits
+    from oculi.errors import DataError
+
+    root = _yolo_with_splits(tmp_path / "y")
+    assert yolo_splits(root) == {"train": root / "labels" / "train", "val": root / "labels" / "val"}
+    assert yolo_splits(root / "data.yaml") == yolo_splits(root)
+    assert sorted(s.image.stem for s in read_yolo(root).samples) == ["t1", "t2", "v1"]
+    assert sorted(s.image.stem for s in read_detection(root, split="train").samples) == ["t1", "t2"]
+    assert [s.image.stem for s in read_detection(root / "data.yaml", split="val").samples] == ["v1"]
+    with pytest.raises(DataError, match="no existing `test` split"):
+        read_yolo(root, split="test")
+
+
 def test_manifest_missing_image_names_line_and_fix(tmp_path: Path) -> None:
     line = {"source-ref": "s3://bucket/data/nowhere.jpg",
             "boxes": {"annotations": [{"class_id": 0, "left": 1, "top": 1, "width": 0, "height": 3}]}}
@@ -154,6 +179,8 @@ def test_coco128_yolo(shared_data: Path) -> None:
     # 128 label files and 128 images, but two label files (12 boxes) have no image: 941 lines, 929 boxes read.
     assert len(read) == 128 and sum(len(s.target) for s in read.samples) == 929
     assert sorted(f.code for f in read.findings if f.level != "info") == ["missing_image", "missing_image"]
+    # Its config.yaml names images/train2017 (present) and images/val2017 (absent here): the train split is all.
+    assert len(read_detection(shared_data / "coco128" / "object_detection", split="train")) == 128
 
 
 @pytest.mark.parametrize("relative", ["format-fixtures/annotations.json", "format-fixtures/voc",

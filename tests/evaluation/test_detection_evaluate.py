@@ -78,3 +78,32 @@ def test_top_k_is_refused_for_detection(detector):
     model, validation = detector
     with pytest.raises(ConfigError, match="top-k"):
         evaluate(model, validation, top_k=2, progress=False)
+
+
+def test_yolo_data_yaml_splits_train_on_train_and_evaluate_on_val(detector, tmp_path):
+    """A YOLO dataset with images/{train,val}: training reads train and validates on val, evaluation reads val."""
+    from oculi.algorithms import get_algorithm
+    from oculi.config import resolve
+    from oculi.data.detection import read_detection
+    from oculi.data.formats.yolo import write_yolo
+    from oculi.evaluation import evaluate
+
+    model, validation = detector
+    root = tmp_path / "yolo"
+    for split, part in (("train", slice(5, 8)), ("val", slice(0, 5))):
+        source = read_detection(validation)
+        source.samples[:] = source.samples[part]
+        write_yolo(source, tmp_path / split, copy_images=True)
+        for kind in ("images", "labels"):
+            (root / kind).mkdir(parents=True, exist_ok=True)
+            (tmp_path / split / kind).rename(root / kind / split)
+    (root / "data.yaml").write_text(f"train: images/train\nval: images/val\nnames: {source.classes}\n")
+
+    result = evaluate(model, root, progress=False)
+    assert result.metrics["num_images"] == 5 and "(val split)" in result.data
+
+    algo = get_algorithm("object-detection")
+    hp = resolve(algo.hyperparameters, None, TINY_SSD, algorithm=algo.name)
+    prepared = algo.prepare({"train": root}, hp, init_meta=None, image_roots=None, progress=False)
+    assert (len(prepared.train), len(prepared.validation)) == (3, 5)
+    assert any("validating on" in note for note in prepared.notes)

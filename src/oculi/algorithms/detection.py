@@ -149,6 +149,7 @@ class ObjectDetection(Algorithm):
     def prepare(self, channels: dict[str, Any], hp: HyperParameters, *, init_meta: dict[str, Any] | None,
                 image_roots: dict[str, Path] | None, progress: bool) -> PreparedData:
         from oculi.data.detection import read_detection
+        from oculi.data.formats.yolo import yolo_splits
 
         assert isinstance(hp, ObjectDetectionHyperparameters)
         known = {"train", "validation", "train_annotation", "validation_annotation"}
@@ -159,13 +160,20 @@ class ObjectDetection(Algorithm):
         if "train" not in channels:
             raise ConfigError("no `train` channel; pass `--train PATH` (a manifest, COCO JSON, VOC or YOLO folder, "
                               "or SageMaker images with `--channel train_annotation=DIR`).")
-        sets = {"train": read_detection(Path(channels["train"]), annotations=_path(channels.get("train_annotation")),
-                                        image_roots=image_roots)}
+        notes: list[str] = []
+        train_path = Path(channels["train"])
+        splits = yolo_splits(train_path) if "train_annotation" not in channels else {}
+        sets = {"train": read_detection(train_path, annotations=_path(channels.get("train_annotation")),
+                                        image_roots=image_roots, split="train" if "train" in splits else None)}
         if "validation" in channels:
             sets["validation"] = read_detection(Path(channels["validation"]),
                                                 annotations=_path(channels.get("validation_annotation")),
                                                 image_roots=image_roots, classes=sets["train"].classes)
-        notes: list[str] = []
+        elif "val" in splits:
+            sets["validation"] = read_detection(train_path, image_roots=image_roots, classes=sets["train"].classes,
+                                                split="val")
+            notes.append(f"{train_path}: YOLO data YAML splits — training on {splits['train']}, validating on "
+                         f"{splits['val']}")
         sets, report = check_or_skip(sets, hp, progress, notes)
         train, validation = hold_out(sets, hp, notes)
         classes = train.classes

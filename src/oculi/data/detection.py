@@ -73,13 +73,15 @@ def read_detection(
     names: Path | None = None,
     classes: list[str] | None = None,
     format: str = "auto",
+    split: str | None = None,
 ) -> SampleSet:
     """Read detection data at ``path`` into a :class:`SampleSet` of ``xyxy`` absolute-pixel :class:`BoxTarget`
     targets, in ``format`` (one of :data:`DETECTION_FORMATS`, or ``"auto"``: see :func:`detect_format`).
 
     ``annotations``: the SageMaker ``train_annotation`` folder when ``path`` is the ``train`` images folder (or
     the image root for COCO and VOC). ``image_roots``: ``{"s3://bucket/prefix": folder}`` for manifests.
-    ``names``: a YOLO names file. ``classes``: class names to read against."""
+    ``names``: a YOLO names file. ``classes``: class names to read against. ``split``: for a YOLO dataset whose
+    data YAML names split folders, read only that split (``train``, ``val``, ``test``)."""
     path = Path(path)
     if format != "auto" and format not in DETECTION_FORMATS:
         raise ConfigError(f"detection format {format!r} is unknown; expected one of {', '.join(DETECTION_FORMATS)}.")
@@ -98,7 +100,7 @@ def read_detection(
     if fmt == "voc":
         return read_voc(path, image_root=annotations, classes=classes)
     if fmt == "yolo":
-        return read_yolo(path, names=names, classes=classes)
+        return read_yolo(path, names=names, classes=classes, split=split)
     if annotations is not None:
         return read_sagemaker_json(path, annotations, classes=classes)
     if (path / "train_annotation").is_dir():

@@ -209,6 +209,17 @@ def _detect_all(predictor: Any, images: list[Path], batch_size: int, progress: b
     return preds, kept
 
 
+def _held_out_split(path: Path) -> str | None:
+    """``val`` (else ``test``) when ``path`` is a YOLO dataset whose data YAML names a held-out split folder, so
+    evaluation does not score training images; None otherwise (the whole dataset is read)."""
+    from oculi.data.formats.yolo import is_yolo, yolo_splits
+
+    if not is_yolo(path):
+        return None
+    splits = yolo_splits(path)
+    return next((s for s in ("val", "test") if s in splits), None)
+
+
 def evaluate_detection(
     predictor: Any,
     data: Path | SampleSet,
@@ -223,7 +234,8 @@ def evaluate_detection(
     ``predictor``: a loaded :class:`~oculi.inference.detection.DetectionPredictor`. ``data``: any detection
     dataset :func:`~oculi.data.detection.read_detection` reads (a COCO file, VOC/YOLO/SageMaker folders, an
     augmented manifest — ``image_roots`` maps its S3 prefixes to local folders) or an in-memory detection
-    :class:`SampleSet` (classes matched to the model's by name). Images are run at full size, so predicted and
+    :class:`SampleSet` (classes matched to the model's by name); a YOLO dataset whose data YAML names a ``val``
+    (else ``test``) split folder is evaluated on that split only. Images are run at full size, so predicted and
     true boxes are compared as ``xyxy`` pixels of the original image. ``output``: write ``metrics.json``,
     ``pr_curves.png`` and ``detections.png`` there.
 
@@ -236,11 +248,12 @@ def evaluate_detection(
         sample_set, data_name = _align(data, classes, model_name), data.source or "the given samples"
     else:
         path = Path(data).expanduser()
+        split = _held_out_split(path)
         try:
-            sample_set = read_detection(path, image_roots=image_roots, classes=classes)
+            sample_set = read_detection(path, image_roots=image_roots, classes=classes, split=split)
         except DataError as e:
             raise DataError(f"{path}: cannot be read as detection data for the model {model_name}: {e}") from None
-        data_name = str(path)
+        data_name = f"{path} ({split} split)" if split else str(path)
     check_evaluation_data(sample_set, classes, model_name, "no annotated images to evaluate. Pass a COCO, VOC, "
                           "YOLO, manifest or SageMaker JSON dataset holding images of the model's classes.")
 

@@ -61,6 +61,37 @@ def _data_yaml(root: Path) -> Path | None:
     return None
 
 
+def _split_dirs(yaml_file: Path) -> dict[str, str]:
+    """``{"train": "train2017", "val": "val2017", …}``: for each split the data YAML names with a folder path
+    (``train: images/train2017``), the part after its last ``images`` component (the split's sub-folder under both
+    ``images/`` and ``labels/``). Splits given as lists or image-list files are not mapped."""
+    data = yaml.safe_load(yaml_file.read_text(encoding="utf-8-sig"))
+    splits: dict[str, str] = {}
+    for split in ("train", "val", "test"):
+        value = data.get(split) if isinstance(data, dict) else None
+        if isinstance(value, str) and not value.endswith(".txt"):
+            parts = Path(value).parts
+            if "images" in parts:
+                i = len(parts) - 1 - parts[::-1].index("images")
+                splits[split] = str(Path(*parts[i + 1:])) if parts[i + 1:] else ""
+    return splits
+
+
+def yolo_splits(path: Path) -> dict[str, Path]:
+    """The label folders of the splits a YOLO dataset's data YAML names (``{"train": …/labels/train2017, "val":
+    …}``), for the splits whose label folder exists and is a proper sub-folder of ``labels/``; empty when there is
+    no data YAML or it names one folder for every split."""
+    path = Path(path)
+    yaml_file = path if path.is_file() else None
+    root = path.parent if path.is_file() else (path.parent if path.name == "labels" else path)
+    yaml_file = yaml_file or _data_yaml(root)
+    if yaml_file is None or not (root / "labels").is_dir():
+        return {}
+    found = {split: root / "labels" / sub for split, sub in _split_dirs(yaml_file).items()
+             if sub and (root / "labels" / sub).is_dir()}
+    return found if len(set(found.values())) > 1 or set(found) == {"train"} else {}
+
+
 def is_yolo(path: Path) -> bool:
     """True when ``path`` is a YOLO data YAML or a folder with ``labels/**/*.txt``."""
     path = Path(path)
@@ -82,12 +113,15 @@ def _image_dirs(label_dir: Path, labels_root: Path, root: Path) -> list[Path]:
     return dirs
 
 
-def read_yolo(path: Path, names: Path | list[str] | None = None, classes: list[str] | None = None) -> SampleSet:
+def read_yolo(path: Path, names: Path | list[str] | None = None, classes: list[str] | None = None,
+              split: str | None = None) -> SampleSet:
     """Read YOLO txt labels into a detection :class:`SampleSet` (targets: :class:`BoxTarget`, ``xyxy`` absolute
     pixels; see the module docstring for layouts and names).
 
     ``path``: the dataset root, its ``labels`` folder, or a data YAML (its folder is the root). ``names``: a names
     file or the list of names. ``classes``: class names to read against (YOLO ids are mapped through the names).
+    ``split``: ``train``, ``val`` or ``test`` reads only the label folder of that split as the data YAML names it
+    (see :func:`yolo_splits`); None reads every label file under ``labels/``.
     Images without a label file are kept as negatives (info ``negative_images``); label files without an image
     are warnings (``missing_image``). Findings name the label file and line: ``bad_line``, ``unknown_class``,
     ``empty_box``, ``box_clipped``, ``unreadable_image``. Raises :class:`DataError` when there are no labels."""
@@ -106,7 +140,13 @@ def read_yolo(path: Path, names: Path | list[str] | None = None, classes: list[s
     else:
         name_file = next((f for d in (root, root / "labels") for n in _NAME_FILES if (f := d / n).is_file()), None)
         name_list = _names_from_file(name_file) if name_file else None
-    labels_root = root / "labels" if (root / "labels").is_dir() else root
+    labels_root = labels_base = root / "labels" if (root / "labels").is_dir() else root
+    if split is not None:
+        splits = yolo_splits(path)
+        if split not in splits:
+            raise DataError(f"{root}: the data YAML names no existing `{split}` split folder under {labels_root} "
+                            f"(found: {', '.join(splits) or 'none'}). Pass the split's folder itself.")
+        labels_root = splits[split]
     label_files = sorted(p for p in labels_root.rglob("*.txt") if p.name not in _NAME_FILES
                          and not any(part.startswith(".") for part in p.relative_to(labels_root).parts))
     if not label_files:
@@ -118,7 +158,7 @@ def read_yolo(path: Path, names: Path | list[str] | None = None, classes: list[s
     max_id = -1
     for label_file in label_files:
         image = None
-        for folder in _image_dirs(label_file.parent, labels_root, root):
+        for folder in _image_dirs(label_file.parent, labels_base, root):
             image = find_image(folder, label_file.stem)
             if image is not None:
                 image_dirs.add(folder)
