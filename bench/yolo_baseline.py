@@ -1,14 +1,13 @@
 """Ultralytics YOLO from scratch on a YOLO-layout train/validation pair under a wall-clock budget: the baseline
-``bench/detection_bees.py`` and ``bench/detection_coco_person.py`` compare oculi's SSD with.
+``bench/detection_quality.py`` compares oculi's SSD with (bees and coco128 person).
 
 Runs in its own virtualenv (Ultralytics is not an oculi dependency), with torch held at oculi's pins::
 
     python3.11 -m venv /tmp/yolo-venv
     printf 'torch==2.14.1\\ntorchvision==0.29.1\\n' > /tmp/pins.txt
     /tmp/yolo-venv/bin/pip install -c /tmp/pins.txt ultralytics
-    .venv/bin/oculi data convert SPLIT/train.manifest --to yolo /tmp/y-train --copy-images --image-root …
-    .venv/bin/oculi data convert SPLIT/validation.manifest --to yolo /tmp/y-val --copy-images --image-root …
-    /tmp/yolo-venv/bin/python bench/yolo_baseline.py /tmp/y-train /tmp/y-val --minutes 15
+    .venv/bin/python bench/detection_quality.py --dataset bees --write-yolo /tmp/bees-yolo
+    /tmp/yolo-venv/bin/python bench/yolo_baseline.py /tmp/bees-yolo/train /tmp/bees-yolo/validation --minutes 15
 
 ``yolo11n.yaml`` builds the network from its definition: no weights can be downloaded here. Prints mAP@0.5 and
 mAP@0.5:0.95 on the validation folder and the per-epoch curve from Ultralytics' results.csv.

@@ -45,7 +45,8 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
     base_network: Literal["vgg-16", "resnet-50", "efficientnet-lite0"] = Field(
         "efficientnet-lite0", description="Base network. vgg-16 and resnet-50 take ImageNet weights from "
         "pretrained_weights; efficientnet-lite0's install with oculi. (SageMaker defaults to vgg-16.)")
-    use_pretrained_model: bool = Field(True, description="Start the base network from ImageNet weights.")
+    use_pretrained_model: bool = Field(True, description="Start the base network from ImageNet weights; its "
+                                       "batch-norm layers then keep their ImageNet statistics (frozen).")
     pretrained_weights: str | None = Field(None, description="oculi addition. A .safetensors or torchvision .pth "
                                            "state dict for a vgg-16/resnet-50 base network.")
     image_shape: int = Field(300, ge=64, description="Square input side in pixels (SageMaker: 300 or 512; "
@@ -53,7 +54,9 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
     epochs: int = Field(30, ge=1, description="Passes over the training data.")
     learning_rate: Range(float, gt=0, le=1) | Auto = Field(
         AUTO, json_schema_extra={"example": "0.001"},
-        description="Initial learning rate. auto = 0.002 for adam/rmsprop, 0.01 for sgd, 1.0 for adadelta.")
+        description="Initial learning rate of the extra layers and heads; a pretrained base network learns at a "
+        "tenth of it. It warms up linearly over the first steps (at most 50). auto = 0.002 for adam/rmsprop, "
+        "0.01 for sgd, 1.0 for adadelta.")
     mini_batch_size: int = Field(32, ge=1, description="Images per training step.")
     optimizer: Literal["sgd", "adam", "rmsprop", "adadelta"] = Field("adam", description="Optimiser. (SageMaker "
                                                                       "defaults to sgd.)")
@@ -86,6 +89,10 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
         return self
 
 
+BASE_NETWORK_LR_FACTOR = 0.1  # a pretrained base network learns at a tenth of learning_rate
+WARMUP_STEPS = 50  # linear learning-rate warm-up, at most this many steps (and at most a tenth of the run)
+
+
 class DetectionModule(L.LightningModule):
     """SSD loss and VOC-style mAP around a torchvision SSD. Batches are ``uint8 [B, 3, S, S]`` images and a list
     of ``{"boxes": float32 [N, 4] xyxy pixels, "labels": int64 [N] 0-based}`` targets."""
@@ -98,6 +105,7 @@ class DetectionModule(L.LightningModule):
         self.hp = hp
         self.val_map = MeanAveragePrecision(iou_thresholds=[hp.overlap_threshold])
         self.val_map.warn_on_many_detections = False
+        self.warmup_steps = 1
 
     def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """``uint8 [B, 3, S, S]`` → SSD detections (labels 0-based), boxes in the input's pixels."""
@@ -126,9 +134,34 @@ class DetectionModule(L.LightningModule):
         self.val_map.reset()
 
     def configure_optimizers(self) -> Any:
-        opt = build_optimizer((p for p in self.model.parameters() if p.requires_grad), self.hp)
-        schedule = build_schedule(opt, self.hp, int(self.trainer.estimated_stepping_batches))
+        """The optimiser over two parameter groups — a pretrained base network at ``BASE_NETWORK_LR_FACTOR`` ×
+        ``learning_rate``, everything else (extra layers, heads) at ``learning_rate`` — and the schedule."""
+        trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        factor = BASE_NETWORK_LR_FACTOR if self.hp.use_pretrained_model else 1.0
+        base = [p for n, p in trainable if n.startswith("backbone.body.")]
+        rest = [p for n, p in trainable if not n.startswith("backbone.body.")]
+        groups = [g for g in ({"params": base, "lr": float(self.hp.learning_rate) * factor}, {"params": rest})
+                  if g["params"]]
+        opt = build_optimizer(groups, self.hp)
+        total = int(self.trainer.estimated_stepping_batches)
+        self.warmup_steps = min(WARMUP_STEPS, max(1, total // 10))
+        schedule = build_schedule(opt, self.hp, total)
         return {"optimizer": opt, "lr_scheduler": schedule} if schedule else opt
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """Step with the learning rates scaled by ``(step + 1) / warmup_steps`` during the warm-up (fresh heads
+        on pretrained features diverge without it, SGD especially); the schedule's own rates are restored after
+        the step, so any schedule composes with it."""
+        step = self.trainer.global_step
+        if step >= self.warmup_steps:
+            optimizer.step(closure=optimizer_closure)
+            return
+        rates = [group["lr"] for group in optimizer.param_groups]
+        for group in optimizer.param_groups:
+            group["lr"] *= (step + 1) / self.warmup_steps
+        optimizer.step(closure=optimizer_closure)
+        for group, rate in zip(optimizer.param_groups, rates, strict=True):
+            group["lr"] = rate
 
 
 def _detection_collate(batch: list) -> Any:
@@ -211,6 +244,7 @@ class ObjectDetection(Algorithm):
         weights = Path(hp.pretrained_weights).expanduser() if hp.pretrained_weights and pretrained else None
         return build_ssd(hp.base_network, len(classes), hp.image_shape,
                          pretrained=pretrained and hp.use_pretrained_model, pretrained_weights=weights,
+                         frozen_batch_norm=hp.use_pretrained_model,
                          nms_threshold=hp.nms_threshold, nms_topk=hp.nms_topk)
 
     def lightning_module(self, model: nn.Module, data: PreparedData) -> L.LightningModule:

