@@ -166,7 +166,7 @@ class GracefulStop(L.Callback):
         if self.requested or not self.should_stop():
             return
         self.requested = True
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)
         self.saved = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         self.echo(f"stop requested: checkpoint written at epoch {trainer.current_epoch + 1}, step "
                   f"{trainer.global_step} ({self.path})")

@@ -291,7 +291,7 @@ def _failure_reason(e: BaseException, job: dict[str, Any]) -> str:
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         return (f"No space left on the device while writing {e.filename or job['model_dir']}: free some space "
                 "(or pass --output on another disk) and resume the job.")
-    if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST):
         return (f"Cannot write {e.filename or job['model_dir']} ({e.strerror}): pass a writable --output folder "
                 "or fix its permissions, then resume the job.")
     where = job["log_path"]
@@ -304,6 +304,27 @@ def _progress_callback(store: JobStore, name: str, echo: Callable[[str], None]) 
     import lightning as L
 
     class JobProgress(L.Callback):
+        at_epoch_end = False
+
+        def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+            # Record a checkpoint in the store only once its file is in place (ModelCheckpoint runs after us).
+            io = trainer.strategy.checkpoint_io
+            save = io.save_checkpoint
+
+            def recorded(checkpoint: dict[str, Any], path: Any, *args: Any, **kwargs: Any) -> None:
+                save(checkpoint, path, *args, **kwargs)
+                if Path(path).name == "last.ckpt":
+                    history = checkpoint.get("callbacks", {}).get("EpochHistory", {}).get("history")
+                    done = len(history) if history is not None else trainer.current_epoch  # epochs completed
+                    store.update(name, checkpoint={"path": str(path), "epoch": done,
+                                                   "step": int(checkpoint.get("global_step", trainer.global_step)),
+                                                   "time": time.time(), "mid_epoch": not self.at_epoch_end})
+
+            io.save_checkpoint = recorded
+
+        def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            self.at_epoch_end = False
+
         def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
             hp = getattr(pl_module, "hp", None)
             fields: dict[str, Any] = {}
@@ -328,10 +349,7 @@ def _progress_callback(store: JobStore, name: str, echo: Callable[[str], None]) 
                         values[k] = f
             epoch = trainer.current_epoch + 1
             store.add_metrics(name, values, epoch=epoch, step=trainer.global_step)
-            ckpt = Path(store.get(name)["job_dir"]) / "checkpoints" / "last.ckpt"
-            if ckpt.exists():
-                store.update(name, checkpoint={"path": str(ckpt), "epoch": epoch, "step": trainer.global_step,
-                                               "time": time.time()})
+            self.at_epoch_end = True
 
         def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
             job = store.get(name)

@@ -122,7 +122,7 @@ class JobStore:
             if url.get_backend_name() == "sqlite":
                 if url.database and url.database != ":memory:":
                     Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-                engine = sa.create_engine(url, connect_args={"timeout": 60}, poolclass=sa.pool.NullPool)
+                engine = sa.create_engine(url, connect_args={"timeout": 60})
                 sa.event.listen(engine, "connect", _sqlite_pragmas)
             else:
                 engine = sa.create_engine(url, pool_pre_ping=True)
