@@ -144,7 +144,7 @@ def test_ten_jobs_at_once_all_recorded_none_over_the_limit(store, mini_data, mon
     def submit_one():
         try:
             own = JobStore()
-            names.append(runner.submit(spec(mini_data, num_layers="8"), own)["name"])
+            names.append(runner.submit(spec(mini_data), own)["name"])
             runner.dispatch(own)
         except BaseException as e:  # noqa: BLE001
             errors.append(e)

@@ -188,3 +188,18 @@ def _report_end(job: dict) -> None:
     shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
     console.print(f"{job['name']}: {job['status']}. {shown}")
     console.print(f"model bundle: {job['model_dir']}")
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback needs OCULI_TOKEN."),
+    port: int = typer.Option(8080, "--port", help="TCP port."),
+) -> None:
+    """Serve the control-plane REST API (create, list, describe, stop jobs; metrics; logs) and run the queue.
+    The OpenAPI schema is at /openapi.json, docs at /docs.
+
+    Example: OCULI_TOKEN=secret oculi jobs serve --host 0.0.0.0 --port 8080
+    """
+    from oculi.serving.control import serve as run
+
+    run(host, port)
