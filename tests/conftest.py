@@ -9,6 +9,15 @@ import pytest
 from tests.helpers import SHARED_DATA, make_class_folders
 
 
+@pytest.fixture(autouse=True)
+def oculi_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test keeps oculi's state (job store, job folders) in a fresh temp folder, never in ~/.oculi."""
+    home = tmp_path_factory.mktemp("oculi-home")
+    monkeypatch.setenv("OCULI_HOME", str(home))
+    monkeypatch.delenv("OCULI_DATABASE_URL", raising=False)
+    return home
+
+
 @pytest.fixture(scope="session")
 def tiny_split(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``{"train": folder, "validation": folder}`` of the three generated classes."""

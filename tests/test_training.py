@@ -4,6 +4,7 @@ bad data, freezing, class imbalance options, multi-label."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,10 @@ def test_cli_trains_one_epoch_and_writes_a_bundle(tiny_split, tmp_path):
     assert meta["hyperparameters"]["num_classes"] == 3 and meta["hyperparameters"]["resize"] == 37
     assert meta["input"]["height"] == 32 and "validation:accuracy" in meta["metrics"]
     assert (out / WEIGHTS).stat().st_size > 10_000
-    assert (out / "checkpoints" / "last.ckpt").exists() and (out / "checkpoints" / "best.ckpt").exists()
+    # checkpoints are the job's (resume state), kept beside the job's log, not inside the model bundle
+    job_dirs = list((Path(os.environ["OCULI_HOME"]) / "jobs").iterdir())
+    assert len(job_dirs) == 1 and (job_dirs[0] / "checkpoints" / "last.ckpt").exists()
+    assert (job_dirs[0] / "checkpoints" / "best.ckpt").exists() and (job_dirs[0] / "logs" / "train.log").exists()
     assert (out / "metrics.csv").read_text().startswith("epoch,")
 
 

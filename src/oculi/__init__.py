@@ -13,10 +13,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "train", "evaluate", "load_model"]
+__all__ = ["__version__", "train", "evaluate", "load_model", "Estimator"]
 
 if TYPE_CHECKING:
     from oculi.inference import Predictor
+    from oculi.jobs.estimator import Estimator
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Estimator":  # the SageMaker-style SDK, loaded on first use
+        from oculi.jobs.estimator import Estimator
+
+        return Estimator
+    raise AttributeError(f"module 'oculi' has no attribute {name!r}")
 
 
 def load_model(path: Any) -> Predictor:

@@ -11,6 +11,7 @@ import typer
 from oculi.cli import algorithms as _algorithms
 from oculi.cli import data as _data
 from oculi.cli import evaluate as _evaluate
+from oculi.cli import jobs as _jobs
 from oculi.cli import predict as _predict
 from oculi.cli import train as _train
 from oculi.cli.common import err_console
@@ -30,6 +31,7 @@ app.command("predict")(_predict.predict)
 app.command("demo")(_train.demo)
 app.add_typer(_data.app, name="data")
 app.add_typer(_algorithms.app, name="algorithms")
+app.add_typer(_jobs.app, name="jobs")
 
 
 @app.callback()

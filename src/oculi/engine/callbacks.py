@@ -83,6 +83,16 @@ class EpochHistory(L.Callback):
             writer.writeheader()
             writer.writerows(self.history)
 
+    # Saved in checkpoints so a resumed run keeps the earlier epochs' rows and the best epoch's weights.
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history, "best_value": self.best_value, "best_loss": self.best_loss,
+                "best_epoch": self.best_epoch, "best_state": self.best_state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = list(state["history"])
+        self.best_value, self.best_loss = state["best_value"], state["best_loss"]
+        self.best_epoch, self.best_state = state["best_epoch"], state["best_state"]
+
     def best_model_state(self, pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
         """The best epoch's weights (or the current ones when no epoch was validated)."""
         return self.best_state if self.best_state is not None else copy.deepcopy(pl_module.model.state_dict())
@@ -99,6 +109,12 @@ class RelativeEarlyStopping(L.Callback):
         self.echo = echo
         self.best: float | None = None
         self.wait = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "wait": self.wait}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.wait = state["best"], state["wait"]
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -129,3 +145,122 @@ class EpochProgressBar(L.pytorch.callbacks.TQDMProgressBar):
     def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
         super().on_train_epoch_start(trainer, *args)
         self.train_progress_bar.set_description(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
+
+
+class StopTraining(KeyboardInterrupt):
+    """Raised at a step boundary after a stop request: Lightning shuts down as on Ctrl-C (no more steps, no
+    validation) and :func:`oculi.engine.training.train` writes the bundle of the best epoch so far."""
+
+
+class GracefulStop(L.Callback):
+    """Stops training at the next step boundary once ``should_stop()`` is true (a job's ``stop``, SIGTERM),
+    after writing a resumable checkpoint to ``path``. ``should_stop`` is called after every optimizer step, so it
+    must be cheap (the jobs layer rate-limits its store look-ups)."""
+
+    def __init__(self, should_stop: Callable[[], bool], path: Path, echo: Callable[[str], None]) -> None:
+        self.should_stop, self.path, self.echo = should_stop, path, echo
+        self.requested = False
+        self.saved: dict[str, int] | None = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if self.requested or not self.should_stop():
+            return
+        self.requested = True
+        trainer.save_checkpoint(self.path, weights_only=False)
+        self.saved = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        self.echo(f"stop requested: checkpoint written at epoch {trainer.current_epoch + 1}, step "
+                  f"{trainer.global_step} ({self.path})")
+        raise StopTraining
+
+
+class RandomState(L.Callback):
+    """Puts the random-number state in every checkpoint and restores it on resume, so a resumed run draws the same
+    data order and augmentations as an uninterrupted one: torch (CPU, CUDA), numpy, Python ``random``, and the
+    ``generator`` of each training DataLoader (its shuffling and its workers' seeds come from there)."""
+
+    def __init__(self, loaders: list[Any]) -> None:
+        self.generators = [g for g in (getattr(dl, "generator", None) for dl in loaders) if g is not None]
+
+    def state_dict(self) -> dict[str, Any]:
+        import random
+
+        import numpy as np
+
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        state: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            # plain types only: checkpoints load with weights_only=True
+            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype("int64")), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached": float(cached)},
+            "loaders": [g.get_state() for g in self.generators],
+        }
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        import random
+
+        import numpy as np
+
+        torch.set_rng_state(state["torch"])
+        random.setstate(state["python"])
+        n = state["numpy"]
+        np.random.set_state((n["kind"], n["keys"].numpy().astype("uint32"), n["pos"], n["has_gauss"], n["cached"]))
+        for g, s in zip(self.generators, state["loaders"], strict=False):
+            g.set_state(s)
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class ResumeNotice(L.Callback):
+    """Says where a resumed run continues ("resumed from epoch E, step S"); with ``restart_schedule`` (a finished
+    run extended to more epochs) a step-wise cosine schedule starts a new decay from the initial learning rate
+    over the remaining steps, since the old one has already decayed to zero."""
+
+    def __init__(self, echo: Callable[[str], None], restart_schedule: bool = False) -> None:
+        self.echo, self.restart_schedule = echo, restart_schedule
+        self.resumed_from: dict[str, int] | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.resumed_from = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        self.echo(f"resumed from epoch {trainer.current_epoch}, step {trainer.global_step}")
+        if not self.restart_schedule:
+            return
+        remaining = max(1, int(trainer.estimated_stepping_batches) - trainer.global_step)
+        for config in trainer.lr_scheduler_configs:
+            sched = config.scheduler
+            if isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR):
+                sched.T_max, sched.last_epoch = remaining, 0
+                for group, base in zip(sched.optimizer.param_groups, sched.base_lrs, strict=True):
+                    group["lr"] = base
+                sched._last_lr = list(sched.base_lrs)
+                self.echo(f"learning-rate schedule restarted: cosine decay from {sched.base_lrs[0]:g} over the "
+                          f"{remaining} remaining steps")
+
+
+class AtomicCheckpointIO(L.pytorch.plugins.io.TorchCheckpointIO):
+    """Checkpoints written to a temporary file in the same folder, flushed to disk, then renamed over the old one
+    (``os.replace`` is atomic): a crash mid-write leaves the previous checkpoint intact, never a truncated one.
+    Loading uses ``weights_only=True``: a checkpoint holds only tensors and plain values."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        import os
+        import tempfile
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None) -> Any:
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)

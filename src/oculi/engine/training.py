@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +30,9 @@ class TrainResult:
     classes: list[str]
     seconds: float
     notes: list[str] = field(default_factory=list)
+    stopped: bool = False  # a stop request (job stop, SIGTERM) ended training early; the bundle holds the best epoch
+    resumed_from: dict[str, int] | None = None  # {"epoch", "step"} a resumed run continued from
+    checkpoint: dict[str, int] | None = None  # {"epoch", "step"} of the stop checkpoint, when stopped
 
 
 def oculi_home() -> Path:
@@ -73,11 +76,22 @@ def train(
     progress: bool = True,
     overwrite: bool = False,
     echo: Callable[[str], None] = print,
+    checkpoint_dir: Path | str | None = None,
+    resume_from: Path | str | None = None,
+    restart_schedule: bool = False,
+    stop_requested: Callable[[], bool] | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> TrainResult:
     """Train ``algorithm`` on named ``channels`` (``{"train": path, "validation": path, …}``; ``model`` = an
     earlier bundle for incremental training, same as ``init_model``) and write the model bundle to ``output``.
 
     ``hyperparameters`` override ``recipe``, which overrides the defaults; values may be SageMaker strings.
+    Checkpoints go to ``checkpoint_dir`` (default ``output/checkpoints``): ``last.ckpt`` after every epoch, written
+    atomically. ``resume_from`` continues from such a checkpoint (weights, optimizer, schedule, RNG and data
+    order, epoch/step, history); ``restart_schedule`` starts a new cosine decay when a finished run is extended.
+    ``stop_requested()`` is polled after every step: when true, a checkpoint is written and training stops
+    (``TrainResult.stopped``). ``callbacks`` are extra Lightning callbacks (the jobs layer's progress reporting).
+
     Returns a :class:`TrainResult`; raises ConfigError / DataError with what to fix."""
     import lightning as L
     import torch
@@ -85,7 +99,15 @@ def train(
     from oculi.algorithms import get_algorithm
     from oculi.artifacts import load_state, read_meta, read_weights, resolve_bundle_path, save_bundle
     from oculi.config import resolve
-    from oculi.engine.callbacks import EpochHistory, EpochProgressBar, RelativeEarlyStopping
+    from oculi.engine.callbacks import (
+        AtomicCheckpointIO,
+        EpochHistory,
+        EpochProgressBar,
+        GracefulStop,
+        RandomState,
+        RelativeEarlyStopping,
+        ResumeNotice,
+    )
     from oculi.engine.precision import lightning_precision
 
     started = time.perf_counter()
@@ -123,9 +145,12 @@ def train(
     module = algo.lightning_module(model, data)
 
     history = EpochHistory(algo.metric, algo.metric_mode, out / "metrics.csv", echo)
+    ckpt_dir = Path(checkpoint_dir).expanduser() if checkpoint_dir else out / "checkpoints"
+    extra_callbacks = list(callbacks)
     callbacks: list[L.Callback] = [
         history,
-        L.pytorch.callbacks.ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=algo.metric,
+        RandomState([data.train_loader]),
+        L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=algo.metric,
                                             mode=algo.metric_mode, save_last=True, enable_version_counter=False),
     ]
     show_bar = progress and sys.stdout.isatty()  # in logs the per-epoch lines say it all
@@ -134,20 +159,27 @@ def train(
     frequency = getattr(hp, "checkpoint_frequency", None)
     if frequency:
         callbacks.append(L.pytorch.callbacks.ModelCheckpoint(
-            dirpath=out / "checkpoints", filename="epoch-{epoch}", every_n_epochs=frequency, save_top_k=-1,
+            dirpath=ckpt_dir, filename="epoch-{epoch}", every_n_epochs=frequency, save_top_k=-1,
             enable_version_counter=False))
     if getattr(hp, "early_stopping", False):
         callbacks.append(RelativeEarlyStopping(algo.metric, algo.metric_mode, hp.early_stopping_min_epochs,
                                                hp.early_stopping_patience, hp.early_stopping_tolerance, echo))
+    stopper = GracefulStop(stop_requested, ckpt_dir / "last.ckpt", echo) if stop_requested else None
+    if stopper:
+        callbacks.append(stopper)
+    notice = ResumeNotice(echo, restart_schedule) if resume_from else None
+    if notice:
+        callbacks.append(notice)
+    callbacks += extra_callbacks
     trainer = L.Trainer(
         max_epochs=hp.epochs, accelerator="auto", devices=1, precision=precision, callbacks=callbacks,
         logger=False, enable_model_summary=False, num_sanity_val_steps=0, enable_progress_bar=show_bar,
-        default_root_dir=out, log_every_n_steps=1,
+        default_root_dir=out, log_every_n_steps=1, plugins=[AtomicCheckpointIO()],
     )
     echo(f"training {algo.name} for {hp.epochs} epoch(s), precision {hp.precision_dtype}, output {out}")
     interrupted = False
     try:
-        trainer.fit(module, data.train_loader, data.val_loader)
+        trainer.fit(module, data.train_loader, data.val_loader, ckpt_path=resume_from, weights_only=True)
     except SystemExit:  # Lightning turns Ctrl-C into a graceful shutdown and sys.exit(1)
         if not trainer.interrupted:
             raise
@@ -174,11 +206,14 @@ def train(
         "init_model": str(init_path) if init_path else None,
     }
     save_bundle(out, meta, model)
-    if interrupted:
+    # a stop request that arrived during validation ends through Lightning's own SIGTERM handling instead
+    stopped = interrupted and stopper is not None and (stopper.requested or bool(stop_requested and stop_requested()))
+    if interrupted and not stopped:
         kept = f"the best epoch so far ({history.best_epoch})" if history.best_epoch else "the initial weights"
         echo(f"interrupted after {len(history.history)} epoch(s); the bundle in {out} holds {kept}")
         raise KeyboardInterrupt
     seconds = time.perf_counter() - started
     return TrainResult(model_dir=out, metrics=metrics, best_epoch=history.best_epoch, history=history.history,
                        hyperparameters=meta["hyperparameters"], classes=data.classes, seconds=seconds,
-                       notes=data.notes)
+                       notes=data.notes, stopped=stopped, resumed_from=notice.resumed_from if notice else None,
+                       checkpoint=stopper.saved if stopper else None)

@@ -1,0 +1,205 @@
+"""``oculi jobs``: list, describe, logs, metrics, stop, resume and wait for training jobs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from oculi.cli.common import console
+
+app = typer.Typer(help="Training jobs: every `oculi train` is one. Example: oculi jobs list --status InProgress",
+                  no_args_is_help=True)
+
+
+def _store():  # noqa: ANN202 - the store, after finding dead workers and starting queued jobs
+    from oculi.jobs.runner import dispatch
+    from oculi.jobs.store import JobStore
+
+    store = JobStore()
+    dispatch(store)
+    return store
+
+
+@app.command("list")
+def list_jobs(
+    status: str | None = typer.Option(None, "--status", help="InProgress, Completed, Failed, Stopping or Stopped."),
+    algorithm: str | None = typer.Option(None, "--algorithm", help="Only jobs of this algorithm."),
+    limit: int = typer.Option(50, "--limit", help="At most this many (newest first)."),
+) -> None:
+    """List training jobs, newest first.
+
+    Example: oculi jobs list --status Failed --algorithm image-classification
+    """
+    from rich.table import Table
+
+    from oculi.errors import ConfigError
+    from oculi.jobs.describe import latest_metrics
+    from oculi.jobs.status import PRIMARY_STATUSES
+    from oculi.jobs.store import iso
+
+    if status is not None and status not in PRIMARY_STATUSES:
+        raise ConfigError(f"--status {status!r} is not a job status; use one of {', '.join(PRIMARY_STATUSES)}.")
+    store = _store()
+    jobs = store.list(status=status, algorithm=algorithm, limit=limit)
+    if not jobs:
+        console.print(f"no training jobs{' matching' if status or algorithm else ''} in {store.where()}")
+        return
+    table = Table("name", "algorithm", "status", "created", "duration", "metric", box=None)
+    for column in table.columns:
+        column.no_wrap = True
+    for job in jobs:
+        end = job["training_end"] or (job["updated_at"] if job["status"] != "InProgress" else None)
+        start = job["training_start"]
+        duration = f"{(end or __import__('time').time()) - start:.0f} s" if start else ""
+        final = job["final_metrics"] or latest_metrics(store.metrics(job["name"]))
+        shown = next((f"{k} {v:.4f}" for k, v in final.items() if k.startswith("validation:") and "loss" not in k),
+                     "")
+        table.add_row(job["name"], job["algorithm"], f"{job['status']}/{job['secondary_status']}",
+                      (iso(job["created_at"]) or "")[:19].replace("T", " "), duration, shown)
+    wide = console if console.is_terminal else __import__("rich.console").console.Console(width=200, highlight=False)
+    wide.print(table)
+
+
+@app.command("describe")
+def describe(name: str = typer.Argument(..., help="Job name.")) -> None:
+    """Print a job as JSON in the shape of SageMaker's DescribeTrainingJob.
+
+    Example: oculi jobs describe image-classification-2026-01-31-12-00-00-000
+    """
+    from oculi.jobs.describe import describe as shape
+
+    store = _store()
+    print(json.dumps(shape(store.get(name), store), indent=2))
+
+
+@app.command("logs")
+def logs(name: str = typer.Argument(..., help="Job name."),
+         follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends.")) -> None:
+    """Print a job's log.
+
+    Example: oculi jobs logs my-job --follow
+    """
+    from oculi.jobs.runner import follow_log
+
+    store = _store()
+
+    def write(chunk: str) -> None:
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+
+    follow_log(store.get(name), store, write, follow=follow)
+
+
+@app.command("metrics")
+def metrics(name: str = typer.Argument(..., help="Job name."),
+            plot: Path | None = typer.Option(None, "--plot", help="Also draw the curves into this PNG.")) -> None:
+    """Print a job's per-epoch metrics as a table.
+
+    Example: oculi jobs metrics my-job --plot curves.png
+    """
+    from rich.table import Table
+
+    from oculi.jobs.describe import metric_table, plot_metrics
+
+    store = _store()
+    job = store.get(name)
+    rows = store.metrics(name)
+    if not rows:
+        console.print(f"job {name} has no metrics yet ({job['status']}/{job['secondary_status']})")
+        return
+    names, table_rows = metric_table(rows)
+    table = Table("epoch", "step", *names, box=None)
+    for r in table_rows:
+        table.add_row(str(r["epoch"]), str(r["step"]), *(f"{r[n]:.4f}" if n in r else "" for n in names))
+    console.print(table)
+    if plot is not None:
+        plot_metrics(rows, plot, name)
+        console.print(f"curves: {plot}")
+
+
+@app.command("stop")
+def stop(name: str = typer.Argument(..., help="Job name."),
+         wait: bool = typer.Option(False, "--wait", help="Return only once the job has stopped.")) -> None:
+    """Stop a job: it writes a checkpoint at the next step boundary and ends Stopped (resume it later).
+
+    Example: oculi jobs stop my-job --wait
+    """
+    from oculi.jobs.runner import stop as request_stop
+    from oculi.jobs.runner import wait as wait_for
+
+    store = _store()
+    job = request_stop(name, store)
+    console.print(f"{name}: {job['status']}/{job['secondary_status']}")
+    if wait:
+        job = wait_for(name, store)
+        console.print(f"{name}: {job['status']}/{job['secondary_status']}")
+
+
+@app.command("resume")
+def resume(
+    name: str = typer.Argument(..., help="Job name."),
+    epochs: int | None = typer.Option(None, "--epochs", help="New total number of epochs (extends a finished job)."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Return at once; the job runs in the background."),
+) -> None:
+    """Continue a Stopped or Failed job from its last checkpoint (model, optimizer, schedule, RNG, epoch/step),
+    or extend a Completed one with --epochs.
+
+    Example: oculi jobs resume my-job --epochs 20
+    """
+    from oculi.jobs.runner import dispatch, run_attached
+    from oculi.jobs.runner import resume as requeue
+
+    store = _store()
+    job = requeue(name, epochs, store, attached=not detach)
+    console.print(f"{name}: {job['status']}/{job['secondary_status']} — "
+                  f"{store.transitions(name)[-1]['message']}")
+    if detach:
+        dispatch(store)
+        console.print(f"follow it with `oculi jobs logs {name} --follow`")
+        return
+    job = run_attached(job, store, echo=console.print)
+    _report_end(job)
+
+
+@app.command("wait")
+def wait(name: str = typer.Argument(..., help="Job name."),
+         timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds.")) -> None:
+    """Wait until a job ends; exits 0 when it Completed or Stopped, 5 when it Failed.
+
+    Example: oculi jobs wait my-job
+    """
+    from oculi.jobs.runner import wait as wait_for
+
+    store = _store()
+    job = wait_for(name, store, timeout=timeout,
+                   on_change=lambda j: console.print(f"{name}: {j['status']}/{j['secondary_status']}"))
+    _report_end(job)
+
+
+def _report_end(job: dict) -> None:
+    from oculi.errors import JobError
+
+    if job["secondary_status"] == "Failed":
+        raise JobError(f"job {job['name']} failed: {job['failure_reason']}")
+    metrics = job.get("final_metrics") or {}
+    shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+    console.print(f"{job['name']}: {job['status']}. {shown}")
+    console.print(f"model bundle: {job['model_dir']}")
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback needs OCULI_TOKEN."),
+    port: int = typer.Option(8080, "--port", help="TCP port."),
+) -> None:
+    """Serve the control-plane REST API (create, list, describe, stop jobs; metrics; logs) and run the queue.
+    The OpenAPI schema is at /openapi.json, docs at /docs.
+
+    Example: OCULI_TOKEN=secret oculi jobs serve --host 0.0.0.0 --port 8080
+    """
+    from oculi.serving.control import serve as run
+
+    run(host, port)

@@ -1,0 +1,66 @@
+"""The training-job status machine, in SageMaker's words.
+
+A job's state is its *secondary* status; the primary ``TrainingJobStatus`` follows from it (``PRIMARY``)::
+
+    (created) → Pending → Starting → Training → Uploading → Completed
+                   │          │          │          │
+                   └──────────┴──────────┴──────────┴──→ Stopping → Stopped
+                   └──────────┴──────────┴──────────┴──→ Failed       (Stopping → Failed too)
+    Completed / Stopped / Failed → Pending                             (``oculi jobs resume``)
+
+Every other change is illegal and raises :class:`IllegalTransition`: a finished job never silently becomes
+``InProgress`` again except through resume, and a job never skips ``Starting`` (where its worker is recorded).
+"""
+
+from __future__ import annotations
+
+from oculi.errors import JobError
+
+# TrainingJobStatus values.
+IN_PROGRESS, COMPLETED, FAILED, STOPPING, STOPPED = "InProgress", "Completed", "Failed", "Stopping", "Stopped"
+PRIMARY_STATUSES = (IN_PROGRESS, COMPLETED, FAILED, STOPPING, STOPPED)
+
+# The SecondaryStatus values oculi uses (a subset of SageMaker's; no instances to launch, no image to download).
+PENDING, STARTING, TRAINING, UPLOADING = "Pending", "Starting", "Training", "Uploading"
+SECONDARY_STATUSES = (PENDING, STARTING, TRAINING, UPLOADING, STOPPING, STOPPED, COMPLETED, FAILED)
+
+PRIMARY: dict[str, str] = {
+    PENDING: IN_PROGRESS, STARTING: IN_PROGRESS, TRAINING: IN_PROGRESS, UPLOADING: IN_PROGRESS,
+    STOPPING: STOPPING, STOPPED: STOPPED, COMPLETED: COMPLETED, FAILED: FAILED,
+}
+
+# Secondary statuses a worker process owns (it must be alive while the job is in one of them).
+ACTIVE = frozenset({STARTING, TRAINING, UPLOADING, STOPPING})
+TERMINAL = frozenset({COMPLETED, FAILED, STOPPED})
+
+TRANSITIONS: dict[str | None, frozenset[str]] = {
+    None: frozenset({PENDING}),  # a new job waits for a slot in the local queue
+    PENDING: frozenset({STARTING, STOPPING, FAILED}),
+    STARTING: frozenset({TRAINING, STOPPING, FAILED}),
+    TRAINING: frozenset({UPLOADING, STOPPING, FAILED}),
+    UPLOADING: frozenset({COMPLETED, STOPPING, FAILED}),
+    STOPPING: frozenset({STOPPED, FAILED}),
+    COMPLETED: frozenset({PENDING}),  # resume --epochs N extends a finished job
+    STOPPED: frozenset({PENDING}),
+    FAILED: frozenset({PENDING}),
+}
+
+
+class IllegalTransition(JobError):
+    """A status change the job lifecycle does not allow (e.g. Completed → Training)."""
+
+
+def is_legal(current: str | None, new: str) -> bool:
+    """Whether a job in secondary status ``current`` (None: not created yet) may move to ``new``."""
+    return new in TRANSITIONS.get(current, frozenset())
+
+
+def check_transition(current: str | None, new: str, job: str = "the job") -> None:
+    """Raise :class:`IllegalTransition` unless ``current → new`` is legal; the message says what is allowed."""
+    if new not in PRIMARY:
+        raise IllegalTransition(f"{new!r} is not a job status; expected one of {', '.join(SECONDARY_STATUSES)}.")
+    if not is_legal(current, new):
+        allowed = ", ".join(sorted(TRANSITIONS.get(current, ()))) or "nothing"
+        where = "a new job" if current is None else f"{job} is {PRIMARY[current]}/{current}"
+        raise IllegalTransition(f"Cannot move {job} to {PRIMARY[new]}/{new}: {where}, which may only move to "
+                                f"{allowed}.")

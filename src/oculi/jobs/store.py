@@ -1,0 +1,277 @@
+"""The job store: every job's record, its status transitions and its per-epoch metrics, through SQLAlchemy.
+
+SQLite at ``$OCULI_HOME/oculi.db`` by default; ``OCULI_DATABASE_URL`` (e.g. ``postgresql+psycopg://user@host/db``)
+selects another database. Several processes (the CLI, detached workers, the control-plane server) share one
+store: status changes are compare-and-set updates (``UPDATE … WHERE secondary_status = <what we read>``), so two
+writers never both win, and the status machine in :mod:`oculi.jobs.status` is checked on every change.
+
+Times are UNIX seconds (float) in the database and ISO 8601 (UTC) in what :func:`describe` returns.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from oculi.engine.training import oculi_home
+from oculi.errors import JobError
+from oculi.jobs.status import ACTIVE, PENDING, PRIMARY, check_transition
+
+NAME_RULE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's TrainingJobName pattern
+
+metadata = sa.MetaData()
+jobs_table = sa.Table(
+    "jobs", metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False, default="training"),
+    sa.Column("algorithm", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("secondary_status", sa.String(32), nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),  # what was asked: channels, hyperparameters, output, entry point …
+    sa.Column("hyperparameters", sa.JSON),  # resolved (auto values filled in) once training starts
+    sa.Column("job_dir", sa.Text, nullable=False),
+    sa.Column("model_dir", sa.Text, nullable=False),
+    sa.Column("log_path", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("training_start", sa.Float),
+    sa.Column("training_end", sa.Float),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("failure_reason", sa.Text),
+    sa.Column("pid", sa.Integer),  # the worker (or attached CLI) process, while one owns the job
+    sa.Column("host", sa.String(255)),
+    sa.Column("process_token", sa.String(128)),  # boot id + process start time: tells a reused pid apart
+    sa.Column("checkpoint", sa.JSON),  # {"path", "epoch", "step", "time"} of the last checkpoint written
+    sa.Column("final_metrics", sa.JSON),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+)
+transitions_table = sa.Table(
+    "job_transitions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String(63), sa.ForeignKey("jobs.name", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("secondary_status", sa.String(32), nullable=False),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("message", sa.Text, nullable=False, default=""),
+)
+metrics_table = sa.Table(
+    "job_metrics", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String(63), sa.ForeignKey("jobs.name", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("epoch", sa.Integer),
+    sa.Column("step", sa.Integer),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("time", sa.Float, nullable=False),
+)
+
+
+def default_url() -> str:
+    """``$OCULI_DATABASE_URL`` or SQLite at ``$OCULI_HOME/oculi.db``."""
+    return os.environ.get("OCULI_DATABASE_URL") or f"sqlite:///{oculi_home() / 'oculi.db'}"
+
+
+def iso(t: float | None) -> str | None:
+    """UNIX seconds → ISO 8601 UTC (None stays None)."""
+    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+
+
+def generate_name(base: str) -> str:
+    """SageMaker's default job name: ``<base>-YYYY-MM-DD-HH-MM-SS-mmm`` (UTC)."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d-%H-%M-%S-%f")[:-3]
+    base = re.sub(r"[^a-zA-Z0-9-]+", "-", base).strip("-")[: 63 - len(stamp) - 1] or "job"
+    return f"{base}-{stamp}"
+
+
+def check_name(name: str) -> str:
+    """Raise a JobError unless ``name`` is a valid SageMaker job name (it also names the job's folder)."""
+    if not NAME_RULE.match(name):
+        raise JobError(f"Job name {name!r} is not valid: use 1–63 letters, digits and hyphens, starting with a "
+                       "letter or digit (SageMaker's rule), e.g. --name ants-bees-1.")
+    return name
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers (jobs list, the server) run while a worker writes; foreign keys for the cascades.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class JobStore:
+    """Jobs, their transitions and metrics in one database. Cheap to create; connects on first use."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        self._engine: sa.Engine | None = None
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            url = sa.make_url(self.url)
+            if url.get_backend_name() == "sqlite":
+                if url.database and url.database != ":memory:":
+                    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+                engine = sa.create_engine(url, connect_args={"timeout": 60})
+                sa.event.listen(engine, "connect", _sqlite_pragmas)
+            else:
+                engine = sa.create_engine(url, pool_pre_ping=True)
+            try:
+                with engine.begin() as conn:  # creating the tables twice at once is harmless but may raise
+                    metadata.create_all(conn, checkfirst=True)
+            except (OperationalError, IntegrityError, sa.exc.ProgrammingError):
+                with engine.begin() as conn:
+                    metadata.create_all(conn, checkfirst=True)
+            self._engine = engine
+        return self._engine
+
+    @contextmanager
+    def _tx(self) -> Iterator[sa.Connection]:
+        """A transaction, retried for a while when SQLite says another process holds the write lock."""
+        for attempt in range(200):
+            try:
+                with self.engine.begin() as conn:
+                    yield conn
+                return
+            except OperationalError as e:
+                if "locked" not in str(e) or attempt == 199:
+                    raise
+                time.sleep(0.05)
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    # ---- jobs ---------------------------------------------------------------------------------------------
+    def create(self, record: dict[str, Any], message: str = "job created; waiting for a slot") -> dict[str, Any]:
+        """Insert a new job (status InProgress/Pending). ``record`` holds the columns; ``name`` must be unique."""
+        check_transition(None, PENDING, record["name"])
+        now = time.time()
+        row = {"kind": "training", "attempts": 0, **record, "status": PRIMARY[PENDING],
+               "secondary_status": PENDING, "created_at": now, "updated_at": now}
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(jobs_table.insert().values(**row))
+                conn.execute(transitions_table.insert().values(job=row["name"], status=row["status"],
+                                                               secondary_status=PENDING, time=now, message=message))
+        except IntegrityError as e:
+            raise JobError(f"A job named {row['name']!r} already exists; pick another --name (job names are "
+                           "unique, as on SageMaker).") from e
+        return self.get(row["name"])
+
+    def find(self, name: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(jobs_table.select().where(jobs_table.c.name == name)).mappings().first()
+        return dict(row) if row else None
+
+    def get(self, name: str) -> dict[str, Any]:
+        job = self.find(name)
+        if job is None:
+            raise JobError(f"No job named {name!r} in {self.where()}. See `oculi jobs list`.")
+        return job
+
+    def where(self) -> str:
+        """The database, for messages (no password)."""
+        return sa.make_url(self.url).render_as_string(hide_password=True)
+
+    def list(self, status: str | None = None, algorithm: str | None = None,
+             secondary: tuple[str, ...] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Jobs, newest first, optionally filtered by primary status, algorithm, or secondary statuses."""
+        query = jobs_table.select().order_by(jobs_table.c.created_at.desc(), jobs_table.c.name.desc())
+        if status:
+            query = query.where(jobs_table.c.status == status)
+        if algorithm:
+            query = query.where(jobs_table.c.algorithm == algorithm)
+        if secondary:
+            query = query.where(jobs_table.c.secondary_status.in_(secondary))
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def update(self, name: str, **fields: Any) -> None:
+        """Set plain fields (not the status: use :meth:`transition`)."""
+        assert "status" not in fields and "secondary_status" not in fields
+        with self._tx() as conn:
+            conn.execute(jobs_table.update().where(jobs_table.c.name == name)
+                         .values(**fields, updated_at=time.time()))
+
+    def transition(self, name: str, new: str, message: str = "", *, expect: str | tuple[str, ...] | None = None,
+                   **fields: Any) -> dict[str, Any]:
+        """Move job ``name`` to secondary status ``new`` (its primary status follows), recording the transition
+        and setting ``fields`` in the same transaction. ``expect``: the status(es) the caller believes the job
+        is in; if it is elsewhere (another process moved it), raise. Illegal changes raise IllegalTransition."""
+        expected = (expect,) if isinstance(expect, str) else expect
+        for _ in range(50):
+            job = self.get(name)
+            current = job["secondary_status"]
+            if expected is not None and current not in expected:
+                raise JobError(f"Job {name!r} is {job['status']}/{current}, not {'/'.join(expected)}; "
+                               "it was changed by another process.")
+            check_transition(current, new, f"job {name!r}")
+            now = time.time()
+            with self._tx() as conn:
+                done = conn.execute(
+                    jobs_table.update()
+                    .where(jobs_table.c.name == name, jobs_table.c.secondary_status == current)
+                    .values(status=PRIMARY[new], secondary_status=new, updated_at=now, **fields)).rowcount
+                if done:
+                    conn.execute(transitions_table.insert().values(job=name, status=PRIMARY[new],
+                                                                   secondary_status=new, time=now, message=message))
+            if done:
+                return {**job, **fields, "status": PRIMARY[new], "secondary_status": new, "updated_at": now}
+        raise JobError(f"Job {name!r} kept changing while moving it to {new}; try again.")
+
+    def claim(self, name: str, max_active: int, message: str, **fields: Any) -> bool:
+        """Pending → Starting if fewer than ``max_active`` jobs are active; the count and the change happen in
+        one transaction under the queue lock the caller holds (see :mod:`oculi.jobs.runner`)."""
+        if self.count_active() >= max_active:
+            return False
+        try:
+            self.transition(name, "Starting", message, expect=PENDING, **fields)
+        except JobError:
+            return False
+        return True
+
+    def count_active(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(jobs_table)
+                                    .where(jobs_table.c.secondary_status.in_(sorted(ACTIVE)))).scalar_one())
+
+    def transitions(self, name: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(transitions_table.select().where(transitions_table.c.job == name)
+                                .order_by(transitions_table.c.id)).mappings()
+            return [dict(r) for r in rows]
+
+    # ---- metrics ------------------------------------------------------------------------------------------
+    def add_metrics(self, name: str, values: dict[str, float], *, epoch: int | None = None,
+                    step: int | None = None) -> None:
+        now = time.time()
+        rows = [{"job": name, "epoch": epoch, "step": step, "name": k, "value": float(v), "time": now}
+                for k, v in values.items()]
+        if rows:
+            with self._tx() as conn:
+                conn.execute(metrics_table.insert(), rows)
+
+    def drop_metrics_after(self, name: str, epoch: int) -> None:
+        """Forget metrics of epochs after ``epoch`` (a resumed job redoes them)."""
+        with self._tx() as conn:
+            conn.execute(metrics_table.delete().where(metrics_table.c.job == name, metrics_table.c.epoch > epoch))
+
+    def metrics(self, name: str) -> list[dict[str, Any]]:
+        """Rows ``{epoch, step, name, value, time}`` in the order they were recorded."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(metrics_table.select().where(metrics_table.c.job == name)
+                                .order_by(metrics_table.c.id)).mappings()
+            return [{k: r[k] for k in ("epoch", "step", "name", "value", "time")} for r in rows]
