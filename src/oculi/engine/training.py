@@ -13,9 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oculi.errors import ConfigError
+
+if TYPE_CHECKING:
+    from oculi.engine.distributed import Distributed
 
 
 @dataclass
@@ -73,11 +76,14 @@ def train(
     progress: bool = True,
     overwrite: bool = False,
     echo: Callable[[str], None] = print,
+    distributed: Distributed | None = None,
 ) -> TrainResult:
     """Train ``algorithm`` on named ``channels`` (``{"train": path, "validation": path, …}``; ``model`` = an
     earlier bundle for incremental training, same as ``init_model``) and write the model bundle to ``output``.
 
     ``hyperparameters`` override ``recipe``, which overrides the defaults; values may be SageMaker strings.
+    ``-p instance_count=N`` or ``distributed`` (nodes, devices, rendezvous) train with DDP through torchrun
+    (:mod:`oculi.engine.distributed`); only rank 0 prints and writes.
     Returns a :class:`TrainResult`; raises ConfigError / DataError with what to fix."""
     import lightning as L
     import torch
@@ -85,6 +91,7 @@ def train(
     from oculi.algorithms import get_algorithm
     from oculi.artifacts import load_state, read_meta, read_weights, resolve_bundle_path, save_bundle
     from oculi.config import resolve
+    from oculi.engine import distributed as ddp
     from oculi.engine.callbacks import EpochHistory, EpochProgressBar, RelativeEarlyStopping
     from oculi.engine.precision import lightning_precision
 
@@ -101,11 +108,20 @@ def train(
     out = Path(output).expanduser() if output else default_output(algo.name)
     if (out / "model.json").exists() and not overwrite:
         raise ConfigError(f"{out} already holds a model bundle; pass another --output folder (or --overwrite).")
+    layout = ddp.plan(hp.instance_count, hp.mini_batch_size, distributed)
+    if layout.needs_launch:
+        echo(layout.describe(hp.mini_batch_size))
+        return ddp.launch(layout, algorithm=algorithm, channels=channels, hyperparameters=hyperparameters,
+                          recipe=recipe, output=out, init_model=init_path, image_roots=image_roots,
+                          overwrite=overwrite, echo=echo)
+    if not layout.is_global_zero:
+        echo, progress = (lambda _line: None), False
     out.mkdir(parents=True, exist_ok=True)
 
     L.seed_everything(hp.seed, workers=True, verbose=False)
     data = algo.prepare(channels, hp, init_meta=init_meta, image_roots=image_roots, progress=progress)
     hp = data.hyperparameters
+    data.train_loader = ddp.rebatch(data.train_loader, layout.batch_per_device)
     for note in data.notes:
         echo(note)
     counts = data.train.class_counts()
@@ -140,7 +156,7 @@ def train(
         callbacks.append(RelativeEarlyStopping(algo.metric, algo.metric_mode, hp.early_stopping_min_epochs,
                                                hp.early_stopping_patience, hp.early_stopping_tolerance, echo))
     trainer = L.Trainer(
-        max_epochs=hp.epochs, accelerator="auto", devices=1, precision=precision, callbacks=callbacks,
+        max_epochs=hp.epochs, **layout.trainer_options(), precision=precision, callbacks=callbacks,
         logger=False, enable_model_summary=False, num_sanity_val_steps=0, enable_progress_bar=show_bar,
         default_root_dir=out, log_every_n_steps=1,
     )
@@ -155,6 +171,7 @@ def train(
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left it ignored
 
     model = module.model
+    ddp.check_replicas(layout, model, out, echo)
     load_state(model, history.best_model_state(module), "best epoch weights")
     model = model.to(memory_format=torch.contiguous_format).cpu().eval()
     best = next((row for row in history.history if row["epoch"] == history.best_epoch), {})
@@ -173,7 +190,8 @@ def train(
                     "class_counts": {name: counts.get(i, 0) for i, name in enumerate(data.classes)}},
         "init_model": str(init_path) if init_path else None,
     }
-    save_bundle(out, meta, model)
+    if layout.is_global_zero:
+        save_bundle(out, meta, model)
     if interrupted:
         kept = f"the best epoch so far ({history.best_epoch})" if history.best_epoch else "the initial weights"
         echo(f"interrupted after {len(history.history)} epoch(s); the bundle in {out} holds {kept}")
