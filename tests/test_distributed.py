@@ -67,6 +67,7 @@ def test_two_process_ddp_on_cpu_keeps_replicas_identical(tiny_split, tmp_path):
     # gradients were synchronised: both ranks hold the same weights after their steps on different shards
     replicas = json.loads((out / "replicas.json").read_text())
     assert replicas["world_size"] == 2 and replicas["in_sync"]
+    assert replicas["steps"] == 3  # each rank trained on its own half: 48 images / 2 ranks / 8 per step
     assert len(replicas["checksums"]) == 2 and replicas["checksums"][0] == replicas["checksums"][1]
     # … and they are the weights in the bundle (one epoch: the best epoch is the last)
     meta = read_meta(out)
@@ -79,5 +80,4 @@ def test_two_process_ddp_on_cpu_keeps_replicas_identical(tiny_split, tmp_path):
     assert len((out / "metrics.csv").read_text().strip().splitlines()) == 2
     assert log.count("training image-classification for 1 epoch") == 1 and log.count("model bundle:") == 1
     assert meta["hyperparameters"]["instance_count"] == 2
-    # 48 training images over 2 ranks × 8 per step: validation metrics were gathered from both ranks' halves
     assert 0.0 <= meta["metrics"]["validation:accuracy"] <= 1.0 and meta["dataset"]["train_images"] == 48

@@ -178,10 +178,10 @@ def weights_checksum(named: Iterable[tuple[str, torch.Tensor]]) -> str:
     return h.hexdigest()[:16]
 
 
-def check_replicas(plan: Plan, model: torch.nn.Module, out: Path, echo: Callable[[str], None]) -> None:
+def check_replicas(plan: Plan, steps: int, model: torch.nn.Module, out: Path, echo: Callable[[str], None]) -> None:
     """After DDP training: gather every rank's parameter checksum; rank 0 writes ``out/replicas.json``
-    (``{"world_size", "checksums": [per rank], "in_sync"}``). Replicas that differ raise a JobError (it means
-    gradients were not synchronised, e.g. a parameter outside DDP's reach)."""
+    (``{"world_size", "steps": optimizer steps per rank, "checksums": [per rank], "in_sync"}``). Replicas that
+    differ raise a JobError (it means gradients were not synchronised, e.g. a parameter outside DDP's reach)."""
     if plan.world_size == 1 or not torch.distributed.is_initialized():
         return
     digest = weights_checksum(model.named_parameters())
@@ -189,8 +189,8 @@ def check_replicas(plan: Plan, model: torch.nn.Module, out: Path, echo: Callable
     torch.distributed.all_gather_object(gathered, digest)
     in_sync = len(set(gathered)) == 1
     if plan.is_global_zero:
-        (out / "replicas.json").write_text(json.dumps(
-            {"world_size": plan.world_size, "checksums": gathered, "in_sync": in_sync}, indent=2) + "\n")
+        report = {"world_size": plan.world_size, "steps": steps, "checksums": gathered, "in_sync": in_sync}
+        (out / "replicas.json").write_text(json.dumps(report, indent=2) + "\n")
         echo(f"{plan.world_size} replicas {'in sync' if in_sync else 'DIFFER'}: weights checksum "
              + ", ".join(sorted(set(gathered))))
     if not in_sync:

@@ -171,7 +171,7 @@ def train(
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left it ignored
 
     model = module.model
-    ddp.check_replicas(layout, model, out, echo)
+    ddp.check_replicas(layout, trainer.global_step, model, out, echo)
     load_state(model, history.best_model_state(module), "best epoch weights")
     model = model.to(memory_format=torch.contiguous_format).cpu().eval()
     best = next((row for row in history.history if row["epoch"] == history.best_epoch), {})
