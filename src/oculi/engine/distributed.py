@@ -203,8 +203,9 @@ def launch(plan: Plan, *, algorithm: str, channels: Mapping[str, Any], hyperpara
            image_roots: Mapping[str, Path] | None, overwrite: bool, echo: Callable[[str], None]) -> Any:
     """Run ``train()`` in ``plan.devices`` processes on this machine through torchrun (the other machines of a
     multi-node run launch their own), wait, and return rank 0's :class:`~oculi.engine.training.TrainResult`
-    (read back from the bundle). The processes' output goes straight to this process's stdout/stderr. An
-    OculiError in a rank is raised again here with its message; any other failure is a JobError."""
+    (read back from the bundle). The processes' output is copied to this process's stdout. An OculiError in a
+    rank is raised again here with its message (without torchrun's failure report); any other failure is a
+    JobError after that report."""
     from oculi.artifacts import read_meta
     from oculi.engine.training import TrainResult
 
@@ -230,11 +231,15 @@ def launch(plan: Plan, *, algorithm: str, channels: Mapping[str, Any], hyperpara
         env = dict(os.environ)
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         env.setdefault("OMP_NUM_THREADS", str(max(1, cpus // plan.devices)))  # no oversubscribed cores
+        env["PYTHONUNBUFFERED"] = "1"  # the ranks' lines arrive as they are printed
         echo(f"launching {plan.devices} process(es) on this machine"
              + (f" (node {command[command.index('--node-rank') + 1]} of {plan.nodes})" if plan.nodes > 1 else "")
              + ": " + " ".join(command[:command.index("-m", 3)]) + " …")
-        code = subprocess.call(command, env=env)
+        code, held = _run_forwarding(command, env)
         error = _first_error(Path(tmp))
+        if error is None and held:  # torchrun's own failure report matters only when no rank said why
+            sys.stdout.write("".join(held))
+            sys.stdout.flush()
     if error is not None:
         kind = getattr(errors, error["type"], None)
         kind = kind if isinstance(kind, type) and issubclass(kind, errors.OculiError) else JobError
@@ -255,6 +260,33 @@ def launch(plan: Plan, *, algorithm: str, channels: Mapping[str, Any], hyperpara
     return TrainResult(model_dir=output, metrics=dict(meta.get("metrics", {})), best_epoch=meta.get("best_epoch"),
                        history=list(meta.get("history", [])), hyperparameters=meta["hyperparameters"],
                        classes=list(meta["classes"]), seconds=time.perf_counter() - started)
+
+
+def _run_forwarding(command: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
+    """Run torchrun, copying the ranks' output (merged) to stdout line by line; torchrun's own log lines and its
+    failure report (from its "failed (exitcode" line on) are held back and returned."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace", bufsize=1)
+    held: list[str] = []
+    failed = False
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            agent = "torch/distributed/elastic/" in line  # torchrun's own log lines
+            failed = failed or (agent and "failed (exitcode" in line)
+            if failed or agent:
+                held.append(line)
+                continue
+            sys.stdout.write(line)
+            sys.stdout.flush()
+        return proc.wait(), held
+    except BaseException:
+        proc.terminate()  # torchrun passes SIGTERM on to the ranks
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
 
 
 def _first_error(folder: Path) -> dict[str, Any] | None:

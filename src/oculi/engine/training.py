@@ -108,7 +108,7 @@ def train(
     out = Path(output).expanduser() if output else default_output(algo.name)
     if (out / "model.json").exists() and not overwrite:
         raise ConfigError(f"{out} already holds a model bundle; pass another --output folder (or --overwrite).")
-    layout = ddp.plan(hp.instance_count, hp.mini_batch_size, distributed)
+    layout = ddp.plan(getattr(hp, "instance_count", 1), hp.mini_batch_size, distributed)
     if layout.needs_launch:
         echo(layout.describe(hp.mini_batch_size))
         return ddp.launch(layout, algorithm=algorithm, channels=channels, hyperparameters=hyperparameters,
