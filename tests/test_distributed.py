@@ -59,7 +59,7 @@ def test_two_process_ddp_on_cpu_keeps_replicas_identical(tiny_split, tmp_path):
                "--train", str(tiny_split["train"]), "--validation", str(tiny_split["validation"]), *params,
                "--output", str(out), "--no-progress"]
     env = {**os.environ, "OCULI_HOME": str(tmp_path / "home")}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     log = done.stdout + done.stderr
     assert done.returncode == 0, log
     assert "2 processes (1 machine(s) × 2), DDP over gloo" in log and "global batch 16" in log
