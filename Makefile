@@ -27,7 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/detection_throughput.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench examples
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

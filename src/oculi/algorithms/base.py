@@ -44,6 +44,10 @@ class TrainingHyperparameters(HyperParameters):
                       "hold-out: the same seed reproduces the same run on CPU.")
     num_workers: Range(int, ge=0) | Auto = Field(AUTO, description="oculi addition. Data-loading processes; "
                                                  "auto = min(2, CPU cores) (0 on one core).")
+    instance_count: int = Field(1, ge=1, description="SageMaker's instance count: data-parallel training (DDP "
+                                "through torchrun) on N instances. Alone it runs N processes on this machine; with "
+                                "--nodes N, one per machine. Each instance trains mini_batch_size images per step "
+                                "(split across its --devices), so the global batch is N × mini_batch_size.")
 
     @field_validator("lr_scheduler_step", mode="before")
     @classmethod

@@ -190,7 +190,9 @@ class ClassificationModule(L.LightningModule):
         logits = self(images)
         loss = self.loss_fn(logits.float(), targets)
         self.train_accuracy(logits.detach().float(), targets.int() if self.hp.multi_label else targets)
-        self.log("train:loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(images))
+        # sync_dist: with DDP the epoch value is the mean over every rank (torchmetrics objects sync themselves)
+        self.log("train:loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(images),
+                 sync_dist=True)
         self.log("train:accuracy", self.train_accuracy, on_step=False, on_epoch=True, batch_size=len(images))
         return loss
 
@@ -200,7 +202,8 @@ class ClassificationModule(L.LightningModule):
         # user gets back from the saved model (bf16 autocast flips borderline predictions).
         with torch.autocast(self.device.type, enabled=False):
             logits = self(images).float()
-        self.log("validation:loss", self.loss_fn(logits, targets), on_epoch=True, batch_size=len(images))
+        self.log("validation:loss", self.loss_fn(logits, targets), on_epoch=True, batch_size=len(images),
+                 sync_dist=True)
         self.val_accuracy(logits, targets.int() if self.hp.multi_label else targets)
         self.log("validation:accuracy", self.val_accuracy, on_epoch=True, prog_bar=True, batch_size=len(images))
         if self.val_top_k is not None:

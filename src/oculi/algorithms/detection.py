@@ -116,9 +116,11 @@ class DetectionModule(L.LightningModule):
         images, targets = batch
         losses = self.model(list(images.float() / 255.0), to_model_targets(targets))
         loss = sum(losses.values())
-        self.log("train:loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(images))
+        # sync_dist: with DDP the epoch value is the mean over every rank
+        self.log("train:loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(images),
+                 sync_dist=True)
         for name, value in losses.items():
-            self.log(f"train:{name}_loss", value, on_step=False, on_epoch=True, batch_size=len(images))
+            self.log(f"train:{name}_loss", value, on_step=False, on_epoch=True, batch_size=len(images), sync_dist=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, list[dict]], batch_idx: int) -> None:
@@ -130,7 +132,7 @@ class DetectionModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         result = self.val_map.compute()
-        self.log("validation:mAP", float(result["map"]), prog_bar=True)
+        self.log("validation:mAP", float(result["map"]), prog_bar=True)  # compute() already gathered every rank
         self.val_map.reset()
 
     def configure_optimizers(self) -> Any:

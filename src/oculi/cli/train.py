@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -10,7 +11,8 @@ from oculi.cli.common import console, parse_channels, parse_image_roots
 
 
 def train(
-    algorithm: str = typer.Argument(..., help="Algorithm to train; see `oculi algorithms list`."),
+    algorithm: str | None = typer.Argument(None, help="Algorithm to train; see `oculi algorithms list`. Leave out "
+                                           "with --entry-point."),
     train: Path | None = typer.Option(None, "--train", help="Training channel: class folders, a .lst file or an "
                                       "augmented manifest."),
     validation: Path | None = typer.Option(None, "--validation", help="Validation channel (same forms). Without "
@@ -22,7 +24,8 @@ def train(
     recipe: Path | None = typer.Option(None, "--recipe", help="Hyperparameters file: JSON (SageMaker's "
                                        "hyperparameters.json) or name=value lines; -p values win."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Folder for the model bundle (default: a new "
-                                       "folder under $OCULI_HOME/runs)."),
+                                       "folder under $OCULI_HOME/runs). With --entry-point: the run folder "
+                                       "(model/ = SM_MODEL_DIR, output/, train.log)."),
     init_model: Path | None = typer.Option(None, "--init-model", help="Start from an earlier oculi model bundle "
                                            "of the same architecture (SageMaker's `model` channel)."),
     image_root: list[str] | None = typer.Option(None, "--image-root", help="Map an S3 prefix in a manifest to a "
@@ -33,22 +36,74 @@ def train(
     detach: bool = typer.Option(False, "--detach", "-d", help="Return at once: the job runs in a background "
                                 "process (queued while OCULI_MAX_PARALLEL_JOBS jobs run). Follow it with "
                                 "`oculi jobs logs NAME --follow`."),
+    entry_point: Path | None = typer.Option(None, "--entry-point", help="Script mode: run your own training script "
+                                            "(e.g. PyTorch Lightning) with SageMaker's SM_* environment instead of "
+                                            "a built-in algorithm.", rich_help_panel="Script mode"),
+    source_dir: Path | None = typer.Option(None, "--source-dir", help="Folder with the script and its modules "
+                                           "(working directory, on PYTHONPATH); --entry-point is relative to it.",
+                                           rich_help_panel="Script mode"),
+    metric_definition: list[str] | None = typer.Option(
+        None, "--metric-definition", "-m", help="NAME=REGEX read from the script's output; the first capture "
+        "group is the value, e.g. 'validation:accuracy=val_accuracy=([0-9.]+)'. Repeatable.",
+        rich_help_panel="Script mode"),
+    nodes: int | None = typer.Option(None, "--nodes", help="Machines in a distributed run (torchrun --nnodes); "
+                                     "run the same command on each with its --node-rank.",
+                                     rich_help_panel="Distributed training"),
+    devices: int | None = typer.Option(None, "--devices", help="Processes per machine (GPUs, or CPU processes "
+                                       "over gloo); mini_batch_size is split across them.",
+                                       rich_help_panel="Distributed training"),
+    node_rank: int | None = typer.Option(None, "--node-rank", help="This machine's rank, 0 … nodes-1 (default: "
+                                         "$NODE_RANK).", rich_help_panel="Distributed training"),
+    master_addr: str | None = typer.Option(None, "--master-addr", help="Address of node 0, reachable from every "
+                                           "machine (default: $MASTER_ADDR).", rich_help_panel="Distributed training"),
+    master_port: int | None = typer.Option(None, "--master-port", help="Free TCP port on node 0 (default: "
+                                           "$MASTER_PORT or 29500).", rich_help_panel="Distributed training"),
 ) -> None:
-    """Train an algorithm as a training job and write a model bundle (model.json + weights.safetensors).
-    Every run is recorded in the job store (`oculi jobs list`); --detach runs it in the background.
+    """Train a built-in algorithm and write a model bundle (model.json + weights.safetensors), or run your own
+    training script (--entry-point) with SageMaker's script-mode contract.
+    Every built-in run is recorded in the job store (`oculi jobs list`); --detach runs it in the background.
 
     Example: oculi train image-classification --train data/train --validation data/val
     -p architecture=efficientnet-lite0 -p use_pretrained_model=1 -p epochs=5 --output models/ants
+
+    Script mode: oculi train --entry-point train.py --source-dir examples/mnist_lightning
+    --train ../shared/data/mnist5k -p epochs=3 --metric-definition 'validation:accuracy=val_accuracy=([0-9.]+)'
+
+    Distributed (DDP): oculi train image-classification --train data/train -p instance_count=2 (2 processes on
+    this machine); across 2 machines run on each: oculi train … --nodes 2 --devices 1 --node-rank R
+    --master-addr 10.0.0.1 --master-port 29500 --output models/run
     """
     from oculi.config import load_recipe
+    from oculi.errors import ConfigError
+
+    distributed_given = any(v is not None for v in (nodes, devices, node_rank, master_addr, master_port))
+    if entry_point is not None:
+        if algorithm is not None:
+            raise ConfigError(f"Pass either an algorithm ({algorithm}) or --entry-point {entry_point}, not both.")
+        if init_model or image_root or recipe or distributed_given:
+            raise ConfigError("--init-model, --image-root, --recipe and the distributed options apply to built-in "
+                              "algorithms; in script mode pass data as channels and settings as -p name=value.")
+        _train_script(entry_point, source_dir, parse_channels(train, validation, channel), _params(param),
+                      metric_definition or [], output)
+        return
+    if algorithm is None:
+        raise ConfigError("Name an algorithm (see `oculi algorithms list`), e.g. `oculi train image-classification "
+                          "--train data/train`, or run your own script with --entry-point train.py.")
+    if source_dir or metric_definition:
+        raise ConfigError("--source-dir and --metric-definition belong to script mode; add --entry-point SCRIPT.")
+    if distributed_given:
+        if detach or name:
+            raise ConfigError("--detach and --name apply to single-machine jobs; a --nodes/--devices run is attached "
+                              "(use -p instance_count=N for several processes on this machine as a job).")
+        _train_distributed(algorithm, train, validation, channel, param, recipe, output, init_model, image_root,
+                           no_progress, overwrite, nodes, devices, node_rank, master_addr, master_port)
+        return
     from oculi.jobs.runner import JobSpec, dispatch, run_attached, submit
     from oculi.jobs.store import JobStore
 
     channels = parse_channels(train, validation, channel)
     roots = parse_image_roots(image_root)
     if output is not None and (output.expanduser() / "model.json").exists() and not overwrite:
-        from oculi.errors import ConfigError
-
         raise ConfigError(f"{output} already holds a model bundle; pass another --output folder (or --overwrite).")
     spec = JobSpec(algorithm=algorithm, channels={k: str(v) for k, v in channels.items()},
                    hyperparameters=_params(param), recipe=load_recipe(recipe) if recipe else None, name=name,
@@ -73,6 +128,60 @@ def train(
     console.print(f"model bundle: {result.model_dir}  (model.json, weights.safetensors)")
     console.print(f"per-epoch metrics: {result.model_dir / 'metrics.csv'} and `oculi jobs metrics {job['name']}`; "
                   f"checkpoints: {Path(job['job_dir']) / 'checkpoints'}")
+
+
+def _train_distributed(algorithm: str, train: Path | None, validation: Path | None, channel: list[str] | None,
+                       param: list[str] | None, recipe: Path | None, output: Path | None, init_model: Path | None,
+                       image_root: list[str] | None, no_progress: bool, overwrite: bool, nodes: int | None,
+                       devices: int | None, node_rank: int | None, master_addr: str | None,
+                       master_port: int | None) -> None:
+    """A --nodes/--devices run: DDP through torchrun, attached (not recorded as a job); rank 0 reports."""
+    from oculi.config import load_recipe
+    from oculi.engine.distributed import Distributed
+    from oculi.engine.training import train as run
+
+    result = run(algorithm, parse_channels(train, validation, channel), _params(param),
+                 recipe=load_recipe(recipe) if recipe else None, output=output, init_model=init_model,
+                 image_roots=parse_image_roots(image_root), progress=not no_progress, overwrite=overwrite,
+                 echo=console.print, distributed=Distributed(nodes, devices, node_rank, master_addr, master_port))
+    if os.environ.get("RANK", "0") != "0" or not result.metrics:  # another rank, or a node other than 0
+        return
+    shown = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
+    console.print(f"[bold green]done[/] in {result.seconds:.0f} s. Best epoch {result.best_epoch}: {shown}")
+    console.print(f"model bundle: {result.model_dir}  (model.json, weights.safetensors)")
+
+
+def _train_script(entry_point: Path, source_dir: Path | None, channels: dict[str, Path], hyperparameters: dict,
+                  metric_definitions: list[str], output: Path | None) -> None:
+    """Script mode: run folder = --output or $OCULI_HOME/runs/<script>-<time>; model/ is SM_MODEL_DIR."""
+    import csv
+
+    from oculi.engine.training import default_output
+    from oculi.jobs.script import parse_metric_definitions, run_script
+
+    definitions = parse_metric_definitions(metric_definitions)
+    run_dir = (output or default_output(Path(entry_point).stem)).expanduser()
+    console.print(f"running {entry_point} in script mode; run folder {run_dir}")
+    result = run_script(entry_point, channels, hyperparameters, source_dir=source_dir, model_dir=run_dir / "model",
+                        output_dir=run_dir / "output", input_dir=run_dir / "input",
+                        metric_definitions=definitions, log_file=run_dir / "train.log")
+    if result.metrics:
+        with (run_dir / "metrics.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["timestamp", "name", "step", "value"])
+            writer.writerows([p.timestamp, p.name, p.step, p.value] for p in result.metrics)
+    for note in result.notes:
+        console.print(note, markup=False)
+    console.print(f"[bold green]done[/] in {result.seconds:.0f} s.")
+    if result.final_metrics:
+        console.print("final metrics: " + "  ".join(f"{k} {v:g}" for k, v in result.final_metrics.items())
+                      + f"  (all {len(result.metrics)} values: {run_dir / 'metrics.csv'})", markup=False)
+    elif definitions:
+        console.print("warning: no metric definition matched the script's output", markup=False)
+    console.print(f"model (SM_MODEL_DIR): {result.model_dir}  ({', '.join(result.model_files) or 'empty'})",
+                  markup=False)
+    console.print(f"log: {result.log_file}; other outputs (SM_OUTPUT_DATA_DIR): {result.output_dir / 'data'}",
+                  markup=False)
 
 
 def _params(param: list[str] | None) -> dict[str, str]:

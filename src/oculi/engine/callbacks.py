@@ -67,7 +67,8 @@ class EpochHistory(L.Callback):
         row.update({k: v for k, v in sorted(metrics.items()) if v is not None and ":" in k})
         row["seconds"] = round(time.perf_counter() - self._start, 2)
         self.history.append(row)
-        self._write()
+        if trainer.is_global_zero:  # with DDP every rank keeps the history; one writes it
+            self._write()
         parts = [f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "seconds")]
         best = self._improved and self.best_epoch == row["epoch"]
         self.echo(f"epoch {int(row['epoch'])}/{trainer.max_epochs}  " + "  ".join(parts)

@@ -13,9 +13,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oculi.errors import ConfigError
+
+if TYPE_CHECKING:
+    from oculi.engine.distributed import Distributed
 
 
 @dataclass
@@ -81,6 +84,7 @@ def train(
     restart_schedule: bool = False,
     stop_requested: Callable[[], bool] | None = None,
     callbacks: Sequence[Any] = (),
+    distributed: Distributed | None = None,
 ) -> TrainResult:
     """Train ``algorithm`` on named ``channels`` (``{"train": path, "validation": path, …}``; ``model`` = an
     earlier bundle for incremental training, same as ``init_model``) and write the model bundle to ``output``.
@@ -92,6 +96,9 @@ def train(
     ``stop_requested()`` is polled after every step: when true, a checkpoint is written and training stops
     (``TrainResult.stopped``). ``callbacks`` are extra Lightning callbacks (the jobs layer's progress reporting).
 
+    ``-p instance_count=N`` or ``distributed`` (nodes, devices, rendezvous) train with DDP through torchrun
+    (:mod:`oculi.engine.distributed`); only rank 0 prints and writes.
+
     Returns a :class:`TrainResult`; raises ConfigError / DataError with what to fix."""
     import lightning as L
     import torch
@@ -99,6 +106,7 @@ def train(
     from oculi.algorithms import get_algorithm
     from oculi.artifacts import load_state, read_meta, read_weights, resolve_bundle_path, save_bundle
     from oculi.config import resolve
+    from oculi.engine import distributed as ddp
     from oculi.engine.callbacks import (
         AtomicCheckpointIO,
         EpochHistory,
@@ -123,11 +131,23 @@ def train(
     out = Path(output).expanduser() if output else default_output(algo.name)
     if (out / "model.json").exists() and not overwrite:
         raise ConfigError(f"{out} already holds a model bundle; pass another --output folder (or --overwrite).")
+    layout = ddp.plan(getattr(hp, "instance_count", 1), hp.mini_batch_size, distributed)
+    if layout.needs_launch:
+        if resume_from or stop_requested:
+            raise ConfigError("resuming or stopping a distributed (instance_count > 1 / --devices) run as a job is "
+                              "not supported yet; run it attached with `oculi train … -p instance_count=N`.")
+        echo(layout.describe(hp.mini_batch_size))
+        return ddp.launch(layout, algorithm=algorithm, channels=channels, hyperparameters=hyperparameters,
+                          recipe=recipe, output=out, init_model=init_path, image_roots=image_roots,
+                          overwrite=overwrite, echo=echo)
+    if not layout.is_global_zero:
+        echo, progress = (lambda _line: None), False
     out.mkdir(parents=True, exist_ok=True)
 
     L.seed_everything(hp.seed, workers=True, verbose=False)
     data = algo.prepare(channels, hp, init_meta=init_meta, image_roots=image_roots, progress=progress)
     hp = data.hyperparameters
+    data.train_loader = ddp.rebatch(data.train_loader, layout.batch_per_device)
     for note in data.notes:
         echo(note)
     counts = data.train.class_counts()
@@ -172,7 +192,7 @@ def train(
         callbacks.append(notice)
     callbacks += extra_callbacks
     trainer = L.Trainer(
-        max_epochs=hp.epochs, accelerator="auto", devices=1, precision=precision, callbacks=callbacks,
+        max_epochs=hp.epochs, **layout.trainer_options(), precision=precision, callbacks=callbacks,
         logger=False, enable_model_summary=False, num_sanity_val_steps=0, enable_progress_bar=show_bar,
         default_root_dir=out, log_every_n_steps=1, plugins=[AtomicCheckpointIO()],
     )
@@ -187,6 +207,7 @@ def train(
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left it ignored
 
     model = module.model
+    ddp.check_replicas(layout, trainer.global_step, model, out, echo)
     load_state(model, history.best_model_state(module), "best epoch weights")
     model = model.to(memory_format=torch.contiguous_format).cpu().eval()
     best = next((row for row in history.history if row["epoch"] == history.best_epoch), {})
@@ -205,7 +226,8 @@ def train(
                     "class_counts": {name: counts.get(i, 0) for i, name in enumerate(data.classes)}},
         "init_model": str(init_path) if init_path else None,
     }
-    save_bundle(out, meta, model)
+    if layout.is_global_zero:
+        save_bundle(out, meta, model)
     # a stop request that arrived during validation ends through Lightning's own SIGTERM handling instead
     stopped = interrupted and stopper is not None and (stopper.requested or bool(stop_requested and stop_requested()))
     if interrupted and not stopped:

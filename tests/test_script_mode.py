@@ -1,0 +1,192 @@
+"""Script mode: the SageMaker environment contract seen from inside a real child script, metric regexes, a failing
+script's error, the CLI, and the shipped PyTorch Lightning MNIST example end to end on ../shared/data/mnist5k."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from oculi.cli import app
+from oculi.errors import ConfigError, DataError, JobError
+from oculi.jobs.script import MetricParser, parse_metric_definitions, run_script
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+# A user script that records everything it was given, imports a module from its source folder, prints lines a
+# metric regex reads and writes a "model".
+CONTRACT_SCRIPT = """
+import json, os, sys
+import helper  # from the source folder: the folder must be on PYTHONPATH
+
+seen = {"argv": sys.argv[1:], "cwd": os.getcwd(), "helper": helper.VALUE,
+        "env": {k: v for k, v in os.environ.items() if k.startswith("SM_") or k == "TRAINING_JOB_NAME"}}
+with open(os.path.join(os.environ["SM_OUTPUT_DATA_DIR"], "seen.json"), "w") as f:
+    json.dump(seen, f)
+for epoch in range(3):
+    print(f"epoch {epoch} loss={1.0 / (epoch + 1):.3f} acc: {0.5 + epoch / 10}")
+print("to stderr", file=sys.stderr)
+with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w") as f:
+    f.write("weights")
+"""
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("OCULI_HOME", str(tmp_path / "home"))
+
+
+def _source(tmp_path: Path, script: str, name: str = "train.py") -> Path:
+    src = tmp_path / "code"
+    src.mkdir(exist_ok=True)
+    (src / name).write_text(textwrap.dedent(script))
+    (src / "helper.py").write_text("VALUE = 42\n")
+    return src
+
+
+def test_script_sees_the_sagemaker_environment_contract(tmp_path):
+    src = _source(tmp_path, CONTRACT_SCRIPT)
+    train, validation = tmp_path / "data" / "train", tmp_path / "data" / "validation"
+    train.mkdir(parents=True), validation.mkdir(parents=True)
+    run = tmp_path / "run"
+    lines: list[str] = []
+    seen_metrics = []
+    result = run_script(
+        "train.py", {"train": train, "validation": validation},
+        {"epochs": "3", "learning-rate": "0.01", "optimizer": "adam", "layers": [64, 32]},
+        source_dir=src, model_dir=run / "model", output_dir=run / "output", log_file=run / "train.log",
+        metric_definitions=["train:loss=loss=([0-9.]+)", {"Name": "train:acc", "Regex": r"acc: ([0-9.]+)"}],
+        on_metric=seen_metrics.append, echo=lines.append, job_name="contract-test")
+
+    seen = json.loads((run / "output" / "data" / "seen.json").read_text())
+    env = seen["env"]
+    # hyperparameters as --name value arguments, lists as JSON (never cut at commas)
+    assert seen["argv"] == ["--epochs", "3", "--learning-rate", "0.01", "--optimizer", "adam", "--layers", "[64, 32]"]
+    assert json.loads(env["SM_USER_ARGS"]) == seen["argv"]
+    assert env["SM_MODEL_DIR"] == str((run / "model").resolve())
+    assert env["SM_OUTPUT_DIR"] == str((run / "output").resolve())
+    assert env["SM_OUTPUT_DATA_DIR"] == str((run / "output" / "data").resolve())
+    assert json.loads(env["SM_CHANNELS"]) == ["train", "validation"]
+    assert env["SM_CHANNEL_TRAIN"] == str(train.resolve())
+    assert env["SM_CHANNEL_VALIDATION"] == str(validation.resolve())
+    # SM_HPS decodes values like the toolkit; SM_HP_<NAME> upper-cases the name and keeps the value
+    assert json.loads(env["SM_HPS"]) == {"epochs": 3, "learning-rate": 0.01, "optimizer": "adam", "layers": [64, 32]}
+    assert env["SM_HP_EPOCHS"] == "3" and env["SM_HP_LEARNING-RATE"] == "0.01" and env["SM_HP_OPTIMIZER"] == "adam"
+    assert json.loads(env["SM_HP_LAYERS"]) == [64, 32]
+    assert int(env["SM_NUM_CPUS"]) >= 1 and int(env["SM_NUM_GPUS"]) >= 0
+    assert env["SM_CURRENT_HOST"] == "algo-1" and json.loads(env["SM_HOSTS"]) == ["algo-1"]
+    assert json.loads(env["SM_RESOURCE_CONFIG"])["hosts"] == ["algo-1"]
+    assert set(json.loads(env["SM_INPUT_DATA_CONFIG"])) == {"train", "validation"}
+    training_env = json.loads(env["SM_TRAINING_ENV"])
+    assert training_env["channel_input_dirs"]["train"] == str(train.resolve())
+    assert training_env["hyperparameters"]["epochs"] == 3
+    assert env["TRAINING_JOB_NAME"] == "contract-test"
+    config = Path(env["SM_INPUT_CONFIG_DIR"])
+    assert json.loads((config / "hyperparameters.json").read_text())["layers"] == "[64, 32]"
+    assert json.loads((config / "resourceconfig.json").read_text())["current_host"] == "algo-1"
+    # the source folder is the working directory and importable
+    assert seen["cwd"] == str(src.resolve()) and seen["helper"] == 42
+
+    # output: streamed to echo and the log, stderr included; metrics as a time series
+    assert "epoch 2 loss=0.333 acc: 0.7" in lines and "to stderr" in lines
+    assert "to stderr" in (run / "train.log").read_text()
+    losses = [(p.step, p.value) for p in result.metrics if p.name == "train:loss"]
+    assert losses == [(0, 1.0), (1, 0.5), (2, 0.333)]
+    assert result.final_metrics == {"train:loss": 0.333, "train:acc": 0.7}
+    assert seen_metrics == result.metrics
+    # what the script wrote to SM_MODEL_DIR is the output
+    assert result.model_files == ["model.txt"] and result.exit_code == 0 and not result.notes
+
+
+def test_metric_definitions_parse_and_reject_with_the_fix():
+    defs = parse_metric_definitions(["validation:accuracy=val_acc=([0-9.]+)",
+                                     {"Name": "train:loss", "Regex": r"loss: ([-+0-9.eE]+)"}])
+    parser = MetricParser(defs)
+    parser.feed("epoch 1 val_acc=0.91 loss: 1.5e-2")
+    parser.feed("no numbers here; val_acc=nope")
+    parser.feed("val_acc=0.93 val_acc=0.95")  # every match in a line counts
+    values = [(p.name, p.step, p.value) for p in parser.points]
+    assert values == [("validation:accuracy", 0, 0.91), ("train:loss", 0, 0.015), ("validation:accuracy", 1, 0.93),
+                      ("validation:accuracy", 2, 0.95)]
+
+    with pytest.raises(ConfigError, match="no capture group; put parentheses"):
+        parse_metric_definitions(["loss=loss: [0-9.]+"])
+    with pytest.raises(ConfigError, match="does not compile"):
+        parse_metric_definitions(["loss=loss: ([0-9.]+"])
+    with pytest.raises(ConfigError, match="not name=regex"):
+        parse_metric_definitions(["just-a-name"])
+    with pytest.raises(ConfigError, match="more than once"):
+        parse_metric_definitions(["a=x(1)", "a=y(2)"])
+
+
+def test_failing_script_gives_exit_code_reason_and_log_tail(tmp_path):
+    src = _source(tmp_path, """
+        import os, sys
+        for i in range(30):
+            print(f"step {i}")
+        with open(os.path.join(os.environ["SM_OUTPUT_DIR"], "failure"), "w") as f:
+            f.write("CUDA out of memory (pretend)")
+        sys.exit(3)
+    """)
+    run = tmp_path / "run"
+    with pytest.raises(JobError) as info:
+        run_script(src / "train.py", {}, {}, model_dir=run / "model", output_dir=run / "output",
+                   log_file=run / "train.log", echo=None)
+    message = str(info.value)
+    assert "train.py exited with code 3: CUDA out of memory (pretend)" in message
+    assert "step 29" in message and "step 5" not in message  # the tail, not the whole log
+    assert f"Full log: {run / 'train.log'}" in message
+
+    crash = _source(tmp_path, "raise ValueError('bad column count in row 7')\n", name="crash.py")
+    with pytest.raises(JobError, match=r"(?s)exited with code 1.*ValueError: bad column count in row 7"):
+        run_script("crash.py", {}, {}, source_dir=crash, model_dir=run / "m2", output_dir=run / "o2", echo=None)
+
+
+def test_missing_script_or_channel_is_a_clear_error(tmp_path):
+    src = _source(tmp_path, "print('hi')\n")
+    with pytest.raises(ConfigError, match="does not exist in --source-dir"):
+        run_script("nope.py", {}, {}, source_dir=src, model_dir=tmp_path / "m", output_dir=tmp_path / "o")
+    with pytest.raises(DataError, match="train channel .* does not exist"):
+        run_script("train.py", {"train": tmp_path / "absent"}, {}, source_dir=src, model_dir=tmp_path / "m",
+                   output_dir=tmp_path / "o")
+
+
+def test_cli_script_mode_prints_where_the_model_went(tmp_path):
+    src = _source(tmp_path, CONTRACT_SCRIPT)
+    data = tmp_path / "data"
+    data.mkdir()
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--entry-point", "train.py", "--source-dir", str(src), "--train", str(data),
+                                 "-p", "epochs=3", "--metric-definition", "train:loss=loss=([0-9.]+)",
+                                 "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"model (SM_MODEL_DIR): {out / 'model'}" in result.output and "model.txt" in result.output
+    assert "final metrics: train:loss 0.333" in result.output
+    assert (out / "model" / "model.txt").read_text() == "weights"
+    assert (out / "metrics.csv").read_text().count("train:loss") == 3
+    both = runner.invoke(app, ["train", "image-classification", "--entry-point", "train.py", "--train", str(data)])
+    assert isinstance(both.exception, ConfigError) and "not both" in str(both.exception)
+
+
+def test_mnist_lightning_example_trains_on_mnist5k(shared_data, tmp_path):
+    mnist = shared_data / "mnist5k"
+    if not (mnist / "mnist_5k.csv.gz").is_file():
+        pytest.skip(f"{mnist}/mnist_5k.csv.gz is absent")
+    run = tmp_path / "run"
+    result = run_script(
+        "train.py", {"train": mnist}, {"epochs": "1", "limit-train-batches": "40", "learning-rate": "0.003"},
+        source_dir=ROOT / "examples" / "mnist_lightning", model_dir=run / "model", output_dir=run / "output",
+        log_file=run / "train.log", echo=None,
+        metric_definitions=["validation:accuracy=val_accuracy=([0-9.]+)", "train:loss=train_loss=([0-9.]+)"])
+    from safetensors.torch import load_file
+
+    weights = load_file(str(run / "model" / "model.safetensors"))
+    assert weights["fc2.weight"].shape == (10, 50)
+    assert result.model_files == ["model.json", "model.safetensors"]
+    # 40 steps of 64 digits: well above chance (0.1); measured ≈0.8
+    assert result.final_metrics["validation:accuracy"] > 0.5, (run / "train.log").read_text()
+    assert [p.step for p in result.metrics if p.name == "train:loss"] == [0]
