@@ -91,7 +91,7 @@ def train(
                           "--train data/train`, or run your own script with --entry-point train.py.")
     if source_dir or metric_definition:
         raise ConfigError("--source-dir and --metric-definition belong to script mode; add --entry-point SCRIPT.")
-    if distributed_given:
+    if distributed_given or "LOCAL_RANK" in os.environ:  # --nodes/--devices, or under the user's own torchrun
         if detach or name:
             raise ConfigError("--detach and --name apply to single-machine jobs; a --nodes/--devices run is attached "
                               "(use -p instance_count=N for several processes on this machine as a job).")
@@ -135,7 +135,8 @@ def _train_distributed(algorithm: str, train: Path | None, validation: Path | No
                        image_root: list[str] | None, no_progress: bool, overwrite: bool, nodes: int | None,
                        devices: int | None, node_rank: int | None, master_addr: str | None,
                        master_port: int | None) -> None:
-    """A --nodes/--devices run: DDP through torchrun, attached (not recorded as a job); rank 0 reports."""
+    """A --nodes/--devices run (or one under the user's own torchrun): DDP, attached and not recorded as a job;
+    rank 0 reports."""
     from oculi.config import load_recipe
     from oculi.engine.distributed import Distributed
     from oculi.engine.training import train as run
@@ -143,7 +144,8 @@ def _train_distributed(algorithm: str, train: Path | None, validation: Path | No
     result = run(algorithm, parse_channels(train, validation, channel), _params(param),
                  recipe=load_recipe(recipe) if recipe else None, output=output, init_model=init_model,
                  image_roots=parse_image_roots(image_root), progress=not no_progress, overwrite=overwrite,
-                 echo=console.print, distributed=Distributed(nodes, devices, node_rank, master_addr, master_port))
+                 echo=console.print, distributed=Distributed(nodes, devices, node_rank, master_addr, master_port)
+                 if any(v is not None for v in (nodes, devices, node_rank, master_addr, master_port)) else None)
     if os.environ.get("RANK", "0") != "0" or not result.metrics:  # another rank, or a node other than 0
         return
     shown = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
