@@ -77,7 +77,7 @@ def detection_eval(size: int) -> Callable:
     return v2.Resize((size, size), antialias=True)
 
 
-def _scale_long_side(image: torch.Tensor, mask: torch.Tensor, long_side: float) -> tuple[torch.Tensor, torch.Tensor]:
+def scale_long_side(image: torch.Tensor, mask: torch.Tensor, long_side: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Resize so the longer side is ``long_side`` px (aspect kept): the image bilinear (antialiased), the mask
     nearest-neighbour (a ``tv_tensors.Mask`` always resizes with nearest)."""
     from torchvision.transforms.v2 import functional as F
@@ -110,7 +110,7 @@ def segmentation_train(base_size: int, crop_size: int, ignore_index: int) -> Cal
 
     def apply(image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         factor = 0.5 + 1.5 * float(torch.rand(()))
-        image, mask = _scale_long_side(image, mask, base_size * factor)
+        image, mask = scale_long_side(image, mask, base_size * factor)
         image, mask = _pad_to(image, mask, crop_size, ignore_index)
         height, width = image.shape[-2:]
         top = int(torch.randint(0, height - crop_size + 1, ()))
@@ -131,7 +131,7 @@ def segmentation_eval(base_size: int, crop_size: int | None, ignore_index: int) 
     from torchvision.transforms.v2 import functional as F
 
     def apply(image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        scaled, scaled_mask = _scale_long_side(image, mask, base_size)
+        scaled, scaled_mask = scale_long_side(image, mask, base_size)
         if crop_size is None:
             return scaled, mask
         scaled, scaled_mask = _pad_to(scaled, scaled_mask, crop_size, ignore_index)
