@@ -152,3 +152,54 @@ def split_sets(path: Path, *, image_roots: dict[str, Path] | None = None,
             detect_format(path) == "sagemaker-masks":
         sets["validation"] = read_segmentation(path, split="validation", classes=sets["train"].classes)
     return sets
+
+
+def _pixel_counts(sample_set: SampleSet) -> tuple[int, dict[str, int]]:
+    import numpy as np
+
+    from oculi.data.formats.masks import load_mask
+
+    counts = np.zeros(256, dtype=np.int64)
+    for sample in sample_set.samples:
+        counts += np.bincount(load_mask(sample.target).ravel().clip(0, 255), minlength=256)
+    per_class = {name: int(counts[i]) for i, name in enumerate(sample_set.classes)}
+    return sum(per_class.values()), per_class
+
+
+def convert_segmentation(source: Path, to: str, out: Path, *, source_format: str = "auto",
+                         image_roots: dict[str, Path] | None = None, annotations: Path | None = None):  # noqa: ANN201
+    """Convert segmentation data at ``source`` (any of :data:`SEGMENTATION_FORMATS`) to ``to`` under ``out``,
+    read the output back and return a :class:`~oculi.data.convert.Ledger` counting labelled pixels per class in
+    and out (``unit="pixels"``) with every change. Layouts: ``sagemaker-masks`` → ``out/train`` +
+    ``out/train_annotation`` (images copied); ``manifest`` → ``out/train.manifest`` + ``out/masks/``; ``voc`` →
+    ``out/JPEGImages`` + ``out/SegmentationClass``; ``coco`` → ``out/annotations.json`` (RLE; images referenced)."""
+    from oculi.data.convert import Ledger
+    from oculi.data.formats.coco_masks import write_coco_masks
+    from oculi.data.formats.mask_manifest import write_mask_manifest
+    from oculi.data.formats.masks import write_mask_folders
+    from oculi.data.formats.voc_masks import write_voc_masks
+
+    if to not in SEGMENTATION_FORMATS:
+        raise ConfigError(f"--to got {to!r}; segmentation data converts to one of {', '.join(SEGMENTATION_FORMATS)}.")
+    read = read_segmentation(source, annotations=annotations, image_roots=image_roots, format=source_format)
+    errors = [f for f in read.findings if f.level == "error"]
+    if errors:
+        raise DataError(f"{errors[0].location()}: {errors[0].message} Fix the {len(errors)} error(s) first (see "
+                        f"`oculi data check {source}`).")
+    if to == "sagemaker-masks":
+        written, back_path = write_mask_folders(read, out / "train", out / "train_annotation"), out
+    elif to == "manifest":
+        back_path = out / "train.manifest"
+        written = write_mask_manifest(read, back_path)
+    elif to == "voc":
+        written, back_path = write_voc_masks(read, out), out
+    else:
+        back_path = out / "annotations.json"
+        written = write_coco_masks(read, back_path)
+    back = read_segmentation(back_path, format=to)
+    pixels_in, per_class_in = _pixel_counts(read)
+    pixels_out, per_class_out = _pixel_counts(back)
+    changes = [*read.findings, *written, *(f for f in back.findings if f.level != "info")]
+    return Ledger(source=str(source), source_format=read.format, target=str(back_path), target_format=to,
+                  images_in=len(read), images_out=len(back), boxes_in=pixels_in, boxes_out=pixels_out,
+                  boxes_per_class_in=per_class_in, boxes_per_class_out=per_class_out, changes=changes, unit="pixels")

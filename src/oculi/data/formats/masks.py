@@ -9,9 +9,10 @@ SageMaker's layout (section b.4 of the contracts)::
 Without a label map a pixel value is the class index. A label map either divides the values
 (``{"scale": "3"}``: 0, 3, 6 → classes 0, 1, 2, floored) or lists the encoded value of each class
 (``{"map": {"0": 5, "1": 0}}``: value 5 → class 0, value 0 → class 1). The value 255 means "ignore" (Pascal VOC's
-border) unless a map names it. Pixels are decoded through a 256-entry lookup table (value → class index,
-:data:`~oculi.types.IGNORE_INDEX`, or :data:`UNMAPPED` for a value outside the label map, which a reader reports as
-an error and training would ignore).
+border) unless a map names it or a scale turns it into a class (``{"scale": "255"}`` reads 0/255 masks). Pixels
+are decoded through a 256-entry lookup table (value → class index, :data:`~oculi.types.IGNORE_INDEX`, or
+:data:`UNMAPPED` for a value outside the label map, which a reader reports as an error and training would
+ignore).
 
 Every reader of segmentation data (this module, ``mask_manifest``, ``voc_masks``, ``coco_masks``) builds
 :class:`~oculi.types.MaskTarget` samples and hands them to :func:`finish`, which opens each mask once and reports,
@@ -121,10 +122,10 @@ def lookup_table(encoding: dict[str, Any] | None, num_classes: int) -> tuple[int
         for value in range(min(num_classes, 255)):
             table[value] = value
     elif "scale" in encoding:
-        for value in range(255):
+        for value in range(256):
             index = math.floor(value / encoding["scale"])
             if index < num_classes:
-                table[value] = index
+                table[value] = index  # 255 too when it scales to a class (e.g. 0/255 masks with scale 255)
     else:
         for index, value in encoding["map"].items():
             table[int(value)] = int(index) if int(index) < num_classes else UNMAPPED
@@ -288,8 +289,10 @@ def finish(
     elif encoding is not None and "map" in encoding:
         count = max(encoding["map"]) + 1
     else:
+        # 255 is the ignore value, except with a scale that makes it a class (0/255 masks with scale 255).
+        keep_255 = encoding is not None and encoding["scale"] > 1
         seen = [v for _, t, _, h in scanned if h is not None and t.mask is not None for v in np.nonzero(h)[0]
-                if v != 255]
+                if v != 255 or keep_255]
         top = max(seen, default=0)
         count = (math.floor(top / encoding["scale"]) if encoding else int(top)) + 1
         coloured = [i for _, t, _, _ in scanned for _, i in t.colors] + \
