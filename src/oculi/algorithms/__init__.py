@@ -11,8 +11,9 @@ ALGORITHMS: Registry[Algorithm] = Registry("algorithm", list_command="oculi algo
 def _register_builtins() -> None:
     from oculi.algorithms.classification import ImageClassification
     from oculi.algorithms.detection import ObjectDetection
+    from oculi.algorithms.segmentation import SemanticSegmentation
 
-    for algorithm in (ImageClassification(), ObjectDetection()):
+    for algorithm in (ImageClassification(), ObjectDetection(), SemanticSegmentation()):
         ALGORITHMS.register(algorithm.name, algorithm)
 
 

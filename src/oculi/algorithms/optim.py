@@ -24,8 +24,10 @@ def build_optimizer(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, An
         betas = (float(getattr(hp, "beta_1", 0.9)), float(getattr(hp, "beta_2", 0.999)))
         return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, alpha=float(getattr(hp, "gamma", 0.9)), eps=eps,
-                                   weight_decay=weight_decay)
+        # Segmentation names the squared-gradient decay gamma1 and the momentum gamma2 (SageMaker's names).
+        alpha = float(getattr(hp, "gamma1", getattr(hp, "gamma", 0.9)))
+        return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                   momentum=float(getattr(hp, "gamma2", 0.0)))
     if name == "adadelta":
         return torch.optim.Adadelta(params, lr=lr, weight_decay=weight_decay)
     if name == "adagrad":
@@ -36,12 +38,16 @@ def build_optimizer(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, An
 def build_schedule(optimizer: torch.optim.Optimizer, hp: Any, total_steps: int) -> dict[str, Any] | None:
     """Lightning's ``lr_scheduler`` entry for ``hp.lr_scheduler``: ``step`` multiplies the rate by
     ``lr_scheduler_factor`` at the epochs in ``lr_scheduler_step``; ``cosine`` decays it to 0 over
-    ``total_steps`` optimiser steps; ``constant`` (or none) keeps it."""
+    ``total_steps`` optimiser steps; ``poly`` multiplies it by ``(1 - step / total_steps) ** 0.9`` (DeepLab's
+    schedule, SageMaker segmentation's default); ``constant`` (or none) keeps it."""
     if hp.lr_scheduler == "step":
         sched = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(hp.lr_scheduler_step),
                                                      gamma=hp.lr_scheduler_factor)
         return {"scheduler": sched, "interval": "epoch"}
     if hp.lr_scheduler == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+        return {"scheduler": sched, "interval": "step"}
+    if hp.lr_scheduler == "poly":
+        sched = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=max(1, total_steps), power=0.9)
         return {"scheduler": sched, "interval": "step"}
     return None

@@ -16,13 +16,15 @@ from oculi.data.checks import check_classification, check_path
 from oculi.data.convert import convert as convert_detection
 from oculi.data.detection import DETECTION_FORMATS
 from oculi.data.formats.manifest import write_manifest
+from oculi.data.segmentation import SEGMENTATION_FORMATS
 from oculi.data.split import stratified_sample, stratified_split
 from oculi.errors import ConfigError, DataError
 from oculi.types import SampleSet
 
 app = typer.Typer(
     help="Check, split and sample image-classification data: class folders, SageMaker .lst files and augmented "
-    "manifests. Convert object detection data between SageMaker JSON, manifests, COCO, Pascal VOC and YOLO.",
+    "manifests. Convert object detection data between SageMaker JSON, manifests, COCO, Pascal VOC and YOLO, and "
+    "segmentation masks between SageMaker's mask layout, -ref manifests, Pascal VOC and COCO.",
     no_args_is_help=True,
 )
 
@@ -67,7 +69,13 @@ def check(
     labels out of range, duplicates across splits) and what is handled for you (converted modes, EXIF rotation),
     each with its file and line. Exits 1 when the data cannot be trained on.
 
+    Segmentation data (SageMaker's train/ + train_annotation/ layout, VOC SegmentationClass, -ref manifests) is
+    checked mask by mask: missing or extra masks, mask size ≠ image size, values outside the label map, RGB masks
+    where an index mask is expected, classes that never appear.
+
     Example: oculi data check ../shared/data/hymenoptera/hymenoptera_data
+
+    Example: oculi data check data/streets   (holding train/, train_annotation/, label_map/)
     """
     roots = parse_image_roots(image_root)
     progress = not json_output and err_console.is_terminal
@@ -178,8 +186,9 @@ def sample(
 @app.command()
 def convert(
     source: Annotated[Path, typer.Argument(help="Detection data: a manifest, COCO JSON, VOC or YOLO folder, or "
-                                           "SageMaker train images (with --annotations).")],
-    to: Annotated[str, typer.Option("--to", help=f"Output format: {', '.join(DETECTION_FORMATS)}.")],
+                                           "SageMaker train images (with --annotations); or segmentation data.")],
+    to: Annotated[str, typer.Option("--to", help=f"Output format: {', '.join(DETECTION_FORMATS)}; segmentation: "
+                                    f"{', '.join(SEGMENTATION_FORMATS)}.")],
     out: Annotated[Path, typer.Argument(help="Output folder (or a .manifest / .json file for manifest / coco).")],
     source_format: Annotated[
         str, typer.Option("--from", help=f"Input format when not recognised: {', '.join(DETECTION_FORMATS)}.")
@@ -197,6 +206,9 @@ def convert(
         bool, typer.Option("--copy-images", help="Copy the images into OUT (byte for byte) instead of referencing.")
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the ledger as JSON.")] = False,
+    task: Annotated[str, typer.Option("--task", help="auto, detection or segmentation. auto recognises SageMaker "
+                                      "mask folders, VOC SegmentationClass and -ref manifests as segmentation; "
+                                      "pass segmentation to read COCO polygons as masks.")] = "auto",
 ) -> None:
     """Convert object detection data between formats and print a ledger of what was read, written and changed.
 
@@ -205,7 +217,26 @@ def convert(
 
     Example: oculi data convert ../shared/data/bees/train.manifest --to coco out/bees-coco --image-root
     s3://sagemaker-remars/datasets/na-bees/500=../shared/data/bees/images
+
+    Segmentation masks convert the same way; the ledger then counts labelled pixels per class.
+
+    Example: oculi data convert data/streets --to voc out/streets-voc
+
+    Example: oculi data convert annotations.json --task segmentation --annotations images --to sagemaker-masks out/sm
     """
+    from oculi.data.segmentation import is_segmentation
+
+    if task not in ("auto", "detection", "segmentation"):
+        raise ConfigError(f"--task got {task!r}; expected auto, detection or segmentation.")
+    if task == "segmentation" or (task == "auto" and is_segmentation(source)):
+        if to not in SEGMENTATION_FORMATS:
+            raise ConfigError(f"--to got {to!r}; segmentation data converts to one of "
+                              f"{', '.join(SEGMENTATION_FORMATS)}, e.g. `--to voc`.")
+        ledger = convert_detection(source, to, out, source_format=source_format, annotations=annotations,
+                                   image_roots=parse_image_roots(image_root), task="segmentation")
+        typer.echo(json.dumps(ledger.to_dict(), indent=2, ensure_ascii=False)) if json_output else \
+            ledger.render(console)
+        return
     if to not in DETECTION_FORMATS:
         raise ConfigError(f"--to got {to!r}; expected one of {', '.join(DETECTION_FORMATS)}, e.g. `--to coco`.")
     if source_format != "auto" and source_format not in DETECTION_FORMATS:

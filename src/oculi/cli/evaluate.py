@@ -13,10 +13,12 @@ def evaluate(
     model: Path = typer.Argument(..., help="Model bundle folder, job output folder or model.tar.gz."),
     data: Path = typer.Argument(..., help="Labelled images: class folders, a .lst, an augmented manifest, or a "
                                 "folder with train/ and val/ splits (the validation split is evaluated); for a "
-                                "detection model, a COCO file, VOC/YOLO/SageMaker folders or a manifest."),
+                                "detection model, a COCO file, VOC/YOLO/SageMaker folders or a manifest; for a "
+                                "segmentation model, SageMaker's mask layout, a -ref manifest, VOC or COCO."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Folder for the report: metrics.json, "
                                        "per_class.csv, confusion_matrix.png, misclassified.png (detection: "
-                                       "metrics.json, pr_curves.png, detections.png)."),
+                                       "metrics.json, pr_curves.png, detections.png; segmentation: metrics.json, "
+                                       "per_class_iou.csv, overlays/)."),
     top_k: int | None = typer.Option(None, "--top-k", "-k", min=1, help="Also report top-k accuracy (true class "
                                      "among the k most probable); classification models only."),
     image_root: list[str] | None = typer.Option(None, "--image-root", help="Map an S3 prefix in a manifest to a "
@@ -24,9 +26,12 @@ def evaluate(
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
     """Measure a trained model on labelled images: accuracy, per-class precision/recall/F1, confusion matrix;
-    for an object-detection model, mAP (at its overlap_threshold, at IoU 0.5 and over 0.50:0.95) and per-class AP.
+    for an object-detection model, mAP (at its overlap_threshold, at IoU 0.5 and over 0.50:0.95) and per-class AP;
+    for a semantic-segmentation model, mIOU, pixel accuracy and per-class IoU with truth/prediction overlays.
 
     Example: oculi evaluate models/ants hymenoptera_data/val --output reports/ants --top-k 2
+
+    Example: oculi evaluate models/membranes data/em --output reports/membranes
     """
     from oculi.evaluation import evaluate as run
 

@@ -21,21 +21,30 @@ def predict(
                                  "probabilities, labels and predicted_label."),
     annotation: bool = typer.Option(False, "--annotation", help="Detection: SageMaker's annotation form (pixels "
                                     "left/top/width/height with scores) instead of normalised rows."),
-    draw: Path | None = typer.Option(None, "--draw", help="Detection: write the image with labelled boxes here "
-                                     "(with several images, IMAGE-NAME is appended)."),
+    draw: Path | None = typer.Option(None, "--draw", help="Detection: write the image with labelled boxes here; "
+                                     "segmentation: a colour overlay with a legend (with several images, IMAGE-NAME "
+                                     "is appended)."),
+    png: Path | None = typer.Option(None, "--png", help="Segmentation: write the mask here as a PNG of class values "
+                                    "in the training label encoding, at the image's size (SageMaker's image/png)."),
     min_score: float = typer.Option(0.0, "--min-score", min=0.0, max=1.0, help="Detection: drop detections "
                                     "scoring below this (SageMaker applies no threshold; neither do we by default)."),
 ) -> None:
-    """Predict with a trained model: classes (classification) or boxes (object detection).
+    """Predict with a trained model: classes (classification), boxes (object detection) or a class per pixel
+    (semantic segmentation).
 
     Example: oculi predict models/ants val/bees/1032546534_06907fe3b3.jpg --top-k 2
 
     Example: oculi predict models/bees bee.jpg --json --min-score 0.3 --draw bee-boxes.png
+
+    Example: oculi predict models/membranes slice.png --png slice-mask.png --draw slice-overlay.png
     """
     from oculi import load_model
-    from oculi.inference import DetectionPredictor
+    from oculi.inference import DetectionPredictor, SegmentationPredictor
 
     predictor = load_model(model)
+    if isinstance(predictor, SegmentationPredictor):
+        _segmentation(predictor, images, as_json, png, draw)
+        return
     if isinstance(predictor, DetectionPredictor):
         _detections(predictor, images, as_json or verbose, annotation, draw, min_score)
         return
@@ -70,3 +79,33 @@ def _detections(predictor, images: list[Path], as_json: bool, annotation: bool, 
             table.add_row(str(path) if n == 0 else "", result.classes[label], f"{score:.3f}",
                           ", ".join(f"{v:.0f}" for v in box))
         console.print(table if result.boxes else f"{path}: no detections")
+
+
+def _numbered(path: Path, image: Path, many: bool) -> Path:
+    return path.with_name(f"{path.stem}-{image.stem}{path.suffix}") if many else path
+
+
+def _segmentation(predictor, images: list[Path], as_json: bool, png: Path | None,  # noqa: ANN001
+                  draw: Path | None) -> None:
+    from oculi.inference.segmentation import overlay
+
+    for path in images:
+        image = predictor.to_tensor(path)
+        result = predictor.predict(image)
+        if png is not None:
+            target = _numbered(png, path, len(images) > 1)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(result.png())
+            console.print(f"mask: {target}")
+        if draw is not None:
+            target = _numbered(draw, path, len(images) > 1)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            overlay(image, result.mask, result.classes).save(target)
+            console.print(f"drawn: {target}")
+        if as_json:
+            console.print_json(json.dumps(result.to_json()), indent=None)
+        elif png is None and draw is None:
+            table = Table("image", "class", "share of pixels")
+            for n, (name, share) in enumerate(result.fractions().items()):
+                table.add_row(str(path) if n == 0 else "", name, f"{share:.4f}")
+            console.print(table)

@@ -18,7 +18,8 @@ def train(
     validation: Path | None = typer.Option(None, "--validation", help="Validation channel (same forms). Without "
                                            "it a seeded, stratified part of the training data is held out."),
     channel: list[str] | None = typer.Option(None, "--channel", "-c", help="Any SageMaker channel as NAME=PATH "
-                                             "(train_lst, validation_lst, model, …). Repeatable."),
+                                             "(train_lst, validation_lst, train_annotation, label_map, model, …). "
+                                             "Repeatable."),
     param: list[str] | None = typer.Option(None, "--param", "-p", help="Hyperparameter as name=value "
                                            "(SageMaker string forms accepted). Repeatable."),
     recipe: Path | None = typer.Option(None, "--recipe", help="Hyperparameters file: JSON (SageMaker's "
@@ -65,6 +66,9 @@ def train(
 
     Example: oculi train image-classification --train data/train --validation data/val
     -p architecture=efficientnet-lite0 -p use_pretrained_model=1 -p epochs=5 --output models/ants
+
+    Segmentation: oculi train semantic-segmentation --train em/train -c train_annotation=em/train_annotation
+    --validation em/validation -c validation_annotation=em/validation_annotation -p num_classes=2 --output models/em
 
     Script mode: oculi train --entry-point train.py --source-dir examples/mnist_lightning
     --train ../shared/data/mnist5k -p epochs=3 --metric-definition 'validation:accuracy=val_accuracy=([0-9.]+)'

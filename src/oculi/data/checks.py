@@ -8,6 +8,9 @@ Finding codes (besides the readers' own, which are carried over):
   ``class_mismatch`` (a split whose classes differ from the training classes), ``duplicate_across_splits``
   (identical file bytes in two splits);
 - warnings: ``duplicate_within_split``, ``empty_class`` for a non-training split;
+- segmentation (from :mod:`oculi.data.formats.masks`): errors ``missing_mask``, ``unreadable_mask``, ``rgb_mask``,
+  ``mask_size``, ``value_outside_label_map``; warnings ``extra_mask`` and ``empty_class`` (a class that never
+  appears in the masks);
 - info (handled for you): ``converted_mode`` (grayscale, palette, RGBA, CMYK, 16-bit … converted to RGB),
   ``exif_rotation``, ``animated`` (first frame used), ``extension_mismatch``."""
 
@@ -29,7 +32,7 @@ from rich.text import Text
 from oculi.data.channels import read_channel, split_layout
 from oculi.data.image import ImageInfo, inspect_image
 from oculi.errors import DataError
-from oculi.types import BoxTarget, Finding, Sample, SampleSet
+from oculi.types import BoxTarget, Finding, MaskTarget, Sample, SampleSet
 
 _FORMAT_EXTENSIONS = {
     "JPEG": (".jpg", ".jpeg"),
@@ -93,7 +96,7 @@ def _listed_at(sample: Sample) -> str:
 
 
 def _labels(target: Any) -> tuple[Any, ...]:
-    if isinstance(target, BoxTarget):
+    if isinstance(target, BoxTarget | MaskTarget):
         return target.labels
     return target if isinstance(target, tuple) else (target,)
 
@@ -146,7 +149,8 @@ class CheckReport:
     def render(self, console: Console) -> None:
         """Print the images-per-class table, the size range, every finding grouped by level, and a verdict."""
         splits = list(self.counts)
-        table = Table(title="Boxes per class" if self.task == "detection" else "Usable images per class")
+        titles = {"detection": "Boxes per class", "segmentation": "Images showing each class"}
+        table = Table(title=titles.get(self.task, "Usable images per class"))
         table.add_column("class")
         for split in splits:
             table.add_column(split, justify="right")
@@ -288,13 +292,15 @@ def _empty_class_findings(
         path = str(Path(sample_set.source) / name) if sample_set.format == "folders" else sample_set.source
         if path in reported and sample_set.format == "folders":
             continue
-        level = "error" if is_training and sample_set.task != "detection" else "warning"
+        level = "error" if is_training and sample_set.task == "classification" else "warning"
         fix = (
             "Add images of it, or remove the class." if is_training else "Its accuracy will not be measured."
         )
-        findings.append(
-            Finding(level, "empty_class", f"class {name!r} has no usable {split} images. {fix}", path)
-        )
+        message = f"class {name!r} has no usable {split} images. {fix}"
+        if sample_set.task == "segmentation":
+            message = (f"class {name!r} never appears in the {split} masks. " + ("The model cannot learn it: add "
+                       "images showing it, or leave it out (num_classes / the label map)." if is_training else fix))
+        findings.append(Finding(level, "empty_class", message, path))
     return findings
 
 
@@ -398,7 +404,16 @@ def check_path(
     path: Path, image_roots: dict[str, Path] | None = None, *, workers: int = 2, progress: bool = False
 ) -> CheckReport:
     """Check a dataset path: a folder of split folders (``train``, ``validation``/``val``, ``test``) is checked
-    split by split against the training classes; anything else is checked as one ``train`` channel."""
+    split by split against the training classes; segmentation data (SageMaker's mask layout, VOC
+    ``SegmentationClass``, ``-ref`` manifests) is checked with its masks (see :mod:`oculi.data.formats.masks`);
+    anything else is checked as one ``train`` channel."""
+    from oculi.data.segmentation import is_segmentation
+
+    if is_segmentation(Path(path)):
+        from oculi.data.segmentation import split_sets
+
+        return check_classification(split_sets(Path(path), image_roots=image_roots), workers=workers,
+                                    progress=progress)
     if _is_detection(Path(path)):
         from oculi.data.detection import read_detection
 

@@ -30,7 +30,8 @@ _STYLES = {"error": "red", "warning": "yellow", "info": "cyan"}
 
 @dataclass
 class Ledger:
-    """What a conversion read and wrote. ``boxes_per_class_in/out``: boxes per class name; ``changes``: every
+    """What a conversion read and wrote. ``boxes_per_class_in/out``: boxes per class name (for segmentation,
+    ``unit`` is ``pixels`` and these count labelled pixels per class, ignored pixels excluded); ``changes``: every
     box or image dropped or changed, with its reason (reader findings, writer findings, and problems found
     reading the output back)."""
 
@@ -45,6 +46,7 @@ class Ledger:
     boxes_per_class_in: dict[str, int]
     boxes_per_class_out: dict[str, int]
     changes: list[Finding] = field(default_factory=list)
+    unit: str = "boxes"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict of the whole ledger."""
@@ -54,12 +56,12 @@ class Ledger:
         """Print the per-class box table with image and box totals, then the changes grouped by code."""
         table = Table(title=f"{self.source_format} → {self.target_format}")
         table.add_column("class")
-        table.add_column("boxes in", justify="right")
-        table.add_column("boxes out", justify="right")
+        table.add_column(f"{self.unit} in", justify="right")
+        table.add_column(f"{self.unit} out", justify="right")
         for name in dict.fromkeys([*self.boxes_per_class_in, *self.boxes_per_class_out]):
             table.add_row(name, str(self.boxes_per_class_in.get(name, 0)), str(self.boxes_per_class_out.get(name, 0)))
         table.add_section()
-        table.add_row("boxes", str(self.boxes_in), str(self.boxes_out), style="bold")
+        table.add_row(self.unit, str(self.boxes_in), str(self.boxes_out), style="bold")
         table.add_row("images", str(self.images_in), str(self.images_out), style="bold")
         console.print(table)
         by_code: dict[str, list[Finding]] = defaultdict(list)
@@ -77,7 +79,7 @@ class Ledger:
                 console.print(line, soft_wrap=True)
             if len(group) > _SHOWN_PER_CODE:
                 console.print(f"  … and {len(group) - _SHOWN_PER_CODE} more {code} (all of them with --json)")
-        console.print(f"\nWrote {self.images_out} images and {self.boxes_out} boxes as {self.target_format} to "
+        console.print(f"\nWrote {self.images_out} images and {self.boxes_out} {self.unit} as {self.target_format} to "
                       f"{self.target}", soft_wrap=True)
 
 
@@ -130,6 +132,7 @@ def convert(
     image_roots: dict[str, Path] | None = None,
     names: Path | None = None,
     annotations: Path | None = None,
+    task: str = "auto",
 ) -> Ledger:
     """Convert the detection data at ``source`` (any of :data:`DETECTION_FORMATS`, recognised by content unless
     ``source_format`` names it) to the format ``to``, written under ``out``; boxes stay ``xyxy`` pixels in between.
@@ -139,7 +142,15 @@ def convert(
     ``out/annotations.json`` (or ``out`` when it ends in ``.json``); ``voc`` → ``out/Annotations`` (+
     ``JPEGImages``); ``yolo`` → ``out/labels``, ``out/images`` (links unless copied), ``out/data.yaml``. Images are
     referenced by path unless ``copy_images`` (``shutil.copy2``, never re-encoded). ``image_roots``, ``names`` and
-    ``annotations`` are passed to :func:`~oculi.data.detection.read_detection`. Returns the :class:`Ledger`."""
+    ``annotations`` are passed to :func:`~oculi.data.detection.read_detection`. Returns the :class:`Ledger`.
+
+    ``task="segmentation"`` (or ``"auto"`` with recognisable segmentation data) converts masks instead, see
+    :func:`~oculi.data.segmentation.convert_segmentation`."""
+    from oculi.data.segmentation import convert_segmentation, is_segmentation
+
+    if task == "segmentation" or (task == "auto" and is_segmentation(Path(source))):
+        return convert_segmentation(Path(source), to, Path(out), source_format=source_format,
+                                    image_roots=image_roots, annotations=annotations)
     if to not in DETECTION_FORMATS:
         raise ConfigError(f"--to got {to!r}; expected one of {', '.join(DETECTION_FORMATS)}.")
     source, out = Path(source), Path(out)

@@ -77,3 +77,27 @@ class DetectionDataset(Dataset):
 def detection_collate(batch: list[tuple[torch.Tensor, dict]]) -> tuple[torch.Tensor, list[dict]]:
     """Stack same-size images into ``uint8 [B, 3, S, S]``; targets stay a list (their box counts differ)."""
     return torch.stack([item[0] for item in batch]), [item[1] for item in batch]
+
+
+class SegmentationDataset(Dataset):
+    """Items are ``(image uint8 [3, h, w], mask int64 [h, w])`` after ``transform`` (a segmentation preset of
+    :mod:`oculi.data.transforms`); mask values are class indices or the ignore index. Samples' targets are
+    :class:`~oculi.types.MaskTarget`."""
+
+    def __init__(self, samples: Sequence[Sample], transform: Callable) -> None:
+        self.samples = list(samples)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from torchvision import tv_tensors
+
+        from oculi.data.formats.masks import load_mask
+
+        sample = self.samples[index]
+        image = decode_image(sample.image)
+        mask = tv_tensors.Mask(torch.from_numpy(load_mask(sample.target))[None])
+        image, mask = self.transform(tv_tensors.Image(image), mask)
+        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)[0]

@@ -11,7 +11,7 @@ import random
 from collections import defaultdict
 
 from oculi.errors import ConfigError
-from oculi.types import BoxTarget, Sample, SampleSet
+from oculi.types import BoxTarget, MaskTarget, Sample, SampleSet
 
 
 def _check_fraction(fraction: float, example: float) -> None:
@@ -22,12 +22,12 @@ def _check_fraction(fraction: float, example: float) -> None:
 
 
 def _by_class(samples: list[Sample]) -> dict[int, list[int]]:
-    """Sample positions per stratum: the class index, or a multi-label image's (or detection image's) first label
-    (-1 when it has none: negatives form their own stratum)."""
+    """Sample positions per stratum: the class index, or a multi-label image's (or detection / segmentation
+    image's) first label (-1 when it has none: negatives form their own stratum)."""
     groups: dict[int, list[int]] = defaultdict(list)
     for position, sample in enumerate(samples):
         target = sample.target
-        if isinstance(target, BoxTarget):
+        if isinstance(target, BoxTarget | MaskTarget):
             target = target.labels
         key = (target[0] if target else -1) if isinstance(target, tuple) else target
         groups[key].append(position)

@@ -77,3 +77,66 @@ def detection_train(size: int, fill: tuple[int, int, int]) -> Callable:
 def detection_eval(size: int) -> Callable:
     """Stretch to ``size × size`` (no aspect preservation, as SageMaker's SSD), boxes scaled with the image."""
     return v2.Resize((size, size), antialias=True)
+
+
+def scale_long_side(image: torch.Tensor, mask: torch.Tensor, long_side: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resize so the longer side is ``long_side`` px (aspect kept): the image bilinear (antialiased), the mask
+    nearest-neighbour (a ``tv_tensors.Mask`` always resizes with nearest)."""
+    from torchvision.transforms.v2 import functional as F
+
+    height, width = image.shape[-2:]
+    scale = long_side / max(height, width)
+    size = [max(1, round(height * scale)), max(1, round(width * scale))]
+    return F.resize(image, size, antialias=True), F.resize(mask, size, interpolation=InterpolationMode.NEAREST)
+
+
+def _pad_to(image: torch.Tensor, mask: torch.Tensor, size: int, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad right/bottom to at least ``size × size``: the image with 0, the mask with ``ignore_index`` (padding
+    counts in neither loss nor metrics)."""
+    from torchvision.transforms.v2 import functional as F
+
+    height, width = image.shape[-2:]
+    pad = [0, 0, max(0, size - width), max(0, size - height)]
+    if pad[2] or pad[3]:
+        image, mask = F.pad(image, pad, fill=0), F.pad(mask, pad, fill=ignore_index)
+    return image, mask
+
+
+def segmentation_train(base_size: int, crop_size: int, ignore_index: int) -> Callable:
+    """SageMaker's segmentation augmentation: the long side rescaled to ``base_size`` × U(0.5, 2.0) (aspect kept),
+    a random ``crop_size × crop_size`` crop (padded with 0 / ``ignore_index`` where the image is smaller) and a
+    horizontal flip half of the time. Takes and returns ``(uint8 [3, H, W], tv_tensors.Mask int64 [1, H, W])``; the
+    mask is always resized nearest-neighbour, so it keeps its class values and stays aligned with the image. Uses
+    torch's random generator (seeded per worker by Lightning)."""
+    from torchvision.transforms.v2 import functional as F
+
+    def apply(image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        factor = 0.5 + 1.5 * float(torch.rand(()))
+        image, mask = scale_long_side(image, mask, base_size * factor)
+        image, mask = _pad_to(image, mask, crop_size, ignore_index)
+        height, width = image.shape[-2:]
+        top = int(torch.randint(0, height - crop_size + 1, ()))
+        left = int(torch.randint(0, width - crop_size + 1, ()))
+        image, mask = F.crop(image, top, left, crop_size, crop_size), F.crop(mask, top, left, crop_size, crop_size)
+        if float(torch.rand(())) < 0.5:
+            image, mask = F.horizontal_flip(image), F.horizontal_flip(mask)
+        return image, mask
+
+    return apply
+
+
+def segmentation_eval(base_size: int, crop_size: int | None, ignore_index: int) -> Callable:
+    """Validation preprocessing: the long side rescaled to ``base_size``; with ``crop_size`` the centre
+    ``crop_size`` square (padded with 0 / ``ignore_index``) of image and mask, without it (SageMaker's
+    ``validation_mini_batch_size=1``) the whole rescaled image and the original, unresized mask — the model's
+    output is scaled back to the mask, so scores are measured at the annotation's resolution."""
+    from torchvision.transforms.v2 import functional as F
+
+    def apply(image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scaled, scaled_mask = scale_long_side(image, mask, base_size)
+        if crop_size is None:
+            return scaled, mask
+        scaled, scaled_mask = _pad_to(scaled, scaled_mask, crop_size, ignore_index)
+        return F.center_crop(scaled, [crop_size]), F.center_crop(scaled_mask, [crop_size])
+
+    return apply

@@ -27,10 +27,11 @@ from oculi.evaluation.metrics import (
     single_label_scores,
 )
 from oculi.evaluation.report import EvaluationResult
-from oculi.inference import Predictor
+from oculi.evaluation.segmentation import SegmentationEvaluation, evaluate_segmentation
+from oculi.inference import Predictor, SegmentationPredictor
 from oculi.types import SampleSet
 
-__all__ = ["DetectionEvaluation", "EvaluationResult", "evaluate"]
+__all__ = ["DetectionEvaluation", "EvaluationResult", "SegmentationEvaluation", "evaluate"]
 
 WORKER_THRESHOLD = 64  # more images than this are decoded in DataLoader worker processes
 NUM_WORKERS = 2
@@ -172,7 +173,7 @@ def evaluate(
     image_roots: dict[str, Path] | None = None,
     batch_size: int = 32,
     progress: bool = True,
-) -> EvaluationResult | DetectionEvaluation:
+) -> EvaluationResult | DetectionEvaluation | SegmentationEvaluation:
     """Evaluate a classification or object-detection model bundle on labelled data.
 
     ``model``: a bundle folder, a job output folder, a ``model.tar.gz`` or a loaded :class:`Predictor` (runs on
@@ -188,7 +189,9 @@ def evaluate(
 
     Object-detection bundles are evaluated by :func:`~oculi.evaluation.detection.evaluate_detection` (``data``:
     any detection dataset; returns a :class:`DetectionEvaluation` with mAP, report ``metrics.json``,
-    ``pr_curves.png``, ``detections.png``); ``top_k`` does not apply to them."""
+    ``pr_curves.png``, ``detections.png``); semantic-segmentation bundles by
+    :func:`~oculi.evaluation.segmentation.evaluate_segmentation` (mIOU, pixel accuracy, per-class IoU, report
+    ``metrics.json``, ``per_class_iou.csv``, ``overlays/``); ``top_k`` does not apply to either."""
     if batch_size < 1:
         raise ConfigError(f"`batch_size` got {batch_size}; expected an integer ≥ 1 (e.g. 32).")
     if isinstance(model, Predictor):
@@ -198,6 +201,12 @@ def evaluate(
     model_name = str(predictor.bundle.path)
     from oculi.inference.detection import DetectionPredictor
 
+    if isinstance(predictor, SegmentationPredictor):
+        if top_k is not None:
+            raise ConfigError(f"`top_k` applies to classification models; {model_name} is a semantic-segmentation "
+                              "model. Leave out --top-k.")
+        return evaluate_segmentation(predictor, data if isinstance(data, SampleSet) else Path(data), output=output,
+                                     image_roots=image_roots, progress=progress)
     if isinstance(predictor, DetectionPredictor):
         if top_k is not None:
             raise ConfigError(f"`top_k` applies to classification models; {model_name} is an object-detection "

@@ -65,12 +65,17 @@ class Predictor:
     @classmethod
     def from_artifact(cls, path: str | Path, device: str | torch.device = "cpu") -> Predictor:
         """Load a bundle folder, a job output folder or a ``model.tar.gz``; detection bundles give a
-        :class:`~oculi.inference.detection.DetectionPredictor`."""
+        :class:`~oculi.inference.detection.DetectionPredictor`, segmentation bundles a
+        :class:`~oculi.inference.segmentation.SegmentationPredictor`."""
         bundle = load_bundle(Path(path))
         if bundle.meta.get("task") == "detection":
             from oculi.inference.detection import DetectionPredictor
 
             return DetectionPredictor(bundle, device)
+        if bundle.meta.get("task") == "segmentation":
+            from oculi.inference.segmentation import SegmentationPredictor
+
+            return SegmentationPredictor(bundle, device)
         return cls(bundle, device)
 
     @property

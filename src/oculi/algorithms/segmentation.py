@@ -1,0 +1,273 @@
+"""``semantic-segmentation``: SageMaker's Semantic Segmentation algorithm (FCN, PSP, DeepLab-v3) on ResNet-50/101
+or EfficientNet-Lite0 backbones, with SageMaker's mask layout and label maps, on-the-fly mask-aligned augmentation
+and ``validation:mIOU`` / ``validation:pixel_accuracy``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from pydantic import Field, field_validator, model_validator
+from torch import nn
+from torch.nn import functional as F  # noqa: N812 - torch's convention
+from torch.utils.data import DataLoader
+
+from oculi.algorithms.base import (
+    Algorithm,
+    PreparedData,
+    TrainingHyperparameters,
+    check_or_skip,
+    hold_out,
+    resolve_common,
+)
+from oculi.algorithms.optim import build_optimizer, build_schedule
+from oculi.algorithms.segmentation_models import build_segmentation, segmentation_input_spec
+from oculi.config import HyperParameters
+from oculi.data.transforms import normalize
+from oculi.errors import ConfigError
+from oculi.types import IGNORE_INDEX, SampleSet
+
+CHANNELS = ("train", "validation", "train_annotation", "validation_annotation", "label_map")
+
+
+class SemanticSegmentationHyperparameters(TrainingHyperparameters):
+    """Hyperparameters of ``semantic-segmentation``: SageMaker's names, string forms and defaults (section b.4),
+    plus oculi's additions. ``auto`` values are resolved before training and printed."""
+
+    backbone: Literal["resnet-50", "resnet-101", "efficientnet-lite0"] = Field(
+        "efficientnet-lite0", description="Encoder. resnet-50/101 take ImageNet weights from pretrained_weights; "
+        "efficientnet-lite0's install with oculi. (SageMaker defaults to resnet-50.)")
+    use_pretrained_model: bool = Field(True, description="Start the backbone from ImageNet weights (the decoder "
+                                       "is never pretrained).")
+    pretrained_weights: str | None = Field(None, description="oculi addition. A .safetensors or torchvision .pth "
+                                           "state dict for a resnet-50/101 backbone.")
+    algorithm: Literal["fcn", "psp", "deeplab"] = Field("fcn", description="Decoder head: fcn (FCN), psp "
+                                                        "(pyramid pooling, PSPNet) or deeplab (ASPP, DeepLab-v3).")
+    num_classes: int | None = Field(None, ge=2, le=254, description="Number of classes (background included). "
+                                    "Inferred from the masks / label map when omitted; values ≥ num_classes "
+                                    "(other than 255 = ignore) are errors.")
+    num_training_samples: int | None = Field(None, ge=1, description="Number of training images (SageMaker "
+                                             "requires it; oculi counts them and warns on a mismatch).")
+    base_size: int = Field(520, gt=16, description="Long side the images are rescaled to (× U(0.5, 2.0) in "
+                           "training; exactly at validation and inference), aspect kept.")
+    crop_size: int = Field(240, gt=16, description="Side of the random square training crop; rounded up to a "
+                           "multiple of 8.")
+    epochs: int = Field(10, ge=1, description="Passes over the training data.")
+    learning_rate: float = Field(0.001, gt=0, le=1, description="Initial learning rate.")
+    lr_scheduler: Literal["poly", "step", "cosine"] = Field(  # type: ignore[assignment]
+        "poly", description="poly: × (1 - step/total)^0.9; step: × lr_scheduler_factor at the epochs in "
+        "lr_scheduler_step; cosine: cosine decay to 0.")
+    mini_batch_size: int = Field(16, ge=1, description="Images per training step.")
+    validation_mini_batch_size: int = Field(16, ge=1, description="Images per validation step; 1 = score whole, "
+                                            "uncropped images (long side base_size), >1 = centre crop_size crops.")
+    optimizer: Literal["sgd", "adam", "adagrad", "nag", "rmsprop"] = Field("sgd", description="Optimiser; nag = "
+                                                                           "SGD with Nesterov momentum.")
+    momentum: float = Field(0.9, gt=0, le=1, description="Momentum for sgd and nag.")
+    weight_decay: float = Field(0.0001, ge=0, lt=1, description="L2 weight decay.")
+    gamma1: float = Field(0.9, ge=0, le=1, description="RMSProp squared-gradient decay.")
+    gamma2: float = Field(0.9, ge=0, le=1, description="RMSProp momentum.")
+    early_stopping_min_epochs: int = Field(5, ge=0, description="Epochs before early stopping may stop.")
+    early_stopping_patience: int = Field(4, ge=1, description="Epochs without improvement before stopping.")
+    syncbn: bool = Field(False, description="Synchronise BatchNorm statistics across GPUs (accepted; it only "
+                         "matters with several GPUs).")
+    label_encoding: dict[str, Any] | None = Field(None, description="oculi addition, normally set from the "
+                                                  "label_map channel: {\"scale\": 3} or {\"map\": {\"0\": 5}}; "
+                                                  "predicted masks are written in this encoding.")
+
+    @field_validator("label_encoding", mode="before")
+    @classmethod
+    def _encoding(cls, value: Any) -> Any:
+        from oculi.data.formats.masks import encoding_json, parse_label_map
+        from oculi.errors import DataError
+
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError("expected JSON such as {\"scale\": 3} or {\"map\": {\"0\": 5}}") from None
+        try:
+            return encoding_json(parse_label_map(value, "label_encoding"))
+        except DataError as e:
+            raise ValueError(str(e).removeprefix("label_encoding: ")) from None
+
+    @model_validator(mode="after")
+    def _cross(self) -> SemanticSegmentationHyperparameters:
+        if self.pretrained_weights and not self.use_pretrained_model:
+            raise ValueError("`pretrained_weights` is set but `use_pretrained_model` is 0; pass "
+                             "-p use_pretrained_model=1 or drop pretrained_weights.")
+        if self.mini_batch_size == 1 and self.algorithm != "fcn":
+            raise ValueError(f"`algorithm={self.algorithm}` needs `mini_batch_size` ≥ 2 (its image-level pooling "
+                             "branch has BatchNorm over one value per image); pass -p mini_batch_size=2.")
+        return self
+
+
+def confusion_scores(confusion: torch.Tensor) -> tuple[float, float, list[float | None]]:
+    """``(mIOU, pixel_accuracy, per-class IoU)`` of a ``[C, C]`` confusion matrix (rows truth, columns prediction,
+    ignored pixels not counted). A class's IoU is TP / (TP + FP + FN); it is None for a class neither in the truth
+    nor predicted, and mIOU averages the others. Pixel accuracy is correct pixels / all counted pixels."""
+    confusion = confusion.double()
+    tp = confusion.diag()
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    per_class: list[float | None] = [float(t / u) if u > 0 else None for t, u in zip(tp, union, strict=True)]
+    valid = [v for v in per_class if v is not None]
+    total = float(confusion.sum())
+    return (sum(valid) / len(valid) if valid else 0.0), (float(tp.sum()) / total if total else 0.0), per_class
+
+
+class SegmentationModule(L.LightningModule):
+    """Pixel-wise cross-entropy (ignore index 255) and the confusion matrix behind ``validation:mIOU`` and
+    ``validation:pixel_accuracy``. Batches are ``uint8 [B, 3, h, w]`` images and ``int64 [B, H, W]`` masks (in
+    whole-image validation the mask keeps the original size and the logits are interpolated to it)."""
+
+    def __init__(self, model: nn.Module, hp: SemanticSegmentationHyperparameters, num_classes: int,
+                 mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        from torchmetrics.classification import MulticlassConfusionMatrix
+
+        self.model = model
+        self.hp = hp
+        self.mean, self.std = mean, std
+        self.confusion = MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE_INDEX)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``uint8 [B, 3, h, w]`` → logits ``[B, C, h, w]``."""
+        inputs = normalize(images, self.mean, self.std)
+        if self.hp.precision_dtype == "bfloat16" and self.device.type == "cpu":
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return self.model(inputs)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, masks = batch
+        loss = F.cross_entropy(self(images).float(), masks, ignore_index=IGNORE_INDEX)
+        self.log("train:loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(images))
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        images, masks = batch
+        with torch.autocast(self.device.type, enabled=False):  # validate as `oculi evaluate` will
+            logits = self(images).float()
+        if logits.shape[-2:] != masks.shape[-2:]:
+            logits = F.interpolate(logits, size=masks.shape[-2:], mode="bilinear", align_corners=False)
+        self.confusion.update(logits.argmax(1), masks)
+
+    def on_validation_epoch_end(self) -> None:
+        miou, pixel_accuracy, _ = confusion_scores(self.confusion.compute())
+        self.log("validation:mIOU", miou, prog_bar=True)
+        self.log("validation:pixel_accuracy", pixel_accuracy, prog_bar=True)
+        self.confusion.reset()
+
+    def configure_optimizers(self) -> Any:
+        opt = build_optimizer((p for p in self.model.parameters() if p.requires_grad), self.hp)
+        schedule = build_schedule(opt, self.hp, int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": opt, "lr_scheduler": schedule} if schedule else opt
+
+
+def _stack(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.stack([b[0] for b in batch]), torch.stack([b[1] for b in batch])
+
+
+class SemanticSegmentation(Algorithm):
+    """SageMaker's semantic-segmentation algorithm (FCN, PSP, DeepLab-v3)."""
+
+    name = "semantic-segmentation"
+    task = "segmentation"
+    summary = "Semantic segmentation: FCN, PSP or DeepLab-v3 on ResNet-50/101 or EfficientNet-Lite0."
+    hyperparameters = SemanticSegmentationHyperparameters
+    metric = "validation:mIOU"
+
+    def prepare(self, channels: dict[str, Any], hp: HyperParameters, *, init_meta: dict[str, Any] | None,
+                image_roots: dict[str, Path] | None, progress: bool) -> PreparedData:
+        from oculi.data.segmentation import read_segmentation
+
+        assert isinstance(hp, SemanticSegmentationHyperparameters)
+        unknown = sorted(set(channels) - set(CHANNELS))
+        if unknown:
+            raise ConfigError(f"channel(s) {', '.join(unknown)} are not used by semantic-segmentation; valid: "
+                              f"{', '.join((*CHANNELS, 'model'))}.")
+        if "train" not in channels:
+            raise ConfigError("no `train` channel; pass `--train DIR --channel train_annotation=MASKS` (SageMaker's "
+                              "layout), or `--train` with a dataset root, a `-ref` manifest, a VOC folder or COCO.")
+        label_map = _path(channels.get("label_map"))
+        init_encoding = (init_meta or {}).get("input", {}).get("label_encoding")
+        num_classes = hp.num_classes or (len(init_meta["classes"]) if init_meta else None)
+        sets = {"train": read_segmentation(Path(channels["train"]), annotations=_path(channels.get("train_annotation")),
+                                           label_map=label_map, image_roots=image_roots, num_classes=num_classes,
+                                           encoding=hp.label_encoding or init_encoding)}
+        if "validation" in channels:
+            sets["validation"] = read_segmentation(
+                Path(channels["validation"]), annotations=_path(channels.get("validation_annotation")),
+                label_map=label_map, image_roots=image_roots, classes=sets["train"].classes, split="validation",
+                encoding=sets["train"].label_encoding)
+        notes: list[str] = []
+        sets, report = check_or_skip(sets, hp, progress, notes)
+        train, validation = hold_out(sets, hp, notes)
+        classes = train.classes
+        up = resolve_common(hp, train, classes, notes)
+        crop = -(-hp.crop_size // 8) * 8
+        if crop != hp.crop_size:
+            up["crop_size"] = crop
+            notes.append(f"crop_size={hp.crop_size} → {crop} (rounded up to a multiple of 8, as SageMaker does)")
+        encoding = sets["train"].label_encoding
+        from oculi.data.formats.masks import encoding_json
+
+        if encoding is not None:
+            up["label_encoding"] = encoding_json(encoding)
+        if hp.validation_mini_batch_size == 1:
+            notes.append("validation_mini_batch_size=1: validation scores whole, uncropped images")
+        hp = hp.model_copy(update=up)
+        hp = type(hp).model_validate(hp.model_dump(), context={"resolved": True})
+        return PreparedData(train=train, validation=validation, classes=classes, hyperparameters=hp,
+                            train_loader=self._loader(train, hp, train=True),
+                            val_loader=self._loader(validation, hp, train=False), notes=notes, report=report)
+
+    def _loader(self, data: SampleSet, hp: SemanticSegmentationHyperparameters, train: bool) -> DataLoader:
+        from oculi.data.dataset import SegmentationDataset
+        from oculi.data.transforms import segmentation_eval, segmentation_train
+
+        if train:
+            transform = segmentation_train(hp.base_size, hp.crop_size, IGNORE_INDEX)
+            batch = hp.mini_batch_size
+        else:
+            whole = hp.validation_mini_batch_size == 1
+            transform = segmentation_eval(hp.base_size, None if whole else hp.crop_size, IGNORE_INDEX)
+            batch = hp.validation_mini_batch_size
+        workers = int(hp.num_workers)
+        return DataLoader(SegmentationDataset(data.samples, transform), batch_size=batch, shuffle=train,
+                          num_workers=workers, persistent_workers=workers > 0, collate_fn=_stack,
+                          generator=torch.Generator().manual_seed(hp.seed),
+                          drop_last=train and len(data) > hp.mini_batch_size)
+
+    def build_model(self, hp: HyperParameters, classes: list[str], *, pretrained: bool) -> nn.Module:
+        assert isinstance(hp, SemanticSegmentationHyperparameters)
+        weights = Path(hp.pretrained_weights).expanduser() if hp.pretrained_weights and pretrained else None
+        return build_segmentation(hp.algorithm, hp.backbone, len(classes),
+                                  pretrained=pretrained and hp.use_pretrained_model, pretrained_weights=weights)
+
+    def lightning_module(self, model: nn.Module, data: PreparedData) -> L.LightningModule:
+        hp = data.hyperparameters
+        assert isinstance(hp, SemanticSegmentationHyperparameters)
+        spec = self.input_spec(hp)
+        return SegmentationModule(model, hp, len(data.classes), tuple(spec["mean"]), tuple(spec["std"]))
+
+    def input_spec(self, hp: HyperParameters) -> dict[str, Any]:
+        assert isinstance(hp, SemanticSegmentationHyperparameters)
+        return segmentation_input_spec(hp.backbone, hp.base_size, hp.crop_size, hp.label_encoding)
+
+    def check_init_model(self, hp: HyperParameters, classes: list[str], meta: dict[str, Any]) -> None:
+        """SageMaker's rule: incremental training needs the same backbone, algorithm, crop_size and classes."""
+        assert isinstance(hp, SemanticSegmentationHyperparameters)
+        super().check_init_model(hp, classes, meta)
+        for key in ("backbone", "algorithm", "crop_size"):
+            if meta["hyperparameters"].get(key) != getattr(hp, key):
+                raise ConfigError(f"--init-model was trained with {key}={meta['hyperparameters'].get(key)}, this "
+                                  f"run has {key}={getattr(hp, key)}; they must match (pass -p {key}="
+                                  f"{meta['hyperparameters'].get(key)}).")
+
+
+def _path(value: Any) -> Path | None:
+    return Path(value) if value is not None else None

@@ -1,0 +1,181 @@
+"""Segmentation networks for ``semantic-segmentation`` (SageMaker's FCN, PSP and DeepLab-v3): an ImageNet
+backbone with dilated last stages and one of three heads — torchvision's :class:`FCNHead` and
+:class:`DeepLabHead` (ASPP), and a pyramid-pooling head (PSPNet, Zhao et al. 2017; torchvision has none, and the
+only packaged one, segmentation-models-pytorch, brings its own encoders and a Hugging Face Hub dependency for a
+30-line module).
+
+- ``resnet-50`` / ``resnet-101``: torchvision ResNets with layer3/layer4 dilated (output stride 8, 2048 channels),
+  as torchvision's and GluonCV's segmentation models. ImageNet weights come from a local torchvision state dict.
+- ``efficientnet-lite0``: timm's EfficientNet-Lite0 blocks with the last stage dilated (output stride 16, 320
+  channels — stride 8 would cost several times the compute on CPU); its ImageNet weights ship with oculi.
+
+Input ``float [B, 3, H, W]`` normalised with the bundle's mean/std, any ``H, W ≥ 16`` (non-square too: every head
+pools adaptively and the logits are interpolated to the input size). Output logits ``float [B, num_classes, H,
+W]``. Nothing is downloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812 - torch's convention
+from torchvision.models.segmentation.deeplabv3 import DeepLabHead
+from torchvision.models.segmentation.fcn import FCNHead
+
+from oculi.algorithms import backbones
+from oculi.errors import ArtifactError, ConfigError
+
+SEGMENTATION_ALGORITHMS = ("fcn", "psp", "deeplab")
+SEGMENTATION_BACKBONES = ("resnet-50", "resnet-101", "efficientnet-lite0")
+_WEIGHT_EXAMPLES = {"resnet-50": "resnet50-0676ba61.pth", "resnet-101": "resnet101-63fe2227.pth"}
+
+
+class DilatedResNet(nn.Module):
+    """torchvision ResNet-50/101 trunk without pooling and classifier, layer3/layer4 dilated instead of strided:
+    ``float [B, 3, H, W]`` → ``[B, 2048, H/8, W/8]``. Parameter names keep torchvision's (``layer3.0…``)."""
+
+    out_channels = 2048
+    output_stride = 8
+
+    def __init__(self, depth: int) -> None:
+        super().__init__()
+        network = backbones.IMAGENET_RESNETS[depth](weights=None, replace_stride_with_dilation=[False, True, True])
+        for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
+            setattr(self, name, getattr(network, name))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features of the last stage."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+class Lite0Features(nn.Module):
+    """timm's EfficientNet-Lite0 blocks up to the last stage, that stage dilated: ``float [B, 3, H, W]`` →
+    ``[B, 320, H/16, W/16]``. Parameter names are timm's under ``body.`` (``body.blocks.6.0…``)."""
+
+    out_channels = 320
+    output_stride = 16
+
+    def __init__(self) -> None:
+        super().__init__()
+        import timm
+
+        self.body = timm.create_model("efficientnet_lite0", pretrained=False, features_only=True, out_indices=(4,),
+                                      output_stride=self.output_stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features of the last stage."""
+        return self.body(x)[0]
+
+
+class PyramidPoolingHead(nn.Module):
+    """PSPNet's head: the feature map average-pooled to 1×1, 2×2, 3×3 and 6×6 bins, each reduced to
+    ``in_channels / 4`` channels by a 1×1 convolution, upsampled and concatenated with the input, then a 3×3
+    convolution (≤ 512 channels), dropout 0.1 and the 1×1 classifier. Works for any (non-square) map size."""
+
+    def __init__(self, in_channels: int, num_classes: int, bins: tuple[int, ...] = (1, 2, 3, 6)) -> None:
+        super().__init__()
+        branch = in_channels // 4
+        # No BatchNorm in the branches: a 1×1 bin has one value per channel, which BatchNorm cannot normalise
+        # over a batch of one image.
+        self.stages = nn.ModuleList(nn.Sequential(nn.AdaptiveAvgPool2d(b), nn.Conv2d(in_channels, branch, 1),
+                                                  nn.ReLU(inplace=True)) for b in bins)
+        mid = min(512, in_channels)
+        self.bottleneck = nn.Sequential(nn.Conv2d(in_channels + branch * len(bins), mid, 3, padding=1, bias=False),
+                                        nn.BatchNorm2d(mid), nn.ReLU(inplace=True), nn.Dropout(0.1))
+        self.classifier = nn.Conv2d(mid, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, h, w]`` features → ``[B, num_classes, h, w]`` logits."""
+        size = x.shape[-2:]
+        pooled = [F.interpolate(stage(x), size=size, mode="bilinear", align_corners=False) for stage in self.stages]
+        return self.classifier(self.bottleneck(torch.cat([x, *pooled], dim=1)))
+
+
+class SegmentationNet(nn.Module):
+    """``backbone`` → ``head`` → logits bilinearly upsampled to the input size: ``float [B, 3, H, W]`` →
+    ``float [B, num_classes, H, W]``."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-pixel class logits at the input's size."""
+        logits = self.head(self.backbone(x))
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _head(algorithm: str, in_channels: int, num_classes: int, output_stride: int) -> nn.Module:
+    if algorithm == "fcn":
+        return FCNHead(in_channels, num_classes)
+    if algorithm == "deeplab":
+        # DeepLab-v3's ASPP rates: 12/24/36 at output stride 8, 6/12/18 at 16.
+        rates = [12, 24, 36] if output_stride == 8 else [6, 12, 18]
+        return DeepLabHead(in_channels, num_classes, atrous_rates=rates)
+    return PyramidPoolingHead(in_channels, num_classes)
+
+
+def _imagenet_state(backbone: str, weights: Path | None) -> tuple[dict[str, torch.Tensor], str]:
+    if weights is not None:
+        return backbones.read_state_dict(weights), str(weights)
+    if backbone == "efficientnet-lite0":
+        return backbones.efficientnet_lite0_imagenet_state(), "the shipped EfficientNet-Lite0 ImageNet weights"
+    raise ConfigError(f"backbone={backbone} with use_pretrained_model=1 needs ImageNet weights from a local file: "
+                      f"pass -p pretrained_weights=~/weights/{_WEIGHT_EXAMPLES[backbone]} (a torchvision state "
+                      "dict, .pth or .safetensors), or -p backbone=efficientnet-lite0 (its weights install with "
+                      "oculi), or -p use_pretrained_model=0 to start from random weights. Nothing is downloaded.")
+
+
+def _load_backbone(module: nn.Module, state: dict[str, torch.Tensor], source: str, prefix: str) -> None:
+    """Copy every tensor of ``module`` from ``state`` (keys without ``prefix``); name ``source`` when any is
+    missing or has another shape."""
+    own = {k: v for k, v in module.state_dict().items()}
+    key = {k: k.removeprefix(prefix) for k in own}
+    missing = [key[k] for k in own if key[k] not in state]
+    wrong = [f"{key[k]} {tuple(state[key[k]].shape)} ≠ {tuple(v.shape)}" for k, v in own.items()
+             if key[k] in state and state[key[k]].shape != v.shape]
+    if missing or wrong:
+        detail = "; ".join(([f"missing {', '.join(missing[:3])}"] if missing else []) + wrong[:3])
+        raise ArtifactError(f"{source} does not fit this backbone ({len(missing)} tensors missing, {len(wrong)} "
+                            f"with other shapes: {detail}). Check backbone and the file.")
+    module.load_state_dict({k: state[key[k]] for k in own})
+
+
+def build_segmentation(algorithm: str, backbone: str, num_classes: int, *, pretrained: bool = False,
+                       pretrained_weights: Path | None = None) -> SegmentationNet:
+    """A ``algorithm`` (fcn | psp | deeplab) network on ``backbone`` (resnet-50 | resnet-101 | efficientnet-lite0)
+    with ``num_classes`` outputs.
+
+    ``pretrained`` loads ImageNet weights into the backbone: from ``pretrained_weights`` (a torchvision
+    ``resnet50``/``resnet101`` or timm ``efficientnet_lite0`` state dict) or, for efficientnet-lite0, the shipped
+    weights. Raises :class:`ConfigError` when a ResNet needs a file that was not given, :class:`ArtifactError`
+    when a file does not fit. The head is always freshly initialised (SageMaker: "the decoder is never
+    pretrained")."""
+    if algorithm not in SEGMENTATION_ALGORITHMS:
+        raise ConfigError(f"algorithm got {algorithm!r}; expected one of {', '.join(SEGMENTATION_ALGORITHMS)}.")
+    if backbone not in SEGMENTATION_BACKBONES:
+        raise ConfigError(f"backbone got {backbone!r}; expected one of {', '.join(SEGMENTATION_BACKBONES)}.")
+    if pretrained_weights is not None and not pretrained:
+        raise ConfigError("pretrained_weights was given with use_pretrained_model=0; drop one of them.")
+    body: nn.Module = Lite0Features() if backbone == "efficientnet-lite0" else DilatedResNet(int(backbone[7:]))
+    if pretrained:
+        state, source = _imagenet_state(backbone, pretrained_weights)
+        _load_backbone(body, state, source, "body." if backbone == "efficientnet-lite0" else "")
+    return SegmentationNet(body, _head(algorithm, body.out_channels, num_classes, body.output_stride))
+
+
+def segmentation_input_spec(backbone: str, base_size: int, crop_size: int,
+                            label_encoding: dict[str, Any] | None) -> dict[str, Any]:
+    """Pre/post-processing a bundle records: images are rescaled so the long side is ``base_size`` (aspect kept),
+    normalised with ``mean``/``std`` (ImageNet statistics for ResNets, 0.5/0.5 for efficientnet-lite0); the
+    logits are scaled back to the original image size; predicted class indices are written in
+    ``label_encoding`` (the training label map; None = class indices)."""
+    lite = backbone == "efficientnet-lite0"
+    return {"mode": "segmentation", "base_size": base_size, "crop_size": crop_size,
+            "mean": list(backbones.LITE_MEAN if lite else backbones.IMAGENET_MEAN),
+            "std": list(backbones.LITE_STD if lite else backbones.IMAGENET_STD),
+            "ignore_index": 255, "label_encoding": label_encoding}

@@ -1,0 +1,205 @@
+"""Read semantic segmentation data in any supported format, recognised by its content.
+
+Every reader returns a segmentation :class:`~oculi.types.SampleSet` whose targets are
+:class:`~oculi.types.MaskTarget` (loaded as ``int64 [H, W]`` class-index masks with ignore index 255); the
+format-specific encodings (label maps, palettes, colour maps, polygons) are decoded in ``oculi.data.formats``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from oculi.errors import ConfigError, DataError
+from oculi.types import SampleSet
+
+SEGMENTATION_FORMATS = ("sagemaker-masks", "manifest", "voc", "coco")
+
+
+def _first_record(path: Path) -> dict | None:
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            for line in f:
+                if line.strip():
+                    record = json.loads(line)
+                    return record if isinstance(record, dict) else None
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def is_segmentation_manifest(path: Path) -> bool:
+    """True when ``path`` is an augmented manifest whose label attribute ends in ``-ref`` (Ground Truth semantic
+    segmentation output: a mask file per line)."""
+    if not Path(path).is_file():
+        return False
+    record = _first_record(Path(path))
+    return record is not None and any(k.endswith("-ref") and k not in ("source-ref", "image-ref") for k in record)
+
+
+def _split_root(path: Path, split: str) -> tuple[Path, Path] | None:
+    for name in (split, "train", "validation"):
+        if (path / name).is_dir() and (path / f"{name}_annotation").is_dir():
+            return path / name, path / f"{name}_annotation"
+    return None
+
+
+def is_segmentation(path: Path) -> bool:
+    """True when ``path`` holds segmentation data oculi recognises without being told (SageMaker's mask layout,
+    a Pascal VOC folder with ``SegmentationClass``, or a ``-ref`` manifest). COCO files are ambiguous (boxes
+    and polygons) and count as detection unless the format is named."""
+    path = Path(path)
+    if path.is_dir():
+        return _split_root(path, "train") is not None or (path / "SegmentationClass").is_dir()
+    return is_segmentation_manifest(path)
+
+
+def detect_format(path: Path, annotations: Path | None = None) -> str:
+    """The segmentation format of ``path`` (one of :data:`SEGMENTATION_FORMATS`): ``annotations`` given or a
+    folder with ``train/`` + ``train_annotation/`` → ``sagemaker-masks``; a folder with ``SegmentationClass/`` →
+    ``voc``; a ``-ref`` manifest → ``manifest``; a COCO JSON (or a folder holding ``annotations.json``) → ``coco``.
+    Raises :class:`DataError` when nothing matches."""
+    from oculi.data.formats.coco import is_coco
+
+    path = Path(path)
+    if annotations is not None:
+        return "sagemaker-masks"
+    if not path.exists():
+        raise DataError(f"{path}: not found.")
+    if path.is_dir():
+        if _split_root(path, "train") is not None:
+            return "sagemaker-masks"
+        if (path / "SegmentationClass").is_dir():
+            return "voc"
+        if is_coco(path / "annotations.json"):
+            return "coco"
+        manifests = sorted(path.glob("*.manifest"))
+        if len(manifests) == 1 and is_segmentation_manifest(manifests[0]):
+            return "manifest"
+    else:
+        if is_segmentation_manifest(path):
+            return "manifest"
+        if is_coco(path):
+            return "coco"
+    raise DataError(
+        f"{path}: not segmentation data oculi recognises. Expected SageMaker's layout (train/ + train_annotation/ "
+        "PNG masks, or pass the images folder with its annotation folder), an augmented manifest with a `…-ref` "
+        "mask attribute, a Pascal VOC folder (JPEGImages/ + SegmentationClass/) or a COCO JSON with polygons; "
+        f"name the format with `--from {{{','.join(SEGMENTATION_FORMATS)}}}` if it is one of them."
+    )
+
+
+def read_segmentation(
+    path: Path,
+    *,
+    annotations: Path | None = None,
+    label_map: Path | None = None,
+    image_roots: dict[str, Path] | None = None,
+    classes: list[str] | None = None,
+    num_classes: int | None = None,
+    split: str = "train",
+    format: str = "auto",
+    encoding: dict | None = None,
+) -> SampleSet:
+    """Read segmentation data at ``path`` into a :class:`SampleSet` of :class:`~oculi.types.MaskTarget` samples,
+    in ``format`` (one of :data:`SEGMENTATION_FORMATS`, or ``"auto"``: see :func:`detect_format`).
+
+    ``annotations``: the mask folder (SageMaker's ``train_annotation``) when ``path`` is the image folder, or
+    the image folder for VOC / COCO. ``label_map``: a SageMaker label map file or folder (``<split>_label_map.json``
+    is used); without one, a dataset root's ``label_map/`` folder, else ``encoding`` (e.g. a model's). ``split``:
+    which split of a dataset root to read (``train`` or ``validation``). ``image_roots``: ``{"s3://bucket/prefix":
+    folder}`` for manifests. ``classes``: class names to read against (validation against training, evaluation
+    against a model); ``num_classes``: how many classes (SageMaker's hyperparameter), else inferred."""
+    from oculi.data.formats.coco_masks import read_coco_masks
+    from oculi.data.formats.mask_manifest import read_mask_manifest
+    from oculi.data.formats.masks import read_mask_folders
+    from oculi.data.formats.voc_masks import read_voc_masks
+
+    path = Path(path)
+    if format != "auto" and format not in SEGMENTATION_FORMATS:
+        raise ConfigError(f"segmentation format {format!r} is unknown; expected one of "
+                          f"{', '.join(SEGMENTATION_FORMATS)}.")
+    fmt = detect_format(path, annotations) if format == "auto" else format
+    if fmt == "sagemaker-masks":
+        images, masks = (path, annotations) if annotations is not None else (_split_root(path, split) or
+                                                                             (path, path))
+        if annotations is None and _split_root(path, split) is None:
+            raise DataError(f"{path}: expected {split}/ and {split}_annotation/ folders (SageMaker's layout), or "
+                            "pass the mask folder as the annotation channel.")
+        if label_map is None and annotations is None and (path / "label_map").is_dir():
+            label_map = path / "label_map"
+        sample_set = read_mask_folders(images, masks, label_map=label_map, split=split, classes=classes,
+                                       num_classes=num_classes, encoding=None if label_map else encoding)
+    elif fmt == "manifest":
+        if path.is_dir():
+            path = sorted(path.glob("*.manifest"))[0]
+        sample_set = read_mask_manifest(path, image_roots=image_roots, classes=classes, num_classes=num_classes)
+    elif fmt == "voc":
+        sample_set = read_voc_masks(path, image_root=annotations, classes=classes)
+    else:
+        json_path = path / "annotations.json" if path.is_dir() else path
+        sample_set = read_coco_masks(json_path, image_root=annotations, classes=classes)
+    return sample_set
+
+
+def split_sets(path: Path, *, image_roots: dict[str, Path] | None = None,
+               classes: list[str] | None = None) -> dict[str, SampleSet]:
+    """The splits of a segmentation dataset for the data check: ``train`` and, for SageMaker's layout with
+    ``validation/`` + ``validation_annotation/``, ``validation`` (read against the training classes and label
+    map); any other format is one ``train`` split."""
+    path = Path(path)
+    sets = {"train": read_segmentation(path, image_roots=image_roots, classes=classes)}
+    if path.is_dir() and (path / "validation").is_dir() and (path / "validation_annotation").is_dir() and \
+            detect_format(path) == "sagemaker-masks":
+        sets["validation"] = read_segmentation(path, split="validation", classes=sets["train"].classes)
+    return sets
+
+
+def _pixel_counts(sample_set: SampleSet) -> tuple[int, dict[str, int]]:
+    import numpy as np
+
+    from oculi.data.formats.masks import load_mask
+
+    counts = np.zeros(256, dtype=np.int64)
+    for sample in sample_set.samples:
+        counts += np.bincount(load_mask(sample.target).ravel().clip(0, 255), minlength=256)
+    per_class = {name: int(counts[i]) for i, name in enumerate(sample_set.classes)}
+    return sum(per_class.values()), per_class
+
+
+def convert_segmentation(source: Path, to: str, out: Path, *, source_format: str = "auto",
+                         image_roots: dict[str, Path] | None = None, annotations: Path | None = None):  # noqa: ANN201
+    """Convert segmentation data at ``source`` (any of :data:`SEGMENTATION_FORMATS`) to ``to`` under ``out``,
+    read the output back and return a :class:`~oculi.data.convert.Ledger` counting labelled pixels per class in
+    and out (``unit="pixels"``) with every change. Layouts: ``sagemaker-masks`` → ``out/train`` +
+    ``out/train_annotation`` (images copied); ``manifest`` → ``out/train.manifest`` + ``out/masks/``; ``voc`` →
+    ``out/JPEGImages`` + ``out/SegmentationClass``; ``coco`` → ``out/annotations.json`` (RLE; images referenced)."""
+    from oculi.data.convert import Ledger
+    from oculi.data.formats.coco_masks import write_coco_masks
+    from oculi.data.formats.mask_manifest import write_mask_manifest
+    from oculi.data.formats.masks import write_mask_folders
+    from oculi.data.formats.voc_masks import write_voc_masks
+
+    if to not in SEGMENTATION_FORMATS:
+        raise ConfigError(f"--to got {to!r}; segmentation data converts to one of {', '.join(SEGMENTATION_FORMATS)}.")
+    read = read_segmentation(source, annotations=annotations, image_roots=image_roots, format=source_format)
+    errors = [f for f in read.findings if f.level == "error"]
+    if errors:
+        raise DataError(f"{errors[0].location()}: {errors[0].message} Fix the {len(errors)} error(s) first (see "
+                        f"`oculi data check {source}`).")
+    if to == "sagemaker-masks":
+        written, back_path = write_mask_folders(read, out / "train", out / "train_annotation"), out
+    elif to == "manifest":
+        back_path = out / "train.manifest"
+        written = write_mask_manifest(read, back_path)
+    elif to == "voc":
+        written, back_path = write_voc_masks(read, out), out
+    else:
+        back_path = out / "annotations.json"
+        written = write_coco_masks(read, back_path)
+    back = read_segmentation(back_path, format=to)
+    pixels_in, per_class_in = _pixel_counts(read)
+    pixels_out, per_class_out = _pixel_counts(back)
+    changes = [*read.findings, *written, *(f for f in back.findings if f.level != "info")]
+    return Ledger(source=str(source), source_format=read.format, target=str(back_path), target_format=to,
+                  images_in=len(read), images_out=len(back), boxes_in=pixels_in, boxes_out=pixels_out,
+                  boxes_per_class_in=per_class_in, boxes_per_class_out=per_class_out, changes=changes, unit="pixels")
