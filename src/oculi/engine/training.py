@@ -133,9 +133,9 @@ def train(
         raise ConfigError(f"{out} already holds a model bundle; pass another --output folder (or --overwrite).")
     layout = ddp.plan(getattr(hp, "instance_count", 1), hp.mini_batch_size, distributed)
     if layout.needs_launch:
-        if resume_from or stop_requested:
-            raise ConfigError("resuming or stopping a distributed (instance_count > 1 / --devices) run as a job is "
-                              "not supported yet; run it attached with `oculi train … -p instance_count=N`.")
+        if resume_from:  # the ranks' checkpoints are not wired to jobs yet (nor is a graceful stop of them)
+            raise ConfigError("resuming a distributed (instance_count > 1 / --devices) run is not supported yet; "
+                              "start it again with `oculi train … -p instance_count=N`.")
         echo(layout.describe(hp.mini_batch_size))
         return ddp.launch(layout, algorithm=algorithm, channels=channels, hyperparameters=hyperparameters,
                           recipe=recipe, output=out, init_model=init_path, image_roots=image_roots,
