@@ -154,6 +154,9 @@ def test_sagemaker_hyperparameter_forms():
         resolve(SemanticSegmentationHyperparameters, {"optimizer": "adadelta"})
     with pytest.raises(ConfigError, match="num_classes"):
         resolve(SemanticSegmentationHyperparameters, {"num_classes": "255"})
+    with pytest.raises(ConfigError, match="mini_batch_size"):
+        resolve(SemanticSegmentationHyperparameters, {"algorithm": "deeplab", "mini_batch_size": "1"})
+    assert resolve(SemanticSegmentationHyperparameters, {"algorithm": "psp", "mini_batch_size": "1"})
 
 
 def _interior(region: np.ndarray) -> np.ndarray:

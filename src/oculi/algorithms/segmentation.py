@@ -100,8 +100,8 @@ class SemanticSegmentationHyperparameters(TrainingHyperparameters):
         if self.pretrained_weights and not self.use_pretrained_model:
             raise ValueError("`pretrained_weights` is set but `use_pretrained_model` is 0; pass "
                              "-p use_pretrained_model=1 or drop pretrained_weights.")
-        if self.mini_batch_size == 1 and self.algorithm != "fcn":
-            raise ValueError(f"`algorithm={self.algorithm}` needs `mini_batch_size` ≥ 2 (its image-level pooling "
+        if self.mini_batch_size == 1 and self.algorithm == "deeplab":
+            raise ValueError("`algorithm=deeplab` needs `mini_batch_size` ≥ 2 (torchvision's ASPP image-pooling "
                              "branch has BatchNorm over one value per image); pass -p mini_batch_size=2.")
         return self
 
