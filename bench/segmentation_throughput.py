@@ -13,7 +13,9 @@ Usage: .venv/bin/python bench/segmentation_throughput.py [--algorithms fcn,psp,d
 from __future__ import annotations
 
 import argparse
+import logging
 import time
+import warnings
 
 import lightning as L
 import torch
@@ -93,6 +95,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch", type=int, default=4)
     args = parser.parse_args()
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
     print(f"segmentation training at crop_size {CROP}, batch {args.batch}, {args.steps} timed steps after "
           f"{args.warmup} warm-up, {torch.get_num_threads()} threads")
     print(f"{'algorithm':<10}{'backbone':<20}{'plain fp32 img/s':>18}{'oculi img/s':>14}{'oculi precision':>17}")
