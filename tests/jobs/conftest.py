@@ -13,10 +13,9 @@ from tests.helpers import TINY, make_class_folders
 
 
 @pytest.fixture(scope="session")
-def job_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("jobdata")
-    return {"train": make_class_folders(root / "train", per_class=16, seed=1),
-            "validation": make_class_folders(root / "validation", per_class=6, seed=2)}
+def job_data(tiny_split: dict[str, Path]) -> dict[str, Path]:
+    """The suite's generated three-class train/validation split (tests/conftest.py's ``tiny_split``)."""
+    return tiny_split
 
 
 @pytest.fixture(scope="session")
