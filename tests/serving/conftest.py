@@ -83,10 +83,11 @@ def server(bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -
 
 
 def encoded(width: int = 80, height: int = 60, fmt: str = "JPEG", seed: int = 0) -> bytes:
-    """A noisy ``width × height`` RGB image encoded as ``fmt``."""
-    pixels = np.random.default_rng(seed).integers(0, 255, (height, width, 3)).astype(np.uint8)
+    """A ``width × height`` RGB image encoded as ``fmt``: noise, smoothed when large (so it stays small)."""
+    side = min(width, height, 64)
+    pixels = np.random.default_rng(seed).integers(0, 255, (side, side, 3)).astype(np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format=fmt)
+    Image.fromarray(pixels).resize((width, height), Image.BILINEAR).save(buffer, format=fmt)
     return buffer.getvalue()
 
 

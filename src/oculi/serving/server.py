@@ -4,6 +4,7 @@ flight, then exit), or in a background thread for the Python SDK (:mod:`oculi.se
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 import time
@@ -92,7 +93,12 @@ def serve(config: ServingConfig, options: ServeOptions, host: str = "127.0.0.1",
     names = ", ".join(f"/endpoints/{e.name}/invocations" for e in config.endpoints)
     echo(f"serving at {local_url(host, port)}: POST /invocations (= {config.endpoints[0].name}), {names}; "
          "GET /ping, /metrics, /docs")
-    _uvicorn(app, host, port, access_log).run()
+    server = _uvicorn(app, host, port, access_log)
+    # uvicorn drains on SIGTERM, then raises SIGTERM again with the handler found here: make that a clean exit
+    # (status 0) rather than death by signal. Before uvicorn takes over, the same handler starts the drain.
+    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+    server.run()
+    echo("stopped: requests in flight were finished")
 
 
 def local_url(host: str, port: int) -> str:
