@@ -319,6 +319,11 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
             response = await handler(endpoint, variant)
         except OculiError as e:
             response = oculi_error_response(e)
+        except asyncio.CancelledError:  # uvicorn's graceful-shutdown timeout ran out before this request's turn
+            log.warning("request to %s cancelled: shutdown timeout", request.url.path)
+            response = error_response(503, "ShuttingDown", "the server stopped before this request was served; "
+                                      "send it again (to another instance, or once the server is back).",
+                                      retry_after=1)
         except Exception as e:  # noqa: BLE001 - a model failure answers 500 and the server lives on
             log.exception("request to %s failed", request.url.path)
             response = error_response(500, "InternalFailure", f"the model failed on this request "

@@ -68,12 +68,11 @@ def build_app(config: ServingConfig, options: ServeOptions,
     return create_serving_app(endpoints, metrics, settings)
 
 
-def _uvicorn(app: FastAPI, host: str, port: int, access_log: bool) -> Any:
+def _uvicorn(app: FastAPI, host: str, port: int, log_level: str, access_log: bool) -> Any:
     import uvicorn
 
-    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info" if access_log else "warning",
-                                         access_log=access_log, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-                                         lifespan="on"))
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log,
+                                         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, lifespan="on"))
 
 
 def serve(config: ServingConfig, options: ServeOptions, host: str = "127.0.0.1", port: int = 8080,
@@ -93,7 +92,7 @@ def serve(config: ServingConfig, options: ServeOptions, host: str = "127.0.0.1",
     names = ", ".join(f"/endpoints/{e.name}/invocations" for e in config.endpoints)
     echo(f"serving at {local_url(host, port)}: POST /invocations (= {config.endpoints[0].name}), {names}; "
          "GET /ping, /metrics, /docs")
-    server = _uvicorn(app, host, port, access_log)
+    server = _uvicorn(app, host, port, "info", access_log)
     # uvicorn drains on SIGTERM, then raises SIGTERM again with the handler found here: make that a clean exit
     # (status 0) rather than death by signal. Before uvicorn takes over, the same handler starts the drain.
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
@@ -122,7 +121,7 @@ class BackgroundServer:
                               "for a free one.") from None
         self.host = host
         self.port = int(self._socket.getsockname()[1])
-        self._server = _uvicorn(app, host, self.port, access_log=False)
+        self._server = _uvicorn(app, host, self.port, "warning", access_log=False)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
                                         name=f"oculi-serve-{self.port}", daemon=True)
 
@@ -138,7 +137,8 @@ class BackgroundServer:
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 self.stop()
-                raise ConfigError(f"the endpoint server on port {self.port} did not start within {timeout:g} s.")
+                raise ConfigError(f"the endpoint server on port {self.port} did not start (within {timeout:g} s); "
+                                  "its log above says why.")
             time.sleep(0.02)
         return self
 
