@@ -92,8 +92,16 @@ class Client:
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        """Send one request; returns ``(status, body)``."""
-        self.connection.request(method, path, body=body, headers=headers or {})
+        """Send one request; returns ``(status, body)``. A connection the server closed while idle (its
+        keep-alive timeout) is reopened once, as HTTP client libraries do."""
+        try:
+            return self._send(method, path, body, headers or {})
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            self.connection.close()
+            return self._send(method, path, body, headers or {})
+
+    def _send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
+        self.connection.request(method, path, body=body, headers=headers)
         response = self.connection.getresponse()
         return response.status, response.read()
 

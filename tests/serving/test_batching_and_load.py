@@ -50,6 +50,8 @@ def test_concurrent_requests_are_batched(server):
     for n, response in enumerate(responses):
         alone = httpx.post(f"{server.url}/endpoints/cls/invocations", content=encoded(seed=n), headers=HEADERS)
         assert alone.headers["x-oculi-batch-size"] == "1"
+        # a lone request does not wait for batch mates: `cls` allows 250 ms, but nothing else was arriving
+        assert float(alone.headers["x-oculi-queue-time-ms"]) < 200
         assert max(abs(a - b) for a, b in zip(alone.json()["prediction"], response.json()["prediction"],
                                                strict=True)) < 1e-5
 
