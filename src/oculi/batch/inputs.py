@@ -72,6 +72,7 @@ def list_inputs(source: Path, image_roots: dict[str, Path] | None = None) -> Tra
     if not source.exists():
         raise DataError(f"{source}: not found. Pass a folder of images, one image or an augmented manifest as "
                         "--input.")
+    source = source.resolve()  # results and errors.jsonl name the images by absolute path
     if source.is_dir():
         items = _folder_images(source)
         if not items:

@@ -110,6 +110,13 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
+def _usable_cores() -> int:
+    """CPU cores this process may run on (a taskset / cpuset limit counts, unlike ``os.cpu_count()``)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 class _Engine:
     """One process's model: decode → ``predict`` (a batch at a time) → the Accept's codec → atomic write."""
 
@@ -347,8 +354,9 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
             "workers": workers, "errors_path": str(output / ERRORS_FILE),
             "image_roots": {k: str(Path(v).expanduser().resolve()) for k, v in (image_roots or {}).items()} or None}
     store = store or JobStore()
+    run = _Run(listed, output, media, assemble == "line", batch, workers)  # reads earlier results: before the job
     job = create_transform_job(spec, str(meta["algorithm"]), job_name, store)
-    run = _Run(listed, output, media, assemble == "line", batch, workers, _Log(Path(job["log_path"]), echo))
+    run.log = _Log(Path(job["log_path"]), echo)
     return _run_job(job, store, run, model_path, progress)
 
 
@@ -402,10 +410,12 @@ def _run_job(job: dict[str, Any], store: Any, run: _Run, model_path: Path, progr
 class _Run:
     """The state of one transform run: what is done, what failed, and the files that say so."""
 
+    log: _Log  # set once the job (and so its log) exists
+
     def __init__(self, listed: TransformInput, output: Path, media: str, line: bool, batch_size: int,
-                 workers: int, log: _Log) -> None:
+                 workers: int) -> None:
         self.listed, self.output, self.media = listed, output, media
-        self.batch_size, self.workers, self.log = batch_size, workers, log
+        self.batch_size, self.workers = batch_size, workers
         self.assembled = output / f"{listed.source.name}.out" if line else None
         self.layout = _Layout(output, output / f"{PARTS_PREFIX}{listed.source.name}" if line else None)
         self.previous = _read_assembled(self.assembled) if self.assembled else {}
@@ -415,7 +425,6 @@ class _Run:
         self.skipped = sum(1 for item in listed.items if item.path is not None and self._done(item))
         self.done = 0
         self.seconds = 0.0
-        self.started: float | None = None
 
     def _done(self, item: TransformItem) -> bool:
         return item.name in self.previous or self.layout.target(item.name).is_file()
@@ -440,14 +449,16 @@ class _Run:
         if batches:
             from oculi.inference import Predictor
 
-            predictor = Predictor.from_artifact(model_path)  # in the parent too: a broken bundle fails here, once
-            engine = _Engine(predictor, self.media, self.layout) if workers == 1 else None
+            # Loaded here even for several workers: a broken bundle fails once, with its own error.
+            engine = _Engine(Predictor.from_artifact(model_path), self.media, self.layout)
+            if workers > 1:
+                engine = None  # each worker process loads its own copy
         store.transition(name, S.TRANSFORMING,
                          f"transforming {len(todo)} image(s) with {workers} worker(s); {self.skipped} already done",
                          expect=S.STARTING, training_start=time.time(), final_metrics=self.counts())
         self.log.say(f"{len(todo)} to transform, {self.skipped} already done (skipped), {len(self.errors)} "
                      f"unreadable in the input; batch size {self.batch_size}, {workers} worker(s)")
-        self.started = time.perf_counter()
+        started = time.perf_counter()
         last_update = time.monotonic()
         with _progress_bar(progress, len(self.listed.items), self.skipped + len(self.errors)) as advance:
             for results in self._results(batches, engine, workers, model_path, stop_requested):
@@ -457,14 +468,14 @@ class _Run:
                         self.log(f"failed: {error}")
                     else:
                         self.done += 1
-                self.seconds = time.perf_counter() - self.started
+                self.seconds = time.perf_counter() - started
                 advance(len(results), self.done / self.seconds if self.seconds else 0.0)
                 if time.monotonic() - last_update >= UPDATE_SECONDS:
                     last_update = time.monotonic()
                     store.update(name, final_metrics=self.counts())
                     self.log(f"progress: {self.done + self.skipped + len(self.errors)}/{len(self.listed.items)} "
                              f"({self.done / self.seconds:.1f} images/s)")
-        self.seconds = time.perf_counter() - self.started
+        self.seconds = time.perf_counter() - started
 
     def _results(self, batches: list[list[tuple[str, str]]], engine: _Engine | None, workers: int,
                  model_path: Path, stop_requested: Callable[[], bool]) -> Iterator[list[tuple[str, str]]]:
@@ -476,7 +487,7 @@ class _Run:
             return
         if not batches:
             return
-        threads = max(1, (os.cpu_count() or 1) // workers)  # N workers share the cores instead of fighting
+        threads = max(1, _usable_cores() // workers)  # N workers share the cores instead of fighting
         context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's thread pools
         pool = context.Pool(workers, _start_worker, (str(model_path), self.media, self.layout, threads))
         try:
@@ -514,7 +525,9 @@ class _Run:
     def _assemble(self) -> None:
         assert self.assembled is not None and self.layout.parts is not None
         lines = []
-        for item in self.listed.items:
+        for i, item in enumerate(self.listed.items):
+            if i in self.errors:
+                continue
             part = self.layout.target(item.name)
             if part.is_file():
                 lines.append(part.read_bytes())
@@ -534,6 +547,8 @@ class _Run:
         errors = self.write_errors()
         if self.assembled is not None:
             self._assemble()
+        if store.get(name)["secondary_status"] == S.STOPPING:  # `oculi jobs stop` just after the last image
+            return self.end_stopped(store, name, "stop requested after the last image; every result is written")
         job = store.transition(name, S.COMPLETED, f"{self.done} done, {self.skipped} skipped, {len(self.errors)} "
                                "failed", expect=S.TRANSFORMING, pid=None, training_end=time.time(),
                                final_metrics=self.counts())
