@@ -460,22 +460,24 @@ class _Run:
                      f"unreadable in the input; batch size {self.batch_size}, {workers} worker(s)")
         started = time.perf_counter()
         last_update = time.monotonic()
-        with _progress_bar(progress, len(self.listed.items), self.skipped + len(self.errors)) as advance:
-            for results in self._results(batches, engine, workers, model_path, stop_requested):
-                for item_name, error in results:
-                    if error:
-                        self.errors[self.index[item_name]] = error
-                        self.log(f"failed: {error}")
-                    else:
-                        self.done += 1
-                self.seconds = time.perf_counter() - started
-                advance(len(results), self.done / self.seconds if self.seconds else 0.0)
-                if time.monotonic() - last_update >= UPDATE_SECONDS:
-                    last_update = time.monotonic()
-                    store.update(name, final_metrics=self.counts())
-                    self.log(f"progress: {self.done + self.skipped + len(self.errors)}/{len(self.listed.items)} "
-                             f"({self.done / self.seconds:.1f} images/s)")
-        self.seconds = time.perf_counter() - started
+        try:
+            with _progress_bar(progress, len(self.listed.items), self.skipped + len(self.errors)) as advance:
+                for results in self._results(batches, engine, workers, model_path, stop_requested):
+                    for item_name, error in results:
+                        if error:
+                            self.errors[self.index[item_name]] = error
+                            self.log(f"failed: {error}")
+                        else:
+                            self.done += 1
+                    self.seconds = time.perf_counter() - started
+                    advance(len(results), self.done / self.seconds if self.seconds else 0.0)
+                    if time.monotonic() - last_update >= UPDATE_SECONDS:
+                        last_update = time.monotonic()
+                        store.update(name, final_metrics=self.counts())
+                        self.log(f"progress: {self.done + self.skipped + len(self.errors)}/"
+                                 f"{len(self.listed.items)} ({self.done / self.seconds:.1f} images/s)")
+        finally:
+            self.seconds = time.perf_counter() - started
 
     def _results(self, batches: list[list[tuple[str, str]]], engine: _Engine | None, workers: int,
                  model_path: Path, stop_requested: Callable[[], bool]) -> Iterator[list[tuple[str, str]]]:
