@@ -230,6 +230,18 @@ def test_single_image_and_clear_input_errors(classifier, image_tree, tmp_path):
     assert JobStore().list() and all(j["status"] == "Completed" for j in JobStore().list())  # no job for mistakes
 
 
+def test_one_output_folder_takes_one_transform_at_a_time(classifier, image_tree, tmp_path):
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with (out / ".oculi-transform.lock").open("a") as held:  # as a running transform holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ConfigError, match="Another transform is writing into"):
+            transform(classifier, image_tree, out, progress=False, echo=None)
+    assert transform(classifier, image_tree / "circle", out, progress=False, echo=None).done == 3
+
+
 def test_a_corrupt_model_fails_the_job_with_the_reason(classifier, image_tree, tmp_path):
     import shutil
 

@@ -19,12 +19,13 @@ Every result is written to a temporary file and renamed, so a Ctrl-C, ``oculi jo
 leaves half a result, and running the same transform again skips the images already done (line mode keeps them in
 a hidden ``.oculi-parts-<input-name>/`` folder until the file is assembled). ``.oculi-transform.json`` records the
 model, ``Accept`` and assembly an output folder holds, so a rerun with other settings is refused instead of mixing
-results."""
+results; ``.oculi-transform.lock`` keeps a second transform out of a folder while one writes into it."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import multiprocessing
@@ -46,6 +47,7 @@ DEFAULT_BATCH_SIZE = {"classification": 32, "detection": 8, "segmentation": 4}
 ASSEMBLE_WITH = ("none", "line")
 ERRORS_FILE = "errors.jsonl"
 STATE_FILE = ".oculi-transform.json"
+LOCK_FILE = ".oculi-transform.lock"
 TMP_SUFFIX = ".oculi-tmp"
 PARTS_PREFIX = ".oculi-parts-"
 UPDATE_SECONDS = 2.0  # how often the job's counts are written to the store and a progress line to its log
@@ -223,18 +225,33 @@ def _check_state(output: Path, state: dict[str, Any]) -> None:
                           f"{output} to start again.")
 
 
-def _prepare_output(output: Path, state: dict[str, Any]) -> None:
+@contextlib.contextmanager
+def _claim_output(output: Path, state: dict[str, Any]) -> Iterator[None]:
+    """Create the output folder, check it holds results of the same settings (or none), and hold its lock while
+    the transform runs: two transforms writing into one folder would remove each other's temporary files."""
     if output.exists() and not output.is_dir():
         raise ConfigError(f"--output {output} is a file; pass a folder (it is created when missing).")
     try:
         output.mkdir(parents=True, exist_ok=True)
-        _check_state(output, state)
-        _write_atomic(output / STATE_FILE, json.dumps(state, indent=2).encode())
+        lock = (output / LOCK_FILE).open("a")
     except OSError as e:
         raise ConfigError(f"Cannot write to --output {output} ({e.strerror or e}); pass a writable folder.") from None
-    for stale in output.rglob(f"*{TMP_SUFFIX}"):  # results a killed run was writing
-        with contextlib.suppress(OSError):
-            stale.unlink()
+    with lock:  # closing the file releases the lock, also when the process dies
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"Another transform is writing into {output}; let it finish (see `oculi jobs list "
+                              "--status InProgress`) or pass another --output.") from None
+        _check_state(output, state)
+        try:
+            _write_atomic(output / STATE_FILE, json.dumps(state, indent=2).encode())
+        except OSError as e:
+            raise ConfigError(f"Cannot write to --output {output} ({e.strerror or e}); pass a writable folder.") \
+                from None
+        for stale in output.rglob(f"*{TMP_SUFFIX}"):  # results a killed run was writing
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        yield
 
 
 def _read_assembled(path: Path) -> dict[str, bytes]:
@@ -347,17 +364,17 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
     # A model.tar.gz unpacks to a new temporary folder each time: the archive is what identifies it.
     state = {"model": str((given if given.is_file() else model_path).resolve()), "accept": media,
              "assemble_with": assemble}
-    _prepare_output(output, state)
     batch = batch_size or DEFAULT_BATCH_SIZE.get(task, 8)
-    spec = {"model": state["model"], "input": str(listed.source.resolve()), "input_kind": listed.kind,
+    spec = {"model": state["model"], "input": str(listed.source), "input_kind": listed.kind,
             "output": str(output), "accept": media, "assemble_with": assemble, "batch_size": batch,
             "workers": workers, "errors_path": str(output / ERRORS_FILE),
             "image_roots": {k: str(Path(v).expanduser().resolve()) for k, v in (image_roots or {}).items()} or None}
     store = store or JobStore()
-    run = _Run(listed, output, media, assemble == "line", batch, workers)  # reads earlier results: before the job
-    job = create_transform_job(spec, str(meta["algorithm"]), job_name, store)
-    run.log = _Log(Path(job["log_path"]), echo)
-    return _run_job(job, store, run, model_path, progress)
+    with _claim_output(output, state):
+        run = _Run(listed, output, media, assemble == "line", batch, workers)  # reads earlier results first
+        job = create_transform_job(spec, str(meta["algorithm"]), job_name, store)
+        run.log = _Log(Path(job["log_path"]), echo)
+        return _run_job(job, store, run, model_path, progress)
 
 
 def _run_job(job: dict[str, Any], store: Any, run: _Run, model_path: Path, progress: bool) -> TransformSummary:
