@@ -29,7 +29,7 @@ def list_jobs(
     algorithm: str | None = typer.Option(None, "--algorithm", help="Only jobs of this algorithm."),
     limit: int = typer.Option(50, "--limit", help="At most this many (newest first)."),
 ) -> None:
-    """List training jobs, newest first.
+    """List jobs (training and batch transform), newest first.
 
     Example: oculi jobs list --status Failed --algorithm image-classification
     """
@@ -55,8 +55,11 @@ def list_jobs(
         start = job["training_start"]
         duration = f"{(end or __import__('time').time()) - start:.0f} s" if start else ""
         final = job["final_metrics"] or latest_metrics(store.metrics(job["name"]))
-        shown = next((f"{k} {v:.4f}" for k, v in final.items() if k.startswith("validation:") and "loss" not in k),
-                     "")
+        if job["kind"] == "transform":
+            shown = f"transform: {final.get('Done', 0)} done, {final.get('Failed', 0)} failed"
+        else:
+            shown = next((f"{k} {v:.4f}" for k, v in final.items()
+                          if k.startswith("validation:") and "loss" not in k), "")
         table.add_row(job["name"], job["algorithm"], f"{job['status']}/{job['secondary_status']}",
                       (iso(job["created_at"]) or "")[:19].replace("T", " "), duration, shown)
     wide = console if console.is_terminal else __import__("rich.console").console.Console(width=200, highlight=False)
@@ -184,6 +187,12 @@ def _report_end(job: dict) -> None:
 
     if job["secondary_status"] == "Failed":
         raise JobError(f"job {job['name']} failed: {job['failure_reason']}")
+    if job["kind"] == "transform":
+        counts = job["final_metrics"] or {}
+        console.print(f"{job['name']}: {job['status']}. {counts.get('Done', 0)} done, {counts.get('Skipped', 0)} "
+                      f"skipped, {counts.get('Failed', 0)} failed")
+        console.print(f"results: {job['spec']['output']}")
+        return
     metrics = job.get("final_metrics") or {}
     shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
     console.print(f"{job['name']}: {job['status']}. {shown}")

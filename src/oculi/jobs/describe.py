@@ -1,4 +1,5 @@
-"""Job records in the shape of SageMaker's ``DescribeTrainingJob`` response, and metric tables."""
+"""Job records in the shape of SageMaker's ``DescribeTrainingJob`` (or ``DescribeTransformJob``) response, and
+metric tables."""
 
 from __future__ import annotations
 
@@ -12,8 +13,13 @@ def _seconds(start: float | None, end: float | None) -> int | None:
 
 
 def describe(job: dict[str, Any], store: JobStore) -> dict[str, Any]:
-    """DescribeTrainingJob for ``job``: SageMaker's keys (times in ISO 8601 UTC; local paths where SageMaker has
-    S3 URIs) plus an ``Oculi`` section (log, worker, checkpoint, attempts)."""
+    """DescribeTrainingJob for ``job`` (DescribeTransformJob for a transform job): SageMaker's keys (times in
+    ISO 8601 UTC; local paths where SageMaker has S3 URIs) plus an ``Oculi`` section (log, worker, checkpoint,
+    attempts)."""
+    if job.get("kind") == "transform":
+        from oculi.jobs.transform import describe_transform
+
+        return describe_transform(job, store)
     spec = job["spec"]
     transitions = store.transitions(job["name"])
     history = []

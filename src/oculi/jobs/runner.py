@@ -513,6 +513,9 @@ def resume(name: str, epochs: int | None = None, store: JobStore | None = None,
         if at not in S.TERMINAL:
             raise JobError(f"Job {name!r} is {job['status']}/{at}; only a Completed, Stopped or Failed job can be "
                            f"resumed (stop it first with `oculi jobs stop {name}`).")
+        if job.get("kind") == "transform":
+            raise JobError(f"Job {name!r} is a batch transform; run the same `oculi transform` again (same --output) "
+                           "and it continues, skipping the images already done.")
         if job["spec"].get("entry_point"):
             raise JobError(f"Job {name!r} is a script-mode job; resume is for built-in algorithms (the script "
                            "restores its own checkpoints from SM_CHECKPOINT_DIR). Submit it again.")
