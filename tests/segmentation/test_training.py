@@ -86,6 +86,20 @@ def test_evaluate_cli_writes_report(trained, shapes_root, tmp_path):
     assert len(overlays) == 8 and Image.open(overlays[0]).width > SIZE[0] * 2
 
 
+def test_bundles_from_before_the_decoder_still_load(trained, shapes_root, tmp_path):
+    """Bundles whose hyperparameters have no `decoder` were trained with the plain head; they load as such."""
+    from oculi import load_model
+
+    result, _ = trained
+    meta = json.loads((result.model_dir / "model.json").read_text())
+    assert meta["hyperparameters"]["decoder"] == "skip"
+    meta["hyperparameters"].pop("decoder")
+    old = tmp_path / "old"
+    save_bundle(old, meta, build_segmentation("fcn", "efficientnet-lite0", 3, skip=False).eval())
+    image = shapes_root / "validation" / "000.png"
+    assert tuple(load_model(old).predict(image).mask.shape) == np.asarray(Image.open(image)).shape[:2]
+
+
 def test_predict_cli_png_json_draw(trained, shapes_root, tmp_path):
     result, _ = trained
     image = shapes_root / "validation" / "000.png"
