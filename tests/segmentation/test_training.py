@@ -69,7 +69,8 @@ def test_learns_shapes_far_beyond_an_untrained_network(trained, shapes_root, tmp
     save_bundle(untrained, meta, build_segmentation("fcn", "efficientnet-lite0", 3, pretrained=True).eval())
     before = evaluate(untrained, shapes_root, progress=False).metrics["mIOU"]
     after = evaluate(result.model_dir, shapes_root, progress=False).metrics["mIOU"]
-    # Measured under heavy machine load: untrained 0.24 → trained 0.60 at full resolution.
+    # Measured under heavy machine load: untrained 0.24 → trained 0.94 at full resolution (0.60 with decoder=none,
+    # the plain stride-16 head).
     assert after > 0.5 and after > before + 0.25, (before, after)
 
 
