@@ -15,10 +15,12 @@ FORMATS = ("onnx",)
 
 def export(
     model: Path = typer.Argument(..., help="Model bundle folder, job output folder or model.tar.gz."),
-    export_format: str = typer.Option(..., "--format", "-f", help="Export format: onnx (adds model.onnx to the bundle)."),
-    tolerance: float = typer.Option(1e-3, "--tolerance", help="Largest accepted difference between onnxruntime's "
-                                    "and PyTorch's float32 outputs on the sample images, for outputs within ±1 "
-                                    "(scaled by the largest |output| beyond). Nothing is written above it."),
+    export_format: str = typer.Option(..., "--format", "-f", help="Export format: onnx (adds model.onnx to the "
+                                      "bundle)."),
+    tolerance: float | None = typer.Option(None, "--tolerance", help="Largest accepted difference between "
+                                           "onnxruntime's and PyTorch's float32 outputs on the sample images, for "
+                                           "outputs within ±1 (scaled by the largest |output| beyond); default "
+                                           "1e-3. Nothing is written above it."),
 ) -> None:
     """Export a trained model for another runtime. onnx: writes model.onnx into the bundle (a model.tar.gz is
     re-packed with it) and records it in model.json, after checking that onnxruntime reproduces PyTorch on
@@ -33,7 +35,7 @@ def export(
         raise ConfigError(f"--format got {export_format!r}; expected one of {', '.join(FORMATS)}. Pass --format onnx.")
     from oculi.export import export_onnx
 
-    result = export_onnx(model, tolerance=tolerance)
+    result = export_onnx(model) if tolerance is None else export_onnx(model, tolerance=tolerance)
     parity = result.parity
     table = Table("output", "shape", "max |onnx − torch|", "max |torch|")
     shapes = {item["name"]: item["shape"] for item in result.entry["outputs"]}
