@@ -1,9 +1,11 @@
 """The model bundle: a folder with ``model.json`` (algorithm, task, resolved hyperparameters, class names, input
-spec, metrics, versions, dataset fingerprint) and ``weights.safetensors``; ``model.tar.gz`` packs it the way
-SageMaker ships model artifacts. Bundles are self-describing: whoever loads one needs no other flag."""
+spec, metrics, versions, dataset fingerprint) and ``weights.safetensors``, plus ``model.onnx`` once ``oculi export``
+has run (recorded under model.json's ``"onnx"`` key); ``model.tar.gz`` packs it the way SageMaker ships model
+artifacts. Bundles are self-describing: whoever loads one needs no other flag."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import tarfile
@@ -21,15 +23,19 @@ from oculi.errors import ArtifactError
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
 WEIGHTS = "weights.safetensors"
+ONNX = "model.onnx"
 
 
 @dataclass
 class ModelBundle:
-    """A loaded bundle: ``meta`` is model.json's content, ``model`` the network in eval mode on CPU."""
+    """A loaded bundle: ``meta`` is model.json's content, ``model`` the network in eval mode on CPU. ``path`` is
+    the folder holding the files (a temporary one for a ``model.tar.gz``); ``source`` is what the caller passed
+    (the archive itself, a job folder or the bundle folder), for messages."""
 
     path: Path
     meta: dict[str, Any]
     model: nn.Module
+    source: Path | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -70,6 +76,27 @@ def save_bundle(directory: Path, meta: dict[str, Any], model: nn.Module) -> Path
     tmp_weights.replace(directory / WEIGHTS)
     tmp_json.replace(directory / MODEL_JSON)
     return directory
+
+
+def update_meta(directory: Path, changes: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``changes`` into the ``model.json`` of the bundle folder ``directory`` (top-level keys replaced) and
+    return the new content. Written to a temporary name and renamed, so a reader never sees half a file."""
+    directory = Path(directory)
+    meta = {**read_meta(directory), **changes}
+    tmp_json = directory / (MODEL_JSON + ".tmp")
+    tmp_json.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    tmp_json.replace(directory / MODEL_JSON)
+    return meta
+
+
+def weights_digest(directory: Path) -> str:
+    """SHA-256 (hex) of a bundle folder's ``weights.safetensors``: ties derived files such as ``model.onnx`` to
+    the weights they were made from."""
+    digest = hashlib.sha256()
+    with open(Path(directory) / WEIGHTS, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_meta(path: Path) -> dict[str, Any]:
@@ -145,13 +172,14 @@ def load_bundle(path: Path) -> ModelBundle:
     """Load a bundle: rebuild the network the registered algorithm describes and load its weights strictly."""
     from oculi.algorithms import get_algorithm
 
+    source = Path(path).expanduser()
     path = resolve_bundle_path(path)
     meta = read_meta(path)
     algorithm = get_algorithm(meta["algorithm"])
     model = algorithm.model_from_meta(meta)
     load_state(model, read_weights(path), str(path / WEIGHTS))
     model.eval()
-    return ModelBundle(path=path, meta=meta, model=model)
+    return ModelBundle(path=path, meta=meta, model=model, source=source)
 
 
 def pack(directory: Path, archive: Path | None = None) -> Path:

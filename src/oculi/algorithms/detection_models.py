@@ -263,6 +263,61 @@ def build_ssd(base_network: str, num_classes: int, image_size: int, *, pretraine
                detections_per_img=detections_per_image, topk_candidates=nms_topk)
 
 
+class SSDNetwork(nn.Module):
+    """The network of an SSD without its pre- and post-processing: base network, extra layers and heads, but not
+    the resize/normalise transform, the default boxes, box decoding or NMS.
+
+    Input ``float32 [B, 3, S, S]``: images already stretched to the model's square input and normalised with the
+    bundle's mean/std (what ``ssd.transform`` produces). Output ``(cls_logits float32 [B, A, num_classes + 1],
+    bbox_regression float32 [B, A, 4])`` over the ``A`` default boxes of :func:`ssd_default_boxes`, in
+    torchvision's layout (class 0 = background; regressions encoded against the default boxes by
+    ``ssd.box_coder``). This is the part ``oculi export`` writes to ONNX; :func:`ssd_detections` finishes the
+    job in torch for either runtime."""
+
+    def __init__(self, ssd: SSD) -> None:
+        super().__init__()
+        self.backbone = ssd.backbone
+        self.head = ssd.head
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised ``[B, 3, S, S]`` images → ``(cls_logits, bbox_regression)``."""
+        features = self.backbone(images)
+        maps = list(features.values()) if isinstance(features, dict) else [features]
+        out = self.head(maps)
+        return out["cls_logits"], out["bbox_regression"]
+
+
+@torch.no_grad()
+def ssd_default_boxes(ssd: SSD) -> torch.Tensor:
+    """The default boxes of ``ssd`` at its fixed input size: ``float32 [A, 4]`` xyxy pixels of the ``S × S``
+    network input, in the order of :class:`SSDNetwork`'s outputs. Every image is stretched to that size, so one
+    set serves every image; it is computed once by running the base network on a blank image (only the feature
+    maps' grid sizes matter)."""
+    width, height = ssd.transform.fixed_size
+    parameter = next(ssd.parameters())
+    blank = torch.zeros(1, 3, height, width, device=parameter.device, dtype=torch.float32)
+    with torch.autocast(parameter.device.type, enabled=False):
+        features = ssd.backbone(blank)
+    maps = list(features.values()) if isinstance(features, dict) else [features]
+    return ssd.anchor_generator(ImageList(blank, [(height, width)]), maps)[0]
+
+
+def ssd_detections(ssd: SSD, default_boxes: torch.Tensor, cls_logits: torch.Tensor, bbox_regression: torch.Tensor,
+                   original_sizes: list[tuple[int, int]]) -> list[dict[str, torch.Tensor]]:
+    """Finish an SSD forward from :class:`SSDNetwork`'s outputs, exactly as ``SSD.forward`` does in eval mode:
+    softmax, box decoding against ``default_boxes`` (:func:`ssd_default_boxes`), per-class score threshold and
+    top-k, NMS, then boxes scaled from the ``S × S`` input back to each image's ``original_sizes`` (``(H, W)``).
+
+    Returns per image ``{"boxes": float32 [K, 4] xyxy pixels of the original image, "scores": float32 [K],
+    "labels": int64 [K]}`` with torchvision's labels (background = 0, see :func:`from_model_labels`), highest
+    score first."""
+    width, height = ssd.transform.fixed_size
+    sizes = [(height, width)] * len(original_sizes)
+    head = {"cls_logits": cls_logits.float(), "bbox_regression": bbox_regression.float()}
+    detections = ssd.postprocess_detections(head, [default_boxes] * len(original_sizes), sizes)
+    return ssd.transform.postprocess(detections, sizes, original_sizes)
+
+
 def _small_classifier(head: SSDHead) -> None:
     """Start the class logits near zero (weights N(0, 0.01), zero bias) instead of torchvision's Xavier init: with
     pretrained features Xavier gives logits of ±10 and a first-epoch classification loss ten times chance, which

@@ -11,6 +11,7 @@ import typer
 from oculi.cli import algorithms as _algorithms
 from oculi.cli import data as _data
 from oculi.cli import evaluate as _evaluate
+from oculi.cli import export as _export
 from oculi.cli import jobs as _jobs
 from oculi.cli import predict as _predict
 from oculi.cli import serve as _serve
@@ -33,6 +34,7 @@ app.command("evaluate")(_evaluate.evaluate)
 app.command("predict")(_predict.predict)
 app.command("serve")(_serve.serve)
 app.command("transform")(_transform.transform)
+app.command("export")(_export.export)
 app.command("demo")(_train.demo)
 app.add_typer(_data.app, name="data")
 app.add_typer(_algorithms.app, name="algorithms")

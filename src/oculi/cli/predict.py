@@ -28,6 +28,10 @@ def predict(
                                     "in the training label encoding, at the image's size (SageMaker's image/png)."),
     min_score: float = typer.Option(0.0, "--min-score", min=0.0, max=1.0, help="Detection: drop detections "
                                     "scoring below this (SageMaker applies no threshold; neither do we by default)."),
+    runtime: str = typer.Option("torch", "--runtime", help="torch, or onnx (the bundle's model.onnx in "
+                                "onnxruntime; make it with `oculi export MODEL --format onnx`)."),
+    precision: str = typer.Option("auto", "--precision", help="torch runtime: auto (bf16 autocast + channels_last "
+                                  "on CPUs with native bf16, else float32), float32 or bfloat16."),
 ) -> None:
     """Predict with a trained model: classes (classification), boxes (object detection) or a class per pixel
     (semantic segmentation).
@@ -37,11 +41,12 @@ def predict(
     Example: oculi predict models/bees bee.jpg --json --min-score 0.3 --draw bee-boxes.png
 
     Example: oculi predict models/membranes slice.png --png slice-mask.png --draw slice-overlay.png
-    """
-    from oculi import load_model
-    from oculi.inference import DetectionPredictor, SegmentationPredictor
 
-    predictor = load_model(model)
+    Example: oculi predict models/ants photo.jpg --runtime onnx   (after `oculi export models/ants --format onnx`)
+    """
+    from oculi.inference import DetectionPredictor, Predictor, SegmentationPredictor
+
+    predictor = Predictor.from_artifact(model, runtime=runtime, precision=precision)
     if isinstance(predictor, SegmentationPredictor):
         _segmentation(predictor, images, as_json, png, draw)
         return

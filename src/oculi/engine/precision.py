@@ -36,3 +36,10 @@ def lightning_precision(precision_dtype: str) -> str:
     if precision_dtype == "bfloat16":
         return "bf16-mixed"
     return "32-true"
+
+
+def inference_precision(device: torch.device) -> str:
+    """Resolve ``precision="auto"`` of a torch-runtime predictor on ``device``: ``bfloat16`` (autocast +
+    channels_last) on a CPU with native bf16, ``float32`` otherwise — on CUDA too, where inference precision is
+    not tuned yet."""
+    return "bfloat16" if device.type == "cpu" and cpu_supports_bf16() else "float32"

@@ -197,7 +197,9 @@ def evaluate(
     if isinstance(model, Predictor):
         predictor = model
     else:
-        predictor = Predictor.from_artifact(model, "cuda" if torch.cuda.is_available() else "cpu")
+        # float32, as training validates: the report's metrics are the ones training recorded in the bundle
+        predictor = Predictor.from_artifact(model, "cuda" if torch.cuda.is_available() else "cpu",
+                                            precision="float32")
     model_name = str(predictor.bundle.path)
     from oculi.inference.detection import DetectionPredictor
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from oculi.algorithms.detection_models import SSDNetwork, ssd_default_boxes, ssd_detections
 from oculi.artifacts import ModelBundle
 from oculi.inference.predictor import ImageInput, Predictor
 
@@ -52,19 +53,30 @@ class Detections:
 
 
 class DetectionPredictor(Predictor):
-    """Runs an object-detection bundle. ``predict`` returns :class:`Detections` per image."""
+    """Runs an object-detection bundle. ``predict`` returns :class:`Detections` per image. The runtime runs the
+    SSD's network (:class:`~oculi.algorithms.detection_models.SSDNetwork`); resizing, normalisation, box decoding
+    and NMS run in torch for every runtime (torchvision's own code)."""
 
-    def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu") -> None:
-        self.bundle = bundle
-        self.device = torch.device(device)
-        self.model = bundle.model.to(self.device).eval()
-        self.spec = bundle.meta["input"]
+    def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu", runtime: str = "torch",
+                 precision: str = "auto") -> None:
+        self._load(bundle, device, runtime, precision)
         self.min_side = None  # full-size decode: boxes are reported in the original image's pixels
+        self.default_boxes = ssd_default_boxes(self.model)
+
+    def network(self) -> torch.nn.Module:
+        """The SSD without pre/post-processing: normalised ``float32 [B, 3, S, S]`` → ``(cls_logits, bbox_regression)``
+        (see :class:`~oculi.algorithms.detection_models.SSDNetwork`)."""
+        return SSDNetwork(self.model)
 
     @torch.inference_mode()
     def detect(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
-        """``uint8 [3, H, W]`` images (any sizes) → SSD outputs with boxes in each image's own pixels."""
-        return self.model([img.to(self.device).float() / 255.0 for img in images])
+        """``uint8 [3, H, W]`` images (any sizes) → SSD outputs with boxes in each image's own pixels
+        (torchvision's labels: background = 0), exactly what ``SSD.forward`` returns in eval mode."""
+        sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
+        batch, _ = self.model.transform([img.to(self.device).float() / 255.0 for img in images])
+        cls_logits, bbox_regression = self.runtime(batch.tensors)
+        return ssd_detections(self.model, self.default_boxes, cls_logits.to(self.device),
+                              bbox_regression.to(self.device), sizes)
 
     def predict(self, images: ImageInput | Iterable[ImageInput], batch_size: int = 8,
                 min_score: float = 0.0) -> Any:

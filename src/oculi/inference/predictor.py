@@ -14,6 +14,7 @@ from oculi.artifacts import ModelBundle, load_bundle
 from oculi.data.image import decode_image, decode_image_bytes, pil_to_tensor
 from oculi.data.transforms import classification_eval, normalize
 from oculi.errors import DataError
+from oculi.inference.runtimes import load_runtime
 
 ImageInput = str | Path | bytes | Image.Image | torch.Tensor
 
@@ -50,32 +51,61 @@ class ClassPrediction:
 
 
 class Predictor:
-    """Runs a bundle's model on images. Build with :meth:`from_artifact`; call :meth:`predict`."""
+    """Runs a bundle's model on images. Build with :meth:`from_artifact`; call :meth:`predict`.
 
-    def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu") -> None:
+    ``runtime`` picks what runs the network — ``torch`` (eager PyTorch) or ``onnx`` (the bundle's ``model.onnx``
+    in onnxruntime, CPU) — and ``precision`` the torch runtime's arithmetic: ``auto`` (bf16 autocast +
+    channels_last on a CPU with native bf16, float32 otherwise), ``float32`` or ``bfloat16``. Decoding,
+    preprocessing and postprocessing are the same for every runtime."""
+
+    def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu", runtime: str = "torch",
+                 precision: str = "auto") -> None:
+        self._load(bundle, device, runtime, precision)
+        self.min_side: int | None = int(self.spec["resize"])  # large JPEGs may decode at reduced scale
+        self.transform = classification_eval(int(self.spec["resize"]), (int(self.spec["height"]),
+                                                                         int(self.spec["width"])))
+
+    def _load(self, bundle: ModelBundle, device: str | torch.device, runtime: str, precision: str) -> None:
+        """Set what every task's predictor has: the bundle, its model on ``device``, its input spec and the
+        runtime that runs :meth:`network`."""
         self.bundle = bundle
         self.device = torch.device(device)
         self.model = bundle.model.to(self.device).eval()
-        spec = bundle.meta["input"]
-        self.spec = spec
-        self.min_side: int | None = int(spec["resize"])  # large JPEGs may decode at reduced scale
-        self.transform = classification_eval(int(spec["resize"]), (int(spec["height"]), int(spec["width"])))
+        self.spec = bundle.meta["input"]
+        self.runtime = load_runtime(bundle, self.network(), runtime, self.device, precision)
+
+    def network(self) -> torch.nn.Module:
+        """The part of the model a runtime runs (and ``oculi export`` writes to ONNX): here the whole classifier,
+        normalised ``float32 [B, 3, H, W]`` → logits ``[B, num_classes]``."""
+        return self.model
 
     @classmethod
-    def from_artifact(cls, path: str | Path, device: str | torch.device = "cpu") -> Predictor:
+    def from_artifact(cls, path: str | Path, device: str | torch.device = "cpu", runtime: str = "torch",
+                      precision: str = "auto") -> Predictor:
         """Load a bundle folder, a job output folder or a ``model.tar.gz``; detection bundles give a
         :class:`~oculi.inference.detection.DetectionPredictor`, segmentation bundles a
-        :class:`~oculi.inference.segmentation.SegmentationPredictor`."""
-        bundle = load_bundle(Path(path))
+        :class:`~oculi.inference.segmentation.SegmentationPredictor`.
+
+        ``runtime``: ``torch`` (default) or ``onnx`` (needs ``model.onnx`` from ``oculi export MODEL --format
+        onnx``; CPU only). ``precision`` (torch runtime): ``auto`` (default; bf16 autocast + channels_last where
+        the CPU has native bf16), ``float32`` or ``bfloat16``. Raises :class:`~oculi.errors.ConfigError` for
+        unknown or conflicting values and :class:`~oculi.errors.ArtifactError` for a missing or stale
+        ``model.onnx``."""
+        return cls.from_bundle(load_bundle(Path(path)), device, runtime, precision)
+
+    @classmethod
+    def from_bundle(cls, bundle: ModelBundle, device: str | torch.device = "cpu", runtime: str = "torch",
+                    precision: str = "auto") -> Predictor:
+        """The predictor of the task of an already loaded ``bundle`` (see :meth:`from_artifact`)."""
         if bundle.meta.get("task") == "detection":
             from oculi.inference.detection import DetectionPredictor
 
-            return DetectionPredictor(bundle, device)
+            return DetectionPredictor(bundle, device, runtime, precision)
         if bundle.meta.get("task") == "segmentation":
             from oculi.inference.segmentation import SegmentationPredictor
 
-            return SegmentationPredictor(bundle, device)
-        return cls(bundle, device)
+            return SegmentationPredictor(bundle, device, runtime, precision)
+        return Predictor(bundle, device, runtime, precision)
 
     @property
     def classes(self) -> list[str]:
@@ -103,7 +133,7 @@ class Predictor:
         """Preprocessed ``uint8 [B, 3, H, W]`` crops → class probabilities ``float32 [B, num_classes]`` on the
         CPU (normalised on the model's device; softmax, or sigmoid for multi-label models)."""
         inputs = normalize(batch.to(self.device), tuple(self.spec["mean"]), tuple(self.spec["std"]))
-        logits = self.model(inputs).float()
+        logits = self.runtime(inputs)[0]
         probs = torch.sigmoid(logits) if self.spec.get("output") == "sigmoid" else torch.softmax(logits, dim=1)
         return probs.cpu()
 

@@ -80,33 +80,61 @@ def overlay(image: torch.Tensor, mask: torch.Tensor, classes: list[str], legend:
 class SegmentationPredictor(Predictor):
     """Runs a semantic-segmentation bundle; ``predict`` returns a :class:`SegmentationResult` per image."""
 
-    def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu") -> None:
-        self.bundle = bundle
-        self.device = torch.device(device)
-        self.model = bundle.model.to(self.device).eval()
-        self.spec = bundle.meta["input"]
+    def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu", runtime: str = "torch",
+                 precision: str = "auto") -> None:
+        self._load(bundle, device, runtime, precision)
         self.min_side = None  # full-size decode: masks have the input image's size
+
+    def network(self) -> torch.nn.Module:
+        """The whole segmentation network: normalised ``float32 [B, 3, H, W]`` (any ``H, W ≥ 16``) → logits
+        ``[B, num_classes, H, W]``."""
+        return self.model
+
+    def scaled(self, image: torch.Tensor) -> torch.Tensor:
+        """``uint8 [3, H, W]`` → ``uint8 [3, h, w]`` with the long side at the bundle's ``base_size`` (aspect
+        kept, antialiased), the size the network sees."""
+        from oculi.data.transforms import scale_long_side
+
+        return scale_long_side(image, image[:1], float(self.spec["base_size"]))[0]
+
+    @torch.inference_mode()
+    def logits_of_batch(self, batch: torch.Tensor) -> torch.Tensor:
+        """Scaled ``uint8 [B, 3, h, w]`` images (:meth:`scaled`, all one size) → logits ``float32 [B, C, h, w]``
+        on the model's device."""
+        inputs = normalize(batch.to(self.device), tuple(self.spec["mean"]), tuple(self.spec["std"]))
+        return self.runtime(inputs)[0].to(self.device)
 
     @torch.inference_mode()
     def logits(self, image: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         """``uint8 [3, H, W]`` → ``float32 [C, h, w]`` logits at ``size`` (default ``(H, W)``), the network having
         seen the image with its long side at ``base_size``."""
-        from torch.nn import functional as F  # noqa: N812
+        return _resize(self.logits_of_batch(self.scaled(image)[None])[0], size or tuple(image.shape[-2:])).cpu()
 
-        from oculi.data.transforms import scale_long_side
-
-        height, width = image.shape[-2:]
-        scaled, _ = scale_long_side(image, image[:1], float(self.spec["base_size"]))
-        inputs = normalize(scaled[None].to(self.device), tuple(self.spec["mean"]), tuple(self.spec["std"]))
-        out = self.model(inputs).float()
-        out = F.interpolate(out, size=size or (height, width), mode="bilinear", align_corners=False)
-        return out[0].cpu()
-
-    def predict(self, images: ImageInput | Iterable[ImageInput], batch_size: int = 1) -> Any:
-        """Segment one image (returns a :class:`SegmentationResult`) or a list of images (returns a list). Images
-        of any size run one at a time (``batch_size`` is accepted for the common interface)."""
+    def predict(self, images: ImageInput | Iterable[ImageInput], batch_size: int = 4) -> Any:
+        """Segment one image (returns a :class:`SegmentationResult`) or a list of images (returns a list), in
+        the input order. Images are taken ``batch_size`` at a time; those among them whose scaled sizes agree
+        (e.g. images of one size) run through the network as one batch."""
         single = isinstance(images, (str, Path, bytes, torch.Tensor)) or hasattr(images, "getpixel")
         items = [images] if single else list(images)  # type: ignore[list-item]
-        out = [SegmentationResult(self.logits(self.to_tensor(item)).argmax(0), self.classes,
-                                  self.spec.get("label_encoding")) for item in items]
+        out: list[SegmentationResult] = []
+        for start in range(0, len(items), batch_size):
+            tensors = [self.to_tensor(item) for item in items[start:start + batch_size]]
+            scaled = [self.scaled(image) for image in tensors]
+            groups: dict[tuple[int, ...], list[int]] = {}
+            for index, image in enumerate(scaled):
+                groups.setdefault(tuple(image.shape), []).append(index)
+            masks: dict[int, torch.Tensor] = {}
+            for members in groups.values():
+                logits = self.logits_of_batch(torch.stack([scaled[i] for i in members]))
+                for index, value in zip(members, logits, strict=True):
+                    masks[index] = _resize(value, tuple(tensors[index].shape[-2:])).argmax(0).cpu()
+            out += [SegmentationResult(masks[i], self.classes, self.spec.get("label_encoding"))
+                    for i in range(len(tensors))]
         return out[0] if single else out
+
+
+def _resize(logits: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """``[C, h, w]`` logits → ``float32 [C, H, W]`` at ``size = (H, W)``, bilinear."""
+    from torch.nn import functional as F  # noqa: N812
+
+    return F.interpolate(logits[None].float(), size=size, mode="bilinear", align_corners=False)[0]

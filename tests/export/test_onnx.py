@@ -1,0 +1,264 @@
+"""`oculi export --format onnx` and the onnx/torch runtimes of the predictors, on tiny bundles of every task: a
+trained ResNet-20 classifier, random-weight SSD (EfficientNet-Lite0, 96 px) and PSP segmentation (64 px) networks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from oculi.algorithms import get_algorithm
+from oculi.artifacts import ONNX, WEIGHTS, pack, save_bundle
+from oculi.cli import main
+from oculi.engine.precision import inference_precision
+from oculi.engine.training import train
+from oculi.errors import ArtifactError, ConfigError
+from oculi.export import DEFAULT_TOLERANCE, export_onnx
+from oculi.export.onnx import _AdaptiveAvgPool, sample_images
+from oculi.inference import DetectionPredictor, Predictor, SegmentationPredictor
+from tests.helpers import TINY
+
+
+def random_bundle(algorithm: str, hyperparameters: dict, classes: list[str], out: Path) -> Path:
+    """A bundle of ``algorithm``'s network with seeded random weights (no training)."""
+    torch.manual_seed(0)
+    algo = get_algorithm(algorithm)
+    hp = algo.hyperparameters.model_validate(hyperparameters)
+    model = algo.build_model(hp, classes, pretrained=False).eval()
+    meta = {"algorithm": algo.name, "task": algo.task, "hyperparameters": hp.model_dump(mode="json"),
+            "classes": classes, "input": algo.input_spec(hp)}
+    return save_bundle(out, meta, model)
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file in ``folder``."""
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(folder.iterdir()) if f.is_file()}
+
+
+def copy_bundle(bundle: Path, to: Path) -> Path:
+    return Path(shutil.copytree(bundle, to))
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_split, tmp_path_factory) -> Path:
+    """A trained (1 epoch) ResNet-20 bundle, 32×32 inputs, classes circle/square/stripes; not exported."""
+    out = tmp_path_factory.mktemp("cls") / "model"
+    train("image-classification", tiny_split, TINY, output=out, progress=False, echo=lambda *_: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(classifier, tmp_path_factory) -> dict[str, Path]:
+    """Exported copies of a bundle of every task."""
+    root = tmp_path_factory.mktemp("exported")
+    bundles = {
+        "classification": copy_bundle(classifier, root / "classification"),
+        "detection": random_bundle("object-detection", {"base_network": "efficientnet-lite0",
+                                                        "use_pretrained_model": False, "image_shape": 96},
+                                   ["box", "disc"], root / "detection"),
+        "segmentation": random_bundle("semantic-segmentation", {"algorithm": "psp", "backbone":
+                                                                "efficientnet-lite0", "use_pretrained_model": False,
+                                                                "base_size": 64, "crop_size": 48},
+                                      ["0", "1", "2"], root / "segmentation"),
+    }
+    for bundle in bundles.values():
+        weights = digests(bundle)[WEIGHTS]
+        export_onnx(bundle)
+        assert digests(bundle)[WEIGHTS] == weights  # the weights stay as they were, in safetensors
+    return bundles
+
+
+def images_of_sizes(*sizes: tuple[int, int]) -> list[torch.Tensor]:
+    """One generated ``uint8 [3, H, W]`` image per ``(H, W)``."""
+    return [sample_images(1, h, w, seed=10 + n)[0] for n, (h, w) in enumerate(sizes)]
+
+
+SIZES = ((32, 32), (48, 40), (90, 120), (32, 32), (200, 64))
+
+
+def test_model_json_records_the_export(exported):
+    anchors = Predictor.from_artifact(exported["detection"], precision="float32").default_boxes.shape[0]
+    expected = {
+        "classification": (["batch", 3, 32, 32], {"logits": ["batch", 3]}),
+        "detection": (["batch", 3, 96, 96], {"cls_logits": ["batch", anchors, 3],
+                                             "bbox_regression": ["batch", anchors, 4]}),
+        "segmentation": (["batch", 3, "height", "width"], {"logits": ["batch", 3, "height", "width"]}),
+    }
+    for task, bundle in exported.items():
+        entry = json.loads((bundle / "model.json").read_text())["onnx"]
+        assert (bundle / ONNX).stat().st_size > 10_000 and entry["file"] == ONNX and entry["opset"] == 17
+        inputs, outputs = expected[task]
+        assert entry["inputs"][0]["name"] == "images" and entry["inputs"][0]["shape"] == inputs
+        assert {output["name"]: output["shape"] for output in entry["outputs"]} == outputs
+        parity = entry["parity"]
+        assert parity["passed"] and parity["tolerance"] == DEFAULT_TOLERANCE
+        assert all(0 < v["max_abs_diff"] <= DEFAULT_TOLERANCE * max(1, v["max_abs_torch"])
+                   for v in parity["outputs"].values())
+    seg = json.loads((exported["segmentation"] / "model.json").read_text())["onnx"]["parity"]
+    assert {tuple(s[2:]) for s in seg["samples"]} == {(48, 64), (64, 38)}  # two aspects: dynamic height/width
+    det = json.loads((exported["detection"] / "model.json").read_text())["onnx"]["parity"]["detections"]
+    assert det["compared"] >= 40 and det["label_mismatches"] == 0 and det["box_max_abs_diff"] < 0.5
+
+
+def test_onnx_classifier_agrees_with_torch_and_batches(exported, tiny_split):
+    reference = Predictor.from_artifact(exported["classification"], precision="float32")
+    onnx = Predictor.from_artifact(exported["classification"], runtime="onnx")
+    assert (onnx.runtime.name, onnx.runtime.precision, reference.runtime.name) == ("onnx", "float32", "torch")
+    files = [sorted((tiny_split["validation"] / c).glob("*.png"))[0] for c in ("circle", "square", "stripes")]
+    images = [onnx.to_tensor(f) for f in files] + images_of_sizes(*SIZES)
+    a, b = reference.probabilities(images), onnx.probabilities(images)
+    assert torch.equal(a.argmax(1), b.argmax(1)) and torch.allclose(a, b, atol=1e-5)
+    batched = onnx.predict(images, batch_size=3)  # several batches, the last one partial
+    assert [r.predicted_index for r in batched] == a.argmax(1).tolist()
+    assert [r.probabilities for r in batched] == [onnx.predict(image).probabilities for image in images]
+
+
+def test_torch_precision_policy_keeps_top1(exported, tiny_split):
+    auto = Predictor.from_artifact(exported["classification"])
+    assert auto.runtime.precision == inference_precision(torch.device("cpu"))
+    fp32 = Predictor.from_artifact(exported["classification"], precision="float32")
+    bf16 = Predictor.from_artifact(exported["classification"], precision="bfloat16")
+    assert bf16.runtime.channels_last and not fp32.runtime.channels_last
+    files = sorted(tiny_split["validation"].glob("*/*.png"))
+    a, b = fp32.probabilities(files), bf16.probabilities(files)
+    assert torch.equal(a.argmax(1), b.argmax(1))  # top-1 on every validation image
+    assert (a - b).abs().max() < 0.05  # bf16 keeps ~3 significant digits of the logits
+    assert not torch.equal(a, b)  # bf16 really ran
+
+
+def test_ssd_split_is_torchvisions_forward(exported):
+    """The torch runtime's network + torchvision decoding/NMS gives exactly what SSD.forward gives."""
+    predictor = Predictor.from_artifact(exported["detection"], precision="float32")
+    images = images_of_sizes((96, 96), (70, 130))
+    with torch.no_grad():
+        whole = predictor.model([image.float() / 255 for image in images])
+    for split, full in zip(predictor.detect(images), whole, strict=True):
+        assert len(full["boxes"]) > 0 and all(torch.equal(split[k], full[k]) for k in ("boxes", "scores", "labels"))
+
+
+def test_onnx_detector_gives_torch_boxes_in_batches(exported):
+    reference = Predictor.from_artifact(exported["detection"], precision="float32")
+    onnx = Predictor.from_artifact(exported["detection"], runtime="onnx")
+    assert isinstance(onnx, DetectionPredictor)
+    images = images_of_sizes((96, 96), (60, 150), (160, 120), (96, 96))
+    expected = [reference.predict(image) for image in images]
+    for results in (onnx.predict(images, batch_size=3), reference.predict(images, batch_size=3)):
+        assert len(results) == len(images)
+        for got, want, image in zip(results, expected, images, strict=True):
+            assert (got.width, got.height) == (image.shape[-1], image.shape[-2])
+            top = 10
+            assert got.labels[:top] == want.labels[:top]
+            assert torch.allclose(torch.tensor(got.boxes[:top]), torch.tensor(want.boxes[:top]), atol=0.5)
+            assert torch.allclose(torch.tensor(got.scores[:top]), torch.tensor(want.scores[:top]), atol=1e-4)
+
+
+def test_onnx_segmenter_gives_torch_masks_in_batches(exported):
+    reference = Predictor.from_artifact(exported["segmentation"], precision="float32")
+    onnx = Predictor.from_artifact(exported["segmentation"], runtime="onnx")
+    assert isinstance(onnx, SegmentationPredictor)
+    images = images_of_sizes(*SIZES)  # 32×32 twice: those two run as one batch
+    expected = [reference.predict(image).mask for image in images]
+    for results in (onnx.predict(images, batch_size=4), reference.predict(images, batch_size=4)):
+        for got, want, image in zip(results, expected, images, strict=True):
+            assert got.mask.shape == image.shape[-2:]
+            assert (got.mask == want).float().mean() > 0.999
+
+
+def test_refused_export_writes_nothing(classifier, exported, tmp_path):
+    fresh = copy_bundle(classifier, tmp_path / "fresh")
+    before = digests(fresh)
+    with pytest.raises(ArtifactError, match=r"model.onnx was not written .* logits differ by up to .*--tolerance"):
+        export_onnx(fresh, tolerance=0)
+    assert digests(fresh) == before and not list(tmp_path.glob("fresh/*.tmp"))
+    again = copy_bundle(exported["classification"], tmp_path / "again")  # an earlier export stays as it was
+    before = digests(again)
+    with pytest.raises(ArtifactError, match="not written"):
+        export_onnx(again, tolerance=1e-12)
+    assert digests(again) == before
+    with pytest.raises(ConfigError, match="tolerance got -1"):
+        export_onnx(again, tolerance=-1)
+
+
+def test_onnx_runtime_errors_name_the_fix(classifier, exported, tmp_path):
+    with pytest.raises(ArtifactError, match=rf"{classifier} has no model.onnx: run `oculi export {classifier} "
+                       "--format onnx` first"):
+        Predictor.from_artifact(classifier, runtime="onnx")
+    stale = copy_bundle(exported["classification"], tmp_path / "stale")
+    with torch.no_grad():  # new weights after the export (e.g. overwritten by hand)
+        bundle_model = Predictor.from_artifact(stale, precision="float32").model
+        for parameter in bundle_model.parameters():
+            parameter.add_(0.01)
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in bundle_model.state_dict().items()}, str(stale / WEIGHTS))
+    with pytest.raises(ArtifactError, match="exported from other weights.*oculi export"):
+        Predictor.from_artifact(stale, runtime="onnx")
+    with pytest.raises(ConfigError, match="runtime got 'tensorrt'; expected one of torch, onnx"):
+        Predictor.from_artifact(exported["classification"], runtime="tensorrt")
+    with pytest.raises(ConfigError, match="precision=bfloat16 applies to runtime=torch"):
+        Predictor.from_artifact(exported["classification"], runtime="onnx", precision="bfloat16")
+    with pytest.raises(ConfigError, match="precision got 'float16'"):
+        Predictor.from_artifact(exported["classification"], precision="float16")
+
+
+def test_model_tar_gz_is_repacked_with_the_onnx_file(classifier, tmp_path):
+    archive = pack(copy_bundle(classifier, tmp_path / "model"), tmp_path / "model.tar.gz")
+    result = export_onnx(archive)
+    assert result.archive == archive and result.path == archive / ONNX
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+        meta = json.loads(tar.extractfile("model.json").read())
+    assert {"model.json", WEIGHTS, ONNX} <= names and meta["onnx"]["parity"]["passed"]
+    assert not list(tmp_path.glob("*.tmp"))
+    image = images_of_sizes((40, 50))[0]
+    onnx = Predictor.from_artifact(archive, runtime="onnx").predict(image)
+    assert onnx.predicted_index == Predictor.from_artifact(archive, precision="float32").predict(image).predicted_index
+
+
+def test_adaptive_pooling_rewrite_is_exact():
+    for bins in (2, 3, 6):
+        for shape in ((2, 4, 6, 8), (1, 3, 5, 3), (1, 2, 13, 7), (1, 2, 1, 1)):
+            x = torch.randn(*shape)
+            assert torch.allclose(_AdaptiveAvgPool((bins, bins))(x), nn.AdaptiveAvgPool2d(bins)(x), atol=1e-6)
+
+
+def oculi(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run the real console entry point in-process: ``(exit code, stdout, stderr)``."""
+    monkeypatch.setattr(sys, "argv", ["oculi", *args])
+    monkeypatch.delenv("OCULI_DEBUG", raising=False)
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_export_and_predict(classifier, tmp_path, monkeypatch, capsys):
+    bundle = copy_bundle(classifier, tmp_path / "model")
+    image = tmp_path / "image.png"
+    from PIL import Image
+
+    Image.fromarray(images_of_sizes((40, 60))[0].permute(1, 2, 0).numpy()).save(image)
+    code, _, err = oculi(monkeypatch, capsys, "predict", str(bundle), str(image), "--runtime", "onnx")
+    assert code == 4 and f"oculi export {bundle} --format onnx" in err and "Traceback" not in err
+    code, _, err = oculi(monkeypatch, capsys, "export", str(bundle), "--format", "tflite")
+    assert code == 2 and "--format got 'tflite'; expected one of onnx" in err and "Traceback" not in err
+    code, _, err = oculi(monkeypatch, capsys, "export", str(bundle), "--format", "onnx", "--tolerance", "0")
+    assert code == 4 and "not written" in err and "Traceback" not in err and not (bundle / ONNX).exists()
+    code, _, err = oculi(monkeypatch, capsys, "export", str(tmp_path / "nowhere"), "--format", "onnx")
+    assert code == 4 and "nowhere does not exist" in err
+    code, out, _ = oculi(monkeypatch, capsys, "export", str(bundle), "--format", "onnx")
+    assert code == 0 and "parity: passed" in out and str(bundle / ONNX) in out
+    code, out, _ = oculi(monkeypatch, capsys, "predict", str(bundle), str(image), "--runtime", "onnx", "--json")
+    onnx = json.loads(out)["prediction"]
+    code, out, _ = oculi(monkeypatch, capsys, "predict", str(bundle), str(image), "--precision", "float32", "--json")
+    assert code == 0 and max(abs(a - b) for a, b in zip(onnx, json.loads(out)["prediction"], strict=True)) < 1e-5
