@@ -96,7 +96,8 @@ def logs(name: str = typer.Argument(..., help="Job name."),
 @app.command("metrics")
 def metrics(name: str = typer.Argument(..., help="Job name."),
             plot: Path | None = typer.Option(None, "--plot", help="Also draw the curves into this PNG.")) -> None:
-    """Print a job's per-epoch metrics as a table.
+    """Print a job's per-epoch metrics as a table (a script job's: each metric definition's values in the order
+    the script printed them).
 
     Example: oculi jobs metrics my-job --plot curves.png
     """
@@ -111,9 +112,11 @@ def metrics(name: str = typer.Argument(..., help="Job name."),
         console.print(f"job {name} has no metrics yet ({job['status']}/{job['secondary_status']})")
         return
     names, table_rows = metric_table(rows)
-    table = Table("epoch", "step", *names, box=None)
+    by_epoch = all(r["epoch"] is not None for r in table_rows)
+    table = Table("epoch", "step", *names, box=None) if by_epoch else Table("value #", *names, box=None)
     for r in table_rows:
-        table.add_row(str(r["epoch"]), str(r["step"]), *(f"{r[n]:.4f}" if n in r else "" for n in names))
+        first = [str(r["epoch"]), str(r["step"])] if by_epoch else [str(r["step"] + 1)]
+        table.add_row(*first, *(f"{r[n]:.4f}" if n in r else "" for n in names))
     console.print(table)
     if plot is not None:
         plot_metrics(rows, plot, name)
