@@ -508,8 +508,9 @@ def _run_script(job: dict[str, Any], store: JobStore, log: Callable[[str], None]
         fields: dict[str, Any] = {"hyperparameters": spec["hyperparameters"]}
         if store.get(name)["training_start"] is None:
             fields["training_start"] = time.time()
-        store.transition(name, S.TRAINING, f"running {Path(spec['entry_point']).name} (pid {proc.pid})",
-                         expect=S.STARTING, **fields)
+        with contextlib.suppress(JobError):  # a stop already moved it to Stopping: the script is stopped next
+            store.transition(name, S.TRAINING, f"running {Path(spec['entry_point']).name} (pid {proc.pid})",
+                             expect=S.STARTING, **fields)
 
     def recorded(point: Any) -> None:
         store.add_metrics(name, {point.name: point.value}, step=base.get(point.name, 0) + point.step)
@@ -521,8 +522,9 @@ def _run_script(job: dict[str, Any], store: JobStore, log: Callable[[str], None]
     for note in result.notes:
         log(note)
     if not result.stopped:
-        store.transition(name, S.UPLOADING, f"script exited 0; model files: {len(result.model_files)}",
-                         expect=S.TRAINING)
+        with contextlib.suppress(JobError):  # Stopping: a stop came as the script ended; _finish says so
+            store.transition(name, S.UPLOADING, f"script exited 0; model files: {len(result.model_files)}",
+                             expect=S.TRAINING)
     rows = store.metrics(name)
     if rows:
         with (run / "metrics.csv").open("w", newline="") as f:
