@@ -82,7 +82,7 @@ def test_script_job_detach_stop_resume_and_kill_9(store, tmp_path):
 
     asked = time.monotonic()
     runner.stop("script-1", store)
-    stopped = runner.wait("script-1", store, timeout=60, poll=0.05)
+    stopped = runner.wait("script-1", store, timeout=120, poll=0.05)
     assert stopped["secondary_status"] == "Stopped" and time.monotonic() - asked < 10
     log = Path(stopped["log_path"]).read_text()
     at = int(log.split("SIGTERM: checkpoint written at epoch ")[1].split()[0])  # the script saw SIGTERM
@@ -114,7 +114,7 @@ def test_script_job_detach_stop_resume_and_kill_9(store, tmp_path):
 
     runner.resume("script-1", store=store)
     runner.dispatch(store)
-    final = runner.wait("script-1", store, timeout=120)
+    final = runner.wait("script-1", store, timeout=300)
     assert final["secondary_status"] == "Completed"
     log = Path(final["log_path"]).read_text()
     assert f"resumed from epoch {at}" in log and f"resumed from epoch {saved}" in log
@@ -160,7 +160,7 @@ def test_script_failure_reason_follows_sagemaker(store, tmp_path):
     (crash / "train.py").write_text("print('loading rows')\nraise ValueError('bad column count in row 7')\n")
     job = runner.submit(runner.JobSpec(entry_point=str(crash / "train.py")), store)
     runner.dispatch(store)
-    failed = runner.wait(job["name"], store, timeout=60)
+    failed = runner.wait(job["name"], store, timeout=300)
     assert failed["secondary_status"] == "Failed"
     assert "exited with code 1" in failed["failure_reason"]
     assert failed["failure_reason"].rstrip().endswith("ValueError: bad column count in row 7")

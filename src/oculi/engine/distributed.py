@@ -37,6 +37,7 @@ import torch
 
 from oculi import errors
 from oculi.errors import ConfigError, JobError
+from oculi.processes import die_with_parent
 
 DEFAULT_MASTER_PORT = 29500
 
@@ -266,19 +267,6 @@ def launch(plan: Plan, *, algorithm: str, channels: Mapping[str, Any], hyperpara
                        classes=list(meta["classes"]), seconds=time.perf_counter() - started,
                        stopped=bool(outcome.get("stopped")), resumed_from=outcome.get("resumed_from"),
                        checkpoint=outcome.get("checkpoint"))
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``); a no-op elsewhere.
-    Used as ``preexec_fn`` for children that must not outlive a killed job worker (torchrun, scripts), and by each
-    rank for torchrun."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    import signal
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
 
 
 def _run_forwarding(command: list[str], env: dict[str, str], echo: Callable[[str], None],

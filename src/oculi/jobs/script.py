@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from oculi.errors import ConfigError, DataError, JobError
+from oculi.processes import die_with_parent
 
 CURRENT_HOST = "algo-1"
 TAIL_LINES = 20
@@ -205,12 +206,12 @@ def user_args(hyperparameters: Mapping[str, Any]) -> list[str]:
 
 
 def _num_gpus() -> int:
-    try:
-        import torch
-
-        return int(torch.cuda.device_count())
-    except Exception:  # pragma: no cover - a broken CUDA install must not stop a CPU script
-        return 0
+    """NVIDIA GPUs the script can use: ``CUDA_VISIBLE_DEVICES`` when set, else the ``/dev/nvidia<N>`` devices.
+    (Not through torch: a job worker that runs a script never needs to import it.)"""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and not d.strip().startswith("-")])
+    return len([p for p in Path("/dev").glob("nvidia*") if p.name[len("nvidia"):].isdigit()])
 
 
 def _num_cpus() -> int:
@@ -423,8 +424,6 @@ def run_script(
     child_env["PYTHONUNBUFFERED"] = "1"
     child_env["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [child_env.get("PYTHONPATH")])])
     command = _command(entry, user_args(hyperparameters))
-
-    from oculi.engine.distributed import die_with_parent
 
     parser = MetricParser(definitions, on_metric)
     output_tail: deque[str] = deque(maxlen=TAIL_LINES)
