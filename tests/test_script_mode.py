@@ -189,7 +189,7 @@ def test_mnist_lightning_example_as_a_job_stops_and_resumes_from_its_checkpoints
     store = JobStore()
     spec = JobSpec(entry_point="train.py", source_dir=str(ROOT / "examples" / "mnist_lightning"),
                    channels={"train": str(mnist)}, name="mnist",
-                   hyperparameters={"epochs": "8", "limit-train-batches": "30", "learning-rate": "0.003"},
+                   hyperparameters={"epochs": "4", "limit-train-batches": "30", "learning-rate": "0.003"},
                    metric_definitions=["validation:accuracy=val_accuracy=([0-9.]+)", "train:loss=train_loss=([0-9.]+)"])
     jobs.submit(spec, store)
     jobs.dispatch(store)
@@ -200,7 +200,7 @@ def test_mnist_lightning_example_as_a_job_stops_and_resumes_from_its_checkpoints
     assert stopped["secondary_status"] == "Stopped"
     log = Path(stopped["log_path"]).read_text()
     step = int(log.split("checkpoint written at step ")[1].split()[0])
-    assert (Path(stopped["job_dir"]) / "checkpoints" / "last.ckpt").is_file() and 30 <= step < 8 * 30
+    assert (Path(stopped["job_dir"]) / "checkpoints" / "last.ckpt").is_file() and 30 <= step < 4 * 30
 
     # resume (attached): the script finds last.ckpt in SM_CHECKPOINT_DIR and continues from that step
     jobs.resume("mnist", store=store, attached=True)
@@ -213,7 +213,7 @@ def test_mnist_lightning_example_as_a_job_stops_and_resumes_from_its_checkpoints
     model = Path(done["model_dir"])
     assert load_file(str(model / "model.safetensors"))["fc2.weight"].shape == (10, 50)
     assert sorted(p.name for p in model.iterdir()) == ["model.json", "model.safetensors"]
-    # 8 epochs of 30 steps of 64 digits: far above chance (0.1); measured ≈0.9
+    # 4 epochs of 30 steps of 64 digits: far above chance (0.1); measured ≈0.9
     assert done["final_metrics"]["validation:accuracy"] > 0.6, log
     accuracy = [r for r in store.metrics("mnist") if r["name"] == "validation:accuracy"]
-    assert 8 <= len(accuracy) <= 9  # one per epoch; the epoch the stop interrupted may be reported twice
+    assert 4 <= len(accuracy) <= 5  # one per epoch; the epoch the stop interrupted may be reported twice
