@@ -43,6 +43,7 @@ from oculi.inference.codecs import (
     decode_request,
     normalize_media_type,
 )
+from oculi.serving.batching import Served
 from oculi.serving.capture import DataCapture
 from oculi.serving.control import authorised
 from oculi.serving.endpoints import Endpoint, EndpointNotFound, Variant
@@ -223,6 +224,12 @@ class UpdateWeights(BaseModel):
     DesiredWeightsAndCapacities: list[VariantWeight] = Field(min_length=1)
 
 
+def batch_headers(served: Served) -> dict[str, str]:
+    """What a request learns about its batching: the batch size it ran in and its wait in the queue."""
+    return {"X-Oculi-Batch-Size": str(served.batch_size),
+            "X-Oculi-Queue-Time-Ms": f"{served.queue_seconds * 1000:.2f}"}
+
+
 def _friendly(variant: Variant, result: Any, top_k: int | None, min_score: float) -> dict[str, Any]:
     head = {"endpoint": variant.endpoint, "variant": variant.name, "task": variant.task}
     if variant.task == "detection":
@@ -290,7 +297,7 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
         return endpoint
 
     async def run_model(variant: Variant, read: Callable[[], Awaitable[bytes]],
-                        content_type: str | None) -> tuple[bytes, Any]:
+                        content_type: str | None) -> tuple[bytes, Served]:
         """Hold a place in the variant's queue, then read (``read()``), decode and predict one image; returns
         the image bytes and the batcher's ``Served``."""
         variant.batcher.reserve()
@@ -351,9 +358,7 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
             if capture is not None and capture.sampled():
                 capture.record(endpoint.name, variant.name, normalize_media_type(content_type or ""), body,
                                media, payload, request.headers.get(INFERENCE_ID))
-            return Response(payload, media_type=media, headers={
-                "X-Oculi-Batch-Size": str(served.batch_size),
-                "X-Oculi-Queue-Time-Ms": f"{served.queue_seconds * 1000:.2f}"})
+            return Response(payload, media_type=media, headers=batch_headers(served))
 
         return await observed(request, name, handler)
 
@@ -389,8 +394,7 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
                                            f"bytes as {', '.join(IMAGE_CONTENT_TYPES)}.")
             _, served = await run_model(variant, lambda: friendly_image(request, kind, settings.max_body_bytes),
                                         "application/x-image")
-            return JSONResponse(_friendly(variant, served.result, top_k, min_score), headers={
-                "X-Oculi-Batch-Size": str(served.batch_size)})
+            return JSONResponse(_friendly(variant, served.result, top_k, min_score), headers=batch_headers(served))
 
         return await observed(request, name, handler)
 
