@@ -33,11 +33,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'oculi' has no attribute {name!r}")
 
 
-def load_model(path: Any) -> Predictor:
-    """Load a model bundle (folder, job output folder or model.tar.gz) as a :class:`~oculi.inference.Predictor`."""
+def load_model(path: Any, runtime: str = "torch", precision: str = "auto") -> Predictor:
+    """Load a model bundle (folder, job output folder or model.tar.gz) as a :class:`~oculi.inference.Predictor`;
+    ``runtime`` (``torch`` | ``onnx``) and ``precision`` (``auto`` | ``float32`` | ``bfloat16``) as in
+    :meth:`~oculi.inference.Predictor.from_artifact`."""
     from oculi.inference import Predictor
 
-    return Predictor.from_artifact(path)
+    return Predictor.from_artifact(path, runtime=runtime, precision=precision)
 
 
 def train(algorithm: str, channels: dict[str, Any], hyperparameters: dict[str, Any] | None = None,

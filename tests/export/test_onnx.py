@@ -131,6 +131,13 @@ def test_torch_precision_policy_keeps_top1(exported, tiny_split):
     assert torch.equal(a.argmax(1), b.argmax(1))  # top-1 on every validation image
     assert (a - b).abs().max() < 0.05  # bf16 keeps ~3 significant digits of the logits
     assert not torch.equal(a, b)  # bf16 really ran
+    # detection and segmentation under bf16: float32 results of the same form as float32's
+    image = images_of_sizes((70, 90))[0]
+    detections = Predictor.from_artifact(exported["detection"], precision="bfloat16").detect([image])[0]
+    assert detections["boxes"].dtype == torch.float32 and len(detections["boxes"]) > 0
+    assert float(detections["boxes"][:, 2].max()) <= 90 and float(detections["boxes"][:, 3].max()) <= 70
+    segmenter = Predictor.from_artifact(exported["segmentation"], precision="bfloat16")
+    assert segmenter.logits(image).dtype == torch.float32 and segmenter.predict(image).mask.shape == (70, 90)
 
 
 def test_ssd_split_is_torchvisions_forward(exported):

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from oculi.artifacts import ONNX, load_bundle, pack, update_meta, weights_digest
+from oculi.artifacts import ONNX, ModelBundle, load_bundle, pack, update_meta, weights_digest
 from oculi.data.transforms import normalize
 from oculi.errors import ArtifactError, ConfigError
 from oculi.inference import DetectionPredictor, Predictor, SegmentationPredictor
@@ -66,7 +66,8 @@ class ParityReport:
     outputs: dict[str, dict[str, float]]
     detections: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
-    shapes: dict[str, list[int]] = field(default_factory=dict)  # each output's shape for the last sample
+    shapes: dict[str, list[int]] = field(default_factory=dict)  # input and output shapes of the last sample
+    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)  # the export's, by input/output name
 
     @property
     def passed(self) -> bool:
@@ -236,7 +237,9 @@ def _parity(predictor: Predictor, network: nn.Module, session: OnnxRuntime, plan
                 record = outputs[name]
                 record["max_abs_diff"] = max(record["max_abs_diff"], float((ref.float() - out).abs().max()))
                 record["max_abs_torch"] = max(record["max_abs_torch"], float(ref.abs().max()))
-    report = ParityReport(tolerance, [list(s.shape) for s in plan.samples], outputs, shapes=report_shapes)
+    report_shapes["images"] = list(plan.samples[-1].shape)
+    report = ParityReport(tolerance, [list(s.shape) for s in plan.samples], outputs, shapes=report_shapes,
+                          dynamic_axes=plan.dynamic_axes)
     for name, record in outputs.items():
         allowed = tolerance * max(1.0, record["max_abs_torch"])
         if not record["max_abs_diff"] <= allowed:
@@ -281,6 +284,29 @@ def export_onnx(model: str | Path, *, tolerance: float = DEFAULT_TOLERANCE) -> E
     source = Path(model).expanduser()
     bundle = load_bundle(source)
     archive = source if source.is_file() else None
+    try:
+        report = _export_checked(bundle, source, tolerance)
+        entry = _entry(bundle.path, report)
+        try:
+            (bundle.path / (ONNX + ".tmp")).replace(bundle.path / ONNX)
+            update_meta(bundle.path, {"onnx": entry})
+            if archive is not None:
+                pack(bundle.path, archive.with_name(archive.name + ".tmp")).replace(archive)
+        except OSError as e:
+            raise ArtifactError(f"{source}: cannot write the export ({e}). Copy the bundle to a writable folder and "
+                                "export that copy.") from None
+    finally:
+        (bundle.path / (ONNX + ".tmp")).unlink(missing_ok=True)
+        if archive is not None:
+            archive.with_name(archive.name + ".tmp").unlink(missing_ok=True)
+            shutil.rmtree(bundle.path, ignore_errors=True)  # the unpacked copy load_bundle made
+    return ExportResult(path=archive / ONNX if archive else bundle.path / ONNX, archive=archive, entry=entry,
+                        parity=report, seconds=time.perf_counter() - started)
+
+
+def _export_checked(bundle: ModelBundle, source: Path, tolerance: float) -> ParityReport:
+    """Export ``bundle``'s network to a scratch file, check it, and copy it to ``model.onnx.tmp`` in the bundle
+    folder when it passes; raise :class:`ArtifactError` (nothing copied) when export or parity fails."""
     predictor = Predictor.from_bundle(bundle, precision="float32")
     network = predictor.network().eval()
     plan = _plan(predictor)
@@ -296,42 +322,34 @@ def export_onnx(model: str | Path, *, tolerance: float = DEFAULT_TOLERANCE) -> E
             raise ArtifactError(f"{source}: torch.onnx could not export the {bundle.meta.get('task')} network "
                                 f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Nothing was "
                                 "written. Run with --debug for the traceback.") from e
-        session = OnnxRuntime(scratch_file)
-        report = _parity(predictor, network, session, plan, tolerance)
+        report = _parity(predictor, network, OnnxRuntime(scratch_file), plan, tolerance)
         if not report.passed:
             raise ArtifactError(f"{source}: {ONNX} was not written — onnxruntime does not reproduce PyTorch on the "
                                 f"sample images: " + "; ".join(report.problems) + ". If that difference is "
                                 "acceptable, pass a larger --tolerance.")
-        target = bundle.path / ONNX
-        partial = bundle.path / (ONNX + ".tmp")
-        shutil.copyfile(scratch_file, partial)
-    partial.replace(target)
-    entry = _entry(bundle.path, plan, report)
-    update_meta(bundle.path, {"onnx": entry})
-    if archive is not None:
-        repacked = pack(bundle.path, archive.with_name(archive.name + ".tmp"))
-        repacked.replace(archive)
-        shutil.rmtree(bundle.path, ignore_errors=True)  # the unpacked copy load_bundle made
-    return ExportResult(path=archive / ONNX if archive else target, archive=archive, entry=entry, parity=report,
-                        seconds=time.perf_counter() - started)
+        try:
+            shutil.copyfile(scratch_file, bundle.path / (ONNX + ".tmp"))
+        except OSError as e:
+            raise ArtifactError(f"{source}: cannot write {ONNX} into {bundle.path} ({e}). Copy the bundle to a "
+                                "writable folder and export that copy.") from None
+    return report
 
 
-def _entry(directory: Path, plan: _Plan, report: ParityReport) -> dict[str, Any]:
+def _entry(directory: Path, report: ParityReport) -> dict[str, Any]:
     """model.json's ``"onnx"`` record; dynamic axes appear by name (``batch``, ``height``, ``width``)."""
     import onnx
     import onnxruntime
 
-    def shape(name: str, sizes: list[int]) -> list[int | str]:
-        return [plan.dynamic_axes[name].get(axis, size) for axis, size in enumerate(sizes)]
+    def shape(name: str) -> list[int | str]:
+        return [report.dynamic_axes[name].get(axis, size) for axis, size in enumerate(report.shapes[name])]
 
     return {
         "file": ONNX,
         "opset": OPSET,
         "exporter": f"torch.onnx TorchScript exporter (torch {torch.__version__})",
-        "inputs": [{"name": "images", "dtype": "float32", "shape": shape("images", list(plan.example.shape)),
+        "inputs": [{"name": "images", "dtype": "float32", "shape": shape("images"),
                     "preprocessing": "RGB scaled to [0, 1], normalised with input.mean/input.std"}],
-        "outputs": [{"name": name, "dtype": "float32", "shape": shape(name, report.shapes[name])}
-                    for name in plan.outputs],
+        "outputs": [{"name": name, "dtype": "float32", "shape": shape(name)} for name in report.outputs],
         "parity": report.to_json(),
         "weights_sha256": weights_digest(directory),
         "versions": {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},

@@ -49,7 +49,8 @@ class TorchRuntime:
 class OnnxRuntime:
     """Runs an ONNX file in an onnxruntime ``InferenceSession`` with the CPU execution provider, in float32.
     ``threads`` is the intra-op thread count (default: torch's, i.e. the physical cores unless
-    ``OMP_NUM_THREADS``/``torch.set_num_threads`` say otherwise); operators run one at a time (inter-op 1)."""
+    ``OMP_NUM_THREADS``/``torch.set_num_threads`` say otherwise); operators run one at a time (sequential
+    execution, one inter-op thread)."""
 
     name = "onnx"
     precision = "float32"
@@ -60,7 +61,6 @@ class OnnxRuntime:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/… types
