@@ -197,8 +197,8 @@ def launch(plan: Plan, *, algorithm: str, channels: Mapping[str, Any], hyperpara
     (read back from the bundle). The processes' output goes line by line to ``echo``.
 
     ``checkpoint_dir``, ``resume_from`` and ``restart_schedule`` are passed to every rank (rank 0 writes the
-    checkpoints). ``stop_requested`` is polled here twice a second; once true, a stop file tells the ranks, which
-    agree on a step, checkpoint and stop (``TrainResult.stopped``). ``callbacks`` are
+    checkpoints). ``stop_requested`` is polled here five times a second; once true, a stop file tells the ranks,
+    which agree on a step, checkpoint and stop (``TrainResult.stopped``). ``callbacks`` are
     :class:`~oculi.engine.callbacks.CallbackFactory` objects, built in every rank.
 
     torchrun dies with this process (and the ranks with torchrun), so a launcher killed with ``kill -9`` leaves no
@@ -281,7 +281,7 @@ def _run_forwarding(command: list[str], env: dict[str, str], echo: Callable[[str
     finished = threading.Event()
 
     def watch() -> None:
-        while not finished.wait(0.5):
+        while not finished.wait(0.2):
             if stop_requested is not None and stop_requested():
                 stop_file.touch()
                 return

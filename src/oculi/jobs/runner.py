@@ -612,10 +612,12 @@ def stop(name: str, store: JobStore | None = None) -> dict[str, Any]:
         if at == S.PENDING and not job["spec"].get("attached"):
             return store.transition(name, S.STOPPED, "stopped before it started", expect=S.STOPPING,
                                     training_end=time.time())
-    if job["pid"] and job["host"] == _hostname() and is_alive(job["pid"], job["process_token"]) \
-            and job["pid"] != os.getpid():
+    # SIGTERM makes a running job stop at once (it also polls the store, at most every STOP_POLL_SECONDS); a
+    # worker still Starting may not have its handler yet (SIGTERM would kill it), so it finds out from the store
+    if at in (S.TRAINING, S.UPLOADING) and job["pid"] and job["host"] == _hostname() \
+            and is_alive(job["pid"], job["process_token"]) and job["pid"] != os.getpid():
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(job["pid"], signal.SIGTERM)  # immediate; the worker also polls the store
+            os.kill(job["pid"], signal.SIGTERM)
     return job
 
 
