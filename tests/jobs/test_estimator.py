@@ -1,4 +1,4 @@
-"""The SageMaker-style SDK: Estimator.fit (wait and no-wait), model_data, attach, describe."""
+"""The SageMaker-style SDK: Estimator.fit (wait and no-wait), model_data, attach, describe, deploy."""
 
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ def test_estimator_fit_attach_and_model_data(mini_data, capsys):
     assert model is not None
     assert est.describe()["TrainingJobStatus"] == "Completed"
     assert [j["name"] for j in JobStore().list()] == [name]
+    image = next(p for p in mini_data["validation"].rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    with est.deploy() as endpoint:  # a real local endpoint, answering what the in-process model predicts
+        served = endpoint.predict(image)
+    local = model.predict(image).sagemaker()["prediction"]
+    assert len(served["prediction"]) == len(local)
+    assert max(abs(a - b) for a, b in zip(served["prediction"], local, strict=True)) < 1e-3
 
 
 def test_estimator_script_mode_fit_attach_and_model_data(tmp_path, capsys):
