@@ -3,11 +3,12 @@ stopping (relative tolerance, minimum epochs)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -284,10 +285,32 @@ class CallbackFactory:
         return list(getattr(importlib.import_module(module), name)(**self.kwargs))
 
 
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Hold SIGINT for the duration of the block (main thread only) and deliver it again afterwards."""
+    import os
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: arrived.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if arrived:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
 class AtomicCheckpointIO(L.pytorch.plugins.io.TorchCheckpointIO):
     """Checkpoints written to a temporary file in the same folder, flushed to disk, then renamed over the old one
     (``os.replace`` is atomic): a crash mid-write leaves the previous checkpoint intact, never a truncated one.
-    Loading uses ``weights_only=True``: a checkpoint holds only tensors and plain values."""
+    Loading uses ``weights_only=True``: a checkpoint holds only tensors and plain values. A Ctrl-C arriving during
+    the write is held until the write has finished (a KeyboardInterrupt inside ``torch.save`` would surface as a
+    zip-writer RuntimeError instead of an interrupt)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         import os
@@ -297,7 +320,7 @@ class AtomicCheckpointIO(L.pytorch.plugins.io.TorchCheckpointIO):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
-            with os.fdopen(fd, "wb") as f:
+            with _sigint_held(), os.fdopen(fd, "wb") as f:
                 torch.save(checkpoint, f)
                 f.flush()
                 os.fsync(f.fileno())
