@@ -6,7 +6,8 @@
     est.model_data                                                 # the model bundle folder
     Estimator.attach("image-classification-2026-…")               # re-attach to a job by name
 
-``Estimator(entry_point="train.py", source_dir=…)`` is script mode. ``deploy()`` serves the trained model as a local endpoint.
+``Estimator(entry_point="train.py", source_dir=…)`` is script mode. ``deploy()`` serves the trained model as a
+local endpoint.
 """
 
 from __future__ import annotations
