@@ -75,7 +75,7 @@ def main() -> int:
         bundle = given.get(network)
         if bundle is None:
             bundle = work / network
-            train("object-detection", {"train": data, "validation": data},
+            train("object-detection", {"train": data},
                   {"base_network": network, "use_pretrained_model": "0" if network != "efficientnet-lite0" else "1",
                    "epochs": "1", "mini_batch_size": "4", "image_shape": "300"},
                   output=bundle, progress=False, echo=lambda *_: None)

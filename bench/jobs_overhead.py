@@ -2,16 +2,21 @@
 
 1. Overhead of running as a job: wall time of a short training through `oculi train --detach` + `oculi jobs wait`
    vs the same run in-process (`oculi.train`).
-2. Work lost on kill -9 at the default checkpoint setting (last.ckpt at every epoch end): the worker is killed at a
-   random step, the job resumed; prints the optimizer steps redone and the final-metric difference against an
-   uninterrupted run with the same seed.
+2. Work lost on kill -9 at the default checkpoint setting (last.ckpt at every epoch end, and at a stop): a training
+   process is killed at a random optimizer step after its first epoch; the resumed run continues from the last
+   checkpoint. Prints the step reached, the checkpoint's step, so the steps redone, and the final-metric difference
+   against the uninterrupted run. The training runs in a child process printing each step (the engine's code path,
+   the one a job worker runs), so the step at the kill is exact.
+3. The same as a job: kill -9 of a detached job's worker, found dead (Failed), `jobs resume`d; final-metric
+   difference against the uninterrupted run.
 
-Usage: python bench/jobs_overhead.py [--epochs 3]
+Usage: python bench/jobs_overhead.py [--epochs 3] [--seed 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import signal
@@ -21,26 +26,60 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from tests.helpers import TINY, make_class_folders  # noqa: E402
+
+
+def _child(spec_path: str) -> None:
+    """Child mode: train as the spec says, printing ``step N`` after every optimizer step."""
+    import lightning as L
+
+    from oculi.engine.training import train
+
+    class PrintSteps(L.Callback):
+        def on_train_batch_end(self, trainer, *args):  # noqa: ANN001, ANN002, ANN202
+            print(f"step {trainer.global_step}", flush=True)
+
+    spec = json.loads(Path(spec_path).read_text())
+    result = train("image-classification", spec["data"], spec["hp"], output=spec["output"], progress=False,
+                   overwrite=True, checkpoint_dir=spec["checkpoints"], resume_from=spec.get("resume_from"),
+                   callbacks=[PrintSteps()], echo=lambda line: print(line, flush=True))
+    print("metrics " + json.dumps(result.metrics), flush=True)
+
+
+def _spawn(root: Path, spec: dict) -> subprocess.Popen:
+    path = root / f"spec-{time.monotonic_ns()}.json"
+    path.write_text(json.dumps(spec))
+    return subprocess.Popen([sys.executable, __file__, "--child", str(path)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        _child(args.child)
+        return
     root = Path(tempfile.mkdtemp(prefix="oculi-jobs-bench-"))
     os.environ["OCULI_HOME"] = str(root / "home")
     data = {"train": make_class_folders(root / "train", per_class=32, seed=1),
             "validation": make_class_folders(root / "validation", per_class=8, seed=2)}
-    hp = {**TINY, "epochs": str(args.epochs)}
+    hp = {**TINY, "epochs": str(args.epochs), "augmentation_type": "crop_color_transform"}
+    steps_per_epoch = len(list(data["train"].glob("*/*.png"))) // int(hp["mini_batch_size"])
+    total = steps_per_epoch * args.epochs
+
+    import torch
 
     import oculi
     from oculi.jobs import runner
     from oculi.jobs.store import JobStore
 
+    # 1. overhead of a job
     t = time.perf_counter()
     inproc = oculi.train("image-classification", data, hp, output=root / "inprocess", progress=False,
                          echo=lambda *_: None)
@@ -54,43 +93,61 @@ def main() -> None:
     returned = time.perf_counter() - t
     subprocess.run([oculi_bin, "jobs", "wait", "bench-detached"], check=True, capture_output=True)
     as_job = time.perf_counter() - t
-    print(f"in-process oculi.train: {in_process:.1f} s; `oculi train --detach` returned in {returned:.1f} s, "
+    print(f"1. in-process oculi.train: {in_process:.1f} s; `oculi train --detach` returned in {returned:.1f} s, "
           f"+ `jobs wait` done at {as_job:.1f} s → job overhead {as_job - in_process:+.1f} s "
           f"({(as_job / in_process - 1) * 100:+.0f} %)")
 
+    # 2. steps redone after kill -9 at a random step after the first epoch
+    kill_at = random.Random(args.seed).randint(steps_per_epoch + 1, total - 1)
+    spec = {"data": {k: str(v) for k, v in data.items()}, "hp": hp, "output": str(root / "killed"),
+            "checkpoints": str(root / "killed-ckpt")}
+    proc = _spawn(root, spec)
+    reached = 0
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("step "):
+            reached = int(line.split()[1])
+            if reached >= kill_at:
+                proc.send_signal(signal.SIGKILL)
+                break
+    reached = max([reached] + [int(x.split()[1]) for x in proc.stdout.read().splitlines() if x.startswith("step ")])
+    proc.wait()
+    saved = torch.load(root / "killed-ckpt" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]
+    resumed = _spawn(root, {**spec, "resume_from": str(root / "killed-ckpt" / "last.ckpt")})
+    out, _ = resumed.communicate()
+    resume_line = next(line for line in out.splitlines() if line.startswith("resumed from"))
+    metrics = json.loads(next(line for line in out.splitlines() if line.startswith("metrics "))[8:])
+    print(f"2. kill -9 at step {reached} of {total} ({steps_per_epoch} steps/epoch; exit status "
+          f"{proc.returncode}); last checkpoint at step {saved} → {resume_line} → {reached - saved} optimizer "
+          f"steps redone (at most {steps_per_epoch - 1}, on average {(steps_per_epoch - 1) / 2:.1f}, with "
+          "last.ckpt at every epoch end)")
+    for key in ("validation:accuracy", "validation:loss"):
+        a, b = inproc.metrics[key], metrics[key]
+        print(f"   {key}: uninterrupted {a:.6f}, killed + resumed {b:.6f}, difference {abs(a - b):.2e}")
+
+    # 3. the same through the job system
     store = JobStore()
-    steps_per_epoch = len(list(data["train"].glob("*/*.png"))) // int(hp["mini_batch_size"])
-    total = steps_per_epoch * args.epochs
-    spec = runner.JobSpec(algorithm="image-classification", channels={k: str(v) for k, v in data.items()},
-                          hyperparameters=hp, name="bench-killed")
-    runner.submit(spec, store)
+    runner.submit(runner.JobSpec(algorithm="image-classification", channels={k: str(v) for k, v in data.items()},
+                                 hyperparameters=hp, name="bench-killed"), store)
     runner.dispatch(store)
-    # steps are not reported live, so kill at a random point in time: after the first epoch-end checkpoint, a
-    # random fraction of one epoch's duration later
     while (store.get("bench-killed")["checkpoint"] or {}).get("epoch", 0) < 1:
         time.sleep(0.05)
-    epoch_seconds = time.time() - store.get("bench-killed")["training_start"]
-    fraction = random.Random(args.seed).uniform(0.2, 0.9)
-    time.sleep(fraction * epoch_seconds)
-    job = store.get("bench-killed")
-    os.kill(job["pid"], signal.SIGKILL)
+    time.sleep(random.Random(args.seed).uniform(0.1, 0.9) * (time.time() - store.get("bench-killed")
+                                                             ["training_start"]))
+    os.kill(store.get("bench-killed")["pid"], signal.SIGKILL)
     time.sleep(0.5)
     runner.dispatch(store)
     dead = store.get("bench-killed")
-    ckpt = dead["checkpoint"]
     runner.resume("bench-killed", store=store)
     runner.dispatch(store)
     done = runner.wait("bench-killed", store)
     log = Path(done["log_path"]).read_text()
-    print(f"kill -9 {fraction:.0%} of an epoch after the first checkpoint, during epoch {ckpt['epoch'] + 1} of "
-          f"{args.epochs} ({steps_per_epoch} steps/epoch, {total} steps): {dead['status']} "
-          f"({dead['failure_reason'].split(';')[0]}); resumed from epoch {ckpt['epoch']}, step {ckpt['step']} → "
-          f"≈{round(fraction * steps_per_epoch) % steps_per_epoch} steps redone (those of the interrupted epoch; "
-          f"at most {steps_per_epoch - 1})")
+    print(f"3. job: kill -9 of the worker → {dead['status']} ({dead['failure_reason'].split(';')[0]}); "
+          f"`jobs resume` → {next(x for x in log.splitlines() if x.startswith('resumed from'))} → "
+          f"{done['status']}")
     for key in ("validation:accuracy", "validation:loss"):
         a, b = inproc.metrics[key], done["final_metrics"][key]
-        print(f"{key}: uninterrupted {a:.6f}, killed + resumed {b:.6f}, difference {abs(a - b):.2e}")
-    print("resume line in the log:", next(line for line in log.splitlines() if line.startswith("resumed from")))
+        print(f"   {key}: uninterrupted {a:.6f}, killed + resumed {b:.6f}, difference {abs(a - b):.2e}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Script mode: the SageMaker environment contract seen from inside a real child script, metric regexes, a failing
-script's error, the CLI, and the shipped PyTorch Lightning MNIST example end to end on ../shared/data/mnist5k."""
+script's error, the CLI, and the shipped PyTorch Lightning MNIST example end to end on ../shared/data/mnist5k as a
+job that is stopped and resumed from its own checkpoints."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from typer.testing import CliRunner
 
 from oculi.cli import app
 from oculi.errors import ConfigError, DataError, JobError
+from oculi.jobs import runner as jobs
+from oculi.jobs.runner import JobSpec
 from oculi.jobs.script import MetricParser, parse_metric_definitions, run_script
+from oculi.jobs.store import JobStore
+from tests.jobs.conftest import until
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -168,25 +173,47 @@ def test_cli_script_mode_prints_where_the_model_went(tmp_path):
     assert "final metrics: train:loss 0.333" in result.output
     assert (out / "model" / "model.txt").read_text() == "weights"
     assert (out / "metrics.csv").read_text().count("train:loss") == 3
+    # the run is a job: recorded with its metrics, the script's output in the job's log
+    job = JobStore().list()[0]
+    assert (job["algorithm"], job["secondary_status"], job["model_dir"]) == ("script", "Completed", str(out / "model"))
+    assert job["final_metrics"] == {"train:loss": 0.333}
+    assert "to stderr" in Path(job["log_path"]).read_text()
     both = runner.invoke(app, ["train", "image-classification", "--entry-point", "train.py", "--train", str(data)])
     assert isinstance(both.exception, ConfigError) and "not both" in str(both.exception)
 
 
-def test_mnist_lightning_example_trains_on_mnist5k(shared_data, tmp_path):
+def test_mnist_lightning_example_as_a_job_stops_and_resumes_from_its_checkpoints(shared_data):
     mnist = shared_data / "mnist5k"
     if not (mnist / "mnist_5k.csv.gz").is_file():
         pytest.skip(f"{mnist}/mnist_5k.csv.gz is absent")
-    run = tmp_path / "run"
-    result = run_script(
-        "train.py", {"train": mnist}, {"epochs": "1", "limit-train-batches": "40", "learning-rate": "0.003"},
-        source_dir=ROOT / "examples" / "mnist_lightning", model_dir=run / "model", output_dir=run / "output",
-        log_file=run / "train.log", echo=None,
-        metric_definitions=["validation:accuracy=val_accuracy=([0-9.]+)", "train:loss=train_loss=([0-9.]+)"])
+    store = JobStore()
+    spec = JobSpec(entry_point="train.py", source_dir=str(ROOT / "examples" / "mnist_lightning"),
+                   channels={"train": str(mnist)}, name="mnist",
+                   hyperparameters={"epochs": "4", "limit-train-batches": "30", "learning-rate": "0.003"},
+                   metric_definitions=["validation:accuracy=val_accuracy=([0-9.]+)", "train:loss=train_loss=([0-9.]+)"])
+    jobs.submit(spec, store)
+    jobs.dispatch(store)
+    # stop once the first epoch is reported: SIGTERM → Lightning stops at the next step → the script checkpoints
+    until(lambda: store.metrics("mnist"), timeout=300, what="the first epoch's metrics")
+    jobs.stop("mnist", store)
+    stopped = jobs.wait("mnist", store, timeout=120)
+    assert stopped["secondary_status"] == "Stopped"
+    log = Path(stopped["log_path"]).read_text()
+    step = int(log.split("checkpoint written at step ")[1].split()[0])
+    assert (Path(stopped["job_dir"]) / "checkpoints" / "last.ckpt").is_file() and 30 <= step < 4 * 30
+
+    # resume (attached): the script finds last.ckpt in SM_CHECKPOINT_DIR and continues from that step
+    jobs.resume("mnist", store=store, attached=True)
+    done = jobs.run_attached(store.get("mnist"), store, echo=lambda _line: None)
+    assert done["secondary_status"] == "Completed"
+    log = Path(done["log_path"]).read_text()
+    assert f"step {step}" in log.split("resumed from epoch ")[1].splitlines()[0]
     from safetensors.torch import load_file
 
-    weights = load_file(str(run / "model" / "model.safetensors"))
-    assert weights["fc2.weight"].shape == (10, 50)
-    assert result.model_files == ["model.json", "model.safetensors"]
-    # 40 steps of 64 digits: well above chance (0.1); measured ≈0.8
-    assert result.final_metrics["validation:accuracy"] > 0.5, (run / "train.log").read_text()
-    assert [p.step for p in result.metrics if p.name == "train:loss"] == [0]
+    model = Path(done["model_dir"])
+    assert load_file(str(model / "model.safetensors"))["fc2.weight"].shape == (10, 50)
+    assert sorted(p.name for p in model.iterdir()) == ["model.json", "model.safetensors"]
+    # 4 epochs of 30 steps of 64 digits: far above chance (0.1); measured ≈0.9
+    assert done["final_metrics"]["validation:accuracy"] > 0.6, log
+    accuracy = [r for r in store.metrics("mnist") if r["name"] == "validation:accuracy"]
+    assert 4 <= len(accuracy) <= 5  # one per epoch; the epoch the stop interrupted may be reported twice

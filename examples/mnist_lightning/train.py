@@ -14,6 +14,13 @@ The train channel is a folder holding ``*.csv`` or ``*.csv.gz`` files (or one su
 784 pixel values 0–255, then the label (the ``mnist5k`` layout). A seeded 10 % is held out for validation.
 Each epoch prints ``epoch=E train_loss=… val_loss=… val_accuracy=…``; the model is written to ``SM_MODEL_DIR`` as
 ``model.safetensors`` plus ``model.json`` (input shape, normalisation, classes).
+
+Checkpoints (SageMaker's contract, so ``oculi jobs stop`` / ``resume`` and managed spot training work): the
+checkpoint folder is ``SM_CHECKPOINT_DIR`` (oculi), else ``LocalPath`` in ``checkpointconfig.json``, else
+``/opt/ml/checkpoints`` when it exists. ``last.ckpt`` is written there after every epoch and when the job is
+stopped (SIGTERM: Lightning ends training at the next step boundary, and the checkpoint is taken there). A run that
+finds ``last.ckpt`` continues from it and prints ``resumed from epoch E, step S``. If the script fails, the
+error goes to ``$SM_OUTPUT_DIR/failure`` (the job's FailureReason).
 """
 
 from __future__ import annotations
@@ -22,11 +29,14 @@ import argparse
 import gzip
 import json
 import os
+import traceback
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
@@ -46,6 +56,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN"))
     parser.add_argument("--num-gpus", type=int, default=int(os.environ.get("SM_NUM_GPUS", "0")))
     return parser.parse_args()
+
+
+def checkpoint_dir() -> Path | None:
+    """SageMaker's checkpoint folder: ``SM_CHECKPOINT_DIR`` (set by oculi), else ``LocalPath`` from
+    ``checkpointconfig.json`` (SageMaker with ``checkpoint_s3_uri``), else ``/opt/ml/checkpoints`` if it exists."""
+    if os.environ.get("SM_CHECKPOINT_DIR"):
+        return Path(os.environ["SM_CHECKPOINT_DIR"])
+    config = Path(os.environ.get("SM_INPUT_CONFIG_DIR", "/opt/ml/input/config")) / "checkpointconfig.json"
+    if config.is_file():
+        return Path(json.loads(config.read_text()).get("LocalPath", "/opt/ml/checkpoints"))
+    default = Path("/opt/ml/checkpoints")
+    return default if default.is_dir() else None
 
 
 def read_digits(channel: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,6 +129,27 @@ class MNISTClassifier(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.learning_rate)
 
 
+class CheckpointOnStop(L.Callback):
+    """A stop (SIGTERM: StopTrainingJob, a spot interruption, `oculi jobs stop`) makes Lightning raise
+    SIGTERMException at the next step boundary; write ``last.ckpt`` there so a restart loses no step."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException):
+            trainer.save_checkpoint(self.path)
+            print(f"stopped during epoch {trainer.current_epoch + 1}: checkpoint written at step "
+                  f"{trainer.global_step} ({self.path})", flush=True)
+
+
+class ResumeNotice(L.Callback):
+    """Says where a run that found ``last.ckpt`` continues: epochs completed and optimizer steps taken."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        print(f"resumed from epoch {trainer.current_epoch}, step {trainer.global_step}", flush=True)
+
+
 class PrintMetrics(L.Callback):
     """One line per epoch that a SageMaker metric regex can read, e.g. ``val_accuracy=([0-9.]+)``."""
 
@@ -117,7 +160,17 @@ class PrintMetrics(L.Callback):
 
 
 def main() -> None:
-    args = parse_args()
+    try:
+        train(parse_args())
+    except Exception:
+        output = os.environ.get("SM_OUTPUT_DIR")
+        if output:  # SageMaker's (and oculi's) FailureReason
+            Path(output).mkdir(parents=True, exist_ok=True)
+            Path(output, "failure").write_text(traceback.format_exc().strip().splitlines()[-1])
+        raise
+
+
+def train(args: argparse.Namespace) -> None:
     if not args.train:
         raise SystemExit("no training data: set SM_CHANNEL_TRAIN or pass --train")
     L.seed_everything(args.seed, verbose=False)
@@ -130,13 +183,21 @@ def main() -> None:
     val_loader = DataLoader(TensorDataset(images[val], labels[val]), batch_size=256)
 
     model = MNISTClassifier(args.learning_rate)
+    callbacks: list[L.Callback] = [PrintMetrics()]
+    folder = checkpoint_dir()
+    last = folder / "last.ckpt" if folder else None
+    if folder is not None:
+        callbacks += [ModelCheckpoint(dirpath=folder, save_last=True, save_top_k=0), CheckpointOnStop(last)]
+    resume = last if last is not None and last.is_file() else None
+    if resume is not None:
+        callbacks.append(ResumeNotice())
     trainer = L.Trainer(
         max_epochs=args.epochs, accelerator="gpu" if args.num_gpus > 0 else "cpu", devices=1,
-        limit_train_batches=args.limit_train_batches, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=[PrintMetrics()],
+        limit_train_batches=args.limit_train_batches, logger=False, enable_checkpointing=folder is not None,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=callbacks,
         default_root_dir=os.environ.get("SM_OUTPUT_DATA_DIR"),
     )
-    trainer.fit(model, train_loader, val_loader)
+    trainer.fit(model, train_loader, val_loader, ckpt_path=resume)
 
     model_dir = Path(args.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)

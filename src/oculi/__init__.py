@@ -13,11 +13,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "train", "evaluate", "load_model", "Estimator"]
+__all__ = ["__version__", "train", "evaluate", "load_model", "Estimator", "Model", "EndpointPredictor"]
 
 if TYPE_CHECKING:
     from oculi.inference import Predictor
     from oculi.jobs.estimator import Estimator
+    from oculi.serving.sdk import EndpointPredictor, Model
 
 
 def __getattr__(name: str) -> Any:
@@ -25,6 +26,10 @@ def __getattr__(name: str) -> Any:
         from oculi.jobs.estimator import Estimator
 
         return Estimator
+    if name in ("Model", "EndpointPredictor"):  # deploy a bundle as a local endpoint / call an endpoint
+        from oculi.serving import sdk
+
+        return getattr(sdk, name)
     raise AttributeError(f"module 'oculi' has no attribute {name!r}")
 
 

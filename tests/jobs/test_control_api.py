@@ -36,14 +36,15 @@ def server(oculi_home, request):
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded 2-core machine takes a while to import the server
         while True:
             try:
-                httpx.get(f"{base}/openapi.json", headers=headers, timeout=1)
+                httpx.get(f"{base}/openapi.json", headers=headers, timeout=2)
                 break
             except httpx.TransportError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(proc.stdout.read().decode()) from None
+                    proc.terminate()  # reading a live server's output would wait for ever
+                    raise AssertionError(proc.communicate(timeout=30)[0].decode()) from None
                 time.sleep(0.2)
         yield base, headers
     finally:

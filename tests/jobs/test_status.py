@@ -13,6 +13,8 @@ LEGAL = {
     (None, "Pending"),
     ("Pending", "Starting"), ("Pending", "Stopping"), ("Pending", "Failed"),
     ("Starting", "Training"), ("Starting", "Stopping"), ("Starting", "Failed"),
+    ("Starting", "Transforming"),
+    ("Transforming", "Completed"), ("Transforming", "Stopping"), ("Transforming", "Failed"),
     ("Training", "Uploading"), ("Training", "Stopping"), ("Training", "Failed"),
     ("Uploading", "Completed"), ("Uploading", "Stopping"), ("Uploading", "Failed"),
     ("Stopping", "Stopped"), ("Stopping", "Failed"),
@@ -24,7 +26,8 @@ ALL_PAIRS = list(itertools.product([None, *S.SECONDARY_STATUSES], S.SECONDARY_ST
 def test_primary_status_of_every_secondary_status():
     assert {s: S.PRIMARY[s] for s in S.SECONDARY_STATUSES} == {
         "Pending": "InProgress", "Starting": "InProgress", "Training": "InProgress", "Uploading": "InProgress",
-        "Stopping": "Stopping", "Stopped": "Stopped", "Completed": "Completed", "Failed": "Failed"}
+        "Stopping": "Stopping", "Stopped": "Stopped", "Completed": "Completed", "Failed": "Failed",
+        "Transforming": "InProgress"}
 
 
 @pytest.mark.parametrize(("current", "new"), ALL_PAIRS)
@@ -52,7 +55,8 @@ def _walk_to(store, name, target):
     paths = {"Pending": [], "Starting": ["Starting"], "Training": ["Starting", "Training"],
              "Uploading": ["Starting", "Training", "Uploading"],
              "Completed": ["Starting", "Training", "Uploading", "Completed"],
-             "Stopping": ["Stopping"], "Stopped": ["Stopping", "Stopped"], "Failed": ["Failed"]}
+             "Stopping": ["Stopping"], "Stopped": ["Stopping", "Stopped"], "Failed": ["Failed"],
+             "Transforming": ["Starting", "Transforming"]}
     store.create(_record(name))
     for step in paths[target]:
         store.transition(name, step)

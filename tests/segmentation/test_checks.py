@@ -80,3 +80,14 @@ def test_cli_check_and_convert(tmp_path):
     ledger = json.loads(result.output)
     assert ledger["unit"] == "pixels" and ledger["images_out"] == 2 and ledger["boxes_in"] == ledger["boxes_out"]
     assert (tmp_path / "voc" / "SegmentationClass" / "000.png").is_file()
+
+
+def test_cli_check_num_classes_reports_values_outside(tmp_path):
+    write_layout(tmp_path, "train", 3, seed=1)
+    Image.fromarray(np.full((48, 64), 7, np.uint8), "L").save(tmp_path / "train_annotation" / "002.png")
+    runner = CliRunner()
+    assert runner.invoke(app, ["data", "check", str(tmp_path), "--json"]).exit_code == 0  # 7 read as a class
+    result = runner.invoke(app, ["data", "check", str(tmp_path), "--num-classes", "3", "--json"])
+    assert result.exit_code == 1, result.output
+    findings = [f for f in json.loads(result.output)["findings"] if f["code"] == "value_outside_label_map"]
+    assert findings and findings[0]["path"].endswith("002.png")

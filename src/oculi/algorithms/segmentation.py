@@ -46,6 +46,11 @@ class SemanticSegmentationHyperparameters(TrainingHyperparameters):
                                            "state dict for a resnet-50/101 backbone.")
     algorithm: Literal["fcn", "psp", "deeplab"] = Field("fcn", description="Decoder head: fcn (FCN), psp "
                                                         "(pyramid pooling, PSPNet) or deeplab (ASPP, DeepLab-v3).")
+    decoder: Literal["skip", "none"] = Field(
+        "skip", description="oculi addition. skip: the head's features are fused with the backbone's stride-4 "
+        "features by a small DeepLab-v3+-style decoder before the classifier, so masks can follow edges and "
+        "structures a few pixels wide; none: the head's stride-8/16 logits are upsampled directly (SageMaker's "
+        "networks; they blur anything thinner than the stride).")
     num_classes: int | None = Field(None, ge=2, le=254, description="Number of classes (background included). "
                                     "Inferred from the masks / label map when omitted; values ≥ num_classes "
                                     "(other than 255 = ignore) are errors.")
@@ -246,7 +251,13 @@ class SemanticSegmentation(Algorithm):
         assert isinstance(hp, SemanticSegmentationHyperparameters)
         weights = Path(hp.pretrained_weights).expanduser() if hp.pretrained_weights and pretrained else None
         return build_segmentation(hp.algorithm, hp.backbone, len(classes),
-                                  pretrained=pretrained and hp.use_pretrained_model, pretrained_weights=weights)
+                                  pretrained=pretrained and hp.use_pretrained_model, pretrained_weights=weights,
+                                  skip=hp.decoder == "skip")
+
+    def model_from_meta(self, meta: dict[str, Any]) -> nn.Module:
+        """As :meth:`Algorithm.model_from_meta`; bundles written before the ``decoder`` hyperparameter existed
+        have no decoder."""
+        return super().model_from_meta(_with_decoder(meta))
 
     def lightning_module(self, model: nn.Module, data: PreparedData) -> L.LightningModule:
         hp = data.hyperparameters
@@ -259,14 +270,23 @@ class SemanticSegmentation(Algorithm):
         return segmentation_input_spec(hp.backbone, hp.base_size, hp.crop_size, hp.label_encoding)
 
     def check_init_model(self, hp: HyperParameters, classes: list[str], meta: dict[str, Any]) -> None:
-        """SageMaker's rule: incremental training needs the same backbone, algorithm, crop_size and classes."""
+        """SageMaker's rule: incremental training needs the same backbone, algorithm, crop_size and classes (and
+        decoder, an oculi addition)."""
         assert isinstance(hp, SemanticSegmentationHyperparameters)
         super().check_init_model(hp, classes, meta)
-        for key in ("backbone", "algorithm", "crop_size"):
+        meta = _with_decoder(meta)
+        for key in ("backbone", "algorithm", "crop_size", "decoder"):
             if meta["hyperparameters"].get(key) != getattr(hp, key):
                 raise ConfigError(f"--init-model was trained with {key}={meta['hyperparameters'].get(key)}, this "
                                   f"run has {key}={getattr(hp, key)}; they must match (pass -p {key}="
                                   f"{meta['hyperparameters'].get(key)}).")
+
+
+def _with_decoder(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with ``decoder=none`` where its hyperparameters predate the decoder."""
+    if "decoder" in meta.get("hyperparameters", {}):
+        return meta
+    return {**meta, "hyperparameters": {**meta["hyperparameters"], "decoder": "none"}}
 
 
 def _path(value: Any) -> Path | None:

@@ -9,6 +9,16 @@ only packaged one, segmentation-models-pytorch, brings its own encoders and a Hu
 - ``efficientnet-lite0``: timm's EfficientNet-Lite0 blocks with the last stage dilated (output stride 16, 320
   channels — stride 8 would cost several times the compute on CPU); its ImageNet weights ship with oculi.
 
+By default (``skip=True``, the ``decoder=skip`` hyperparameter) the head's features go through a light
+DeepLab-v3+-style decoder (:class:`SkipDecoder`) that fuses them with the backbone's stride-4 features before the
+classifier; ``skip=False`` is the plain head whose logits at output stride 8/16 are bilinearly upsampled (SageMaker's
+networks, and every bundle trained before the decoder existed). Why: logits at stride 16 (8) upsampled bilinearly
+are smooth over 16 (8) px, so they cannot draw structures a few pixels wide. On isbi2012-em (membranes 2–5 px wide,
+22 % of pixels) the best any stride-16 logit map can do is about pixel accuracy 0.82 / mIoU 0.53 (stride 8: 0.91 /
+0.75, stride 4: 0.98 / 0.95 — area-averaged masks upsampled back); trained FCN/PSP/DeepLab on lite0 stayed at the
+majority class (mIoU 0.38) for 25 epochs and reached 0.41–0.48 after 75. With the decoder the same FCN reaches mIoU
+0.72 / accuracy 0.88 in 15 epochs at about the same step time.
+
 Input ``float [B, 3, H, W]`` normalised with the bundle's mean/std, any ``H, W ≥ 16`` (non-square too: every head
 pools adaptively and the logits are interpolated to the input size). Output logits ``float [B, num_classes, H,
 W]``. Nothing is downloaded."""
@@ -38,6 +48,7 @@ class DilatedResNet(nn.Module):
 
     out_channels = 2048
     output_stride = 8
+    low_channels = 256  # layer1, stride 4
 
     def __init__(self, depth: int) -> None:
         super().__init__()
@@ -45,29 +56,32 @@ class DilatedResNet(nn.Module):
         for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
             setattr(self, name, getattr(network, name))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Features of the last stage."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(stride-4 features of layer1, features of the last stage)``."""
+        low = self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(x)))))
+        return low, self.layer4(self.layer3(self.layer2(low)))
 
 
 class Lite0Features(nn.Module):
     """timm's EfficientNet-Lite0 blocks up to the last stage, that stage dilated: ``float [B, 3, H, W]`` →
-    ``[B, 320, H/16, W/16]``. Parameter names are timm's under ``body.`` (``body.blocks.6.0…``)."""
+    ``[B, 320, H/16, W/16]`` (and the stride-4 features of stage 1, ``[B, 24, H/4, W/4]``). Parameter names are
+    timm's under ``body.`` (``body.blocks.6.0…``)."""
 
     out_channels = 320
     output_stride = 16
+    low_channels = 24
 
     def __init__(self) -> None:
         super().__init__()
         import timm
 
-        self.body = timm.create_model("efficientnet_lite0", pretrained=False, features_only=True, out_indices=(4,),
-                                      output_stride=self.output_stride)
+        self.body = timm.create_model("efficientnet_lite0", pretrained=False, features_only=True,
+                                      out_indices=(1, 4), output_stride=self.output_stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Features of the last stage."""
-        return self.body(x)[0]
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(stride-4 features, features of the last stage)``."""
+        low, high = self.body(x)
+        return low, high
 
 
 class PyramidPoolingHead(nn.Module):
@@ -94,19 +108,59 @@ class PyramidPoolingHead(nn.Module):
         return self.classifier(self.bottleneck(torch.cat([x, *pooled], dim=1)))
 
 
-class SegmentationNet(nn.Module):
-    """``backbone`` → ``head`` → logits bilinearly upsampled to the input size: ``float [B, 3, H, W]`` →
-    ``float [B, num_classes, H, W]``."""
+class SkipDecoder(nn.Module):
+    """DeepLab-v3+'s decoder (Chen et al. 2018), slimmed for CPU: the backbone's stride-4 features projected to
+    32 channels (1×1 conv, BatchNorm, ReLU), concatenated with the head's features upsampled to stride 4, two
+    3×3 convolutions of ``channels`` (BatchNorm, ReLU) and the 1×1 classifier: logits at stride 4, which can
+    follow edges and thin structures that stride-8/16 logits blur away."""
 
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+    def __init__(self, low_channels: int, head_channels: int, num_classes: int, channels: int = 64) -> None:
+        super().__init__()
+        self.project = nn.Sequential(nn.Conv2d(low_channels, 32, 1, bias=False), nn.BatchNorm2d(32),
+                                     nn.ReLU(inplace=True))
+        self.fuse = nn.Sequential(nn.Conv2d(head_channels + 32, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+                                  nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, low: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """``[B, low_channels, H/4, W/4]`` and ``[B, head_channels, h, w]`` → logits ``[B, num_classes, H/4,
+        W/4]``."""
+        low = self.project(low)
+        features = F.interpolate(features, size=low.shape[-2:], mode="bilinear", align_corners=False)
+        return self.classifier(self.fuse(torch.cat([features, low], dim=1)))
+
+
+class SegmentationNet(nn.Module):
+    """``backbone`` → ``head`` (→ ``decoder`` with the stride-4 features, when given) → logits bilinearly
+    upsampled to the input size: ``float [B, 3, H, W]`` → ``float [B, num_classes, H, W]``. With a decoder the
+    head ends before its classifier (it gives features, the decoder classifies)."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, decoder: SkipDecoder | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.decoder = decoder
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Per-pixel class logits at the input's size."""
-        logits = self.head(self.backbone(x))
+        low, high = self.backbone(x)
+        logits = self.head(high) if self.decoder is None else self.decoder(low, self.head(high))
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _without_classifier(head: nn.Module) -> tuple[nn.Module, int]:
+    """``head`` up to (not including) its final 1×1 classifier, and the channels it then outputs. torchvision's
+    FCNHead/DeepLabHead are Sequentials ending in the classifier (parameter names are kept: ``head.0…``)."""
+    if isinstance(head, PyramidPoolingHead):
+        channels = head.classifier.in_channels
+        head.classifier = nn.Identity()
+        return head, channels
+    assert isinstance(head, nn.Sequential) and isinstance(head[-1], nn.Conv2d)
+    channels = head[-1].in_channels
+    del head[len(head) - 1]
+    return head, channels
 
 
 def _head(algorithm: str, in_channels: int, num_classes: int, output_stride: int) -> nn.Module:
@@ -146,7 +200,7 @@ def _load_backbone(module: nn.Module, state: dict[str, torch.Tensor], source: st
 
 
 def build_segmentation(algorithm: str, backbone: str, num_classes: int, *, pretrained: bool = False,
-                       pretrained_weights: Path | None = None) -> SegmentationNet:
+                       pretrained_weights: Path | None = None, skip: bool = True) -> SegmentationNet:
     """A ``algorithm`` (fcn | psp | deeplab) network on ``backbone`` (resnet-50 | resnet-101 | efficientnet-lite0)
     with ``num_classes`` outputs.
 
@@ -154,7 +208,8 @@ def build_segmentation(algorithm: str, backbone: str, num_classes: int, *, pretr
     ``resnet50``/``resnet101`` or timm ``efficientnet_lite0`` state dict) or, for efficientnet-lite0, the shipped
     weights. Raises :class:`ConfigError` when a ResNet needs a file that was not given, :class:`ArtifactError`
     when a file does not fit. The head is always freshly initialised (SageMaker: "the decoder is never
-    pretrained")."""
+    pretrained"). ``skip`` adds the stride-4 :class:`SkipDecoder` (see the module docstring for why it is the
+    default); ``skip=False`` is the plain head, as bundles trained before it have."""
     if algorithm not in SEGMENTATION_ALGORITHMS:
         raise ConfigError(f"algorithm got {algorithm!r}; expected one of {', '.join(SEGMENTATION_ALGORITHMS)}.")
     if backbone not in SEGMENTATION_BACKBONES:
@@ -165,7 +220,11 @@ def build_segmentation(algorithm: str, backbone: str, num_classes: int, *, pretr
     if pretrained:
         state, source = _imagenet_state(backbone, pretrained_weights)
         _load_backbone(body, state, source, "body." if backbone == "efficientnet-lite0" else "")
-    return SegmentationNet(body, _head(algorithm, body.out_channels, num_classes, body.output_stride))
+    head = _head(algorithm, body.out_channels, num_classes, body.output_stride)
+    if not skip:
+        return SegmentationNet(body, head)
+    head, channels = _without_classifier(head)
+    return SegmentationNet(body, head, SkipDecoder(body.low_channels, channels, num_classes))
 
 
 def segmentation_input_spec(backbone: str, base_size: int, crop_size: int,

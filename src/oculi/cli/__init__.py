@@ -14,14 +14,17 @@ from oculi.cli import evaluate as _evaluate
 from oculi.cli import export as _export
 from oculi.cli import jobs as _jobs
 from oculi.cli import predict as _predict
+from oculi.cli import serve as _serve
 from oculi.cli import train as _train
+from oculi.cli import transform as _transform
 from oculi.cli.common import err_console
 from oculi.errors import OculiError
 
 app = typer.Typer(
     name="oculi",
     help="The SageMaker computer-vision workflow on your own machine: check data, train built-in algorithms, "
-    "evaluate and predict.\n\nExample: oculi train image-classification --train data/train -p epochs=5",
+    "evaluate, predict, serve and batch-transform.\n\n"
+    "Example: oculi train image-classification --train data/train -p epochs=5",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -29,6 +32,8 @@ app = typer.Typer(
 app.command("train")(_train.train)
 app.command("evaluate")(_evaluate.evaluate)
 app.command("predict")(_predict.predict)
+app.command("serve")(_serve.serve)
+app.command("transform")(_transform.transform)
 app.command("export")(_export.export)
 app.command("demo")(_train.demo)
 app.add_typer(_data.app, name="data")

@@ -62,6 +62,9 @@ def check(
         bool, typer.Option("--json", help="Print the report as JSON instead of tables.")
     ] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Threads that decode images.")] = 2,
+    num_classes: Annotated[int | None, typer.Option(
+        "--num-classes", min=2, max=254, help="Segmentation: the num_classes you will train with; mask values at "
+        "or above it (other than 255 = ignore) are reported. Default: from the label map, else the masks.")] = None,
 ) -> None:
     """Check a dataset: can it be trained on?
 
@@ -76,6 +79,8 @@ def check(
     Example: oculi data check ../shared/data/hymenoptera/hymenoptera_data
 
     Example: oculi data check data/streets   (holding train/, train_annotation/, label_map/)
+
+    Example: oculi data check data/membranes --num-classes 2
     """
     roots = parse_image_roots(image_root)
     progress = not json_output and err_console.is_terminal
@@ -88,7 +93,7 @@ def check(
         sets = resolve_classification_channels(parse_channels(None, None, channel), image_roots=roots)
         report = check_classification(sets, workers=workers, progress=progress)
     elif path is not None:
-        report = check_path(path, roots, workers=workers, progress=progress)
+        report = check_path(path, roots, workers=workers, progress=progress, num_classes=num_classes)
     else:
         raise ConfigError(
             "Nothing to check: pass a dataset PATH (e.g. `oculi data check data/flowers`) or "

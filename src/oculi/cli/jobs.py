@@ -29,7 +29,7 @@ def list_jobs(
     algorithm: str | None = typer.Option(None, "--algorithm", help="Only jobs of this algorithm."),
     limit: int = typer.Option(50, "--limit", help="At most this many (newest first)."),
 ) -> None:
-    """List training jobs, newest first.
+    """List jobs (training and batch transform), newest first.
 
     Example: oculi jobs list --status Failed --algorithm image-classification
     """
@@ -55,8 +55,11 @@ def list_jobs(
         start = job["training_start"]
         duration = f"{(end or __import__('time').time()) - start:.0f} s" if start else ""
         final = job["final_metrics"] or latest_metrics(store.metrics(job["name"]))
-        shown = next((f"{k} {v:.4f}" for k, v in final.items() if k.startswith("validation:") and "loss" not in k),
-                     "")
+        if job["kind"] == "transform":
+            shown = f"transform: {final.get('Done', 0)} done, {final.get('Failed', 0)} failed"
+        else:
+            shown = next((f"{k} {v:.4f}" for k, v in final.items()
+                          if k.startswith("validation:") and "loss" not in k), "")
         table.add_row(job["name"], job["algorithm"], f"{job['status']}/{job['secondary_status']}",
                       (iso(job["created_at"]) or "")[:19].replace("T", " "), duration, shown)
     wide = console if console.is_terminal else __import__("rich.console").console.Console(width=200, highlight=False)
@@ -96,7 +99,8 @@ def logs(name: str = typer.Argument(..., help="Job name."),
 @app.command("metrics")
 def metrics(name: str = typer.Argument(..., help="Job name."),
             plot: Path | None = typer.Option(None, "--plot", help="Also draw the curves into this PNG.")) -> None:
-    """Print a job's per-epoch metrics as a table.
+    """Print a job's per-epoch metrics as a table (a script job's: each metric definition's values in the order
+    the script printed them).
 
     Example: oculi jobs metrics my-job --plot curves.png
     """
@@ -111,9 +115,11 @@ def metrics(name: str = typer.Argument(..., help="Job name."),
         console.print(f"job {name} has no metrics yet ({job['status']}/{job['secondary_status']})")
         return
     names, table_rows = metric_table(rows)
-    table = Table("epoch", "step", *names, box=None)
+    by_epoch = all(r["epoch"] is not None for r in table_rows)
+    table = Table("epoch", "step", *names, box=None) if by_epoch else Table("value #", *names, box=None)
     for r in table_rows:
-        table.add_row(str(r["epoch"]), str(r["step"]), *(f"{r[n]:.4f}" if n in r else "" for n in names))
+        first = [str(r["epoch"]), str(r["step"])] if by_epoch else [str(r["step"] + 1)]
+        table.add_row(*first, *(f"{r[n]:.4f}" if n in r else "" for n in names))
     console.print(table)
     if plot is not None:
         plot_metrics(rows, plot, name)
@@ -123,7 +129,9 @@ def metrics(name: str = typer.Argument(..., help="Job name."),
 @app.command("stop")
 def stop(name: str = typer.Argument(..., help="Job name."),
          wait: bool = typer.Option(False, "--wait", help="Return only once the job has stopped.")) -> None:
-    """Stop a job: it writes a checkpoint at the next step boundary and ends Stopped (resume it later).
+    """Stop a job: a built-in (or distributed) job writes a checkpoint at the next step boundary and ends Stopped
+    within seconds; a script job's process group gets SIGTERM (SageMaker's stop; SIGKILL 30 s later) so the script
+    can save to SM_CHECKPOINT_DIR. Resume it later with `oculi jobs resume`.
 
     Example: oculi jobs stop my-job --wait
     """
@@ -141,11 +149,14 @@ def stop(name: str = typer.Argument(..., help="Job name."),
 @app.command("resume")
 def resume(
     name: str = typer.Argument(..., help="Job name."),
-    epochs: int | None = typer.Option(None, "--epochs", help="New total number of epochs (extends a finished job)."),
+    epochs: int | None = typer.Option(None, "--epochs", help="New total number of epochs (extends a finished job; "
+                                      "a script job gets it as --epochs)."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Return at once; the job runs in the background."),
 ) -> None:
-    """Continue a Stopped or Failed job from its last checkpoint (model, optimizer, schedule, RNG, epoch/step),
-    or extend a Completed one with --epochs.
+    """Continue a Stopped or Failed job from its last checkpoint (model, optimizer, schedule, RNG, epoch/step and
+    the position in the data, so a stop mid-epoch resumes exactly), or extend a Completed one with --epochs.
+    A script job runs its script again with the same arguments and SM_CHECKPOINT_DIR (--epochs N becomes its
+    --epochs argument); the script restores what it saved there.
 
     Example: oculi jobs resume my-job --epochs 20
     """
@@ -184,6 +195,12 @@ def _report_end(job: dict) -> None:
 
     if job["secondary_status"] == "Failed":
         raise JobError(f"job {job['name']} failed: {job['failure_reason']}")
+    if job["kind"] == "transform":
+        counts = job["final_metrics"] or {}
+        console.print(f"{job['name']}: {job['status']}. {counts.get('Done', 0)} done, {counts.get('Skipped', 0)} "
+                      f"skipped, {counts.get('Failed', 0)} failed")
+        console.print(f"results: {job['spec']['output']}")
+        return
     metrics = job.get("final_metrics") or {}
     shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
     console.print(f"{job['name']}: {job['status']}. {shown}")

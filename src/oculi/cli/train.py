@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -24,22 +25,25 @@ def train(
                                            "(SageMaker string forms accepted). Repeatable."),
     recipe: Path | None = typer.Option(None, "--recipe", help="Hyperparameters file: JSON (SageMaker's "
                                        "hyperparameters.json) or name=value lines; -p values win."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Folder for the model bundle (default: a new "
-                                       "folder under $OCULI_HOME/runs). With --entry-point: the run folder "
-                                       "(model/ = SM_MODEL_DIR, output/, train.log)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Folder for the model bundle (default: "
+                                       "$OCULI_HOME/jobs/NAME/output/model). With --entry-point: the run folder "
+                                       "(model/ = SM_MODEL_DIR, output/ = SM_OUTPUT_DIR, input/, metrics.csv; "
+                                       "default: the job folder)."),
     init_model: Path | None = typer.Option(None, "--init-model", help="Start from an earlier oculi model bundle "
                                            "of the same architecture (SageMaker's `model` channel)."),
     image_root: list[str] | None = typer.Option(None, "--image-root", help="Map an S3 prefix in a manifest to a "
                                                 "local folder: s3://bucket/prefix=DIR. Repeatable."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Allow writing over an existing bundle in --output."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
-    name: str | None = typer.Option(None, "--name", help="Job name (default <algorithm>-YYYY-MM-DD-HH-MM-SS-mmm)."),
+    name: str | None = typer.Option(None, "--name", help="Job name (default <algorithm or script>-YYYY-MM-DD-"
+                                    "HH-MM-SS-mmm)."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Return at once: the job runs in a background "
                                 "process (queued while OCULI_MAX_PARALLEL_JOBS jobs run). Follow it with "
-                                "`oculi jobs logs NAME --follow`."),
+                                "`oculi jobs logs NAME --follow`. Works in script mode and distributed runs too."),
     entry_point: Path | None = typer.Option(None, "--entry-point", help="Script mode: run your own training script "
-                                            "(e.g. PyTorch Lightning) with SageMaker's SM_* environment instead of "
-                                            "a built-in algorithm.", rich_help_panel="Script mode"),
+                                            "(e.g. PyTorch Lightning) as a job with SageMaker's SM_* environment "
+                                            "instead of a built-in algorithm; SM_CHECKPOINT_DIR survives `oculi "
+                                            "jobs resume`.", rich_help_panel="Script mode"),
     source_dir: Path | None = typer.Option(None, "--source-dir", help="Folder with the script and its modules "
                                            "(working directory, on PYTHONPATH); --entry-point is relative to it.",
                                            rich_help_panel="Script mode"),
@@ -62,7 +66,9 @@ def train(
 ) -> None:
     """Train a built-in algorithm and write a model bundle (model.json + weights.safetensors), or run your own
     training script (--entry-point) with SageMaker's script-mode contract.
-    Every built-in run is recorded in the job store (`oculi jobs list`); --detach runs it in the background.
+    Every run — built-in, script mode or distributed — is a training job in the store (`oculi jobs list`):
+    --detach runs it in the background; `oculi jobs stop NAME` checkpoints and stops it, `oculi jobs resume NAME`
+    continues it (a script gets the same SM_CHECKPOINT_DIR back).
 
     Example: oculi train image-classification --train data/train --validation data/val
     -p architecture=efficientnet-lite0 -p use_pretrained_model=1 -p epochs=5 --output models/ants
@@ -72,6 +78,7 @@ def train(
 
     Script mode: oculi train --entry-point train.py --source-dir examples/mnist_lightning
     --train ../shared/data/mnist5k -p epochs=3 --metric-definition 'validation:accuracy=val_accuracy=([0-9.]+)'
+    --name mnist-1 --detach
 
     Distributed (DDP): oculi train image-classification --train data/train -p instance_count=2 (2 processes on
     this machine); across 2 machines run on each: oculi train … --nodes 2 --devices 1 --node-rank R
@@ -87,32 +94,38 @@ def train(
         if init_model or image_root or recipe or distributed_given:
             raise ConfigError("--init-model, --image-root, --recipe and the distributed options apply to built-in "
                               "algorithms; in script mode pass data as channels and settings as -p name=value.")
-        _train_script(entry_point, source_dir, parse_channels(train, validation, channel), _params(param),
-                      metric_definition or [], output)
-        return
-    if algorithm is None:
+    elif algorithm is None:
         raise ConfigError("Name an algorithm (see `oculi algorithms list`), e.g. `oculi train image-classification "
                           "--train data/train`, or run your own script with --entry-point train.py.")
-    if source_dir or metric_definition:
+    elif source_dir or metric_definition:
         raise ConfigError("--source-dir and --metric-definition belong to script mode; add --entry-point SCRIPT.")
-    if distributed_given or "LOCAL_RANK" in os.environ:  # --nodes/--devices, or under the user's own torchrun
+    if "LOCAL_RANK" in os.environ:  # a rank of the user's own torchrun: not a job
+        if entry_point is not None:
+            raise ConfigError("Script mode does not run under torchrun: start your script with torchrun yourself, "
+                              "or run `oculi train --entry-point …` without torchrun.")
         if detach or name:
-            raise ConfigError("--detach and --name apply to single-machine jobs; a --nodes/--devices run is attached "
-                              "(use -p instance_count=N for several processes on this machine as a job).")
-        _train_distributed(algorithm, train, validation, channel, param, recipe, output, init_model, image_root,
-                           no_progress, overwrite, nodes, devices, node_rank, master_addr, master_port)
+            raise ConfigError("--detach and --name do not apply under your own torchrun (each rank would record a "
+                              "job); run `oculi train … --devices N` instead, which is a job.")
+        _train_under_torchrun(algorithm, train, validation, channel, param, recipe, output, init_model, image_root,
+                              no_progress, overwrite)
         return
     from oculi.jobs.runner import JobSpec, dispatch, run_attached, submit
     from oculi.jobs.store import JobStore
 
     channels = parse_channels(train, validation, channel)
     roots = parse_image_roots(image_root)
-    if output is not None and (output.expanduser() / "model.json").exists() and not overwrite:
+    if entry_point is None and output is not None and (output.expanduser() / "model.json").exists() \
+            and not overwrite:
         raise ConfigError(f"{output} already holds a model bundle; pass another --output folder (or --overwrite).")
     spec = JobSpec(algorithm=algorithm, channels={k: str(v) for k, v in channels.items()},
                    hyperparameters=_params(param), recipe=load_recipe(recipe) if recipe else None, name=name,
                    output=str(output) if output else None, init_model=str(init_model) if init_model else None,
-                   image_roots={k: str(v) for k, v in roots.items()} if roots else None)
+                   image_roots={k: str(v) for k, v in roots.items()} if roots else None,
+                   entry_point=str(entry_point) if entry_point else None,
+                   source_dir=str(source_dir) if source_dir else None, metric_definitions=metric_definition or None,
+                   distributed={"nodes": nodes, "devices": devices, "node_rank": node_rank,
+                                "master_addr": master_addr, "master_port": master_port}
+                   if distributed_given else None)
     store = JobStore()
     job = submit(spec, store, attached=not detach)
     if detach:
@@ -122,10 +135,15 @@ def train(
         console.print(f"follow it: oculi jobs logs {job['name']} --follow   ·   wait: oculi jobs wait {job['name']}")
         return
     console.print(f"job {job['name']} (log {job['log_path']})")
-    job = run_attached(job, store, echo=console.print)
+    job = run_attached(job, store, echo=console.print if entry_point is None else _plain)
     result = job.get("result")
     if job["secondary_status"] == "Stopped" or result is None:
         console.print(f"job {job['name']} {job['secondary_status']}; resume it with `oculi jobs resume {job['name']}`")
+        return
+    if entry_point is not None:
+        _report_script(job, result)
+        return
+    if not result.metrics:  # a node other than 0 of a multi-machine run
         return
     shown = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
     console.print(f"[bold green]done[/] in {result.seconds:.0f} s. Best epoch {result.best_epoch}: {shown}")
@@ -134,22 +152,24 @@ def train(
                   f"checkpoints: {Path(job['job_dir']) / 'checkpoints'}")
 
 
-def _train_distributed(algorithm: str, train: Path | None, validation: Path | None, channel: list[str] | None,
-                       param: list[str] | None, recipe: Path | None, output: Path | None, init_model: Path | None,
-                       image_root: list[str] | None, no_progress: bool, overwrite: bool, nodes: int | None,
-                       devices: int | None, node_rank: int | None, master_addr: str | None,
-                       master_port: int | None) -> None:
-    """A --nodes/--devices run (or one under the user's own torchrun): DDP, attached and not recorded as a job;
-    rank 0 reports."""
+def _plain(line: str) -> None:
+    """A script's output line, printed as is (no rich markup)."""
+    console.print(line, markup=False, highlight=False)
+
+
+def _train_under_torchrun(algorithm: str, train: Path | None, validation: Path | None, channel: list[str] | None,
+                          param: list[str] | None, recipe: Path | None, output: Path | None,
+                          init_model: Path | None, image_root: list[str] | None, no_progress: bool,
+                          overwrite: bool) -> None:
+    """One rank of the user's own torchrun (``torchrun … -m oculi.cli train …``): DDP with the layout from
+    torchrun's environment, attached and not recorded as a job; rank 0 reports."""
     from oculi.config import load_recipe
-    from oculi.engine.distributed import Distributed
     from oculi.engine.training import train as run
 
     result = run(algorithm, parse_channels(train, validation, channel), _params(param),
                  recipe=load_recipe(recipe) if recipe else None, output=output, init_model=init_model,
                  image_roots=parse_image_roots(image_root), progress=not no_progress, overwrite=overwrite,
-                 echo=console.print, distributed=Distributed(nodes, devices, node_rank, master_addr, master_port)
-                 if any(v is not None for v in (nodes, devices, node_rank, master_addr, master_port)) else None)
+                 echo=console.print)
     if os.environ.get("RANK", "0") != "0" or not result.metrics:  # another rank, or a node other than 0
         return
     shown = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
@@ -157,37 +177,22 @@ def _train_distributed(algorithm: str, train: Path | None, validation: Path | No
     console.print(f"model bundle: {result.model_dir}  (model.json, weights.safetensors)")
 
 
-def _train_script(entry_point: Path, source_dir: Path | None, channels: dict[str, Path], hyperparameters: dict,
-                  metric_definitions: list[str], output: Path | None) -> None:
-    """Script mode: run folder = --output or $OCULI_HOME/runs/<script>-<time>; model/ is SM_MODEL_DIR."""
-    import csv
-
-    from oculi.engine.training import default_output
-    from oculi.jobs.script import parse_metric_definitions, run_script
-
-    definitions = parse_metric_definitions(metric_definitions)
-    run_dir = (output or default_output(Path(entry_point).stem)).expanduser()
-    console.print(f"running {entry_point} in script mode; run folder {run_dir}")
-    result = run_script(entry_point, channels, hyperparameters, source_dir=source_dir, model_dir=run_dir / "model",
-                        output_dir=run_dir / "output", input_dir=run_dir / "input",
-                        metric_definitions=definitions, log_file=run_dir / "train.log")
-    if result.metrics:
-        with (run_dir / "metrics.csv").open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["timestamp", "name", "step", "value"])
-            writer.writerows([p.timestamp, p.name, p.step, p.value] for p in result.metrics)
+def _report_script(job: dict, result: Any) -> None:
+    """Where a finished script job's model, metrics and log went."""
+    run_dir = Path(job["model_dir"]).parent
     for note in result.notes:
         console.print(note, markup=False)
     console.print(f"[bold green]done[/] in {result.seconds:.0f} s.")
     if result.final_metrics:
         console.print("final metrics: " + "  ".join(f"{k} {v:g}" for k, v in result.final_metrics.items())
-                      + f"  (all {len(result.metrics)} values: {run_dir / 'metrics.csv'})", markup=False)
-    elif definitions:
+                      + f"  (all {len(result.metrics)} values: {run_dir / 'metrics.csv'}, "
+                      f"`oculi jobs metrics {job['name']}`)", markup=False)
+    elif job["spec"].get("metric_definitions"):
         console.print("warning: no metric definition matched the script's output", markup=False)
     console.print(f"model (SM_MODEL_DIR): {result.model_dir}  ({', '.join(result.model_files) or 'empty'})",
                   markup=False)
-    console.print(f"log: {result.log_file}; other outputs (SM_OUTPUT_DATA_DIR): {result.output_dir / 'data'}",
-                  markup=False)
+    console.print(f"log: {job['log_path']}; other outputs (SM_OUTPUT_DATA_DIR): {result.output_dir / 'data'}; "
+                  f"checkpoints (SM_CHECKPOINT_DIR): {Path(job['job_dir']) / 'checkpoints'}", markup=False)
 
 
 def _params(param: list[str] | None) -> dict[str, str]:

@@ -401,18 +401,21 @@ def _is_detection(path: Path) -> bool:
 
 
 def check_path(
-    path: Path, image_roots: dict[str, Path] | None = None, *, workers: int = 2, progress: bool = False
+    path: Path, image_roots: dict[str, Path] | None = None, *, workers: int = 2, progress: bool = False,
+    num_classes: int | None = None,
 ) -> CheckReport:
     """Check a dataset path: a folder of split folders (``train``, ``validation``/``val``, ``test``) is checked
     split by split against the training classes; segmentation data (SageMaker's mask layout, VOC
     ``SegmentationClass``, ``-ref`` manifests) is checked with its masks (see :mod:`oculi.data.formats.masks`);
-    anything else is checked as one ``train`` channel."""
+    anything else is checked as one ``train`` channel. ``num_classes`` applies to segmentation masks (values at or
+    above it are reported); without it the class count comes from the label map or the masks."""
     from oculi.data.segmentation import is_segmentation
 
     if is_segmentation(Path(path)):
         from oculi.data.segmentation import split_sets
 
-        return check_classification(split_sets(Path(path), image_roots=image_roots), workers=workers,
+        return check_classification(split_sets(Path(path), image_roots=image_roots, num_classes=num_classes),
+                                    workers=workers,
                                     progress=progress)
     if _is_detection(Path(path)):
         from oculi.data.detection import read_detection

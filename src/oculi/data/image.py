@@ -5,6 +5,7 @@ decodes large photos at 1/2–1/8 scale directly (several times faster than a fu
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,43 @@ def decode_image(path: Path, min_side: int | None = None) -> torch.Tensor:
             if scale >= 2:
                 img.draft("RGB", (int(w / scale) + 1, int(h / scale) + 1))
         rgb, _ = _load_rgb(img, path)
+        arr = np.asarray(rgb, dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+# Largest image a request body may decode to (about 8000 × 8000): a tiny PNG can claim 50000 × 50000 pixels and
+# exhaust memory on decode, so the size in the header is checked before any pixel is decoded.
+MAX_DECODED_PIXELS = 64_000_000
+
+
+def decode_image_bytes(data: bytes, min_side: int | None = None, max_pixels: int = MAX_DECODED_PIXELS,
+                       name: str = "the request body") -> torch.Tensor:
+    """Decode encoded image bytes (JPEG, PNG, …) into an RGB ``uint8 [3, H, W]`` tensor, EXIF applied.
+
+    The header's width × height is checked against ``max_pixels`` before decoding (a decompression bomb is refused
+    without allocating its pixels); ``min_side`` allows reduced-scale JPEG decoding as in :func:`decode_image`.
+    Raises :class:`DataError` naming ``name`` when the bytes are not a readable image or too large."""
+    if not data:
+        raise DataError(f"{name} is empty; send the encoded image bytes (JPEG or PNG).")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:
+        raise DataError(f"{name} claims an image too large to decode ({e}).") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise DataError(f"{name} is not an image Pillow can read (unknown or corrupt format; expected JPEG or "
+                        "PNG bytes).") from None
+    with img:
+        w, h = img.size
+        if w * h > max_pixels:
+            raise DataError(f"{name} claims a {w} × {h} image ({w * h / 1e6:.0f} Mpx), over the limit of "
+                            f"{max_pixels / 1e6:.0f} Mpx; resize it before sending.")
+        if min_side and img.format == "JPEG":
+            scale = min(w, h) / float(min_side)
+            if scale >= 2:
+                img.draft("RGB", (int(w / scale) + 1, int(h / scale) + 1))
+        rgb, _ = _load_rgb(img, Path(name))
         arr = np.asarray(rgb, dtype=np.uint8)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 

@@ -142,12 +142,13 @@ def read_segmentation(
 
 
 def split_sets(path: Path, *, image_roots: dict[str, Path] | None = None,
-               classes: list[str] | None = None) -> dict[str, SampleSet]:
+               classes: list[str] | None = None, num_classes: int | None = None) -> dict[str, SampleSet]:
     """The splits of a segmentation dataset for the data check: ``train`` and, for SageMaker's layout with
     ``validation/`` + ``validation_annotation/``, ``validation`` (read against the training classes and label
-    map); any other format is one ``train`` split."""
+    map); any other format is one ``train`` split. ``num_classes`` (SageMaker's hyperparameter) makes mask values
+    at or above it findings instead of inferring the class count from the masks."""
     path = Path(path)
-    sets = {"train": read_segmentation(path, image_roots=image_roots, classes=classes)}
+    sets = {"train": read_segmentation(path, image_roots=image_roots, classes=classes, num_classes=num_classes)}
     if path.is_dir() and (path / "validation").is_dir() and (path / "validation_annotation").is_dir() and \
             detect_format(path) == "sagemaker-masks":
         sets["validation"] = read_segmentation(path, split="validation", classes=sets["train"].classes)

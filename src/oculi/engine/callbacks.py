@@ -8,6 +8,7 @@ import csv
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +157,8 @@ class StopTraining(KeyboardInterrupt):
 class GracefulStop(L.Callback):
     """Stops training at the next step boundary once ``should_stop()`` is true (a job's ``stop``, SIGTERM),
     after writing a resumable checkpoint to ``path``. ``should_stop`` is called after every optimizer step, so it
-    must be cheap (the jobs layer rate-limits its store look-ups)."""
+    must be cheap (the jobs layer rate-limits its store look-ups). Under DDP the ranks agree after every step (one
+    small all-reduce): when any rank is asked to stop, all of them checkpoint and stop at the same step."""
 
     def __init__(self, should_stop: Callable[[], bool], path: Path, echo: Callable[[str], None]) -> None:
         self.should_stop, self.path, self.echo = should_stop, path, echo
@@ -164,7 +166,12 @@ class GracefulStop(L.Callback):
         self.saved: dict[str, int] | None = None
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        if self.requested or not self.should_stop():
+        if self.requested:
+            return
+        wanted = bool(self.should_stop())
+        if trainer.world_size > 1:  # every rank must stop at the same step, or the others wait in an all-reduce
+            wanted = trainer.strategy.reduce_boolean_decision(wanted, all=False)
+        if not wanted:
             return
         self.requested = True
         trainer.save_checkpoint(self.path, weights_only=False)
@@ -176,13 +183,31 @@ class GracefulStop(L.Callback):
 
 class RandomState(L.Callback):
     """Puts the random-number state in every checkpoint and restores it on resume, so a resumed run draws the same
-    data order and augmentations as an uninterrupted one: torch (CPU, CUDA), numpy, Python ``random``, and the
-    ``generator`` of each training DataLoader (its shuffling and its workers' seeds come from there)."""
+    random numbers as an uninterrupted one: torch (CPU, CUDA), numpy, Python ``random``, and the ``generator`` of
+    each training DataLoader (its workers' base seed comes from there). The data order and augmentations are
+    resumed by :mod:`oculi.engine.data_order`. Under DDP every rank's state is gathered into the checkpoint (rank 0
+    writes it) and each rank restores its own."""
 
     def __init__(self, loaders: list[Any]) -> None:
         self.generators = [g for g in (getattr(dl, "generator", None) for dl in loaders) if g is not None]
 
     def state_dict(self) -> dict[str, Any]:
+        own = self._own_state()
+        if torch.distributed.is_available() and torch.distributed.is_initialized() \
+                and torch.distributed.get_world_size() > 1:  # every rank saves a checkpoint at the same points
+            ranks: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(ranks, own)
+            return {"ranks": ranks}
+        return own
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "ranks" in state:
+            ranks = state["ranks"]
+            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+            state = ranks[rank] if rank < len(ranks) else ranks[0]  # resumed on more ranks than saved: best effort
+        self._restore(state)
+
+    def _own_state(self) -> dict[str, Any]:
         import random
 
         import numpy as np
@@ -200,7 +225,7 @@ class RandomState(L.Callback):
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def _restore(self, state: dict[str, Any]) -> None:
         import random
 
         import numpy as np
@@ -239,6 +264,24 @@ class ResumeNotice(L.Callback):
                 sched._last_lr = list(sched.base_lrs)
                 self.echo(f"learning-rate schedule restarted: cosine decay from {sched.base_lrs[0]:g} over the "
                           f"{remaining} remaining steps")
+
+
+@dataclass(frozen=True)
+class CallbackFactory:
+    """Callbacks made inside the training process by an importable function: ``target`` is
+    ``"package.module:function"``, called with ``kwargs`` (plain JSON values), returning a list of callbacks.
+    Unlike callback objects, a factory crosses into the processes torchrun starts for a distributed run, where
+    each rank builds its own (the jobs layer reports progress to the store this way)."""
+
+    target: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> list[L.Callback]:
+        """Import ``target`` and call it with ``kwargs``."""
+        import importlib
+
+        module, _, name = self.target.partition(":")
+        return list(getattr(importlib.import_module(module), name)(**self.kwargs))
 
 
 class AtomicCheckpointIO(L.pytorch.plugins.io.TorchCheckpointIO):

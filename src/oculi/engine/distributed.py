@@ -37,6 +37,7 @@ import torch
 
 from oculi import errors
 from oculi.errors import ConfigError, JobError
+from oculi.processes import die_with_parent
 
 DEFAULT_MASTER_PORT = 29500
 
@@ -156,18 +157,6 @@ def plan(instance_count: int, mini_batch_size: int, options: Distributed | None 
     return result
 
 
-def rebatch(loader: torch.utils.data.DataLoader, batch_size: int) -> torch.utils.data.DataLoader:
-    """The same loader (dataset, sampler, collate, workers, seeded generator) with ``batch_size`` per step;
-    Lightning then swaps the sampler for a DistributedSampler (shuffled when the original was)."""
-    if loader.batch_size == batch_size:
-        return loader
-    from torch.utils.data import DataLoader
-
-    return DataLoader(loader.dataset, batch_size=batch_size, sampler=loader.sampler, num_workers=loader.num_workers,
-                      collate_fn=loader.collate_fn, pin_memory=loader.pin_memory, drop_last=loader.drop_last,
-                      persistent_workers=loader.persistent_workers, generator=loader.generator)
-
-
 def weights_checksum(named: Iterable[tuple[str, torch.Tensor]]) -> str:
     """SHA-256 (16 hex digits) over names and raw bytes of ``named`` tensors, in name order; any dtype or
     memory format (tensors are made contiguous on CPU first)."""
@@ -200,12 +189,21 @@ def check_replicas(plan: Plan, steps: int, model: torch.nn.Module, out: Path, ec
 
 def launch(plan: Plan, *, algorithm: str, channels: Mapping[str, Any], hyperparameters: Mapping[str, Any] | None,
            recipe: Mapping[str, Any] | None, output: Path, init_model: Path | None,
-           image_roots: Mapping[str, Path] | None, overwrite: bool, echo: Callable[[str], None]) -> Any:
+           image_roots: Mapping[str, Path] | None, overwrite: bool, echo: Callable[[str], None],
+           checkpoint_dir: Path | None = None, resume_from: Path | str | None = None, restart_schedule: bool = False,
+           stop_requested: Callable[[], bool] | None = None, callbacks: Iterable[Any] = ()) -> Any:
     """Run ``train()`` in ``plan.devices`` processes on this machine through torchrun (the other machines of a
     multi-node run launch their own), wait, and return rank 0's :class:`~oculi.engine.training.TrainResult`
-    (read back from the bundle). The processes' output is copied to this process's stdout. An OculiError in a
-    rank is raised again here with its message (without torchrun's failure report); any other failure is a
-    JobError after that report."""
+    (read back from the bundle). The processes' output goes line by line to ``echo``.
+
+    ``checkpoint_dir``, ``resume_from`` and ``restart_schedule`` are passed to every rank (rank 0 writes the
+    checkpoints). ``stop_requested`` is polled here five times a second; once true, a stop file tells the ranks,
+    which agree on a step, checkpoint and stop (``TrainResult.stopped``). ``callbacks`` are
+    :class:`~oculi.engine.callbacks.CallbackFactory` objects, built in every rank.
+
+    torchrun dies with this process (and the ranks with torchrun), so a launcher killed with ``kill -9`` leaves no
+    training behind. An OculiError in a rank is raised again here with its message (without torchrun's failure
+    report); any other failure is a JobError after that report."""
     from oculi.artifacts import read_meta
     from oculi.engine.training import TrainResult
 
@@ -214,11 +212,16 @@ def launch(plan: Plan, *, algorithm: str, channels: Mapping[str, Any], hyperpara
               "hyperparameters": dict(hyperparameters or {}), "recipe": dict(recipe) if recipe else None,
               "output": str(output), "init_model": str(init_model) if init_model else None,
               "image_roots": {k: str(v) for k, v in image_roots.items()} if image_roots else None,
-              "overwrite": overwrite, "progress": False}
+              "overwrite": overwrite, "progress": False,
+              "checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else None,
+              "resume_from": str(resume_from) if resume_from else None, "restart_schedule": restart_schedule}
     o = plan.options
     with tempfile.TemporaryDirectory(prefix="oculi-ddp-") as tmp:
         spec = Path(tmp) / "spec.json"
-        spec.write_text(json.dumps({"kwargs": kwargs, "distributed": asdict(o), "errors": tmp}))
+        spec.write_text(json.dumps({
+            "kwargs": kwargs, "distributed": asdict(o), "errors": tmp,
+            "callbacks": [{"target": c.target, "kwargs": c.kwargs} for c in callbacks],
+            "stop_file": str(Path(tmp) / "stop") if stop_requested else None}))
         command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(plan.nodes),
                    "--nproc-per-node", str(plan.devices)]
         if plan.nodes == 1:
@@ -235,11 +238,12 @@ def launch(plan: Plan, *, algorithm: str, channels: Mapping[str, Any], hyperpara
         echo(f"launching {plan.devices} process(es) on this machine"
              + (f" (node {command[command.index('--node-rank') + 1]} of {plan.nodes})" if plan.nodes > 1 else "")
              + ": " + " ".join(command[:command.index("-m", 3)]) + " …")
-        code, held = _run_forwarding(command, env)
+        code, held = _run_forwarding(command, env, echo, stop_requested, Path(tmp) / "stop")
         error = _first_error(Path(tmp))
         if error is None and held:  # torchrun's own failure report matters only when no rank said why
-            sys.stdout.write("".join(held))
-            sys.stdout.flush()
+            echo("".join(held).rstrip("\n"))
+        outcome_file = Path(tmp) / "result.json"
+        outcome = json.loads(outcome_file.read_text()) if outcome_file.exists() else {}
     if error is not None:
         kind = getattr(errors, error["type"], None)
         kind = kind if isinstance(kind, type) and issubclass(kind, errors.OculiError) else JobError
@@ -253,20 +257,38 @@ def launch(plan: Plan, *, algorithm: str, channels: Mapping[str, Any], hyperpara
         note = f"this machine was node {node_rank} of {plan.nodes}; node 0 wrote the model bundle"
         echo(note)
         return TrainResult(model_dir=output, metrics={}, best_epoch=None, history=[], hyperparameters={},
-                           classes=[], seconds=time.perf_counter() - started, notes=[note])
+                           classes=[], seconds=time.perf_counter() - started, notes=[note],
+                           stopped=bool(outcome.get("stopped")))
     if not (output / "model.json").exists():
         raise JobError(f"Distributed training ended without a model bundle in {output}; node 0 writes it.")
     meta = read_meta(output)
     return TrainResult(model_dir=output, metrics=dict(meta.get("metrics", {})), best_epoch=meta.get("best_epoch"),
                        history=list(meta.get("history", [])), hyperparameters=meta["hyperparameters"],
-                       classes=list(meta["classes"]), seconds=time.perf_counter() - started)
+                       classes=list(meta["classes"]), seconds=time.perf_counter() - started,
+                       stopped=bool(outcome.get("stopped")), resumed_from=outcome.get("resumed_from"),
+                       checkpoint=outcome.get("checkpoint"))
 
 
-def _run_forwarding(command: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
-    """Run torchrun, copying the ranks' output (merged) to stdout line by line; torchrun's own log lines and its
-    failure report (from its "failed (exitcode" line on) are held back and returned."""
+def _run_forwarding(command: list[str], env: dict[str, str], echo: Callable[[str], None],
+                    stop_requested: Callable[[], bool] | None, stop_file: Path) -> tuple[int, list[str]]:
+    """Run torchrun, passing the ranks' output (merged) to ``echo`` line by line; torchrun's own log lines and
+    its failure report (from its "failed (exitcode" line on) are held back and returned. While it runs, a
+    thread turns ``stop_requested()`` into ``stop_file`` for the ranks."""
+    import threading
+
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace", bufsize=1)
+                            errors="replace", bufsize=1, preexec_fn=die_with_parent)
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.wait(0.2):
+            if stop_requested is not None and stop_requested():
+                stop_file.touch()
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    if stop_requested is not None:
+        watcher.start()
     held: list[str] = []
     failed = False
     try:
@@ -277,8 +299,7 @@ def _run_forwarding(command: list[str], env: dict[str, str]) -> tuple[int, list[
             if failed or agent:
                 held.append(line)
                 continue
-            sys.stdout.write(line)
-            sys.stdout.flush()
+            echo(line.rstrip("\n"))
         return proc.wait(), held
     except BaseException:
         proc.terminate()  # torchrun passes SIGTERM on to the ranks
@@ -287,6 +308,8 @@ def _run_forwarding(command: list[str], env: dict[str, str]) -> tuple[int, list[
         except subprocess.TimeoutExpired:
             proc.kill()
         raise
+    finally:
+        finished.set()
 
 
 def _first_error(folder: Path) -> dict[str, Any] | None:
@@ -295,22 +318,31 @@ def _first_error(folder: Path) -> dict[str, Any] | None:
 
 
 def _worker(spec_path: str) -> int:
-    """One rank: run ``train()`` with the launcher's arguments; an OculiError is written for the launcher."""
+    """One rank: run ``train()`` with the launcher's arguments. Rank 0 writes ``result.json`` (stopped, resumed
+    from, stop checkpoint) for the launcher; an OculiError is written for it as ``error-<rank>.json``."""
+    from oculi.engine.callbacks import CallbackFactory
     from oculi.engine.training import train
 
     spec = json.loads(Path(spec_path).read_text())
+    die_with_parent()  # with torchrun, which dies with the launcher
     kwargs = spec["kwargs"]
     if kwargs.get("image_roots"):
         kwargs["image_roots"] = {k: Path(v) for k, v in kwargs["image_roots"].items()}
+    stop_file = Path(spec["stop_file"]) if spec.get("stop_file") else None
+    rank = os.environ.get("RANK", "0")
     try:
-        train(**kwargs, distributed=Distributed(**spec["distributed"]))
+        result = train(**kwargs, distributed=Distributed(**spec["distributed"]),
+                       stop_requested=stop_file.exists if stop_file else None,
+                       callbacks=[CallbackFactory(c["target"], c["kwargs"]) for c in spec.get("callbacks", [])])
     except errors.OculiError as e:
-        rank = os.environ.get("RANK", "0")
         Path(spec["errors"], f"error-{rank}.json").write_text(json.dumps({"type": type(e).__name__,
                                                                           "message": str(e)}))
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    if os.environ.get("LOCAL_RANK", "0") == "0":  # this machine's launcher reads it
+        Path(spec["errors"], "result.json").write_text(json.dumps({
+            "stopped": result.stopped, "resumed_from": result.resumed_from, "checkpoint": result.checkpoint}))
     return 0
 
 

@@ -94,10 +94,15 @@ def train(
     atomically. ``resume_from`` continues from such a checkpoint (weights, optimizer, schedule, RNG and data
     order, epoch/step, history); ``restart_schedule`` starts a new cosine decay when a finished run is extended.
     ``stop_requested()`` is polled after every step: when true, a checkpoint is written and training stops
-    (``TrainResult.stopped``). ``callbacks`` are extra Lightning callbacks (the jobs layer's progress reporting).
+    (``TrainResult.stopped``). A stop part-way through an epoch resumes exactly: the rest of the epoch sees the
+    same samples in the same order with the same augmentations (:mod:`oculi.engine.data_order`). ``callbacks`` are
+    extra Lightning callbacks or :class:`~oculi.engine.callbacks.CallbackFactory` (the only kind that reaches the
+    processes of a distributed run; the jobs layer's progress reporting is one).
 
     ``-p instance_count=N`` or ``distributed`` (nodes, devices, rendezvous) train with DDP through torchrun
-    (:mod:`oculi.engine.distributed`); only rank 0 prints and writes.
+    (:mod:`oculi.engine.distributed`); only rank 0 prints and writes. Checkpoints, resume and stop requests work
+    the same way there: the ranks agree on the step to stop at, and rank 0 writes one checkpoint with every
+    rank's random state.
 
     Returns a :class:`TrainResult`; raises ConfigError / DataError with what to fix."""
     import lightning as L
@@ -109,6 +114,7 @@ def train(
     from oculi.engine import distributed as ddp
     from oculi.engine.callbacks import (
         AtomicCheckpointIO,
+        CallbackFactory,
         EpochHistory,
         EpochProgressBar,
         GracefulStop,
@@ -116,6 +122,7 @@ def train(
         RelativeEarlyStopping,
         ResumeNotice,
     )
+    from oculi.engine.data_order import DataPosition, restore_position, resumable
     from oculi.engine.precision import lightning_precision
 
     started = time.perf_counter()
@@ -132,14 +139,18 @@ def train(
     if (out / "model.json").exists() and not overwrite:
         raise ConfigError(f"{out} already holds a model bundle; pass another --output folder (or --overwrite).")
     layout = ddp.plan(getattr(hp, "instance_count", 1), hp.mini_batch_size, distributed)
+    ckpt_dir = Path(checkpoint_dir).expanduser() if checkpoint_dir else out / "checkpoints"
     if layout.needs_launch:
-        if resume_from:  # the ranks' checkpoints are not wired to jobs yet (nor is a graceful stop of them)
-            raise ConfigError("resuming a distributed (instance_count > 1 / --devices) run is not supported yet; "
-                              "start it again with `oculi train … -p instance_count=N`.")
+        objects = [c for c in callbacks if not isinstance(c, CallbackFactory)]
+        if objects:
+            raise ConfigError(f"{type(objects[0]).__name__} is a callback object, which cannot reach the torchrun "
+                              "processes of a distributed run; pass an oculi.engine.callbacks.CallbackFactory.")
         echo(layout.describe(hp.mini_batch_size))
         return ddp.launch(layout, algorithm=algorithm, channels=channels, hyperparameters=hyperparameters,
                           recipe=recipe, output=out, init_model=init_path, image_roots=image_roots,
-                          overwrite=overwrite, echo=echo)
+                          overwrite=overwrite, echo=echo, checkpoint_dir=ckpt_dir, resume_from=resume_from,
+                          restart_schedule=restart_schedule, stop_requested=stop_requested,
+                          callbacks=[c for c in callbacks if isinstance(c, CallbackFactory)])
     if not layout.is_global_zero:
         echo, progress = (lambda _line: None), False
     out.mkdir(parents=True, exist_ok=True)
@@ -147,7 +158,8 @@ def train(
     L.seed_everything(hp.seed, workers=True, verbose=False)
     data = algo.prepare(channels, hp, init_meta=init_meta, image_roots=image_roots, progress=progress)
     hp = data.hyperparameters
-    data.train_loader = ddp.rebatch(data.train_loader, layout.batch_per_device)
+    data.train_loader = resumable(data.train_loader, seed=hp.seed, batch_size=layout.batch_per_device,
+                                  rank=layout.rank, world_size=layout.world_size)
     for note in data.notes:
         echo(note)
     counts = data.train.class_counts()
@@ -165,9 +177,9 @@ def train(
     module = algo.lightning_module(model, data)
 
     history = EpochHistory(algo.metric, algo.metric_mode, out / "metrics.csv", echo)
-    ckpt_dir = Path(checkpoint_dir).expanduser() if checkpoint_dir else out / "checkpoints"
-    extra_callbacks = list(callbacks)
+    extra_callbacks = [made for c in callbacks for made in (c.build() if isinstance(c, CallbackFactory) else [c])]
     callbacks: list[L.Callback] = [
+        DataPosition(data.train_loader),
         history,
         RandomState([data.train_loader]),
         L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=algo.metric,
@@ -197,6 +209,8 @@ def train(
         default_root_dir=out, log_every_n_steps=1, plugins=[AtomicCheckpointIO()],
     )
     echo(f"training {algo.name} for {hp.epochs} epoch(s), precision {hp.precision_dtype}, output {out}")
+    if resume_from:
+        restore_position(data.train_loader, resume_from)
     interrupted = False
     try:
         trainer.fit(module, data.train_loader, data.val_loader, ckpt_path=resume_from, weights_only=True)

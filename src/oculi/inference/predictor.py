@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ import torch
 from PIL import Image
 
 from oculi.artifacts import ModelBundle, load_bundle
-from oculi.data.image import decode_image, pil_to_tensor
+from oculi.data.image import decode_image, decode_image_bytes, pil_to_tensor
 from oculi.data.transforms import classification_eval, normalize
 from oculi.errors import DataError
 from oculi.inference.runtimes import load_runtime
@@ -122,10 +121,7 @@ class Predictor:
         if isinstance(image, Image.Image):
             return pil_to_tensor(image)
         if isinstance(image, bytes):
-            try:
-                return pil_to_tensor(Image.open(io.BytesIO(image)))
-            except (OSError, SyntaxError, ValueError) as e:
-                raise DataError(f"the request body is not an image Pillow can read ({e}).") from None
+            return decode_image_bytes(image, min_side=self.min_side)
         return decode_image(Path(image), min_side=self.min_side)
 
     def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Job records in the shape of SageMaker's ``DescribeTrainingJob`` response, and metric tables."""
+"""Job records in the shape of SageMaker's ``DescribeTrainingJob`` (or ``DescribeTransformJob``) response, and
+metric tables."""
 
 from __future__ import annotations
 
@@ -12,8 +13,13 @@ def _seconds(start: float | None, end: float | None) -> int | None:
 
 
 def describe(job: dict[str, Any], store: JobStore) -> dict[str, Any]:
-    """DescribeTrainingJob for ``job``: SageMaker's keys (times in ISO 8601 UTC; local paths where SageMaker has
-    S3 URIs) plus an ``Oculi`` section (log, worker, checkpoint, attempts)."""
+    """DescribeTrainingJob for ``job`` (DescribeTransformJob for a transform job): SageMaker's keys (times in
+    ISO 8601 UTC; local paths where SageMaker has S3 URIs) plus an ``Oculi`` section (log, worker, checkpoint,
+    attempts)."""
+    if job.get("kind") == "transform":
+        from oculi.jobs.transform import describe_transform
+
+        return describe_transform(job, store)
     spec = job["spec"]
     transitions = store.transitions(job["name"])
     history = []
@@ -25,11 +31,17 @@ def describe(job: dict[str, Any], store: JobStore) -> dict[str, Any]:
     final = job["final_metrics"] or latest_metrics(store.metrics(job["name"]))
     metric_time = iso(job["training_end"] or job["updated_at"])
     algorithm: dict[str, Any] = {"TrainingInputMode": "File", "EnableSageMakerMetricsTimeSeries": True}
+    output_path = f"{job['job_dir']}/output"
     if spec.get("entry_point"):
         algorithm.update(TrainingImage="oculi-script-mode", MetricDefinitions=spec.get("metric_definitions") or [])
         hp = {**hp, "sagemaker_program": spec["entry_point"], "sagemaker_submit_directory": spec.get("source_dir")}
+        output_path = f"{spec.get('output') or job['job_dir']}/output"  # SM_OUTPUT_DIR
     else:
         algorithm["AlgorithmName"] = job["algorithm"]
+    distributed = spec.get("distributed") or {}
+    instances = int(distributed.get("nodes") or 0) or int((job["hyperparameters"] or {}).get("instance_count")
+                                                           or spec.get("hyperparameters", {}).get("instance_count")
+                                                           or 1)
     training_end = job["training_end"] if job["secondary_status"] in ("Completed", "Failed", "Stopped") else None
     described = {
         "TrainingJobName": job["name"],
@@ -42,10 +54,10 @@ def describe(job: dict[str, Any], store: JobStore) -> dict[str, Any]:
              "InputMode": "File"}
             for name, path in spec.get("channels", {}).items()
         ],
-        "OutputDataConfig": {"S3OutputPath": f"{job['job_dir']}/output"},
+        "OutputDataConfig": {"S3OutputPath": output_path},
         "ModelArtifacts": {"S3ModelArtifacts": job["model_dir"]},
         "CheckpointConfig": {"LocalPath": f"{job['job_dir']}/checkpoints"},
-        "ResourceConfig": {"InstanceType": "local", "InstanceCount": 1},
+        "ResourceConfig": {"InstanceType": "local", "InstanceCount": instances},
         "TrainingJobStatus": job["status"],
         "SecondaryStatus": job["secondary_status"],
         "CreationTime": iso(job["created_at"]),
@@ -57,7 +69,8 @@ def describe(job: dict[str, Any], store: JobStore) -> dict[str, Any]:
         "SecondaryStatusTransitions": history,
         "FinalMetricDataList": [{"MetricName": k, "Value": v, "Timestamp": metric_time} for k, v in final.items()],
         "Oculi": {"JobDir": job["job_dir"], "LogPath": job["log_path"], "Pid": job["pid"], "Host": job["host"],
-                  "Checkpoint": job["checkpoint"], "Attempts": job["attempts"]},
+                  "Checkpoint": job["checkpoint"], "Attempts": job["attempts"],
+                  **({"Distributed": distributed} if distributed else {})},
     }
     if job["failure_reason"]:
         described["FailureReason"] = job["failure_reason"]
@@ -81,7 +94,8 @@ def latest_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def metric_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Metric rows → (metric names, one dict per epoch ``{"epoch", "step", name: value …}``)."""
+    """Metric rows → (metric names, one dict per epoch ``{"epoch", "step", name: value …}``). Rows without an
+    epoch (a script's regex metrics) are grouped by ``step``, the value's index in its series."""
     names: list[str] = []
     by_epoch: dict[Any, dict[str, Any]] = {}
     for r in rows:
@@ -107,10 +121,11 @@ def plot_metrics(rows: list[dict[str, Any]], out: Any, title: str) -> None:
     panels = [p for p in (losses, others) if p]
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6 * max(1, len(panels)), 4), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=False):
+        by_epoch = all(r["epoch"] is not None for r in table)
         for n in panel:
-            xs = [r["epoch"] for r in table if n in r]
+            xs = [r["epoch"] if by_epoch else r["step"] + 1 for r in table if n in r]
             ax.plot(xs, [r[n] for r in table if n in r], marker="o", label=n)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch" if by_epoch else "value number (in output order)")
         ax.legend()
         ax.grid(alpha=0.3)
     fig.suptitle(title)

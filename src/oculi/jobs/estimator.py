@@ -6,7 +6,7 @@
     est.model_data                                                 # the model bundle folder
     Estimator.attach("image-classification-2026-…")               # re-attach to a job by name
 
-``Estimator(entry_point="train.py", source_dir=…)`` is script mode. ``deploy()`` comes with the serving issue.
+``Estimator(entry_point="train.py", source_dir=…)`` is script mode. ``deploy()`` serves the trained model as a local endpoint.
 """
 
 from __future__ import annotations
@@ -114,6 +114,10 @@ class Estimator:
         est.latest_training_job = job["name"]
         return est
 
-    def deploy(self, *args: Any, **kwargs: Any) -> Any:
-        raise ConfigError("Estimator.deploy() arrives with the serving issue; for now load the model with "
-                          "oculi.load_model(est.model_data).")
+    def deploy(self, **kwargs: Any) -> Any:
+        """Serve the trained model as a local endpoint (``oculi.serving.sdk.Model(model_data).deploy(**kwargs)``:
+        ``port``, ``endpoint_name``, batching and capture settings) and return its
+        :class:`~oculi.serving.sdk.EndpointPredictor`; stop it with ``delete_endpoint()`` or a ``with`` block."""
+        from oculi.serving.sdk import Model  # serving sits above jobs: imported only when deploying
+
+        return Model(self.model_data).deploy(**kwargs)

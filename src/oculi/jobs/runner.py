@@ -9,6 +9,12 @@ while fewer than the limit are active. No process sits waiting for a slot.
 
 Folders: ``$OCULI_HOME/jobs/<name>/`` holds ``logs/train.log``, ``checkpoints/`` (``last.ckpt`` after every epoch and
 at a stop) and ``output/model/`` (the model bundle, unless ``--output`` named another folder).
+
+Kinds of job: a built-in algorithm in the worker process; a distributed one (``-p instance_count=N``, ``--devices``,
+``--nodes``) whose worker starts torchrun and its ranks; and script mode, whose worker runs the user's script as a
+child process with SageMaker's ``SM_*`` contract (:mod:`oculi.jobs.script`). Script folders: ``model/``
+(``SM_MODEL_DIR``), ``output/`` (``SM_OUTPUT_DIR``), ``input/config/`` and ``metrics.csv`` under ``--output`` (else
+the job folder), and ``checkpoints/`` (``SM_CHECKPOINT_DIR``) in the job folder, kept across resumes.
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ class JobSpec:
 
     ``entry_point`` / ``source_dir`` / ``metric_definitions`` are script mode (SageMaker's "bring your own
     script"): when ``entry_point`` is set the worker runs :func:`oculi.jobs.script.run_script` instead of a
-    built-in algorithm."""
+    built-in algorithm. ``distributed`` holds the ``--nodes`` / ``--devices`` / rendezvous options
+    (:class:`oculi.engine.distributed.Distributed` as a dict)."""
 
     algorithm: str | None = None
     channels: dict[str, str] = field(default_factory=dict)
@@ -57,9 +64,11 @@ class JobSpec:
     image_roots: dict[str, str] | None = None
     entry_point: str | None = None
     source_dir: str | None = None
-    metric_definitions: list[dict[str, str]] | None = None
+    metric_definitions: list[Any] | None = None
+    distributed: dict[str, Any] | None = None
 
     def base_name(self) -> str:
+        """The default job name's prefix: the algorithm, or the script's name."""
         if self.algorithm:
             return self.algorithm
         return Path(self.entry_point or "script").stem.replace("_", "-")
@@ -79,11 +88,23 @@ def max_parallel() -> int:
 
 
 def job_dir(name: str) -> Path:
+    """``$OCULI_HOME/jobs/<name>``."""
     return oculi_home() / "jobs" / name
 
 
+def checkpoint_dir(job: dict[str, Any]) -> Path:
+    """The job's checkpoint folder (``SM_CHECKPOINT_DIR`` for a script)."""
+    return Path(job["job_dir"]) / "checkpoints"
+
+
 def checkpoint_path(job: dict[str, Any]) -> Path:
-    return Path(job["job_dir"]) / "checkpoints" / "last.ckpt"
+    """The built-in algorithms' resumable checkpoint, ``checkpoints/last.ckpt``."""
+    return checkpoint_dir(job) / "last.ckpt"
+
+
+def script_run_dir(job: dict[str, Any]) -> Path:
+    """A script job's run folder: ``--output`` or the job folder (holds model/, output/, input/, metrics.csv)."""
+    return Path(job["spec"]["output"] or job["job_dir"])
 
 
 # ---- processes ------------------------------------------------------------------------------------------------
@@ -212,14 +233,37 @@ def _absolute(path: Any) -> str:
     return str(Path(path).expanduser().resolve())
 
 
+def _check_script(spec: JobSpec) -> None:
+    """Script mode: resolve the entry point (relative to ``source_dir``), check the channels and metric
+    definitions now, so that a mistake is an error at submit time rather than a failed job."""
+    from oculi.jobs.script import check_inputs, parse_metric_definitions
+
+    bad = [flag for flag, value in (("--recipe", spec.recipe), ("--init-model", spec.init_model),
+                                    ("--image-root", spec.image_roots), ("--nodes/--devices", spec.distributed))
+           if value]
+    if bad:
+        raise ConfigError(f"{', '.join(bad)} apply to built-in algorithms; in script mode pass data as channels "
+                          "and settings as -p name=value (your script reads them).")
+    entry, src, _ = check_inputs(spec.entry_point, spec.source_dir, spec.channels, spec.hyperparameters)
+    spec.entry_point, spec.source_dir = str(entry), str(src)
+    spec.metric_definitions = [{"Name": d.name, "Regex": d.regex.pattern}
+                               for d in parse_metric_definitions(spec.metric_definitions)]
+
+
 def submit(spec: JobSpec, store: JobStore | None = None, *, attached: bool = False) -> dict[str, Any]:
     """Record a new job (``InProgress/Pending``) and return its record. Detached jobs are started by
-    :func:`dispatch` (call it next); an attached job is run by the caller with :func:`run_attached`."""
+    :func:`dispatch` (call it next); an attached job is run by the caller with :func:`run_attached`. A script
+    job's entry point, channels and metric definitions are checked here (ConfigError / DataError)."""
     store = store or JobStore()
     if not spec.algorithm and not spec.entry_point:
         raise ConfigError("A training job needs an algorithm (e.g. image-classification) or an --entry-point script.")
+    if spec.algorithm and spec.entry_point:
+        raise ConfigError(f"Pass either an algorithm ({spec.algorithm}) or an entry point ({spec.entry_point}), "
+                          "not both.")
+    if spec.entry_point:
+        _check_script(spec)
     spec.channels = {k: _absolute(v) for k, v in spec.channels.items()}
-    for attr in ("output", "init_model", "entry_point", "source_dir"):
+    for attr in ("output", "init_model"):
         if getattr(spec, attr):
             setattr(spec, attr, _absolute(getattr(spec, attr)))
     if spec.image_roots:
@@ -230,10 +274,13 @@ def submit(spec: JobSpec, store: JobStore | None = None, *, attached: bool = Fal
     for _ in range(100):
         name = check_name(spec.name) if given else generate_name(spec.base_name())
         folder = job_dir(name)
+        if spec.entry_point:
+            model_dir = Path(spec.output or folder) / "model"
+        else:
+            model_dir = Path(spec.output) if spec.output else folder / "output" / "model"
         record = {
             "name": name, "algorithm": spec.algorithm or "script", "spec": {**asdict(spec), "attached": attached},
-            "job_dir": str(folder), "model_dir": spec.output or str(folder / "output" / "model"),
-            "log_path": str(folder / "logs" / "train.log"),
+            "job_dir": str(folder), "model_dir": str(model_dir), "log_path": str(folder / "logs" / "train.log"),
             **(_me() if attached else {"host": None}),
         }
         try:
@@ -286,6 +333,10 @@ class _StopWatch:
 
 
 def _failure_reason(e: BaseException, job: dict[str, Any]) -> str:
+    from oculi.jobs.script import ScriptError
+
+    if isinstance(e, ScriptError):
+        return e.failure_reason
     if isinstance(e, OculiError):
         return str(e)
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -299,7 +350,16 @@ def _failure_reason(e: BaseException, job: dict[str, Any]) -> str:
             "oculi or in the script — please report it with the log.")[:1024]
 
 
-def _progress_callback(store: JobStore, name: str, echo: Callable[[str], None]) -> Any:
+def job_callbacks(name: str) -> list[Any]:
+    """The callbacks that report job ``name``'s progress to the store, for the training process that writes
+    (rank 0 of a distributed run; the only process otherwise). Built through a
+    :class:`~oculi.engine.callbacks.CallbackFactory` so that it also runs inside torchrun's ranks."""
+    if os.environ.get("RANK", "0") != "0":
+        return []
+    return [_job_progress(JobStore(), name)]
+
+
+def _job_progress(store: JobStore, name: str) -> Any:
     """A Lightning callback that moves the job to Training / Uploading and records metrics and checkpoints."""
     import lightning as L
 
@@ -374,30 +434,40 @@ def run_job(name: str, store: JobStore | None = None, echo: Callable[[str], None
     ckpt = checkpoint_path(job)
     resume = spec.get("resume") or {}
     resume_from = str(ckpt) if resume and ckpt.exists() else None
-    log(f"job {name}: {'resuming' if resume_from else 'starting'} (attempt {job['attempts'] + 1}); "
+    log(f"job {name}: {'resuming' if resume else 'starting'} (attempt {job['attempts'] + 1}); "
         f"pid {os.getpid()}; log {job['log_path']}")
     try:
         if spec.get("entry_point"):
             result = _run_script(job, store, log, watch)
+            job = _finish(store, name, log, metrics=result.final_metrics, stopped=result.stopped,
+                          stop_message="the script was stopped (SIGTERM to its process group)")
         else:
+            from oculi.engine.callbacks import CallbackFactory
+            from oculi.engine.distributed import Distributed
             from oculi.engine.training import train
 
             result = train(
                 spec["algorithm"], spec["channels"], spec["hyperparameters"], recipe=spec.get("recipe"),
                 output=job["model_dir"], init_model=spec.get("init_model"),
                 image_roots={k: Path(v) for k, v in spec["image_roots"].items()} if spec.get("image_roots") else None,
-                progress=False, overwrite=True, echo=log, checkpoint_dir=Path(job["job_dir"]) / "checkpoints",
+                progress=False, overwrite=True, echo=log, checkpoint_dir=checkpoint_dir(job),
                 resume_from=resume_from, restart_schedule=bool(resume.get("restart_schedule")),
-                stop_requested=watch, callbacks=[_progress_callback(store, name, log)],
+                stop_requested=watch, callbacks=[CallbackFactory(f"{__name__}:job_callbacks", {"name": name})],
+                distributed=Distributed(**spec["distributed"]) if spec.get("distributed") else None,
             )
-        job = _finish(store, name, result, log)
+            job = _finish(store, name, log, metrics=result.metrics, stopped=result.stopped,
+                          stop_message="stopped at a step boundary; checkpoint written",
+                          hyperparameters=result.hyperparameters)
         job["result"] = result
     except KeyboardInterrupt:  # Ctrl-C on an attached run
         job = _end_stopped(store, name, "interrupted (Ctrl-C)", log)
         if reraise:
             raise
     except BaseException as e:  # noqa: BLE001 - every failure is recorded before it propagates
-        log("".join(traceback.format_exception(e)).rstrip())
+        if isinstance(e, OculiError):
+            log(f"{type(e).__name__}: {e}")
+        else:
+            log("".join(traceback.format_exception(e)).rstrip())
         reason = _failure_reason(e, job)
         with contextlib.suppress(JobError):
             job = store.transition(name, S.FAILED, reason.splitlines()[0][:200], failure_reason=reason, pid=None,
@@ -412,9 +482,56 @@ def run_job(name: str, store: JobStore | None = None, echo: Callable[[str], None
 
 
 def _run_script(job: dict[str, Any], store: JobStore, log: Callable[[str], None], watch: _StopWatch) -> Any:
-    """Script mode as a stored job is not connected yet: fail with the way that works today."""
-    raise ConfigError(f"job {job['name']}: running a script (entry_point) as a stored job is not supported yet; run "
-                      "it with `oculi train --entry-point SCRIPT --train PATH …` (oculi.jobs.script.run_script).")
+    """Run a script job's entry point (:func:`oculi.jobs.script.run_script`): Training once its process starts,
+    each metric value into the store's time series as it is printed, the script's output into the job's log,
+    ``SM_CHECKPOINT_DIR`` = the job's checkpoint folder (kept across resumes), a stop = SIGTERM to the script's
+    process group. On success the job moves to Uploading and ``metrics.csv`` is written to the run folder."""
+    import csv
+
+    from oculi.jobs.script import run_script
+
+    name, spec = job["name"], job["spec"]
+    run = script_run_dir(job)
+    ckpt_dir = checkpoint_dir(job)
+    # a resumed job's values continue the series: a metric's n-th value overall is step n
+    offsets: dict[str, int] = {}
+    for row in store.metrics(name):
+        offsets[row["name"]] = max(offsets.get(row["name"], 0), (row["step"] or 0) + 1)
+    base = dict(offsets)
+    if spec.get("resume"):
+        kept = sorted(p.name for p in ckpt_dir.glob("*")) if ckpt_dir.is_dir() else []
+        log(f"checkpoint folder (SM_CHECKPOINT_DIR) {ckpt_dir}: "
+            + (f"{len(kept)} file(s) kept for the script to resume from: {', '.join(kept[:5])}"
+               + (" …" if len(kept) > 5 else "") if kept else "empty; the script starts from the beginning"))
+
+    def started(proc: Any) -> None:
+        fields: dict[str, Any] = {"hyperparameters": spec["hyperparameters"]}
+        if store.get(name)["training_start"] is None:
+            fields["training_start"] = time.time()
+        with contextlib.suppress(JobError):  # a stop already moved it to Stopping: the script is stopped next
+            store.transition(name, S.TRAINING, f"running {Path(spec['entry_point']).name} (pid {proc.pid})",
+                             expect=S.STARTING, **fields)
+
+    def recorded(point: Any) -> None:
+        store.add_metrics(name, {point.name: point.value}, step=base.get(point.name, 0) + point.step)
+
+    result = run_script(spec["entry_point"], spec["channels"], spec["hyperparameters"], model_dir=run / "model",
+                        output_dir=run / "output", input_dir=run / "input", source_dir=spec["source_dir"],
+                        checkpoint_dir=ckpt_dir, metric_definitions=spec.get("metric_definitions") or [],
+                        on_metric=recorded, on_start=started, echo=log, job_name=name, stop_requested=watch)
+    for note in result.notes:
+        log(note)
+    if not result.stopped:
+        with contextlib.suppress(JobError):  # Stopping: a stop came as the script ended; _finish says so
+            store.transition(name, S.UPLOADING, f"script exited 0; model files: {len(result.model_files)}",
+                             expect=S.TRAINING)
+    rows = store.metrics(name)
+    if rows:
+        with (run / "metrics.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["timestamp", "name", "step", "value"])
+            writer.writerows([r["time"], r["name"], r["step"], r["value"]] for r in rows)
+    return result
 
 
 def _end_stopped(store: JobStore, name: str, message: str, log: Callable[[str], None]) -> dict[str, Any]:
@@ -426,19 +543,20 @@ def _end_stopped(store: JobStore, name: str, message: str, log: Callable[[str], 
     return job
 
 
-def _finish(store: JobStore, name: str, result: Any, log: Callable[[str], None]) -> dict[str, Any]:
-    metrics = dict(getattr(result, "metrics", {}) or {})
-    fields = {"final_metrics": metrics}
-    hp = getattr(result, "hyperparameters", None)
-    if hp:
-        fields["hyperparameters"] = hp
-    if getattr(result, "stopped", False):
+def _finish(store: JobStore, name: str, log: Callable[[str], None], *, metrics: dict[str, float], stopped: bool,
+            stop_message: str, hyperparameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Record how a run that returned ended: Stopped (``stopped``: a stop request ended it, ``stop_message`` says
+    how) or Completed, with ``metrics`` as the final metrics and the resolved ``hyperparameters``."""
+    fields: dict[str, Any] = {"final_metrics": dict(metrics)}
+    if hyperparameters:
+        fields["hyperparameters"] = hyperparameters
+    if stopped:
         store.update(name, **fields)
-        return _end_stopped(store, name, "stopped at a step boundary; checkpoint written", log)
+        return _end_stopped(store, name, stop_message, log)
     job = store.get(name)
     if job["secondary_status"] == S.STOPPING:  # a stop arrived while the bundle was being written
         store.update(name, **fields)
-        return _end_stopped(store, name, "stop requested after training finished; the bundle is complete", log)
+        return _end_stopped(store, name, "stop requested after training finished; the model is complete", log)
     if job["secondary_status"] != S.UPLOADING:
         job = store.transition(name, S.UPLOADING if job["secondary_status"] == S.TRAINING else S.TRAINING,
                                "training finished")
@@ -447,7 +565,7 @@ def _finish(store: JobStore, name: str, result: Any, log: Callable[[str], None])
     job = store.transition(name, S.COMPLETED, "training job completed", pid=None, training_end=time.time(),
                            **fields)
     shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-    log(f"job {name} completed: {shown}; model bundle {job['model_dir']}")
+    log(f"job {name} completed: {shown}; model {job['model_dir']}")
     return job
 
 
@@ -494,17 +612,23 @@ def stop(name: str, store: JobStore | None = None) -> dict[str, Any]:
         if at == S.PENDING and not job["spec"].get("attached"):
             return store.transition(name, S.STOPPED, "stopped before it started", expect=S.STOPPING,
                                     training_end=time.time())
-    if job["pid"] and job["host"] == _hostname() and is_alive(job["pid"], job["process_token"]) \
-            and job["pid"] != os.getpid():
+    # SIGTERM makes a running job stop at once (it also polls the store, at most every STOP_POLL_SECONDS); a
+    # worker still Starting may not have its handler yet (SIGTERM would kill it), so it finds out from the store
+    if at in (S.TRAINING, S.UPLOADING) and job["pid"] and job["host"] == _hostname() \
+            and is_alive(job["pid"], job["process_token"]) and job["pid"] != os.getpid():
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(job["pid"], signal.SIGTERM)  # immediate; the worker also polls the store
+            os.kill(job["pid"], signal.SIGTERM)
     return job
 
 
 def resume(name: str, epochs: int | None = None, store: JobStore | None = None,
            attached: bool = False) -> dict[str, Any]:
     """Put an ended job back in the queue to continue from its last checkpoint; ``epochs`` extends it to that
-    many epochs in total (a completed job needs it). Returns the record (``Pending``)."""
+    many epochs in total (a completed job needs it). Returns the record (``Pending``).
+
+    A script job is run again with the same arguments, folders and ``SM_CHECKPOINT_DIR`` (SageMaker's checkpoint
+    contract: the script restores what it saved there); ``epochs`` becomes its ``--epochs`` argument. A
+    multi-machine (``--nodes`` > 1) job cannot be resumed: its checkpoint is on node 0 only."""
     store = store or JobStore()
     with queue_lock():
         reap(store)
@@ -513,14 +637,20 @@ def resume(name: str, epochs: int | None = None, store: JobStore | None = None,
         if at not in S.TERMINAL:
             raise JobError(f"Job {name!r} is {job['status']}/{at}; only a Completed, Stopped or Failed job can be "
                            f"resumed (stop it first with `oculi jobs stop {name}`).")
-        if job["spec"].get("entry_point"):
-            raise JobError(f"Job {name!r} is a script-mode job; resume is for built-in algorithms (the script "
-                           "restores its own checkpoints from SM_CHECKPOINT_DIR). Submit it again.")
+        if job.get("kind") == "transform":
+            raise JobError(f"Job {name!r} is a batch transform; run the same `oculi transform` again (same --output) "
+                           "and it continues, skipping the images already done.")
+        spec = dict(job["spec"])
+        if (spec.get("distributed") or {}).get("nodes", 1) not in (None, 1):
+            raise JobError(f"Job {name!r} ran on {spec['distributed']['nodes']} machines; resuming a multi-machine "
+                           "job is not supported (node 0 alone holds the checkpoint, the others cannot load it). "
+                           "Start it again with the same command on every machine.")
+        if spec.get("entry_point"):
+            return _resume_script(store, job, spec, epochs, attached)
         ckpt = checkpoint_path(job)
         if not ckpt.exists():
             raise JobError(f"Job {name!r} has no checkpoint ({ckpt} is missing: it ended before its first epoch "
                            "finished). Start a new job with the same settings instead.")
-        spec = dict(job["spec"])
         trained = (job["checkpoint"] or {}).get("epoch")
         current = int((job["hyperparameters"] or {}).get("epochs") or spec["hyperparameters"].get("epochs") or 0)
         extend = False
@@ -534,14 +664,35 @@ def resume(name: str, epochs: int | None = None, store: JobStore | None = None,
             raise JobError(f"Job {name!r} completed all {current or trained} epochs; nothing to resume. Extend it "
                            f"with `oculi jobs resume {name} --epochs {(current or trained or 0) + 5}`.")
         spec["resume"] = {"restart_schedule": bool(extend), "from_status": at}
-        spec["attached"] = attached
         where = f"epoch {trained}" if trained is not None else "the last checkpoint"
         message = (f"extend to {epochs} epochs from {where}" if extend else f"resume from {where}")
-        fields: dict[str, Any] = {"spec": spec, "failure_reason": None, "attempts": job["attempts"] + 1,
-                                  "training_end": None, "pid": None, "process_token": None, "host": None}
-        if attached:
-            fields.update(_me())
-        return store.transition(name, S.PENDING, message, expect=at, **fields)
+        return _requeue(store, job, spec, message, attached)
+
+
+def _resume_script(store: JobStore, job: dict[str, Any], spec: dict[str, Any], epochs: int | None,
+                   attached: bool) -> dict[str, Any]:
+    name, at = job["name"], job["secondary_status"]
+    if epochs is not None:
+        spec["hyperparameters"] = {**spec["hyperparameters"], "epochs": str(epochs)}
+    elif at == S.COMPLETED:
+        raise JobError(f"Job {name!r} completed; nothing to resume. To train longer, pass the new total with "
+                       f"`oculi jobs resume {name} --epochs N` (it becomes the script's --epochs argument; the "
+                       "script continues from what it saved in SM_CHECKPOINT_DIR).")
+    spec["resume"] = {"from_status": at}
+    files = len(list(checkpoint_dir(job).glob("*"))) if checkpoint_dir(job).is_dir() else 0
+    message = (f"rerun the script with its checkpoint folder ({files} file(s))"
+               + (f" and --epochs {epochs}" if epochs is not None else ""))
+    return _requeue(store, job, spec, message, attached)
+
+
+def _requeue(store: JobStore, job: dict[str, Any], spec: dict[str, Any], message: str,
+             attached: bool) -> dict[str, Any]:
+    spec["attached"] = attached
+    fields: dict[str, Any] = {"spec": spec, "failure_reason": None, "attempts": job["attempts"] + 1,
+                              "training_end": None, "pid": None, "process_token": None, "host": None}
+    if attached:
+        fields.update(_me())
+    return store.transition(job["name"], S.PENDING, message, expect=job["secondary_status"], **fields)
 
 
 def wait(name: str, store: JobStore | None = None, poll: float = 0.5, timeout: float | None = None,

@@ -8,6 +8,9 @@ The contract a script sees (``docs/sagemaker-contracts.md`` b.5):
   hyperparameter (the name upper-cased, the value as given);
 - ``SM_MODEL_DIR`` (what the script writes there is the job's output), ``SM_OUTPUT_DIR`` (write a ``failure`` file
   there to give the failure reason), ``SM_OUTPUT_DATA_DIR`` (other outputs);
+- ``SM_CHECKPOINT_DIR`` and ``checkpointconfig.json`` (``{"LocalPath": …}``) when the run has a checkpoint folder
+  (every job has one): SageMaker's ``/opt/ml/checkpoints``, kept across ``oculi jobs resume``, so a script that
+  saves there and restores what it finds continues where it stopped;
 - ``SM_CHANNELS`` (JSON list of channel names) and ``SM_CHANNEL_<NAME>`` (absolute path of each channel);
 - ``SM_NUM_CPUS``, ``SM_NUM_GPUS``, ``SM_CURRENT_HOST`` (``algo-1``), ``SM_HOSTS`` (``["algo-1"]``),
   ``SM_RESOURCE_CONFIG``, ``SM_INPUT_DATA_CONFIG``, ``SM_INPUT_DIR``, ``SM_INPUT_CONFIG_DIR`` (with
@@ -16,7 +19,9 @@ The contract a script sees (``docs/sagemaker-contracts.md`` b.5):
   ``TRAINING_JOB_NAME``.
 
 The script runs with the source folder as its working directory and first on ``PYTHONPATH``; the user's files are
-used in place, never copied or changed.
+used in place, never copied or changed. It runs in its own process group: a stop sends SIGTERM to the whole group
+(SageMaker's StopTrainingJob), then SIGKILL after a grace period; on Linux it is killed if the process running it
+dies, so a job worker killed with ``kill -9`` leaves no script behind.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -35,9 +41,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from oculi.errors import ConfigError, DataError, JobError
+from oculi.processes import die_with_parent
 
 CURRENT_HOST = "algo-1"
 TAIL_LINES = 20
+FAILURE_REASON_CHARS = 1024  # SageMaker keeps the first 1024 characters of /opt/ml/output/failure
+STOP_GRACE_SECONDS = 30.0  # SIGTERM, then SIGKILL this much later
 CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_]*$")  # SageMaker's ChannelName pattern
 HYPERPARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
@@ -76,11 +85,23 @@ class ScriptResult:
     metrics: list[MetricPoint] = field(default_factory=list)
     model_files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    stopped: bool = False  # a stop request ended the script (SIGTERM to its process group), whatever its exit code
 
     @property
     def final_metrics(self) -> dict[str, float]:
         """``{name: last value}`` for every metric that matched at least once."""
         return {p.name: p.value for p in self.metrics}
+
+
+class ScriptError(JobError):
+    """The script exited non-zero (or was killed). ``failure_reason`` is SageMaker's ``FailureReason``: the first
+    1024 characters of the ``failure`` file the script wrote to ``SM_OUTPUT_DIR``, else the end of its stderr
+    (else of its output); the message adds the exit code, the last lines of output and the log."""
+
+    def __init__(self, message: str, *, returncode: int, failure_reason: str) -> None:
+        super().__init__(message)
+        self.returncode = returncode  # the script's exit status (negative: killed by that signal)
+        self.failure_reason = failure_reason
 
 
 def parse_metric_definitions(items: Iterable[str | Mapping[str, str]] | None) -> list[MetricDefinition]:
@@ -185,12 +206,12 @@ def user_args(hyperparameters: Mapping[str, Any]) -> list[str]:
 
 
 def _num_gpus() -> int:
-    try:
-        import torch
-
-        return int(torch.cuda.device_count())
-    except Exception:  # pragma: no cover - a broken CUDA install must not stop a CPU script
-        return 0
+    """NVIDIA GPUs the script can use: ``CUDA_VISIBLE_DEVICES`` when set, else the ``/dev/nvidia<N>`` devices.
+    (Not through torch: a job worker that runs a script never needs to import it.)"""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and not d.strip().startswith("-")])
+    return len([p for p in Path("/dev").glob("nvidia*") if p.name[len("nvidia"):].isdigit()])
 
 
 def _num_cpus() -> int:
@@ -211,8 +232,10 @@ def script_environment(
     source_dir: Path,
     job_name: str,
     num_gpus: int | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> dict[str, str]:
-    """The ``SM_*`` variables (and ``TRAINING_JOB_NAME``) a script sees; paths are absolute."""
+    """The ``SM_*`` variables (and ``TRAINING_JOB_NAME``) a script sees; paths are absolute. ``checkpoint_dir``
+    adds ``SM_CHECKPOINT_DIR``."""
     hps = {k: _decoded(v) for k, v in hyperparameters.items()}
     resource = {"current_host": CURRENT_HOST, "hosts": [CURRENT_HOST], "network_interface_name": "lo"}
     data_config = {name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated",
@@ -250,6 +273,8 @@ def script_environment(
         "SM_INPUT_DATA_CONFIG": json.dumps(data_config),
         "SM_TRAINING_ENV": json.dumps(training_env),
     }
+    if checkpoint_dir is not None:
+        env["SM_CHECKPOINT_DIR"] = str(checkpoint_dir)
     for name, path in channels.items():
         env[f"SM_CHANNEL_{name.upper()}"] = str(path)
     for name, value in hps.items():
@@ -257,10 +282,10 @@ def script_environment(
     return env
 
 
-def _check_inputs(entry_point: Path | str, source_dir: Path | str | None, channels: Mapping[str, Any],
-                  hyperparameters: Mapping[str, Any]) -> tuple[Path, Path, dict[str, Path]]:
+def check_inputs(entry_point: Path | str, source_dir: Path | str | None, channels: Mapping[str, Any],
+                 hyperparameters: Mapping[str, Any]) -> tuple[Path, Path, dict[str, Path]]:
     """Resolve the entry point (relative to ``source_dir`` when given, as SageMaker does), the source folder and
-    the channel paths; raise ConfigError / DataError naming the fix."""
+    the channel paths (all absolute); raise ConfigError / DataError naming the fix."""
     if source_dir is not None:
         src = Path(source_dir).expanduser().resolve()
         if not src.is_dir():
@@ -302,6 +327,8 @@ def _write_config(config_dir: Path, env: Mapping[str, str], hyperparameters: Map
         "inputdataconfig.json": json.loads(env["SM_INPUT_DATA_CONFIG"]),
         "resourceconfig.json": json.loads(env["SM_RESOURCE_CONFIG"]),
     }
+    if "SM_CHECKPOINT_DIR" in env:
+        files["checkpointconfig.json"] = {"LocalPath": env["SM_CHECKPOINT_DIR"]}
     for name, content in files.items():
         (config_dir / name).write_text(json.dumps(content, indent=2) + "\n")
 
@@ -337,6 +364,7 @@ def run_script(
     output_dir: Path | str,
     source_dir: Path | str | None = None,
     input_dir: Path | str | None = None,
+    checkpoint_dir: Path | str | None = None,
     metric_definitions: Iterable[str | Mapping[str, str] | MetricDefinition] = (),
     log_file: Path | str | None = None,
     on_metric: Callable[[MetricPoint], None] | None = None,
@@ -345,6 +373,8 @@ def run_script(
     env: Mapping[str, str] | None = None,
     job_name: str | None = None,
     num_gpus: int | None = None,
+    stop_requested: Callable[[], bool] | None = None,
+    stop_grace: float = STOP_GRACE_SECONDS,
 ) -> ScriptResult:
     """Run a user's training script the way a SageMaker framework container does and wait for it.
 
@@ -352,25 +382,30 @@ def run_script(
     when that is given (the script's folder otherwise). ``channels`` are ``{name: path}`` (``SM_CHANNEL_<NAME>``);
     ``hyperparameters`` become ``--name value`` arguments and ``SM_HP_*``. ``model_dir`` is ``SM_MODEL_DIR``;
     ``output_dir`` is ``SM_OUTPUT_DIR`` (``data/`` inside it is ``SM_OUTPUT_DATA_DIR``; a ``failure`` file there
-    gives the failure reason); ``input_dir`` (default ``output_dir/../input``) receives ``config/*.json``.
+    gives the failure reason); ``input_dir`` (default ``output_dir/../input``) receives ``config/*.json``;
+    ``checkpoint_dir`` (created if missing, never emptied) is ``SM_CHECKPOINT_DIR``.
 
-    Output (stdout and stderr, merged in order) goes line by line to ``echo`` (None = silent) and to ``log_file``
+    Output (stdout and stderr, each line as it comes) goes to ``echo`` (None = silent) and to ``log_file``
     (appended), and through ``metric_definitions`` (``"name=regex"`` or ``{"Name", "Regex"}``): each value calls
     ``on_metric`` and lands in ``ScriptResult.metrics``. ``on_start`` receives the child process (to record its
-    pid or stop it). ``env`` adds variables (the ``SM_*`` contract wins).
+    pid). ``env`` adds variables (the ``SM_*`` contract wins).
 
-    Raises ConfigError / DataError for a missing script or channel, JobError when the script exits non-zero
-    (its exit code, failure reason and the last lines of its output). Ctrl-C stops the script and re-raises."""
+    ``stop_requested()`` is polled five times a second: once true, the script's process group gets SIGTERM, and
+    SIGKILL ``stop_grace`` seconds later if it is still running; the result then has ``stopped`` set (a stopped
+    script is not a failure). Raises ConfigError / DataError for a missing script or channel, :class:`ScriptError`
+    when the script exits non-zero (its exit code, failure reason and the last lines of its output). Ctrl-C stops
+    the script and re-raises."""
     hyperparameters = dict(hyperparameters or {})
-    entry, src, paths = _check_inputs(entry_point, source_dir, channels, hyperparameters)
+    entry, src, paths = check_inputs(entry_point, source_dir, channels, hyperparameters)
     given = list(metric_definitions)
     definitions = [d for d in given if isinstance(d, MetricDefinition)] + parse_metric_definitions(
         [d for d in given if not isinstance(d, MetricDefinition)])
     model = Path(model_dir).expanduser().resolve()
     output = Path(output_dir).expanduser().resolve()
     inputs = Path(input_dir).expanduser().resolve() if input_dir else output.parent / "input"
+    checkpoints = Path(checkpoint_dir).expanduser().resolve() if checkpoint_dir else None
     log_path = Path(log_file).expanduser() if log_file else None
-    for folder in (model, output / "data"):
+    for folder in (model, output / "data", *([checkpoints] if checkpoints else [])):
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -381,7 +416,7 @@ def run_script(
 
     contract = script_environment(entry, paths, hyperparameters, model_dir=model, output_dir=output,
                                   input_dir=inputs, source_dir=src, job_name=job_name or entry.stem,
-                                  num_gpus=num_gpus)
+                                  num_gpus=num_gpus, checkpoint_dir=checkpoints)
     _write_config(inputs / "config", contract, hyperparameters)
     child_env = dict(os.environ)
     child_env.update(env or {})
@@ -391,57 +426,117 @@ def run_script(
     command = _command(entry, user_args(hyperparameters))
 
     parser = MetricParser(definitions, on_metric)
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    output_tail: deque[str] = deque(maxlen=TAIL_LINES)
+    stderr_tail: deque[str] = deque(maxlen=TAIL_LINES)
+    lock = threading.Lock()
     log: IO[bytes] | None = None
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = log_path.open("ab")
+
+    def pump(stream: IO[bytes], is_stderr: bool) -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            with lock:  # one line at a time into the log, the tails, the metrics and the echo
+                if log is not None:
+                    log.write(raw)
+                    log.flush()
+                output_tail.append(line)
+                if is_stderr:
+                    stderr_tail.append(line)
+                parser.feed(line.rsplit("\r", 1)[-1])  # a progress bar's last state
+                if echo is not None:
+                    echo(line)
+
     started = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=src, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(command, cwd=src, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent)
+    stop = _StopOnRequest(proc, stop_requested, stop_grace)
     try:
         if on_start is not None:
             on_start(proc)
-        assert proc.stdout is not None
-        for raw in iter(proc.stdout.readline, b""):
-            if log is not None:
-                log.write(raw)
-                log.flush()
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            tail.append(line)
-            parser.feed(line.rsplit("\r", 1)[-1])  # a progress bar's last state
-            if echo is not None:
-                echo(line)
+        assert proc.stdout is not None and proc.stderr is not None
+        errors_thread = threading.Thread(target=pump, args=(proc.stderr, True), daemon=True)
+        errors_thread.start()
+        stop.start()
+        pump(proc.stdout, False)
+        errors_thread.join()
         code = proc.wait()
     except BaseException:
         _stop(proc)
         raise
     finally:
+        stop.finish()
         if log is not None:
             log.close()
     seconds = time.perf_counter() - started
-    if code != 0:
-        reason = ""
-        if failure_file.is_file():
-            reason = failure_file.read_text(errors="replace")[:1024].strip()
-        shown = "\n".join(f"  | {line}" for line in tail) or "  (no output)"
-        raise JobError(f"The script {entry.name} {_exit_reason(code)}"
-                       + (f": {reason}" if reason else "") + f". Last lines of its output:\n{shown}\n"
-                       + (f"Full log: {log_path}. " if log_path else "")
-                       + "Fix the script (run it by hand with the same --name value arguments to debug).")
     files = sorted(str(p.relative_to(model)) for p in model.rglob("*") if p.is_file())
-    notes = [] if files else [f"warning: {entry.name} wrote nothing to SM_MODEL_DIR ({model})"]
+    if code != 0 and not stop.sent:
+        written = failure_file.read_text(errors="replace")[:FAILURE_REASON_CHARS].strip() \
+            if failure_file.is_file() else ""
+        said = "\n".join(stderr_tail or output_tail)
+        reason = written or (f"The script {entry.name} {_exit_reason(code)}"
+                             + (f"; the end of its {'stderr' if stderr_tail else 'output'}:\n{said}" if said else
+                                " without output"))[-FAILURE_REASON_CHARS:]
+        shown = "\n".join(f"  | {line}" for line in output_tail) or "  (no output)"
+        raise ScriptError(f"The script {entry.name} {_exit_reason(code)}"
+                          + (f": {written}" if written else "") + f". Last lines of its output:\n{shown}\n"
+                          + (f"Full log: {log_path}. " if log_path else "")
+                          + "Fix the script (run it by hand with the same --name value arguments to debug).",
+                          returncode=code, failure_reason=reason)
+    notes = [] if files or stop.sent else [f"warning: {entry.name} wrote nothing to SM_MODEL_DIR ({model})"]
     return ScriptResult(entry_point=entry, model_dir=model, output_dir=output, log_file=log_path, exit_code=code,
-                        seconds=seconds, metrics=parser.points, model_files=files, notes=notes)
+                        seconds=seconds, metrics=parser.points, model_files=files, notes=notes, stopped=stop.sent)
+
+
+class _StopOnRequest:
+    """A thread that polls ``stop_requested`` while the script runs and, once true, sends SIGTERM to the script's
+    process group, then SIGKILL after ``grace`` seconds."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], stop_requested: Callable[[], bool] | None,
+                 grace: float) -> None:
+        self.proc, self.stop_requested, self.grace = proc, stop_requested, grace
+        self.sent = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def start(self) -> None:
+        if self.stop_requested is not None:
+            self._thread.start()
+
+    def finish(self) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _watch(self) -> None:
+        assert self.stop_requested is not None
+        while not self._done.wait(0.2):
+            if self.proc.poll() is not None:
+                return
+            if self.stop_requested():
+                self.sent = True
+                _signal_group(self.proc, signal.SIGTERM)
+                if not self._done.wait(self.grace) and self.proc.poll() is None:
+                    _signal_group(self.proc, signal.SIGKILL)
+                return
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds (SageMaker's stop, shortened)."""
+    """SIGTERM to the script's process group, then SIGKILL after ``grace`` seconds (SageMaker's stop,
+    shortened)."""
     if proc.poll() is not None:
         return
-    proc.terminate()
+    _signal_group(proc, signal.SIGTERM)
     try:
         proc.wait(grace)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        _signal_group(proc, signal.SIGKILL)
         proc.wait()

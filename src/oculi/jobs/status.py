@@ -8,6 +8,9 @@ A job's state is its *secondary* status; the primary ``TrainingJobStatus`` follo
                    └──────────┴──────────┴──────────┴──→ Failed       (Stopping → Failed too)
     Completed / Stopped / Failed → Pending                             (``oculi jobs resume``)
 
+A batch transform job (``kind`` ``transform``) runs ``Starting → Transforming → Completed`` instead, with the same
+stop and failure edges; it is never resumed (rerunning the transform skips the images already done).
+
 Every other change is illegal and raises :class:`IllegalTransition`: a finished job never silently becomes
 ``InProgress`` again except through resume, and a job never skips ``Starting`` (where its worker is recorded).
 """
@@ -22,21 +25,24 @@ PRIMARY_STATUSES = (IN_PROGRESS, COMPLETED, FAILED, STOPPING, STOPPED)
 
 # The SecondaryStatus values oculi uses (a subset of SageMaker's; no instances to launch, no image to download).
 PENDING, STARTING, TRAINING, UPLOADING = "Pending", "Starting", "Training", "Uploading"
-SECONDARY_STATUSES = (PENDING, STARTING, TRAINING, UPLOADING, STOPPING, STOPPED, COMPLETED, FAILED)
+TRANSFORMING = "Transforming"  # a batch transform job's working state (oculi's; SageMaker reports only the primary)
+SECONDARY_STATUSES = (PENDING, STARTING, TRAINING, UPLOADING, STOPPING, STOPPED, COMPLETED, FAILED, TRANSFORMING)
 
 PRIMARY: dict[str, str] = {
     PENDING: IN_PROGRESS, STARTING: IN_PROGRESS, TRAINING: IN_PROGRESS, UPLOADING: IN_PROGRESS,
     STOPPING: STOPPING, STOPPED: STOPPED, COMPLETED: COMPLETED, FAILED: FAILED,
+    TRANSFORMING: IN_PROGRESS,
 }
 
 # Secondary statuses a worker process owns (it must be alive while the job is in one of them).
-ACTIVE = frozenset({STARTING, TRAINING, UPLOADING, STOPPING})
+ACTIVE = frozenset({STARTING, TRAINING, UPLOADING, STOPPING, TRANSFORMING})
 TERMINAL = frozenset({COMPLETED, FAILED, STOPPED})
 
 TRANSITIONS: dict[str | None, frozenset[str]] = {
     None: frozenset({PENDING}),  # a new job waits for a slot in the local queue
     PENDING: frozenset({STARTING, STOPPING, FAILED}),
-    STARTING: frozenset({TRAINING, STOPPING, FAILED}),
+    STARTING: frozenset({TRAINING, TRANSFORMING, STOPPING, FAILED}),
+    TRANSFORMING: frozenset({COMPLETED, STOPPING, FAILED}),
     TRAINING: frozenset({UPLOADING, STOPPING, FAILED}),
     UPLOADING: frozenset({COMPLETED, STOPPING, FAILED}),
     STOPPING: frozenset({STOPPED, FAILED}),

@@ -44,7 +44,8 @@ class CreateTrainingJob(BaseModel):
     MetricDefinitions: list[dict[str, str]] | None = Field(None, description="Script mode: [{Name, Regex}].")
 
 
-def _authorised(request: Request, token: str) -> bool:
+def authorised(request: Request, token: str) -> bool:
+    """Whether ``request`` carries ``Authorization: Bearer <token>`` (compared in constant time)."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
 
@@ -153,7 +154,7 @@ def create_app(token: str | None = None, routers: Sequence[APIRouter] = (), disp
         # A middleware, not a route dependency, so the OpenAPI schema and docs are guarded too.
         @app.middleware("http")
         async def _require_token(request: Request, call_next: Any) -> Any:
-            if not _authorised(request, token):
+            if not authorised(request, token):
                 return JSONResponse({"error": "Unauthorized", "message": "Missing or wrong token: send "
                                      "`Authorization: Bearer $OCULI_TOKEN`."}, status_code=401,
                                     headers={"WWW-Authenticate": "Bearer"})

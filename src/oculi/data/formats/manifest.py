@@ -428,6 +428,59 @@ def write_manifest(sample_set: SampleSet, path: Path, label_attribute: str = "cl
     return path
 
 
+@dataclass(frozen=True)
+class ImageReference:
+    """One manifest line's image, for reading images without labels (batch transform).
+
+    ``image``: the local file, or None with ``problem`` saying why (bad line, image not found). ``name``: a relative
+    POSIX path naming the image in outputs — an ``s3://`` URI's key after its image root (or after the bucket), a
+    relative reference as written, else the file name; never absolute and never with ``..``."""
+
+    lineno: int
+    reference: str
+    name: str
+    image: Path | None
+    problem: str = ""
+
+
+def _output_name(ref: str, prefixes: dict[str, Path]) -> str:
+    if ref.startswith("s3://"):
+        matches = [p for p in prefixes if ref.startswith(p + "/")]
+        key = ref[len(max(matches, key=len)) + 1:] if matches else ref[len("s3://"):].partition("/")[2]
+    elif ref.startswith("file://"):
+        key = Path(unquote(urlparse(ref).path)).name
+    else:
+        key = ref
+    parts = [p for p in key.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not parts or ".." in parts or Path(key).is_absolute():
+        return Path(key).name or "image"
+    return "/".join(parts)
+
+
+def read_image_references(path: Path, image_roots: dict[str, Path] | None = None) -> list[ImageReference]:
+    """Every line of an augmented manifest as an :class:`ImageReference` (``source-ref`` or ``image-ref``; other
+    attributes are ignored), in file order. A bad line or a missing image is a reference with ``image=None`` and
+    the problem naming the manifest line (and an empty ``name`` when the line names no image); ``image_roots``
+    maps ``s3://`` prefixes to local folders as in :func:`read_manifest`. Raises :class:`DataError` when the
+    file is missing or has no lines."""
+    path = Path(path)
+    prefixes = _s3_prefixes(image_roots)
+    findings: list[Finding] = []
+    records = _open_records(path, findings)
+    references = [ImageReference(f.line or 0, "", "", None, f"{path}:{f.line}: {f.message}")
+                  for f in findings]
+    for lineno, record in records:
+        ref = next((record[k] for k in IMAGE_ATTRIBUTES if k in record), None)
+        if not isinstance(ref, str) or not ref:
+            references.append(ImageReference(lineno, "", "", None, f"{path}:{lineno}: no image "
+                                             'reference; expected "source-ref": "<path or s3 URI>".'))
+            continue
+        image, fix = _resolve(ref, path.parent, prefixes)
+        problem = "" if image else f"{path}:{lineno}: image {ref} not found: {fix}."
+        references.append(ImageReference(lineno, ref, _output_name(ref, prefixes), image, problem))
+    return sorted(references, key=lambda r: r.lineno)
+
+
 def read_detection_manifest(
     path: Path,
     image_roots: dict[str, Path] | None = None,

@@ -1,0 +1,490 @@
+"""The data plane: SageMaker's container contract over HTTP, plus a friendly JSON form and a small control plane.
+
+- ``GET /ping`` → 200 (models load before the server accepts connections);
+- ``POST /invocations`` (the first endpoint) and ``POST /endpoints/{name}/invocations`` (the path boto3's
+  ``sagemaker-runtime`` client calls): image bytes in, SageMaker's response shapes out (see
+  :mod:`oculi.inference.codecs`); ``X-Amzn-SageMaker-Target-Variant`` picks a variant, the response names the one
+  that served it in ``x-Amzn-Invoked-Production-Variant``;
+- ``POST /endpoints/{name}/predict``: multipart upload, base64 JSON or raw image bytes in; class names, scores and
+  pixel boxes out;
+- ``GET /metrics``: Prometheus text format;
+- ``/api/endpoints…``: describe endpoints, change variant weights. With ``OCULI_TOKEN`` set these need
+  ``Authorization: Bearer <token>``; without it they answer loopback clients only.
+
+Every error is JSON ``{"error": <kind>, "message": <what was wrong and the fix>}`` with its HTTP status, and the
+``x-Amzn-ErrorType`` header boto3 reads (ValidationError, ServiceUnavailable, InternalFailure)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import ipaddress
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from oculi.data.image import MAX_DECODED_PIXELS
+from oculi.errors import DataError, OculiError
+from oculi.inference.codecs import (
+    IMAGE_CONTENT_TYPES,
+    UnsupportedMediaType,
+    check_content_type,
+    decode_request,
+    normalize_media_type,
+)
+from oculi.serving.batching import Served
+from oculi.serving.capture import DataCapture
+from oculi.serving.control import authorised
+from oculi.serving.endpoints import Endpoint, EndpointNotFound, Variant
+from oculi.serving.metrics import ServingMetrics
+
+log = logging.getLogger("oculi.serving")
+
+SAGEMAKER_PAYLOAD_LIMIT = 6 * 1024 * 1024  # SageMaker's real-time invocation limit: 6 MB
+BODY_TIMEOUT_SECONDS = 60.0  # SageMaker's limit for a whole invocation
+TARGET_VARIANT = "x-amzn-sagemaker-target-variant"
+INFERENCE_ID = "x-amzn-sagemaker-inference-id"
+INVOKED_VARIANT = "x-Amzn-Invoked-Production-Variant"
+FRIENDLY_FORMS = ("multipart/form-data", "application/json")
+
+
+class PayloadTooLarge(OculiError):
+    """The request body is over the server's limit."""
+
+    http_status = 413
+
+
+class RequestTimeout(OculiError):
+    """The request body did not arrive in time."""
+
+    http_status = 408
+
+
+class ClientGone(OculiError):
+    """The client closed the connection before its request was read (nginx's 499; nobody sees the answer)."""
+
+    http_status = 499
+
+
+class Unauthorized(OculiError):
+    """A control-plane call without the right token."""
+
+    http_status = 401
+
+
+class Forbidden(OculiError):
+    """A control-plane call from another machine while no token is set."""
+
+    http_status = 403
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Server-wide limits and options. ``max_body_bytes``: largest request body (SageMaker's 6 MB by default);
+    ``max_pixels``: largest decoded image; ``capture``: data capture, or ``None``; ``token``: control-plane
+    token (``OCULI_TOKEN``)."""
+
+    max_body_bytes: int = SAGEMAKER_PAYLOAD_LIMIT
+    max_pixels: int = MAX_DECODED_PIXELS
+    capture: DataCapture | None = None
+    token: str | None = None
+
+
+def error_response(status: int, kind: str, message: str, retry_after: int | None = None) -> JSONResponse:
+    """The JSON error every route answers with; ``x-Amzn-ErrorType`` lets boto3 name the error."""
+    amzn = "ServiceUnavailable" if status == 503 else "InternalFailure" if status >= 500 else "ValidationError"
+    headers = {"x-Amzn-ErrorType": amzn}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse({"error": kind, "message": message}, status_code=status, headers=headers)
+
+
+def oculi_error_response(exc: OculiError) -> JSONResponse:
+    """An :class:`~oculi.errors.OculiError` as its JSON response (503s carry ``Retry-After``)."""
+    return error_response(exc.http_status, type(exc).__name__, str(exc), getattr(exc, "retry_after", None))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with :class:`PayloadTooLarge` as soon as ``Content-Length`` or the bytes
+    actually received pass ``limit`` (a chunked upload is counted as it streams), and with
+    :class:`RequestTimeout` when it takes longer than :data:`BODY_TIMEOUT_SECONDS`."""
+    mib = limit / 1024 / 1024
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body is {int(declared)} bytes, over the limit of {limit} bytes "
+                              f"({mib:.1f} MiB); send a smaller image (resize or recompress it) or start the server "
+                              "with a larger --max-body-mb.")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the request body passed the limit of {limit} bytes ({mib:.1f} MiB) "
+                                          "while streaming; send a smaller image or start the server with a "
+                                          "larger --max-body-mb.")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {BODY_TIMEOUT_SECONDS:.0f} s.") from None
+    except ClientDisconnect:
+        raise ClientGone("the client disconnected while sending the request body.") from None
+    return b"".join(chunks)
+
+
+class PredictRequest(BaseModel):
+    """The JSON form of ``/endpoints/{name}/predict``."""
+
+    model_config = ConfigDict(extra="forbid")
+    image: str = Field(description="The encoded image (JPEG, PNG, …) as base64; a data: URI is accepted too.")
+
+
+class ClassScore(BaseModel):
+    """One class and its probability."""
+
+    label: str
+    score: float
+
+
+class ClassificationResponse(BaseModel):
+    """Friendly classification answer: classes by decreasing probability."""
+
+    endpoint: str
+    variant: str
+    task: Literal["classification"]
+    predicted_label: str
+    predictions: list[ClassScore]
+
+
+class PixelBox(BaseModel):
+    """Box corners in the input image's pixels."""
+
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+
+
+class Detection(BaseModel):
+    """One detected object."""
+
+    label: str
+    class_id: int
+    score: float
+    box: PixelBox
+
+
+class DetectionResponse(BaseModel):
+    """Friendly detection answer: objects by decreasing score, boxes in pixels of the ``width × height`` input."""
+
+    endpoint: str
+    variant: str
+    task: Literal["detection"]
+    width: int
+    height: int
+    detections: list[Detection]
+
+
+class SegmentationResponse(BaseModel):
+    """Friendly segmentation answer: each class's share of the pixels and the class-index mask as PNG."""
+
+    endpoint: str
+    variant: str
+    task: Literal["segmentation"]
+    width: int
+    height: int
+    classes: list[str]
+    fractions: dict[str, float]
+    mask_png_base64: str
+
+
+class VariantWeight(BaseModel):
+    """One entry of UpdateEndpointWeightsAndCapacities."""
+
+    model_config = ConfigDict(extra="forbid")
+    VariantName: str
+    DesiredWeight: float = Field(ge=0)
+
+
+class UpdateWeights(BaseModel):
+    """SageMaker's UpdateEndpointWeightsAndCapacities body; variants left out keep their weight."""
+
+    model_config = ConfigDict(extra="forbid")
+    DesiredWeightsAndCapacities: list[VariantWeight] = Field(min_length=1)
+
+
+def batch_headers(served: Served) -> dict[str, str]:
+    """What a request learns about its batching: the batch size it ran in and its wait in the queue."""
+    return {"X-Oculi-Batch-Size": str(served.batch_size),
+            "X-Oculi-Queue-Time-Ms": f"{served.queue_seconds * 1000:.2f}"}
+
+
+def _friendly(variant: Variant, result: Any, top_k: int | None, min_score: float) -> dict[str, Any]:
+    head = {"endpoint": variant.endpoint, "variant": variant.name, "task": variant.task}
+    if variant.task == "detection":
+        kept = result.filtered(min_score)
+        return {**head, "width": kept.width, "height": kept.height, "detections": [
+            {"label": kept.classes[c], "class_id": c, "score": s,
+             "box": dict(zip(("xmin", "ymin", "xmax", "ymax"), (round(v, 2) for v in box), strict=True))}
+            for box, s, c in zip(kept.boxes, kept.scores, kept.labels, strict=True)]}
+    if variant.task == "segmentation":
+        return {**head, **result.to_json()}
+    ranked = result.top(top_k or len(result.labels))
+    return {**head, "predicted_label": result.predicted_label,
+            "predictions": [{"label": label, "score": score} for label, score in ranked]}
+
+
+_IMAGE_BODY = {"schema": {"type": "string", "format": "binary"}}
+_INVOCATION_DOC = {"requestBody": {"required": True, "content": {t: _IMAGE_BODY for t in IMAGE_CONTENT_TYPES}},
+                   "parameters": [
+                       {"name": "Accept", "in": "header", "schema": {"type": "string"}, "description":
+                        "application/json, application/json;verbose (classification), application/json;"
+                        "annotation=1 (detection), image/png (segmentation)"},
+                       {"name": "X-Amzn-SageMaker-Target-Variant", "in": "header", "schema": {"type": "string"},
+                        "description": "Send the request to this variant instead of splitting by weight."}]}
+_PREDICT_DOC = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
+                                       "properties": {"image": {"type": "string", "format": "binary"}}}},
+    "application/json": {"schema": PredictRequest.model_json_schema()},
+    **{t: _IMAGE_BODY for t in IMAGE_CONTENT_TYPES}}}}
+
+
+def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
+                       settings: ServerSettings | None = None) -> FastAPI:
+    """The FastAPI app serving ``endpoints`` (models already loaded). Batchers and data capture start with the
+    app and stop after the last in-flight request (uvicorn drains them on SIGTERM)."""
+    from oculi import __version__
+
+    settings = settings or ServerSettings()
+    by_name = {e.name: e for e in endpoints}
+    capture = settings.capture
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        variants = [v for e in endpoints for v in e.variants.values()]
+        for variant in variants:
+            variant.batcher.start()
+        if capture is not None:
+            capture.start()
+        try:
+            yield
+        finally:
+            for variant in variants:
+                variant.batcher.stop()
+            if capture is not None:
+                capture.stop()
+
+    app = FastAPI(title="oculi endpoints", version=__version__, lifespan=lifespan,
+                  description="SageMaker-compatible inference endpoints for oculi model bundles: "
+                  f"{', '.join(by_name)}.")
+
+    def endpoint_named(name: str) -> Endpoint:
+        endpoint = by_name.get(name)
+        if endpoint is None:
+            raise EndpointNotFound(f"no endpoint named {name!r}; this server has: {', '.join(by_name)}. Call "
+                                   f"POST /endpoints/<name>/invocations with one of them.")
+        return endpoint
+
+    async def run_model(variant: Variant, read: Callable[[], Awaitable[bytes]],
+                        content_type: str | None) -> tuple[bytes, Served]:
+        """Hold a place in the variant's queue, then read (``read()``), decode and predict one image; returns
+        the image bytes and the batcher's ``Served``."""
+        variant.batcher.reserve()
+        try:
+            body = await read()
+            image = await run_in_threadpool(decode_request, body, content_type, variant.min_side,
+                                            settings.max_pixels)
+            future = variant.batcher.submit(image)
+        except BaseException:
+            variant.batcher.release()
+            raise
+        return body, await asyncio.wrap_future(future)
+
+    async def observed(request: Request, name: str | None, handler: Any) -> Response:
+        """Run ``handler(endpoint, variant)`` for a data-plane request; every outcome becomes a response and
+        is counted by endpoint, variant and status."""
+        started = time.perf_counter()
+        labels = ["", ""]  # unknown endpoints are not labelled by name (unbounded label values)
+        variant: Variant | None = None
+        metrics.in_flight.inc()
+        try:
+            endpoint = endpoint_named(name) if name is not None else endpoints[0]
+            labels[0] = endpoint.name
+            variant = endpoint.choose(request.headers.get(TARGET_VARIANT))
+            labels[1] = variant.name
+            response = await handler(endpoint, variant)
+        except OculiError as e:
+            response = oculi_error_response(e)
+        except asyncio.CancelledError:  # uvicorn's graceful-shutdown timeout ran out before this request's turn
+            log.warning("request to %s cancelled: shutdown timeout", request.url.path)
+            response = error_response(503, "ShuttingDown", "the server stopped before this request was served; "
+                                      "send it again (to another instance, or once the server is back).",
+                                      retry_after=1)
+        except Exception as e:  # noqa: BLE001 - a model failure answers 500 and the server lives on
+            log.exception("request to %s failed", request.url.path)
+            response = error_response(500, "InternalFailure", f"the model failed on this request "
+                                      f"({type(e).__name__}: {e}). The server keeps running; report this with "
+                                      "the model bundle if it persists.")
+        finally:
+            metrics.in_flight.dec()
+        seconds = time.perf_counter() - started
+        metrics.requests.labels(*labels, str(response.status_code)).inc()
+        if variant is not None:
+            if response.status_code < 400:
+                metrics.latency.labels(*labels).observe(seconds)
+            variant.stats.record(response.status_code, seconds)
+            response.headers[INVOKED_VARIANT] = variant.name
+        return response
+
+    async def invoke(request: Request, name: str | None) -> Response:
+        async def handler(endpoint: Endpoint, variant: Variant) -> Response:
+            content_type = request.headers.get("content-type")
+            check_content_type(content_type)
+            media = variant.codec.choose(request.headers.get("accept"))
+            body, served = await run_model(variant, lambda: read_body(request, settings.max_body_bytes),
+                                           content_type)
+            payload = await run_in_threadpool(variant.codec.encode, served.result, media)
+            if capture is not None and capture.sampled():
+                capture.record(endpoint.name, variant.name, normalize_media_type(content_type or ""), body,
+                               media, payload, request.headers.get(INFERENCE_ID))
+            return Response(payload, media_type=media, headers=batch_headers(served))
+
+        return await observed(request, name, handler)
+
+    data_plane = APIRouter(tags=["data plane"])
+
+    @data_plane.get("/ping", summary="Health check (SageMaker's container contract)")
+    def ping() -> dict[str, Any]:
+        return {"status": "Healthy", "endpoints": list(by_name)}
+
+    @data_plane.post("/invocations", summary="Invoke the first endpoint (SageMaker's container contract)",
+                     openapi_extra=_INVOCATION_DOC, response_class=Response)
+    async def invocations(request: Request) -> Response:
+        return await invoke(request, None)
+
+    @data_plane.post("/endpoints/{name}/invocations", summary="InvokeEndpoint (what boto3's sagemaker-runtime "
+                     "client calls)", openapi_extra=_INVOCATION_DOC, response_class=Response)
+    async def endpoint_invocations(name: str, request: Request) -> Response:
+        return await invoke(request, name)
+
+    @data_plane.post("/endpoints/{name}/predict", summary="Friendly JSON predictions",
+                     openapi_extra=_PREDICT_DOC,
+                     response_model=ClassificationResponse | DetectionResponse | SegmentationResponse)
+    async def predict(name: str, request: Request,
+                      top_k: int | None = Query(None, ge=1, description="Classification: classes to return "
+                                                "(default all, best first)."),
+                      min_score: float = Query(0.0, ge=0, le=1, description="Detection: leave out objects "
+                                               "scoring below this.")) -> Response:
+        async def handler(_endpoint: Endpoint, variant: Variant) -> Response:
+            kind = normalize_media_type(request.headers.get("content-type", "")).split(";")[0]
+            if kind not in (*IMAGE_CONTENT_TYPES, *FRIENDLY_FORMS):
+                raise UnsupportedMediaType(f"Content-Type {request.headers.get('content-type', '(none)')} is not "
+                                           f"supported here; send one of {', '.join(FRIENDLY_FORMS)} or image "
+                                           f"bytes as {', '.join(IMAGE_CONTENT_TYPES)}.")
+            _, served = await run_model(variant, lambda: friendly_image(request, kind, settings.max_body_bytes),
+                                        "application/x-image")
+            return JSONResponse(_friendly(variant, served.result, top_k, min_score), headers=batch_headers(served))
+
+        return await observed(request, name, handler)
+
+    @data_plane.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    def control_allowed(request: Request) -> None:
+        if settings.token:
+            if not authorised(request, settings.token):
+                raise Unauthorized("missing or wrong token: send `Authorization: Bearer $OCULI_TOKEN`.")
+            return
+        host = request.client.host if request.client else ""
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise Forbidden("the control plane answers only this machine while no token is set; start the "
+                            "server with OCULI_TOKEN=<secret> and send `Authorization: Bearer <secret>`.")
+
+    control = APIRouter(prefix="/api", tags=["control plane"], dependencies=[Depends(control_allowed)])
+
+    @control.get("/endpoints", summary="ListEndpoints")
+    def list_endpoints() -> dict[str, Any]:
+        return {"Endpoints": [{"EndpointName": e.name, "EndpointStatus": "InService"} for e in endpoints]}
+
+    @control.get("/endpoints/{name}", summary="DescribeEndpoint, with per-variant counts and latencies")
+    def describe_endpoint(name: str) -> dict[str, Any]:
+        return endpoint_named(name).describe()
+
+    @control.post("/endpoints/{name}/weights", summary="UpdateEndpointWeightsAndCapacities (weights only)")
+    def update_weights(name: str, body: UpdateWeights) -> dict[str, Any]:
+        endpoint = endpoint_named(name)
+        endpoint.set_weights({w.VariantName: w.DesiredWeight for w in body.DesiredWeightsAndCapacities})
+        log.info("endpoint %s weights → %s", name, endpoint.weights)
+        return endpoint.describe()
+
+    app.include_router(data_plane)
+    app.include_router(control)
+
+    @app.exception_handler(OculiError)
+    def _oculi_error(_request: Request, exc: OculiError) -> JSONResponse:
+        return oculi_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return error_response(400, "ValidationError", f"invalid request ({problems}). See /docs for the "
+                              "request schema.")
+
+    return app
+
+
+async def friendly_image(request: Request, kind: str, limit: int) -> bytes:
+    """The image bytes of a ``/predict`` request: the multipart field ``image``, the base64 ``image`` of a JSON
+    body, or the raw body. Raises :class:`~oculi.errors.DataError` saying what was wrong."""
+    body = await read_body(request, limit)
+    if kind == "application/json":
+        try:
+            data = PredictRequest.model_validate_json(body).image
+        except ValidationError as e:
+            first = e.errors()[0]
+            raise DataError(f"the JSON body is not {{\"image\": \"<base64>\"}} ({first['msg']} at "
+                            f"{'.'.join(str(p) for p in first['loc']) or 'the top level'}); put the base64 of the "
+                            "image file in `image` and options in the query (?top_k=3).") from None
+        data = data.split(",", 1)[1] if data.startswith("data:") and "," in data else data
+        try:
+            return base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise DataError("`image` is not valid base64; send the image file's bytes base64-encoded "
+                            "(e.g. base64.b64encode(open('x.jpg', 'rb').read()).decode()).") from None
+    if kind != "multipart/form-data":
+        return body
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    async def once() -> AsyncIterator[bytes]:
+        yield body
+
+    try:
+        form = await MultiPartParser(request.headers, once(), max_files=4, max_fields=16).parse()
+    except MultiPartException as e:
+        raise DataError(f"the multipart body cannot be read ({e.message}); upload the file in a field named "
+                        "`image`, e.g. curl -F image=@photo.jpg.") from None
+    try:
+        upload = form.get("image")
+        if upload is None or isinstance(upload, str):
+            fields = ", ".join(form.keys()) or "none"
+            raise DataError(f"the multipart body has no file field `image` (fields: {fields}); upload it as "
+                            "curl -F image=@photo.jpg.")
+        return await upload.read()
+    finally:
+        await form.close()
