@@ -47,19 +47,19 @@ class TorchRuntime:
 
 
 class OnnxRuntime:
-    """Runs an ONNX file in an onnxruntime ``InferenceSession`` with the CPU execution provider, in float32.
-    ``threads`` is the intra-op thread count (default: torch's, i.e. the physical cores unless
-    ``OMP_NUM_THREADS``/``torch.set_num_threads`` say otherwise); operators run one at a time (sequential
-    execution, one inter-op thread)."""
+    """Runs an ONNX file in an onnxruntime ``InferenceSession`` with the CPU execution provider, in float32, with
+    as many intra-op threads as torch uses (the physical cores unless ``OMP_NUM_THREADS`` or
+    ``torch.set_num_threads`` say otherwise), so both runtimes compete equally; operators run one at a time
+    (onnxruntime's sequential execution, one inter-op thread)."""
 
     name = "onnx"
     precision = "float32"
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
