@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from oculi.algorithms import get_algorithm
 from oculi.artifacts import read_meta
 from oculi.engine.distributed import Distributed, plan, weights_checksum
-from oculi.errors import ConfigError
+from oculi.errors import ConfigError, JobError
 from oculi.jobs import runner
 from oculi.jobs.runner import JobSpec
 from oculi.jobs.store import JobStore
@@ -164,3 +164,14 @@ def test_distributed_job_stop_kill_9_and_exact_resume(ddp_reference, tiny_split,
         assert abs(done["final_metrics"][key] - read_meta(reference_out)["metrics"][key]) <= 1e-6, key
         assert abs(read_meta(Path(done["model_dir"]))["history"][-1][key] - expected[key]) <= 1e-6, key
     assert sorted({r["epoch"] for r in store.metrics("ddp-job")}) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_multi_machine_job_is_recorded_but_not_resumable(tiny_split, oculi_home):
+    store = JobStore()
+    layout = {"nodes": 2, "devices": 1, "node_rank": 0, "master_addr": "10.0.0.1", "master_port": None}
+    job = runner.submit(JobSpec(algorithm="image-classification", channels={k: str(v) for k, v in tiny_split.items()},
+                                hyperparameters=TINY, name="two-machines", distributed=layout), store)
+    assert job["spec"]["distributed"] == layout
+    runner.stop("two-machines", store)  # still queued: stopped at once, nothing started
+    with pytest.raises(JobError, match=r"multi-machine job is not supported \(node 0 alone holds the checkpoint"):
+        runner.resume("two-machines", store=store)

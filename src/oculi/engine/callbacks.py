@@ -16,6 +16,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from oculi.errors import ConfigError
+
 
 def _value(metrics: dict[str, Any], key: str) -> float | None:
     v = metrics.get(key)
@@ -202,11 +204,13 @@ class RandomState(L.Callback):
         return own
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if "ranks" in state:
-            ranks = state["ranks"]
-            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-            state = ranks[rank] if rank < len(ranks) else ranks[0]  # resumed on more ranks than saved: best effort
-        self._restore(state)
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        world = torch.distributed.get_world_size() if distributed else 1
+        saved = len(state["ranks"]) if "ranks" in state else 1
+        if saved != world:
+            raise ConfigError(f"The checkpoint was written by a run of {saved} process(es) and is resumed by "
+                              f"{world}; resume it with the same layout (instance_count / --devices / --nodes).")
+        self._restore(state["ranks"][torch.distributed.get_rank()] if "ranks" in state else state)
 
     def _own_state(self) -> dict[str, Any]:
         import random
