@@ -1,7 +1,8 @@
 """Figures for training jobs (prints them; not part of the test run):
 
 1. Overhead of running as a job: wall time of a short training through `oculi train --detach` + `oculi jobs wait`
-   vs the same run in-process (`oculi.train`).
+   vs the same run in-process (`oculi.train`). The foreground `oculi train` (also a job, in a new process) is
+   timed beside them, to separate the cost of a fresh process from that of the job system.
 2. Work lost on kill -9 at the default checkpoint setting (last.ckpt at every epoch end, and at a stop): a training
    process is killed at a random optimizer step after its first epoch; the resumed run continues from the last
    checkpoint. Prints the step reached, the checkpoint's step, so the steps redone, and the final-metric difference
@@ -84,25 +85,30 @@ def main() -> None:
     # 1. overhead of a job: alternate the two, several times (on a shared machine the minimum is the fairest)
     oculi_bin = str(Path(sys.executable).with_name("oculi"))
     params = [x for k, v in hp.items() for x in ("-p", f"{k}={v}")]
-    in_process, as_job, returned = [], [], []
+    in_process, foreground, as_job, returned = [], [], [], []
+    cli_train = [oculi_bin, "train", "image-classification", "--train", str(data["train"]), "--validation",
+                 str(data["validation"]), *params]
     for i in range(args.repeats):
         t = time.perf_counter()
         inproc = oculi.train("image-classification", data, hp, output=root / "inprocess", progress=False,
                              overwrite=True, echo=lambda *_: None)
         in_process.append(time.perf_counter() - t)
         t = time.perf_counter()
-        subprocess.run([oculi_bin, "train", "image-classification", "--train", str(data["train"]), "--validation",
-                        str(data["validation"]), *params, "--name", f"bench-detached-{i}", "--detach"], check=True,
-                       capture_output=True)
+        subprocess.run([*cli_train, "--name", f"bench-foreground-{i}"], check=True, capture_output=True)
+        foreground.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        subprocess.run([*cli_train, "--name", f"bench-detached-{i}", "--detach"], check=True, capture_output=True)
         returned.append(time.perf_counter() - t)
         subprocess.run([oculi_bin, "jobs", "wait", f"bench-detached-{i}"], check=True, capture_output=True)
         as_job.append(time.perf_counter() - t)
     fastest, job_fastest = min(in_process), min(as_job)
     print(f"1. {args.repeats} runs each, alternating; {total} steps of {hp['mini_batch_size']} images. In-process "
-          f"oculi.train: min {fastest:.1f} s (median {statistics.median(in_process):.1f}); `oculi train --detach` "
-          f"returned in min {min(returned):.1f} s, + `jobs wait` done at min {job_fastest:.1f} s (median "
-          f"{statistics.median(as_job):.1f}) → job overhead {job_fastest - fastest:+.1f} s "
-          f"({(job_fastest / fastest - 1) * 100:+.0f} %) on the minima")
+          f"oculi.train: min {fastest:.1f} s (median {statistics.median(in_process):.1f}); `oculi train` in the "
+          f"foreground (a new process: Python, torch and Lightning imports): min {min(foreground):.1f} s (median "
+          f"{statistics.median(foreground):.1f}); `oculi train --detach` returned in min {min(returned):.1f} s, + "
+          f"`jobs wait` done at min {job_fastest:.1f} s (median {statistics.median(as_job):.1f}) → job overhead "
+          f"{job_fastest - fastest:+.1f} s ({(job_fastest / fastest - 1) * 100:+.0f} %) against in-process, "
+          f"{job_fastest - min(foreground):+.1f} s against the foreground CLI, on the minima")
 
     # 2. steps redone after kill -9 at a random step after the first epoch
     kill_at = random.Random(args.seed).randint(steps_per_epoch + 1, total - 1)

@@ -9,12 +9,15 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from oculi.errors import DataError
+
+if TYPE_CHECKING:  # torch is imported where a tensor is made, so `oculi --help` starts without it
+    import torch
 
 # Modes that need a conversion to RGB, with the note a data check prints for them (info, not errors).
 _MODE_NOTES = {
@@ -115,7 +118,7 @@ def decode_image(path: Path, min_side: int | None = None) -> torch.Tensor:
                 img.draft("RGB", (int(w / scale) + 1, int(h / scale) + 1))
         rgb, _ = _load_rgb(img, path)
         arr = np.asarray(rgb, dtype=np.uint8)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+    return _chw(arr)
 
 
 # Largest image a request body may decode to (about 8000 × 8000): a tiny PNG can claim 50000 × 50000 pixels and
@@ -152,10 +155,17 @@ def decode_image_bytes(data: bytes, min_side: int | None = None, max_pixels: int
                 img.draft("RGB", (int(w / scale) + 1, int(h / scale) + 1))
         rgb, _ = _load_rgb(img, Path(name))
         arr = np.asarray(rgb, dtype=np.uint8)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+    return _chw(arr)
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """Convert an in-memory Pillow image (any mode) to an RGB ``uint8 [3, H, W]`` tensor, EXIF applied."""
     rgb, _ = _load_rgb(img, Path(getattr(img, "filename", "") or "<image>"))
-    return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+    return _chw(np.asarray(rgb, dtype=np.uint8))
+
+
+def _chw(arr: np.ndarray) -> torch.Tensor:
+    """An ``[H, W, 3]`` uint8 array as a contiguous ``[3, H, W]`` tensor (a copy: the array may be read-only)."""
+    import torch
+
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
