@@ -5,6 +5,7 @@ and validation metrics; and the resumable sampler on its own (order per epoch, s
 from __future__ import annotations
 
 import lightning as L
+import pytest
 import torch
 
 from oculi.engine.data_order import EpochSampler, sample_seed
@@ -65,6 +66,38 @@ def test_stop_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_split, tmp_
         assert abs(resumed.metrics[key] - uninterrupted.metrics[key]) <= 1e-6, key
     # the epoch's training-set averages cover only the steps after the resume (Lightning does not checkpoint
     # running means), so they are not compared
+
+
+class CrashAtStep(L.Callback):
+    """Fails the run as a crash would, just before optimizer step ``step + 1``: nothing more is written."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):  # noqa: ANN001, ANN201
+        if trainer.global_step == self.step:
+            raise RuntimeError("simulated crash")
+
+
+def test_a_crash_mid_epoch_resumes_from_the_periodic_checkpoint_exactly(tiny_split, tmp_path):
+    quiet = {"progress": False, "echo": lambda _line: None}
+    uninterrupted = train("image-classification", tiny_split, HP, output=tmp_path / "reference", **quiet)
+    crash_step = STEPS_PER_EPOCH + 3
+    # checkpoint_interval=0.000001: a checkpoint after every step (in the middle of an epoch)
+    hp = {**HP, "checkpoint_interval": "0.000001"}
+    with pytest.raises(Exception) as crash:  # noqa: PT011 - whatever wraps it, the cause is our crash
+        train("image-classification", tiny_split, hp, output=tmp_path / "run", checkpoint_dir=tmp_path / "ck",
+              callbacks=[CrashAtStep(crash_step)], **quiet)
+    assert "simulated crash" in repr(crash.value) + repr(crash.value.__cause__)
+    saved = torch.load(tmp_path / "ck" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["global_step"] == crash_step  # no step lost, though the crash came mid-epoch
+    lines: list[str] = []
+    resumed = train("image-classification", tiny_split, hp, output=tmp_path / "run", overwrite=True,
+                    checkpoint_dir=tmp_path / "ck", resume_from=tmp_path / "ck" / "last.ckpt", progress=False,
+                    echo=lines.append)
+    assert f"resumed from epoch 1, step {crash_step}" in lines
+    for key in ("validation:accuracy", "validation:loss"):
+        assert abs(resumed.metrics[key] - uninterrupted.metrics[key]) <= 1e-6, key
 
 
 def test_epoch_sampler_orders_shards_and_skips():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -44,6 +45,9 @@ class TrainingHyperparameters(HyperParameters):
                       "hold-out: the same seed reproduces the same run on CPU.")
     num_workers: Range(int, ge=0) | Auto = Field(AUTO, description="oculi addition. Data-loading processes; "
                                                  "auto = min(2, CPU cores) (0 on one core).")
+    checkpoint_interval: float = Field(300, ge=0, description="oculi addition. Seconds of training between "
+                                       "checkpoints written part-way through an epoch (last.ckpt, resumed exactly), "
+                                       "so a killed job redoes at most about this much; 0 = at epoch ends only.")
     instance_count: int = Field(1, ge=1, description="SageMaker's instance count: data-parallel training (DDP "
                                 "through torchrun) on N instances. Alone it runs N processes on this machine; with "
                                 "--nodes N, one per machine. Each instance trains mini_batch_size images per step "
@@ -62,6 +66,17 @@ class TrainingHyperparameters(HyperParameters):
         if self.lr_scheduler == "step" and not self.lr_scheduler_step:
             raise ValueError("`lr_scheduler=step` needs `lr_scheduler_step`, e.g. -p lr_scheduler_step=10,20.")
         return self
+
+
+def check_channels(algorithm: str, channels: dict[str, Any], known: Iterable[str], train_hint: str) -> None:
+    """Stop with a ConfigError when ``channels`` name one that ``algorithm`` does not use, or lack ``train``
+    (``train_hint`` says what to pass instead)."""
+    unknown = sorted(set(channels) - set(known))
+    if unknown:
+        raise ConfigError(f"channel(s) {', '.join(unknown)} are not used by {algorithm}; valid: "
+                          f"{', '.join((*known, 'model'))}.")
+    if "train" not in channels:
+        raise ConfigError(f"no `train` channel; pass {train_hint}.")
 
 
 def check_or_skip(sets: dict[str, SampleSet], hp: TrainingHyperparameters, progress: bool,
@@ -94,6 +109,20 @@ def hold_out(sets: dict[str, SampleSet], hp: TrainingHyperparameters,
     notes.append(f"no validation channel: held out {len(validation)} of {len(train) + len(validation)} training "
                  f"images ({hp.validation_fraction:.0%}, stratified, seed {hp.seed}) for validation")
     return train, validation
+
+
+def checked_split(sets: dict[str, SampleSet], hp: TrainingHyperparameters, progress: bool,
+                  notes: list[str]) -> tuple[SampleSet, SampleSet, Any]:
+    """``(train, validation, report)``: :func:`check_or_skip`, then :func:`hold_out`."""
+    sets, report = check_or_skip(sets, hp, progress, notes)
+    train, validation = hold_out(sets, hp, notes)
+    return train, validation, report
+
+
+def with_resolved(hp: HyperParameters, updates: dict[str, Any]) -> Any:
+    """``hp`` with the resolved ``auto`` values in ``updates``, its cross-field rules run again on them."""
+    hp = hp.model_copy(update=updates)
+    return type(hp).model_validate(hp.model_dump(), context={"resolved": True})
 
 
 def resolve_common(hp: TrainingHyperparameters, train: SampleSet, classes: list[str],

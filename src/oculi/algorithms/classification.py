@@ -19,9 +19,9 @@ from oculi.algorithms.base import (
     Algorithm,
     PreparedData,
     TrainingHyperparameters,
-    check_or_skip,
-    hold_out,
+    checked_split,
     resolve_common,
+    with_resolved,
 )
 from oculi.algorithms.optim import build_optimizer, build_schedule
 from oculi.config import AUTO, Auto, HyperParameters, Range
@@ -242,15 +242,11 @@ class ImageClassification(Algorithm):
         assert isinstance(hp, ImageClassificationHyperparameters)
         notes: list[str] = []
         sets = resolve_classification_channels(channels, image_roots=image_roots)
-        sets, report = check_or_skip(sets, hp, progress, notes)
-        train, validation = hold_out(sets, hp, notes)
+        train, validation, report = checked_split(sets, hp, progress, notes)
         classes = train.classes
         if train.multi_label and not hp.multi_label:
             raise ConfigError(f"{train.source} has multi-label annotations; pass -p multi_label=1.")
-        updates = self._resolve(hp, train, classes, init_meta, notes)
-        hp = hp.model_copy(update=updates)
-        # Re-run the cross-field rules on the resolved values.
-        hp = type(hp).model_validate(hp.model_dump(), context={"resolved": True})
+        hp = with_resolved(hp, self._resolve(hp, train, classes, init_meta, notes))
         return PreparedData(train=train, validation=validation, classes=classes, hyperparameters=hp,
                             train_loader=self._loader(train, hp, classes, train=True),
                             val_loader=self._loader(validation, hp, classes, train=False),

@@ -17,9 +17,10 @@ from oculi.algorithms.base import (
     Algorithm,
     PreparedData,
     TrainingHyperparameters,
-    check_or_skip,
-    hold_out,
+    check_channels,
+    checked_split,
     resolve_common,
+    with_resolved,
 )
 from oculi.algorithms.detection_models import (
     build_ssd,
@@ -187,14 +188,9 @@ class ObjectDetection(Algorithm):
         from oculi.data.formats.yolo import yolo_splits
 
         assert isinstance(hp, ObjectDetectionHyperparameters)
-        known = {"train", "validation", "train_annotation", "validation_annotation"}
-        unknown = sorted(set(channels) - known)
-        if unknown:
-            raise ConfigError(f"channel(s) {', '.join(unknown)} are not used by object-detection; valid: "
-                              f"{', '.join(sorted(known | {'model'}))}.")
-        if "train" not in channels:
-            raise ConfigError("no `train` channel; pass `--train PATH` (a manifest, COCO JSON, VOC or YOLO folder, "
-                              "or SageMaker images with `--channel train_annotation=DIR`).")
+        check_channels(self.name, channels, ("train", "validation", "train_annotation", "validation_annotation"),
+                       "`--train PATH` (a manifest, COCO JSON, VOC or YOLO folder, or SageMaker images with "
+                       "`--channel train_annotation=DIR`)")
         notes: list[str] = []
         train_path = Path(channels["train"])
         splits = yolo_splits(train_path) if "train_annotation" not in channels else {}
@@ -209,11 +205,9 @@ class ObjectDetection(Algorithm):
                                                 split="val")
             notes.append(f"{train_path}: YOLO data YAML splits — training on {splits['train']}, validating on "
                          f"{splits['val']}")
-        sets, report = check_or_skip(sets, hp, progress, notes)
-        train, validation = hold_out(sets, hp, notes)
+        train, validation, report = checked_split(sets, hp, progress, notes)
         classes = train.classes
-        hp = hp.model_copy(update=self._resolve(hp, train, classes, notes))
-        hp = type(hp).model_validate(hp.model_dump(), context={"resolved": True})
+        hp = with_resolved(hp, self._resolve(hp, train, classes, notes))
         return PreparedData(train=train, validation=validation, classes=classes, hyperparameters=hp,
                             train_loader=self._loader(train, hp, train=True),
                             val_loader=self._loader(validation, hp, train=False), notes=notes, report=report,

@@ -19,9 +19,10 @@ from oculi.algorithms.base import (
     Algorithm,
     PreparedData,
     TrainingHyperparameters,
-    check_or_skip,
-    hold_out,
+    check_channels,
+    checked_split,
     resolve_common,
+    with_resolved,
 )
 from oculi.algorithms.optim import build_optimizer, build_schedule
 from oculi.algorithms.segmentation_models import build_segmentation, segmentation_input_spec
@@ -190,13 +191,8 @@ class SemanticSegmentation(Algorithm):
         from oculi.data.segmentation import read_segmentation
 
         assert isinstance(hp, SemanticSegmentationHyperparameters)
-        unknown = sorted(set(channels) - set(CHANNELS))
-        if unknown:
-            raise ConfigError(f"channel(s) {', '.join(unknown)} are not used by semantic-segmentation; valid: "
-                              f"{', '.join((*CHANNELS, 'model'))}.")
-        if "train" not in channels:
-            raise ConfigError("no `train` channel; pass `--train DIR --channel train_annotation=MASKS` (SageMaker's "
-                              "layout), or `--train` with a dataset root, a `-ref` manifest, a VOC folder or COCO.")
+        check_channels(self.name, channels, CHANNELS, "`--train DIR --channel train_annotation=MASKS` (SageMaker's "
+                       "layout), or `--train` with a dataset root, a `-ref` manifest, a VOC folder or COCO")
         label_map = _path(channels.get("label_map"))
         init_encoding = (init_meta or {}).get("input", {}).get("label_encoding")
         num_classes = hp.num_classes or (len(init_meta["classes"]) if init_meta else None)
@@ -209,8 +205,7 @@ class SemanticSegmentation(Algorithm):
                 label_map=label_map, image_roots=image_roots, classes=sets["train"].classes, split="validation",
                 encoding=sets["train"].label_encoding)
         notes: list[str] = []
-        sets, report = check_or_skip(sets, hp, progress, notes)
-        train, validation = hold_out(sets, hp, notes)
+        train, validation, report = checked_split(sets, hp, progress, notes)
         classes = train.classes
         up = resolve_common(hp, train, classes, notes)
         crop = -(-hp.crop_size // 8) * 8
@@ -224,8 +219,7 @@ class SemanticSegmentation(Algorithm):
             up["label_encoding"] = encoding_json(encoding)
         if hp.validation_mini_batch_size == 1:
             notes.append("validation_mini_batch_size=1: validation scores whole, uncropped images")
-        hp = hp.model_copy(update=up)
-        hp = type(hp).model_validate(hp.model_dump(), context={"resolved": True})
+        hp = with_resolved(hp, up)
         return PreparedData(train=train, validation=validation, classes=classes, hyperparameters=hp,
                             train_loader=self._loader(train, hp, train=True),
                             val_loader=self._loader(validation, hp, train=False), notes=notes, report=report)

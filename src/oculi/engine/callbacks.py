@@ -184,6 +184,31 @@ class GracefulStop(L.Callback):
         raise StopTraining
 
 
+class PeriodicCheckpoint(L.Callback):
+    """Writes the resumable checkpoint ``path`` part-way through an epoch once ``interval`` seconds have passed
+    since the last one (an epoch end counts), so a killed run redoes at most about that much training: a mid-epoch
+    checkpoint resumes exactly (:mod:`oculi.engine.data_order`). Under DDP rank 0's clock decides and the ranks
+    follow it (one small broadcast per step), since every rank takes part in writing a checkpoint."""
+
+    def __init__(self, path: Path, interval: float) -> None:
+        self.path, self.interval = path, interval
+        self.last = time.monotonic()
+        self.saved = 0
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.last = time.monotonic()  # last.ckpt is written at the epoch's end
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        due = time.monotonic() - self.last >= self.interval and batch_idx + 1 < trainer.num_training_batches
+        if trainer.world_size > 1:
+            due = bool(trainer.strategy.broadcast(due, src=0))
+        if due:
+            trainer.save_checkpoint(self.path, weights_only=False)
+            self.saved += 1
+            self.last = time.monotonic()
+
+
 class RandomState(L.Callback):
     """Puts the random-number state in every checkpoint and restores it on resume, so a resumed run draws the same
     random numbers as an uninterrupted one: torch (CPU, CUDA), numpy, Python ``random``, and the ``generator`` of

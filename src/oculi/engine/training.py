@@ -90,9 +90,10 @@ def train(
     earlier bundle for incremental training, same as ``init_model``) and write the model bundle to ``output``.
 
     ``hyperparameters`` override ``recipe``, which overrides the defaults; values may be SageMaker strings.
-    Checkpoints go to ``checkpoint_dir`` (default ``output/checkpoints``): ``last.ckpt`` after every epoch, written
-    atomically. ``resume_from`` continues from such a checkpoint (weights, optimizer, schedule, RNG and data
-    order, epoch/step, history); ``restart_schedule`` starts a new cosine decay when a finished run is extended.
+    Checkpoints go to ``checkpoint_dir`` (default ``output/checkpoints``): ``last.ckpt`` after every epoch and every
+    ``checkpoint_interval`` seconds within one, written atomically. ``resume_from`` continues from such a
+    checkpoint (weights, optimizer, schedule, RNG and data order, epoch/step, history); ``restart_schedule``
+    starts a new cosine decay when a finished run is extended.
     ``stop_requested()`` is polled after every step: when true, a checkpoint is written and training stops
     (``TrainResult.stopped``). A stop part-way through an epoch resumes exactly: the rest of the epoch sees the
     same samples in the same order with the same augmentations (:mod:`oculi.engine.data_order`). ``callbacks`` are
@@ -118,6 +119,7 @@ def train(
         EpochHistory,
         EpochProgressBar,
         GracefulStop,
+        PeriodicCheckpoint,
         RandomState,
         RelativeEarlyStopping,
         ResumeNotice,
@@ -193,6 +195,8 @@ def train(
         callbacks.append(L.pytorch.callbacks.ModelCheckpoint(
             dirpath=ckpt_dir, filename="epoch-{epoch}", every_n_epochs=frequency, save_top_k=-1,
             enable_version_counter=False))
+    if getattr(hp, "checkpoint_interval", 0):
+        callbacks.append(PeriodicCheckpoint(ckpt_dir / "last.ckpt", hp.checkpoint_interval))
     if getattr(hp, "early_stopping", False):
         callbacks.append(RelativeEarlyStopping(algo.metric, algo.metric_mode, hp.early_stopping_min_epochs,
                                                hp.early_stopping_patience, hp.early_stopping_tolerance, echo))

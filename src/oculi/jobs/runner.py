@@ -7,8 +7,9 @@ it finishes, by every ``oculi jobs`` command and by the control-plane server) ta
 workers' jobs ``Failed``, and starts a worker (``python -m oculi.jobs.worker NAME``) for the oldest pending jobs
 while fewer than the limit are active. No process sits waiting for a slot.
 
-Folders: ``$OCULI_HOME/jobs/<name>/`` holds ``logs/train.log``, ``checkpoints/`` (``last.ckpt`` after every epoch and
-at a stop) and ``output/model/`` (the model bundle, unless ``--output`` named another folder).
+Folders: ``$OCULI_HOME/jobs/<name>/`` holds ``logs/train.log``, ``checkpoints/`` (``last.ckpt`` after every
+epoch, every ``checkpoint_interval`` seconds and at a stop) and ``output/model/`` (the model bundle, unless
+``--output`` named another folder).
 
 Kinds of job: a built-in algorithm in the worker process; a distributed one (``-p instance_count=N``, ``--devices``,
 ``--nodes``) whose worker starts torchrun and its ranks; and script mode, whose worker runs the user's script as a
