@@ -39,14 +39,16 @@ class StopAtStep:
         return self.asked >= self.step
 
 
-def test_stop_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_split, tmp_path):
+@pytest.mark.parametrize("stop_step", [STEPS_PER_EPOCH + 2, STEPS_PER_EPOCH], ids=["mid-epoch", "epoch-last-step"])
+def test_stop_then_resume_equals_an_uninterrupted_run(stop_step, tiny_split, tmp_path):
+    """A stop two batches into the second epoch, or at the first epoch's last step: that one waits for the
+    epoch's validation and checkpoint, so no epoch loses its validation metrics."""
     quiet = {"progress": False, "echo": lambda _line: None}
     reference = Batches()
     uninterrupted = train("image-classification", tiny_split, HP, output=tmp_path / "reference",
                           callbacks=[reference], **quiet)
 
     before, after = Batches(), Batches()
-    stop_step = STEPS_PER_EPOCH + 2  # two batches into the second epoch
     stopped = train("image-classification", tiny_split, HP, output=tmp_path / "run", checkpoint_dir=tmp_path / "ck",
                     stop_requested=StopAtStep(stop_step), callbacks=[before], **quiet)
     assert stopped.stopped and stopped.checkpoint == {"epoch": 1, "step": stop_step}
@@ -64,6 +66,7 @@ def test_stop_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_split, tmp_
     for key in ("validation:accuracy", "validation:loss"):
         assert abs(resumed.history[-1][key] - uninterrupted.history[-1][key]) <= 1e-6, key
         assert abs(resumed.metrics[key] - uninterrupted.metrics[key]) <= 1e-6, key
+        assert [round(h[key], 6) for h in resumed.history] == [round(h[key], 6) for h in uninterrupted.history]
     # the epoch's training-set averages cover only the steps after the resume (Lightning does not checkpoint
     # running means), so they are not compared
 

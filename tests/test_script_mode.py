@@ -216,4 +216,7 @@ def test_mnist_lightning_example_as_a_job_stops_and_resumes_from_its_checkpoints
     # 4 epochs of 30 steps of 64 digits: far above chance (0.1); measured ≈0.9
     assert done["final_metrics"]["validation:accuracy"] > 0.6, log
     accuracy = [r for r in store.metrics("mnist") if r["name"] == "validation:accuracy"]
-    assert 4 <= len(accuracy) <= 5  # one per epoch; the epoch the stop interrupted may be reported twice
+    # one per epoch; the epoch the stop interrupted may be reported twice. A stop at an epoch's last step (30, 60,
+    # 90) lands in that epoch's validation, and Lightning's resume does not run it again: that epoch has none.
+    expected = range(3, 4) if step % 30 == 0 else range(4, 6)
+    assert len(accuracy) in expected, (step, accuracy)

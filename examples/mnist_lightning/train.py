@@ -19,7 +19,9 @@ Checkpoints (SageMaker's contract, so ``oculi jobs stop`` / ``resume`` and manag
 checkpoint folder is ``SM_CHECKPOINT_DIR`` (oculi), else ``LocalPath`` in ``checkpointconfig.json``, else
 ``/opt/ml/checkpoints`` when it exists. ``last.ckpt`` is written there after every epoch and when the job is
 stopped (SIGTERM: Lightning ends training at the next step boundary, and the checkpoint is taken there). A run that
-finds ``last.ckpt`` continues from it and prints ``resumed from epoch E, step S``. If the script fails, the
+finds ``last.ckpt`` continues from it and prints ``resumed from epoch E, step S``. (Lightning's limit: a SIGTERM at
+an epoch's last step interrupts that epoch's validation, and the resumed run does not redo it, so that epoch prints
+no validation metrics. oculi's built-in algorithms wait for the validation in that case.) If the script fails, the
 error goes to ``$SM_OUTPUT_DIR/failure`` (the job's FailureReason).
 """
 

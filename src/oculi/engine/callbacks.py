@@ -161,14 +161,20 @@ class GracefulStop(L.Callback):
     """Stops training at the next step boundary once ``should_stop()`` is true (a job's ``stop``, SIGTERM),
     after writing a resumable checkpoint to ``path``. ``should_stop`` is called after every optimizer step, so it
     must be cheap (the jobs layer rate-limits its store look-ups). Under DDP the ranks agree after every step (one
-    small all-reduce): when any rank is asked to stop, all of them checkpoint and stop at the same step."""
+    small all-reduce): when any rank is asked to stop, all of them checkpoint and stop at the same step.
+
+    A stop asked at an epoch's last step waits for that epoch's validation and epoch-end checkpoint, and ends the
+    run as the next epoch starts: a checkpoint taken between the last step and the validation would resume past
+    the validation (Lightning does not run it again), losing that epoch's metrics and its chance to be the best."""
 
     def __init__(self, should_stop: Callable[[], bool], path: Path, echo: Callable[[str], None]) -> None:
         self.should_stop, self.path, self.echo = should_stop, path, echo
         self.requested = False
+        self.at_epoch_end = False
         self.saved: dict[str, int] | None = None
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
         if self.requested:
             return
         wanted = bool(self.should_stop())
@@ -177,9 +183,20 @@ class GracefulStop(L.Callback):
         if not wanted:
             return
         self.requested = True
+        if batch_idx + 1 >= trainer.num_training_batches:
+            self.at_epoch_end = True  # the last epoch simply completes
+            return
         trainer.save_checkpoint(self.path, weights_only=False)
         self.saved = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         self.echo(f"stop requested: checkpoint written at epoch {trainer.current_epoch + 1}, step "
+                  f"{trainer.global_step} ({self.path})")
+        raise StopTraining
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.at_epoch_end:
+            return
+        self.saved = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        self.echo(f"stop requested: checkpoint written at the end of epoch {trainer.current_epoch}, step "
                   f"{trainer.global_step} ({self.path})")
         raise StopTraining
 

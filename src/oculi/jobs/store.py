@@ -108,6 +108,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+SCHEMA_ATTEMPTS = 10
+
+
 class JobStore:
     """Jobs, their transitions and metrics in one database. Cheap to create; connects on first use."""
 
@@ -126,12 +129,17 @@ class JobStore:
                 sa.event.listen(engine, "connect", _sqlite_pragmas)
             else:
                 engine = sa.create_engine(url, pool_pre_ping=True)
-            try:
-                with engine.begin() as conn:  # creating the tables twice at once is harmless but may raise
-                    metadata.create_all(conn, checkfirst=True)
-            except (OperationalError, IntegrityError, sa.exc.ProgrammingError):
-                with engine.begin() as conn:
-                    metadata.create_all(conn, checkfirst=True)
+            for attempt in range(SCHEMA_ATTEMPTS):
+                # Processes or threads creating the tables at once each check, then create, table by table:
+                # one may find a table that another has just made. Each retry sees more of them in place.
+                try:
+                    with engine.begin() as conn:
+                        metadata.create_all(conn, checkfirst=True)
+                    break
+                except (OperationalError, IntegrityError, sa.exc.ProgrammingError):
+                    if attempt == SCHEMA_ATTEMPTS - 1:
+                        raise
+                    time.sleep(0.02 * (attempt + 1))
             self._engine = engine
         return self._engine
 
