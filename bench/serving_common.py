@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import os
 import socket
 import subprocess
 import sys
@@ -77,6 +78,11 @@ class ServerProcess:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return 0.0
+
+    def cpu_seconds(self) -> float:
+        """Processor time the server has used so far, user + system, all threads (Linux /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         """SIGTERM (the server drains and exits)."""

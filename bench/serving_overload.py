@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import os
 import tempfile
 import threading
 import time
@@ -86,9 +87,10 @@ def main() -> int:
 
         sampler = threading.Thread(target=sample)
         sampler.start()
-        started = time.perf_counter()
+        started, server_cpu, own_cpu = time.perf_counter(), server.cpu_seconds(), time.process_time()
         results = asyncio.run(open_loop(server.port, payload, rate, args.seconds))
         elapsed = time.perf_counter() - started
+        server_cpu, own_cpu = server.cpu_seconds() - server_cpu, time.process_time() - own_cpu
         sampling.set()
         sampler.join()
         alive = server.proc.poll() is None
@@ -105,6 +107,8 @@ def main() -> int:
           "  served (200):               0")
     print(f"  refused (503):         {outcomes['503']:6d}")
     print(f"  other answers/errors:  {sum(others.values()):6d}  {dict(others) if others else ''} (target 0)")
+    print(f"  CPU during the overload: server {server_cpu:.1f} s, load generator {own_cpu:.1f} s, of "
+          f"{elapsed * (os.cpu_count() or 1):.1f} s on {os.cpu_count()} cores")
     print(f"  server RSS: {idle_rss:.0f} MiB before, peak {peak[0]:.0f} MiB; server still up afterwards: {alive}")
     return 0 if not others and alive else 1
 
