@@ -3,11 +3,12 @@ with SegmentationModule and oculi's CPU precision policy: bf16 autocast + channe
 bf16) against the same network (torchvision's FCNHead / DeepLabHead, oculi's pyramid-pooling head) trained by a
 plain fp32 eager PyTorch loop, in the same run, on random 240×240 images and masks.
 
-Prints training images/s per algorithm × backbone. The machine's load changes figures from run to run; compare
+Prints training images/s per algorithm × backbone × decoder (``skip``: oculi's default stride-4 skip decoder;
+``none``: SageMaker's plain head). The machine's load changes figures from run to run; compare
 columns of one run, not runs.
 
 Usage: .venv/bin/python bench/segmentation_throughput.py [--algorithms fcn,psp,deeplab]
-       [--backbones resnet-50,efficientnet-lite0] [--steps 5] [--warmup 2] [--batch 4]
+       [--backbones resnet-50,efficientnet-lite0] [--decoders skip,none] [--steps 5] [--warmup 2] [--batch 4]
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ def data(count: int) -> TensorDataset:
     return TensorDataset(images, masks)
 
 
-def plain(algorithm: str, backbone: str, steps: int, warmup: int, batch: int) -> float:
+def plain(algorithm: str, backbone: str, skip: bool, steps: int, warmup: int, batch: int) -> float:
     """Images/s of a plain fp32 eager loop (SGD, cross-entropy) on the same network."""
     torch.manual_seed(0)
-    model = build_segmentation(algorithm, backbone, CLASSES).train()
+    model = build_segmentation(algorithm, backbone, CLASSES, skip=skip).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     images, masks = data(batch).tensors
     inputs = images.float() / 127.5 - 1
@@ -68,13 +69,15 @@ class _Clock(L.Callback):
         self.end = time.perf_counter()
 
 
-def oculi_loop(algorithm: str, backbone: str, steps: int, warmup: int, batch: int) -> tuple[float, str]:
+def oculi_loop(algorithm: str, backbone: str, skip: bool, steps: int, warmup: int,
+               batch: int) -> tuple[float, str]:
     """Images/s of oculi's engine path (Lightning Trainer + SegmentationModule, oculi's precision policy)."""
     torch.manual_seed(0)
     precision = auto_precision()
     hp = SemanticSegmentationHyperparameters(algorithm=algorithm, backbone=backbone, crop_size=CROP,
-                                             mini_batch_size=batch, precision_dtype=precision, lr_scheduler="poly")
-    model = build_segmentation(algorithm, backbone, CLASSES)
+                                             mini_batch_size=batch, precision_dtype=precision, lr_scheduler="poly",
+                                             decoder="skip" if skip else "none")
+    model = build_segmentation(algorithm, backbone, CLASSES, skip=skip)
     if precision == "bfloat16":
         model = model.to(memory_format=torch.channels_last)
     spec = segmentation_input_spec(backbone, 520, CROP, None)
@@ -91,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--algorithms", default="fcn,psp,deeplab")
     parser.add_argument("--backbones", default="resnet-50,efficientnet-lite0")
+    parser.add_argument("--decoders", default="skip,none")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch", type=int, default=4)
@@ -99,12 +103,16 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     print(f"segmentation training at crop_size {CROP}, batch {args.batch}, {args.steps} timed steps after "
           f"{args.warmup} warm-up, {torch.get_num_threads()} threads")
-    print(f"{'algorithm':<10}{'backbone':<20}{'plain fp32 img/s':>18}{'oculi img/s':>14}{'oculi precision':>17}")
+    print(f"{'algorithm':<10}{'backbone':<20}{'decoder':<9}{'plain fp32 img/s':>18}{'oculi img/s':>14}"
+          f"{'oculi precision':>17}")
     for backbone in args.backbones.split(","):
         for algorithm in args.algorithms.split(","):
-            base = plain(algorithm, backbone, args.steps, args.warmup, args.batch)
-            ours, precision = oculi_loop(algorithm, backbone, args.steps, args.warmup, args.batch)
-            print(f"{algorithm:<10}{backbone:<20}{base:>18.2f}{ours:>14.2f}{precision:>17}", flush=True)
+            for decoder in args.decoders.split(","):
+                skip = decoder == "skip"
+                base = plain(algorithm, backbone, skip, args.steps, args.warmup, args.batch)
+                ours, precision = oculi_loop(algorithm, backbone, skip, args.steps, args.warmup, args.batch)
+                print(f"{algorithm:<10}{backbone:<20}{decoder:<9}{base:>18.2f}{ours:>14.2f}{precision:>17}",
+                      flush=True)
 
 
 if __name__ == "__main__":
