@@ -217,6 +217,6 @@ def test_mnist_lightning_example_as_a_job_stops_and_resumes_from_its_checkpoints
     assert done["final_metrics"]["validation:accuracy"] > 0.6, log
     accuracy = [r for r in store.metrics("mnist") if r["name"] == "validation:accuracy"]
     # one per epoch; the epoch the stop interrupted may be reported twice. A stop at an epoch's last step (30, 60,
-    # 90) lands in that epoch's validation, and Lightning's resume does not run it again: that epoch has none.
-    expected = range(3, 4) if step % 30 == 0 else range(4, 6)
+    # 90) may land in that epoch's validation, and Lightning's resume does not run it again: that epoch has none.
+    expected = range(3, 5) if step % 30 == 0 else range(4, 6)
     assert len(accuracy) in expected, (step, accuracy)
