@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny generated image datasets and the location of ../shared/data."""
+"""Shared fixtures: tiny generated image datasets, a classifier trained on them, and the location of
+../shared/data."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SHARED_DATA, make_class_folders
+from tests.helpers import SHARED_DATA, TINY, make_class_folders
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +25,17 @@ def tiny_split(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny")
     return {"train": make_class_folders(root / "train", per_class=16, seed=1),
             "validation": make_class_folders(root / "validation", per_class=6, seed=2)}
+
+
+@pytest.fixture(scope="session")
+def classifier(tiny_split: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-epoch ResNet-20 image-classification bundle (32×32 inputs) of the three generated classes; tests
+    that change a bundle copy it first."""
+    from oculi.engine.training import train
+
+    out = tmp_path_factory.mktemp("classifier") / "model"
+    train("image-classification", tiny_split, TINY, output=out, progress=False, echo=lambda *_: None)
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -9,17 +9,8 @@ import pytest
 from PIL import Image
 
 from oculi.engine.training import train
-from tests.helpers import TINY
 from tests.segmentation.helpers import TINY as TINY_SEGMENTATION
 from tests.segmentation.helpers import write_label_map, write_layout
-
-
-@pytest.fixture(scope="session")
-def classifier(tiny_split, tmp_path_factory) -> Path:
-    """A one-epoch image-classification bundle of the three generated classes."""
-    out = tmp_path_factory.mktemp("batch-classifier") / "model"
-    train("image-classification", tiny_split, TINY, output=out, progress=False, echo=lambda *_: None)
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -18,12 +18,10 @@ from oculi.algorithms import get_algorithm
 from oculi.artifacts import ONNX, WEIGHTS, pack, save_bundle
 from oculi.cli import main
 from oculi.engine.precision import inference_precision
-from oculi.engine.training import train
 from oculi.errors import ArtifactError, ConfigError
 from oculi.export import DEFAULT_TOLERANCE, export_onnx
 from oculi.export.onnx import _AdaptiveAvgPool, sample_images
 from oculi.inference import DetectionPredictor, Predictor, SegmentationPredictor
-from tests.helpers import TINY
 
 
 def random_bundle(algorithm: str, hyperparameters: dict, classes: list[str], out: Path) -> Path:
@@ -44,14 +42,6 @@ def digests(folder: Path) -> dict[str, str]:
 
 def copy_bundle(bundle: Path, to: Path) -> Path:
     return Path(shutil.copytree(bundle, to))
-
-
-@pytest.fixture(scope="module")
-def classifier(tiny_split, tmp_path_factory) -> Path:
-    """A trained (1 epoch) ResNet-20 bundle, 32×32 inputs, classes circle/square/stripes; not exported."""
-    out = tmp_path_factory.mktemp("cls") / "model"
-    train("image-classification", tiny_split, TINY, output=out, progress=False, echo=lambda *_: None)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -271,28 +271,35 @@ def submit(spec: JobSpec, store: JobStore | None = None, *, attached: bool = Fal
         spec.image_roots = {k: _absolute(v) for k, v in spec.image_roots.items()}
     spec.hyperparameters = {k: v if isinstance(v, str | int | float | bool) or v is None else str(v)
                             for k, v in spec.hyperparameters.items()}
-    given = spec.name is not None
-    for _ in range(100):
-        name = check_name(spec.name) if given else generate_name(spec.base_name())
-        folder = job_dir(name)
+
+    def record(name: str, folder: Path) -> dict[str, Any]:
         if spec.entry_point:
             model_dir = Path(spec.output or folder) / "model"
         else:
             model_dir = Path(spec.output) if spec.output else folder / "output" / "model"
-        record = {
-            "name": name, "algorithm": spec.algorithm or "script", "spec": {**asdict(spec), "attached": attached},
-            "job_dir": str(folder), "model_dir": str(model_dir), "log_path": str(folder / "logs" / "train.log"),
-            **(_me() if attached else {"host": None}),
-        }
+        return {"name": name, "algorithm": spec.algorithm or "script", "spec": {**asdict(spec), "attached": attached},
+                "job_dir": str(folder), "model_dir": str(model_dir), "log_path": str(folder / "logs" / "train.log"),
+                **(_me() if attached else {"host": None})}
+
+    return create_named(store, spec.name, spec.base_name(), record, "--name")
+
+
+def create_named(store: JobStore, name: str | None, base: str, record: Callable[[str, Path], dict[str, Any]],
+                 option: str, message: str = "job created; waiting for a slot") -> dict[str, Any]:
+    """Store the job ``record(name, job folder)`` under ``name`` (checked against SageMaker's rule) or, when it
+    is None, a generated ``<base>-YYYY-MM-DD-HH-MM-SS-mmm`` (the next millisecond's when two jobs are named in the
+    same one); makes the log's folder and returns the stored record. ``option`` is the flag that names a job."""
+    for _ in range(100):
+        job_name = check_name(name) if name is not None else generate_name(base)
         try:
-            job = store.create(record)
+            job = store.create(record(job_name, job_dir(job_name)), message=message)
             break
         except JobError:
-            if given:
+            if name is not None:
                 raise
-            time.sleep(0.002)  # two jobs named in the same millisecond: take the next one
+            time.sleep(0.002)
     else:
-        raise JobError("Could not find a free job name; pass --name.")
+        raise JobError(f"Could not find a free job name; pass {option}.")
     Path(job["log_path"]).parent.mkdir(parents=True, exist_ok=True)
     return job
 

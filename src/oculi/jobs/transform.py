@@ -17,10 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from oculi.errors import JobError
 from oculi.jobs import status as S
-from oculi.jobs.runner import job_dir, max_parallel, process_token, queue_lock, reap
-from oculi.jobs.store import JobStore, check_name, generate_name, iso
+from oculi.jobs.runner import create_named, max_parallel, process_token, queue_lock, reap
+from oculi.jobs.store import JobStore, iso
 
 KIND = "transform"
 
@@ -34,23 +33,14 @@ def create_transform_job(spec: dict[str, Any], algorithm: str, name: str | None 
     ``<algorithm>-transform-YYYY-MM-DD-HH-MM-SS-mmm``. The log is ``$OCULI_HOME/jobs/<name>/logs/transform.log``."""
     store = store or JobStore()
     me = {"pid": os.getpid(), "host": socket.gethostname(), "process_token": process_token(os.getpid())}
-    for _ in range(100):
-        job_name = check_name(name) if name is not None else generate_name(f"{algorithm}-transform")
-        folder = job_dir(job_name)
-        record = {"name": job_name, "kind": KIND, "algorithm": algorithm, "spec": {**spec, "attached": True},
-                  "job_dir": str(folder), "model_dir": str(spec["model"]),
-                  "log_path": str(folder / "logs" / "transform.log"), **me}
-        try:
-            job = store.create(record, message="transform job created; waiting for a slot")
-            break
-        except JobError:
-            if name is not None:
-                raise
-            time.sleep(0.002)  # two jobs named in the same millisecond: take the next one
-    else:
-        raise JobError("Could not find a free transform job name; pass --job-name.")
-    Path(job["log_path"]).parent.mkdir(parents=True, exist_ok=True)
-    return job
+
+    def record(job_name: str, folder: Path) -> dict[str, Any]:
+        return {"name": job_name, "kind": KIND, "algorithm": algorithm, "spec": {**spec, "attached": True},
+                "job_dir": str(folder), "model_dir": str(spec["model"]),
+                "log_path": str(folder / "logs" / "transform.log"), **me}
+
+    return create_named(store, name, f"{algorithm}-transform", record, "--job-name",
+                        message="transform job created; waiting for a slot")
 
 
 def wait_for_slot(name: str, store: JobStore, echo: Callable[[str], None] | None = None,
