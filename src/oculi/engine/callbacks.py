@@ -204,8 +204,8 @@ class GracefulStop(L.Callback):
 class PeriodicCheckpoint(L.Callback):
     """Writes the resumable checkpoint ``path`` part-way through an epoch once ``interval`` seconds have passed
     since the last one (an epoch end counts), so a killed run redoes at most about that much training: a mid-epoch
-    checkpoint resumes exactly (:mod:`oculi.engine.data_order`). Under DDP rank 0's clock decides and the ranks
-    follow it (one small broadcast per step), since every rank takes part in writing a checkpoint."""
+    checkpoint resumes exactly (:mod:`oculi.engine.data_order`). Under DDP the ranks agree after every step (one
+    small all-reduce: due when any rank's clock says so), since every rank takes part in writing a checkpoint."""
 
     def __init__(self, path: Path, interval: float) -> None:
         self.path, self.interval = path, interval
@@ -219,7 +219,7 @@ class PeriodicCheckpoint(L.Callback):
                            batch_idx: int) -> None:
         due = time.monotonic() - self.last >= self.interval and batch_idx + 1 < trainer.num_training_batches
         if trainer.world_size > 1:
-            due = bool(trainer.strategy.broadcast(due, src=0))
+            due = trainer.strategy.reduce_boolean_decision(due, all=False)
         if due:
             trainer.save_checkpoint(self.path, weights_only=False)
             self.saved += 1
