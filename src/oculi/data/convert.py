@@ -122,7 +122,18 @@ def _write(sample_set: SampleSet, to: str, out: Path, copy_images: bool) -> tupl
     return findings, out
 
 
-def convert(
+def convert(source: Path, to: str, out: Path, *, task: str = "auto", **options: Any) -> Ledger:
+    """Convert the data at ``source`` to the format ``to`` under ``out`` and return the :class:`Ledger` of what was
+    read, written and changed. ``task`` (``auto``: recognised from the data, see :mod:`oculi.data.tasks`) picks the
+    converter: :func:`convert_detection` for boxes, :func:`~oculi.data.segmentation.convert_segmentation` for
+    masks; ``options`` are theirs (``copy_images``, ``source_format``, ``image_roots``, ``names``,
+    ``annotations``)."""
+    from oculi.data.tasks import convert_data
+
+    return convert_data(Path(source), to, Path(out), task=task, **options)
+
+
+def convert_detection(
     source: Path,
     to: str,
     out: Path,
@@ -132,7 +143,6 @@ def convert(
     image_roots: dict[str, Path] | None = None,
     names: Path | None = None,
     annotations: Path | None = None,
-    task: str = "auto",
 ) -> Ledger:
     """Convert the detection data at ``source`` (any of :data:`DETECTION_FORMATS`, recognised by content unless
     ``source_format`` names it) to the format ``to``, written under ``out``; boxes stay ``xyxy`` pixels in between.
@@ -142,15 +152,7 @@ def convert(
     ``out/annotations.json`` (or ``out`` when it ends in ``.json``); ``voc`` → ``out/Annotations`` (+
     ``JPEGImages``); ``yolo`` → ``out/labels``, ``out/images`` (links unless copied), ``out/data.yaml``. Images are
     referenced by path unless ``copy_images`` (``shutil.copy2``, never re-encoded). ``image_roots``, ``names`` and
-    ``annotations`` are passed to :func:`~oculi.data.detection.read_detection`. Returns the :class:`Ledger`.
-
-    ``task="segmentation"`` (or ``"auto"`` with recognisable segmentation data) converts masks instead, see
-    :func:`~oculi.data.segmentation.convert_segmentation`."""
-    from oculi.data.segmentation import convert_segmentation, is_segmentation
-
-    if task == "segmentation" or (task == "auto" and is_segmentation(Path(source))):
-        return convert_segmentation(Path(source), to, Path(out), source_format=source_format,
-                                    image_roots=image_roots, annotations=annotations)
+    ``annotations`` are passed to :func:`~oculi.data.detection.read_detection`. Returns the :class:`Ledger`."""
     if to not in DETECTION_FORMATS:
         raise ConfigError(f"--to got {to!r}; expected one of {', '.join(DETECTION_FORMATS)}.")
     source, out = Path(source), Path(out)
