@@ -196,6 +196,8 @@ class Algorithm(ABC):
     hyperparameters: ClassVar[type[HyperParameters]]
     metric: ClassVar[str]  # the SageMaker objective metric, e.g. "validation:accuracy"
     metric_mode: ClassVar[str] = "max"
+    # the tiny configuration: the same code path at sizes that train in seconds on CPU (contract tests, demos)
+    tiny_hyperparameters: ClassVar[dict[str, str]] = {}
     # an algorithm-specific ONNX export plan, ``(model, input spec) → ExportPlan``; None = the task's plan
     export_plan: ClassVar[Callable[[nn.Module, dict[str, Any]], ExportPlan] | None] = None
 

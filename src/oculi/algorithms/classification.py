@@ -233,6 +233,8 @@ class ImageClassification(Algorithm):
     summary = "Image classification (ResNet 18–152, CIFAR ResNets, EfficientNet-Lite0), single- or multi-label."
     hyperparameters = ImageClassificationHyperparameters
     metric = "validation:accuracy"
+    tiny_hyperparameters = {"image_shape": "3,32,32", "num_layers": "20", "mini_batch_size": "4", "num_workers": "0",
+                            "epochs": "2", "learning_rate": "0.05"}
 
     # ---- data -------------------------------------------------------------------------------------------------
     def prepare(self, channels: dict[str, Any], hp: HyperParameters, *, init_meta: dict[str, Any] | None,

@@ -183,6 +183,7 @@ class ObjectDetection(Algorithm):
     hyperparameters = ObjectDetectionHyperparameters
     metric = "validation:mAP"
     export_plan = staticmethod(ssd_export_plan)
+    tiny_hyperparameters = {"image_shape": "128", "mini_batch_size": "4", "num_workers": "0", "epochs": "2"}
 
     def prepare(self, channels: dict[str, Any], hp: HyperParameters, *, init_meta: dict[str, Any] | None,
                 image_roots: dict[str, Path] | None, progress: bool) -> PreparedData:

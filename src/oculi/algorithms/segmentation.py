@@ -185,6 +185,9 @@ class SemanticSegmentation(Algorithm):
     summary = "Semantic segmentation: FCN, PSP or DeepLab-v3 on ResNet-50/101 or EfficientNet-Lite0."
     hyperparameters = SemanticSegmentationHyperparameters
     metric = "validation:mIOU"
+    tiny_hyperparameters = {"backbone": "efficientnet-lite0", "base_size": "64", "crop_size": "48",
+                            "mini_batch_size": "4", "validation_mini_batch_size": "4", "num_workers": "0",
+                            "epochs": "2", "learning_rate": "0.01"}
 
     def prepare(self, channels: dict[str, Any], hp: HyperParameters, *, init_meta: dict[str, Any] | None,
                 image_roots: dict[str, Path] | None, progress: bool) -> PreparedData:

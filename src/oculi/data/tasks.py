@@ -30,7 +30,9 @@ class DataTask:
     ``convert(source, to, out, **options)``: a :class:`~oculi.data.convert.Ledger`; None = not convertible;
     ``convert_formats``: what it converts to. ``empty_class_is_error``: a class without training examples stops
     training (else a warning). ``empty_class_message(name, split, is_training)``: the finding's text (None = the
-    generic one). ``split_findings(split, sample_set)``: extra findings about a split (e.g. detection negatives)."""
+    generic one). ``split_findings(split, sample_set)``: extra findings about a split (e.g. detection negatives).
+    ``synthesize(root, seed)``: write a tiny generated dataset of the task under ``root`` and return its training
+    channels (what the contract tests train every algorithm of the task on)."""
 
     name: str
     order: int
@@ -41,6 +43,7 @@ class DataTask:
     empty_class_is_error: bool = False
     empty_class_message: Callable[[str, str, bool], str] | None = None
     split_findings: Callable[[str, SampleSet], list[Finding]] = field(default=_no_findings)
+    synthesize: Callable[[Path, int], dict[str, Path]] | None = None
 
 
 DATA_TASKS: Registry[DataTask] = Registry("task", list_command="oculi algorithms list")
@@ -165,17 +168,19 @@ def _segmentation_empty_class(name: str, split: str, is_training: bool) -> str:
 
 
 def _register_builtins() -> None:
+    from oculi.data import synthetic
     from oculi.data.detection import DETECTION_FORMATS
     from oculi.data.segmentation import SEGMENTATION_FORMATS
 
     DATA_TASKS.register("segmentation", DataTask(
         "segmentation", 0, _is_segmentation, _segmentation_splits, _convert_segmentation, SEGMENTATION_FORMATS,
-        empty_class_message=_segmentation_empty_class))
+        empty_class_message=_segmentation_empty_class, synthesize=synthetic.write_segmentation_data))
     DATA_TASKS.register("detection", DataTask(
         "detection", 1, _is_detection, _detection_splits, _convert_detection, DETECTION_FORMATS,
-        split_findings=_detection_negatives))
+        split_findings=_detection_negatives, synthesize=synthetic.write_detection_data))
     DATA_TASKS.register("classification", DataTask(
-        "classification", 2, lambda path: True, _classification_splits, empty_class_is_error=True))
+        "classification", 2, lambda path: True, _classification_splits, empty_class_is_error=True,
+        synthesize=synthetic.write_classification_data))
 
 
 _register_builtins()
