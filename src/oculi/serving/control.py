@@ -14,6 +14,7 @@ the per-process token :func:`serve` writes to ``$OCULI_HOME/servers/<port>.token
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -191,6 +192,9 @@ def serve(host: str = LOOPBACK, port: int = 8080, token: str | None = None, allo
                  "(readable by you only)")
         echo(f"serving at {local_url(host, port)}: /api/training-jobs, docs at /docs")
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+        # uvicorn raises SIGTERM again after its shutdown: with this handler that ends run() normally, so the
+        # token file is removed below instead of the process dying by the signal.
+        signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
         server.run(sockets=[sock])
     finally:
         sock.close()
