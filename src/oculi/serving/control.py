@@ -24,7 +24,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from oculi.errors import ConfigError
-from oculi.serving.guard import Access, bearer_matches, is_loopback, require_token, write_token_file
+from oculi.serving.guard import Access, is_loopback, require_token, write_token_file
 from oculi.serving.http import listen_socket, oculi_app
 
 LOOPBACK = "127.0.0.1"
@@ -44,11 +44,6 @@ class CreateTrainingJob(BaseModel):
     EntryPoint: str | None = Field(None, description="Script mode: the training script.")
     SourceDir: str | None = Field(None, description="Script mode: the folder holding the script.")
     MetricDefinitions: list[dict[str, str]] | None = Field(None, description="Script mode: [{Name, Regex}].")
-
-
-def authorised(request: Request, token: str) -> bool:
-    """Whether ``request`` carries ``Authorization: Bearer <token>`` (compared in constant time)."""
-    return bearer_matches(request.headers.get("authorization", ""), token)
 
 
 def control_router() -> APIRouter:
