@@ -178,6 +178,7 @@ def serve(host: str = LOOPBACK, port: int = 8080, token: str | None = None, allo
     token = token if token is not None else current.token
     check_bind(host, token)
     sock = listen_socket(host, port)
+    port = int(sock.getsockname()[1])  # --port 0: the free port the system chose
     app = create_app(token, host=host, allowed_hosts=(*current.allowed_hosts, *allowed_hosts))
     secret_file = None
     try:

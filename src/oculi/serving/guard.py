@@ -164,7 +164,8 @@ def check(access: Access, scope: Scope) -> OculiError | None:
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
     authority = headers.get("host", "")
     if not access.host_allowed(authority):
-        allowed = ", ".join(("localhost", access.host, *access.allowed_hosts))
+        bound = ("IP addresses", socket.gethostname()) if access.host in WILDCARDS else (access.host,)
+        allowed = ", ".join(("localhost", *bound, *access.allowed_hosts))
         name = _hostname(authority) or "(none)"
         return MisdirectedRequest(
             f"this server answers requests for {allowed} only, not Host {authority or '(none)'!r}: a web page "

@@ -91,6 +91,7 @@ def serve(config: ServingConfig, options: ServeOptions, host: str = "127.0.0.1",
     options = replace(options, token=token, host=host,
                       allowed_hosts=(*current.allowed_hosts, *options.allowed_hosts))
     sock = listen_socket(host, port)
+    port = int(sock.getsockname()[1])  # --port 0: the free port the system chose
     try:
         app = build_app(config, options, echo)
         try:
