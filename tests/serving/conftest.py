@@ -61,14 +61,15 @@ class Server:
 
 
 def start_server(bundles: dict[str, Path], endpoints: list[dict], capture: Path | None = None,
-                 token: str | None = None, max_body: int = MAX_BODY) -> BackgroundServer:
+                 token: str | None = None, max_body: int = MAX_BODY,
+                 allowed_hosts: tuple[str, ...] = ()) -> BackgroundServer:
     """Load ``endpoints`` (``model`` values are keys of ``bundles``) and serve them on a free loopback port."""
     spec = [{**e, "variants": [{**v, "model": str(bundles[v["model"]])} for v in e["variants"]]}
             for e in endpoints]
     config = parse_config({"endpoints": spec}, "test", Path.cwd())
     metrics = ServingMetrics()
     loaded = load_endpoints(config, metrics, echo=lambda _line: None)
-    settings = ServerSettings(max_body_bytes=max_body, token=token,
+    settings = ServerSettings(max_body_bytes=max_body, token=token, allowed_hosts=allowed_hosts,
                               capture=DataCapture(capture, 100.0) if capture else None)
     return BackgroundServer(create_serving_app(loaded, metrics, settings)).start()
 

@@ -47,13 +47,23 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
         os.environ["OCULI_DEBUG"] = "1"
 
 
+def _debug() -> bool:
+    """``OCULI_DEBUG`` (set by ``--debug``); a bad value of any variable is itself the error shown, so False."""
+    from oculi.settings import settings
+
+    try:
+        return settings().debug
+    except OculiError:
+        return False
+
+
 def main() -> None:
     """Console-script entry point: run the app (typer handles usage errors, exit codes and Ctrl-C → 130) and
     turn :class:`OculiError` into a message and its exit code."""
     try:
         app()
     except OculiError as e:
-        if os.environ.get("OCULI_DEBUG"):
+        if _debug():
             raise
         report = getattr(e, "report", None)
         if report is not None and hasattr(report, "render"):

@@ -211,12 +211,17 @@ def _report_end(job: dict) -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback needs OCULI_TOKEN."),
     port: int = typer.Option(8080, "--port", help="TCP port."),
+    allowed_hosts: str = typer.Option("", "--allowed-hosts", help="Extra names (comma-separated) the server "
+                                      "answers to in the Host header, besides localhost and the bound address "
+                                      "(a leading dot: its subdomains). Also OCULI_ALLOWED_HOSTS."),
 ) -> None:
     """Serve the control-plane REST API (create, list, describe, stop jobs; metrics; logs) and run the queue.
-    The OpenAPI schema is at /openapi.json, docs at /docs.
+    The OpenAPI schema is at /openapi.json, docs at /docs. Without OCULI_TOKEN, a script-mode job (EntryPoint)
+    needs the per-process token the server writes to $OCULI_HOME/servers/PORT.token.
 
     Example: OCULI_TOKEN=secret oculi jobs serve --host 0.0.0.0 --port 8080
     """
     from oculi.serving.control import serve as run
+    from oculi.serving.guard import split_hosts
 
-    run(host, port)
+    run(host, port, allowed_hosts=split_hosts(allowed_hosts), echo=console.print)

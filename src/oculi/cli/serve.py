@@ -36,6 +36,10 @@ def serve(
     capture_percent: float = typer.Option(20.0, "--capture-percent", min=0, max=100, help="Share of invocations "
                                           "captured."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request (off: costs time under load)."),
+    allowed_hosts: str = typer.Option("", "--allowed-hosts", help="Extra names (comma-separated) the server "
+                                      "answers to in the Host header, besides localhost and the bound address, "
+                                      "e.g. oculi.lan,.corp.example (a leading dot: its subdomains). Requests for "
+                                      "other names are refused (DNS rebinding). Also OCULI_ALLOWED_HOSTS."),
 ) -> None:
     """Serve models as SageMaker-compatible endpoints: GET /ping, POST /invocations and
     /endpoints/NAME/invocations (boto3's sagemaker-runtime client works unchanged), POST /endpoints/NAME/predict
@@ -61,6 +65,7 @@ def serve(
     """
     from oculi.errors import ConfigError
     from oculi.serving.config import Batching
+    from oculi.serving.guard import split_hosts
     from oculi.serving.server import ServeOptions, endpoint_config
     from oculi.serving.server import serve as run
 
@@ -70,6 +75,6 @@ def serve(
                                              max_queue_size=max_queue_size),
                            runtime=runtime,  # type: ignore[arg-type]
                            max_body_bytes=int(max_body_mb * 1024 * 1024), capture_dir=capture,
-                           capture_percent=capture_percent)
+                           capture_percent=capture_percent, allowed_hosts=split_hosts(allowed_hosts))
     run(endpoint_config(list(models or []), config), options, host=host, port=port, access_log=access_log,
         echo=console.print)

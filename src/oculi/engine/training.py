@@ -4,7 +4,6 @@ the model (ImageNet / ``--init-model`` weights), fit with Lightning, write the m
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oculi.errors import ConfigError
+from oculi.settings import oculi_home
 
 if TYPE_CHECKING:
     from oculi.engine.distributed import Distributed
@@ -36,11 +36,6 @@ class TrainResult:
     stopped: bool = False  # a stop request (job stop, SIGTERM) ended training early; the bundle holds the best epoch
     resumed_from: dict[str, int] | None = None  # {"epoch", "step"} a resumed run continued from
     checkpoint: dict[str, int] | None = None  # {"epoch", "step"} of the stop checkpoint, when stopped
-
-
-def oculi_home() -> Path:
-    """Where oculi keeps state: ``$OCULI_HOME`` or ``~/.oculi``."""
-    return Path(os.environ.get("OCULI_HOME", "~/.oculi")).expanduser()
 
 
 def default_output(algorithm: str) -> Path:

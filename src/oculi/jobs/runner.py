@@ -36,10 +36,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oculi.engine.training import oculi_home
 from oculi.errors import ConfigError, JobError, OculiError
 from oculi.jobs import status as S
 from oculi.jobs.store import JobStore, check_name, generate_name
+from oculi.settings import oculi_home, settings
 
 WORKER_DIED = "worker process died"
 STOP_POLL_SECONDS = 1.0  # how often a running job looks in the store for a stop request (SIGTERM is immediate)
@@ -77,15 +77,7 @@ class JobSpec:
 
 def max_parallel() -> int:
     """``OCULI_MAX_PARALLEL_JOBS`` (default 1: on CPU two trainings only slow each other down)."""
-    value = os.environ.get("OCULI_MAX_PARALLEL_JOBS", "1")
-    try:
-        n = int(value)
-        if n < 1:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"OCULI_MAX_PARALLEL_JOBS is {value!r}; expected an integer ≥ 1, e.g. "
-                          "OCULI_MAX_PARALLEL_JOBS=2.") from None
-    return n
+    return settings().max_parallel_jobs
 
 
 def job_dir(name: str) -> Path:

@@ -10,7 +10,6 @@ Times are UNIX seconds (float) in the database and ISO 8601 (UTC) in what :func:
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -22,9 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from oculi.engine.training import oculi_home
 from oculi.errors import JobError
 from oculi.jobs.status import ACTIVE, PENDING, PRIMARY, check_transition
+from oculi.settings import oculi_home, settings
 
 NAME_RULE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's TrainingJobName pattern
 
@@ -76,7 +75,7 @@ metrics_table = sa.Table(
 
 def default_url() -> str:
     """``$OCULI_DATABASE_URL`` or SQLite at ``$OCULI_HOME/oculi.db``."""
-    return os.environ.get("OCULI_DATABASE_URL") or f"sqlite:///{oculi_home() / 'oculi.db'}"
+    return settings().database_url or f"sqlite:///{oculi_home() / 'oculi.db'}"
 
 
 def iso(t: float | None) -> str | None:

@@ -9,10 +9,12 @@
   pixel boxes out;
 - ``GET /metrics``: Prometheus text format;
 - ``/api/endpoints…``: describe endpoints, change variant weights. With ``OCULI_TOKEN`` set these need
-  ``Authorization: Bearer <token>``; without it they answer loopback clients only.
+  ``Authorization: Bearer <token>``; without it they answer loopback clients only, and refuse state changes from
+  other web origins (:mod:`oculi.serving.guard`, which also refuses Host names that are not this server's).
 
 Every error is JSON ``{"error": <kind>, "message": <what was wrong and the fix>}`` with its HTTP status, and the
-``x-Amzn-ErrorType`` header boto3 reads (ValidationError, ServiceUnavailable, InternalFailure)."""
+``x-Amzn-ErrorType`` header boto3 reads (ValidationError, ServiceUnavailable, InternalFailure): the handlers of
+:mod:`oculi.serving.http`, shared by every oculi app."""
 
 from __future__ import annotations
 
@@ -20,15 +22,13 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import ipaddress
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Union
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -45,8 +45,9 @@ from oculi.inference.codecs import (
 )
 from oculi.serving.batching import Served
 from oculi.serving.capture import DataCapture
-from oculi.serving.control import authorised
 from oculi.serving.endpoints import Endpoint, EndpointNotFound, Variant
+from oculi.serving.guard import Access
+from oculi.serving.http import error_response, oculi_app, oculi_error_response
 from oculi.serving.metrics import ServingMetrics
 from oculi.tasks import TASKS, get_task
 
@@ -78,42 +79,19 @@ class ClientGone(OculiError):
     http_status = 499
 
 
-class Unauthorized(OculiError):
-    """A control-plane call without the right token."""
-
-    http_status = 401
-
-
-class Forbidden(OculiError):
-    """A control-plane call from another machine while no token is set."""
-
-    http_status = 403
-
-
 @dataclass(frozen=True)
 class ServerSettings:
     """Server-wide limits and options. ``max_body_bytes``: largest request body (SageMaker's 6 MB by default);
     ``max_pixels``: largest decoded image; ``capture``: data capture, or ``None``; ``token``: control-plane
-    token (``OCULI_TOKEN``)."""
+    token (``OCULI_TOKEN``); ``host``: the bound address and ``allowed_hosts`` the extra Host names the server
+    answers to (:class:`~oculi.serving.guard.Access`)."""
 
     max_body_bytes: int = SAGEMAKER_PAYLOAD_LIMIT
     max_pixels: int = MAX_DECODED_PIXELS
     capture: DataCapture | None = None
     token: str | None = None
-
-
-def error_response(status: int, kind: str, message: str, retry_after: int | None = None) -> JSONResponse:
-    """The JSON error every route answers with; ``x-Amzn-ErrorType`` lets boto3 name the error."""
-    amzn = "ServiceUnavailable" if status == 503 else "InternalFailure" if status >= 500 else "ValidationError"
-    headers = {"x-Amzn-ErrorType": amzn}
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
-    return JSONResponse({"error": kind, "message": message}, status_code=status, headers=headers)
-
-
-def oculi_error_response(exc: OculiError) -> JSONResponse:
-    """An :class:`~oculi.errors.OculiError` as its JSON response (503s carry ``Retry-After``)."""
-    return error_response(exc.http_status, type(exc).__name__, str(exc), getattr(exc, "retry_after", None))
+    host: str = "127.0.0.1"
+    allowed_hosts: tuple[str, ...] = ()
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -195,9 +173,8 @@ _PREDICT_DOC = {"requestBody": {"required": True, "content": {
 def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
                        settings: ServerSettings | None = None) -> FastAPI:
     """The FastAPI app serving ``endpoints`` (models already loaded). Batchers and data capture start with the
-    app and stop after the last in-flight request (uvicorn drains them on SIGTERM)."""
-    from oculi import __version__
-
+    app and stop after the last in-flight request (uvicorn drains them on SIGTERM). ``app.state.oculi_access``
+    holds its access rules and per-process token."""
     settings = settings or ServerSettings()
     by_name = {e.name: e for e in endpoints}
     capture = settings.capture
@@ -217,9 +194,9 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
             if capture is not None:
                 capture.stop()
 
-    app = FastAPI(title="oculi endpoints", version=__version__, lifespan=lifespan,
-                  description="SageMaker-compatible inference endpoints for oculi model bundles: "
-                  f"{', '.join(by_name)}.")
+    access = Access(host=settings.host, allowed_hosts=settings.allowed_hosts, token=settings.token)
+    app = oculi_app("oculi endpoints", "SageMaker-compatible inference endpoints for oculi model bundles: "
+                    f"{', '.join(by_name)}.", access, lifespan)
 
     def endpoint_named(name: str) -> Endpoint:
         endpoint = by_name.get(name)
@@ -334,21 +311,8 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
     def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    def control_allowed(request: Request) -> None:
-        if settings.token:
-            if not authorised(request, settings.token):
-                raise Unauthorized("missing or wrong token: send `Authorization: Bearer $OCULI_TOKEN`.")
-            return
-        host = request.client.host if request.client else ""
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise Forbidden("the control plane answers only this machine while no token is set; start the "
-                            "server with OCULI_TOKEN=<secret> and send `Authorization: Bearer <secret>`.")
-
-    control = APIRouter(prefix="/api", tags=["control plane"], dependencies=[Depends(control_allowed)])
+    # Who may call these (token, loopback, same origin) is the app's guard's business (oculi.serving.guard).
+    control = APIRouter(prefix="/api", tags=["control plane"])
 
     @control.get("/endpoints", summary="ListEndpoints")
     def list_endpoints() -> dict[str, Any]:
@@ -367,17 +331,6 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
 
     app.include_router(data_plane)
     app.include_router(control)
-
-    @app.exception_handler(OculiError)
-    def _oculi_error(_request: Request, exc: OculiError) -> JSONResponse:
-        return oculi_error_response(exc)
-
-    @app.exception_handler(RequestValidationError)
-    def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        return error_response(400, "ValidationError", f"invalid request ({problems}). See /docs for the "
-                              "request schema.")
-
     return app
 
 

@@ -4,26 +4,28 @@ logs). The server only enqueues and reports — workers train (DESIGN rule 10).
 ``create_app()`` returns a FastAPI app whose routes live on one ``APIRouter`` under ``/api``; the data plane
 (``/ping``, ``/invocations``) adds its own router to the same app later (:func:`create_app` takes extra routers).
 
-Security: :func:`serve` binds 127.0.0.1 by default. On any other address it refuses to start without
-``OCULI_TOKEN``; when a token is set every request must carry ``Authorization: Bearer <token>`` (the OpenAPI
-schema and docs included).
+Security (:mod:`oculi.serving.guard`): :func:`serve` binds 127.0.0.1 by default. On any other address it refuses
+to start without ``OCULI_TOKEN``; when a token is set every request must carry ``Authorization: Bearer <token>``
+(the OpenAPI schema and docs included). Without one, Host names other than this server's are refused (DNS
+rebinding), state changes from other web origins are refused, and a script-mode job — code that will run — needs
+the per-process token :func:`serve` writes to ``$OCULI_HOME/servers/<port>.token`` (readable by its user only).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hmac
-import ipaddress
-import os
+import signal
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from oculi.errors import ConfigError, JobError, OculiError
+from oculi.errors import ConfigError
+from oculi.serving.guard import Access, is_loopback, require_token, write_token_file
+from oculi.serving.http import listen_socket, oculi_app
 
 LOOPBACK = "127.0.0.1"
 DISPATCH_SECONDS = 2.0  # how often the server looks for dead workers and starts queued jobs
@@ -44,12 +46,6 @@ class CreateTrainingJob(BaseModel):
     MetricDefinitions: list[dict[str, str]] | None = Field(None, description="Script mode: [{Name, Regex}].")
 
 
-def authorised(request: Request, token: str) -> bool:
-    """Whether ``request`` carries ``Authorization: Bearer <token>`` (compared in constant time)."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
-
-
 def control_router() -> APIRouter:
     """The /api/training-jobs routes."""
     from oculi.jobs import runner
@@ -62,7 +58,9 @@ def control_router() -> APIRouter:
         return JobStore()
 
     @router.post("/training-jobs", status_code=201, summary="CreateTrainingJob")
-    def create(body: CreateTrainingJob) -> dict[str, Any]:
+    def create(body: CreateTrainingJob, request: Request) -> dict[str, Any]:
+        if body.EntryPoint is not None or body.SourceDir is not None:
+            require_token(request, "a script-mode job (EntryPoint/SourceDir) runs the script's code")
         s = store()
         spec = runner.JobSpec(algorithm=body.AlgorithmName, channels=body.InputDataConfig,
                               hyperparameters=body.HyperParameters, name=body.TrainingJobName,
@@ -122,12 +120,13 @@ def control_router() -> APIRouter:
     return router
 
 
-def create_app(token: str | None = None, routers: Sequence[APIRouter] = (), dispatch_loop: bool = True) -> FastAPI:
+def create_app(token: str | None = None, routers: Sequence[APIRouter] = (), dispatch_loop: bool = True,
+               host: str = LOOPBACK, allowed_hosts: Sequence[str] = ()) -> FastAPI:
     """The oculi server app: the control plane plus any extra ``routers`` (the data plane, later). ``token``:
-    when set, every request (docs and schema included) needs ``Authorization: Bearer <token>``.
+    when set, every request (docs and schema included) needs ``Authorization: Bearer <token>``; ``host``: the
+    address it will be bound to and ``allowed_hosts`` extra Host names it answers to (see
+    :class:`~oculi.serving.guard.Access`; ``app.state.oculi_access.secret`` is the token script-mode jobs need).
     ``dispatch_loop``: find dead workers and start queued jobs at startup and every few seconds."""
-    from oculi import __version__
-
     stop = threading.Event()
 
     def loop() -> None:
@@ -147,49 +146,53 @@ def create_app(token: str | None = None, routers: Sequence[APIRouter] = (), disp
         yield
         stop.set()
 
-    app = FastAPI(title="oculi", version=__version__,
-                  description="Local SageMaker-style computer vision: control plane (training jobs).",
-                  lifespan=lifespan)
-    if token:
-        # A middleware, not a route dependency, so the OpenAPI schema and docs are guarded too.
-        @app.middleware("http")
-        async def _require_token(request: Request, call_next: Any) -> Any:
-            if not authorised(request, token):
-                return JSONResponse({"error": "Unauthorized", "message": "Missing or wrong token: send "
-                                     "`Authorization: Bearer $OCULI_TOKEN`."}, status_code=401,
-                                    headers={"WWW-Authenticate": "Bearer"})
-            return await call_next(request)
-
+    # With a token the guard (a middleware) asks for it on every request, so the schema and docs are guarded too.
+    access = Access(host=host, allowed_hosts=tuple(allowed_hosts), token=token or None, token_everywhere=True)
+    app = oculi_app("oculi", "Local SageMaker-style computer vision: control plane (training jobs).", access,
+                    lifespan)
     app.include_router(control_router())
     for router in routers:
         app.include_router(router)
-
-    @app.exception_handler(OculiError)
-    def _oculi_error(_request: Request, exc: OculiError) -> JSONResponse:
-        status = 404 if isinstance(exc, JobError) and str(exc).startswith("No job named") else exc.http_status
-        if isinstance(exc, JobError) and status != 404:
-            status = 409  # the job is in a state that does not allow it
-        return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status_code=status)
-
     return app
 
 
 def check_bind(host: str, token: str | None) -> None:
     """Refuse a non-loopback address without a token."""
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback and not token:
+    if not is_loopback(host) and not token:
         raise ConfigError(f"Refusing to listen on {host} without a token: anyone who can reach it could start "
                           "and stop jobs. Set OCULI_TOKEN (e.g. OCULI_TOKEN=$(openssl rand -hex 16)) or bind "
                           "127.0.0.1.")
 
 
-def serve(host: str = LOOPBACK, port: int = 8080, token: str | None = None) -> None:
-    """Run the control-plane server (blocking). ``token`` defaults to ``$OCULI_TOKEN``."""
+def serve(host: str = LOOPBACK, port: int = 8080, token: str | None = None, allowed_hosts: Sequence[str] = (),
+          echo: Callable[[str], None] = print) -> None:
+    """Run the control-plane server (blocking). ``token`` defaults to ``$OCULI_TOKEN``, ``allowed_hosts`` adds
+    to ``$OCULI_ALLOWED_HOSTS``. The port is bound (or a clear error raised) before "serving at" is printed;
+    without a token the per-process token is written to ``$OCULI_HOME/servers/<port>.token`` while it runs."""
     import uvicorn
 
-    token = token if token is not None else (os.environ.get("OCULI_TOKEN") or None)
+    from oculi.serving.server import local_url
+    from oculi.settings import settings
+
+    current = settings()
+    token = token if token is not None else current.token
     check_bind(host, token)
-    uvicorn.run(create_app(token), host=host, port=port, log_level="info")
+    sock = listen_socket(host, port)
+    port = int(sock.getsockname()[1])  # --port 0: the free port the system chose
+    app = create_app(token, host=host, allowed_hosts=(*current.allowed_hosts, *allowed_hosts))
+    secret_file = None
+    try:
+        if not token:
+            secret_file = write_token_file(port, app.state.oculi_access.secret)
+            echo(f"script-mode jobs over HTTP need `Authorization: Bearer <token>`; the token is in {secret_file} "
+                 "(readable by you only)")
+        echo(f"serving at {local_url(host, port)}: /api/training-jobs, docs at /docs")
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+        # uvicorn raises SIGTERM again after its shutdown: with this handler that ends run() normally, so the
+        # token file is removed below instead of the process dying by the signal.
+        signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        if secret_file is not None:
+            secret_file.unlink(missing_ok=True)

@@ -23,6 +23,7 @@ from typing import Any
 from oculi.errors import OculiError
 from oculi.serving.config import Batching, config_from_models, endpoint_name_for
 from oculi.serving.endpoints import Runtime
+from oculi.settings import settings
 
 
 class EndpointError(OculiError):
@@ -44,7 +45,8 @@ def _content_type(data: bytes) -> str:
 
 class EndpointPredictor:
     """A client of one endpoint of an oculi server at ``url``. ``target_variant`` sends every request to that
-    variant (SageMaker's ``TargetVariant``); :attr:`last_variant` is the variant that served the last request."""
+    variant (SageMaker's ``TargetVariant``); :attr:`last_variant` is the variant that served the last request.
+    ``token``: the control plane's token (default ``$OCULI_TOKEN``)."""
 
     def __init__(self, endpoint_name: str, url: str = "http://127.0.0.1:8080", timeout: float = 60.0,
                  target_variant: str | None = None, token: str | None = None) -> None:
@@ -93,8 +95,9 @@ class EndpointPredictor:
 
     def _control(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         headers = {"Content-Type": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        token = self.token or settings().token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         raw, _ = self._call(method, f"/api/endpoints/{self.endpoint_name}{path}",
                             json.dumps(body).encode() if body is not None else None, headers)
         return json.loads(raw)
@@ -147,9 +150,9 @@ class Model:
         options = ServeOptions(batching=Batching(max_batch_size=max_batch_size, max_latency_ms=max_latency_ms,
                                                  max_queue_size=max_queue_size),
                                runtime=self.runtime, capture_dir=Path(capture_dir) if capture_dir else None,
-                               capture_percent=capture_percent)
+                               capture_percent=capture_percent, host=host)
         app = build_app(config, options, echo=lambda _line: None)
         server = BackgroundServer(app, host, port).start()
-        predictor = EndpointPredictor(name, url=server.url)
+        predictor = EndpointPredictor(name, url=server.url, token=app.state.oculi_access.secret)
         predictor._server = server
         return predictor

@@ -3,9 +3,7 @@ flight, then exit), or in a background thread for the Python SDK (:mod:`oculi.se
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +18,7 @@ from oculi.serving.app import ServerSettings, create_serving_app
 from oculi.serving.capture import DataCapture
 from oculi.serving.config import Batching, ServingConfig, config_from_models, load_config
 from oculi.serving.endpoints import Runtime, load_endpoints
+from oculi.serving.http import listen_socket
 from oculi.serving.metrics import ServingMetrics
 
 GRACEFUL_SHUTDOWN_SECONDS = 30  # SageMaker sends SIGKILL 30 s after SIGTERM
@@ -28,7 +27,8 @@ GRACEFUL_SHUTDOWN_SECONDS = 30  # SageMaker sends SIGKILL 30 s after SIGTERM
 @dataclass(frozen=True)
 class ServeOptions:
     """Everything ``oculi serve`` and ``Model.deploy`` take besides the endpoints: batching defaults for
-    variants that set none, the model runtime, request limits, data capture and the control-plane token."""
+    variants that set none, the model runtime, request limits, data capture, the control-plane token, and the
+    address the server binds (``host``) with the extra Host names it answers to (``allowed_hosts``)."""
 
     batching: Batching = field(default_factory=Batching)
     runtime: Runtime = "torch"
@@ -36,6 +36,8 @@ class ServeOptions:
     capture_dir: Path | None = None
     capture_percent: float = 20.0
     token: str | None = None
+    host: str = "127.0.0.1"
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def endpoint_config(models: list[Path], config: Path | None) -> ServingConfig:
@@ -63,7 +65,8 @@ def build_app(config: ServingConfig, options: ServeOptions,
         capture = DataCapture(options.capture_dir, options.capture_percent,
                               on_drop=lambda e: metrics.capture_dropped.labels(e).inc())
         echo(f"data capture: {options.capture_percent:g} % of invocations → {options.capture_dir}")
-    settings = ServerSettings(capture=capture, token=options.token,
+    settings = ServerSettings(capture=capture, token=options.token, host=options.host,
+                              allowed_hosts=options.allowed_hosts,
                               **({"max_body_bytes": options.max_body_bytes} if options.max_body_bytes else {}))
     return create_serving_app(endpoints, metrics, settings)
 
@@ -77,26 +80,35 @@ def _uvicorn(app: FastAPI, host: str, port: int, log_level: str, access_log: boo
 
 def serve(config: ServingConfig, options: ServeOptions, host: str = "127.0.0.1", port: int = 8080,
           access_log: bool = False, echo: Callable[[str], None] = print) -> None:
-    """Load the models, then serve until SIGTERM or Ctrl-C (blocking); requests in flight are finished first
-    (up to 30 s). ``options.token`` defaults to ``$OCULI_TOKEN``."""
+    """Bind the port (a clear error when it cannot be used), load the models, then serve until SIGTERM or Ctrl-C
+    (blocking); requests in flight are finished first (up to 30 s). ``options.token`` defaults to
+    ``$OCULI_TOKEN``; ``$OCULI_ALLOWED_HOSTS`` adds to ``options.allowed_hosts``."""
     from oculi.serving.control import check_bind
+    from oculi.settings import settings
 
-    token = options.token if options.token is not None else (os.environ.get("OCULI_TOKEN") or None)
-    options = replace(options, token=token)
-    app = build_app(config, options, echo)
+    current = settings()
+    token = options.token if options.token is not None else current.token
+    options = replace(options, token=token, host=host,
+                      allowed_hosts=(*current.allowed_hosts, *options.allowed_hosts))
+    sock = listen_socket(host, port)
+    port = int(sock.getsockname()[1])  # --port 0: the free port the system chose
     try:
-        check_bind(host, token)
-    except ConfigError:
-        echo(f"note: listening on {host} without OCULI_TOKEN: the data plane is open to the network; the control "
-             "plane (/api/…) answers this machine only. Set OCULI_TOKEN to manage endpoints remotely.")
-    names = ", ".join(f"/endpoints/{e.name}/invocations" for e in config.endpoints)
-    echo(f"serving at {local_url(host, port)}: POST /invocations (= {config.endpoints[0].name}), {names}; "
-         "GET /ping, /metrics, /docs")
-    server = _uvicorn(app, host, port, "info", access_log)
-    # uvicorn drains on SIGTERM, then raises SIGTERM again with the handler found here: make that a clean exit
-    # (status 0) rather than death by signal. Before uvicorn takes over, the same handler starts the drain.
-    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
-    server.run()
+        app = build_app(config, options, echo)
+        try:
+            check_bind(host, token)
+        except ConfigError:
+            echo(f"note: listening on {host} without OCULI_TOKEN: the data plane is open to the network; the "
+                 "control plane (/api/…) answers this machine only. Set OCULI_TOKEN to manage endpoints remotely.")
+        names = ", ".join(f"/endpoints/{e.name}/invocations" for e in config.endpoints)
+        echo(f"serving at {local_url(host, port)}: POST /invocations (= {config.endpoints[0].name}), {names}; "
+             "GET /ping, /metrics, /docs")
+        server = _uvicorn(app, host, port, "info", access_log)
+        # uvicorn drains on SIGTERM, then raises SIGTERM again with the handler found here: make that a clean exit
+        # (status 0) rather than death by signal. Before uvicorn takes over, the same handler starts the drain.
+        signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
     echo("stopped: requests in flight were finished")
 
 
@@ -111,14 +123,7 @@ class BackgroundServer:
     once it accepts connections; :meth:`stop` finishes the requests in flight and joins the thread."""
 
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int | None = None) -> None:
-        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._socket.bind((host, port or 0))
-        except OSError as e:
-            self._socket.close()
-            raise ConfigError(f"cannot listen on {host}:{port} ({e.strerror}); pass another port, or port=None "
-                              "for a free one.") from None
+        self._socket = listen_socket(host, port or 0, fix="port={port}, or port=None for a free one")
         self.host = host
         self.port = int(self._socket.getsockname()[1])
         self._server = _uvicorn(app, host, self.port, "warning", access_log=False)
