@@ -205,6 +205,9 @@ class ObjectDetection(Algorithm):
                                                 split="val")
             notes.append(f"{train_path}: YOLO data YAML splits — training on {splits['train']}, validating on "
                          f"{splits['val']}")
+        if "test" in splits:
+            notes.append(f"{train_path}: the data YAML's test split ({splits['test']}) is left out of training and "
+                         "validation; score the model on it with `oculi evaluate`")
         train, validation, report = checked_split(sets, hp, progress, notes)
         classes = train.classes
         hp = with_resolved(hp, self._resolve(hp, train, classes, notes))

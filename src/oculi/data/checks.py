@@ -407,7 +407,8 @@ def check_path(
     """Check a dataset path: a folder of split folders (``train``, ``validation``/``val``, ``test``) is checked
     split by split against the training classes; segmentation data (SageMaker's mask layout, VOC
     ``SegmentationClass``, ``-ref`` manifests) is checked with its masks (see :mod:`oculi.data.formats.masks`);
-    anything else is checked as one ``train`` channel. ``num_classes`` applies to segmentation masks (values at or
+    a YOLO dataset whose data YAML names split folders is checked split by split (``train``, ``validation``,
+    ``test``); anything else is checked as one ``train`` channel. ``num_classes`` applies to segmentation masks (values at or
     above it are reported); without it the class count comes from the label map or the masks."""
     from oculi.data.segmentation import is_segmentation
 
@@ -418,9 +419,9 @@ def check_path(
                                     workers=workers,
                                     progress=progress)
     if _is_detection(Path(path)):
-        from oculi.data.detection import read_detection
+        from oculi.data.detection import detection_splits
 
-        return check_classification({"train": read_detection(Path(path), image_roots=image_roots)}, workers=workers,
+        return check_classification(detection_splits(Path(path), image_roots=image_roots), workers=workers,
                                     progress=progress)
     splits = split_layout(Path(path)) or {"train": Path(path)}
     sets: dict[str, SampleSet] = {"train": read_channel(splits["train"], image_roots=image_roots)}

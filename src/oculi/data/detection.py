@@ -12,7 +12,7 @@ from oculi.data.formats.coco import is_coco, read_coco
 from oculi.data.formats.manifest import is_manifest, read_detection_manifest
 from oculi.data.formats.sagemaker_json import read_sagemaker_json
 from oculi.data.formats.voc import annotations_dir, read_voc
-from oculi.data.formats.yolo import is_yolo, read_yolo
+from oculi.data.formats.yolo import is_yolo, read_yolo, yolo_splits
 from oculi.errors import ConfigError, DataError
 from oculi.types import SampleSet
 
@@ -106,3 +106,19 @@ def read_detection(
     if (path / "train_annotation").is_dir():
         return read_sagemaker_json(path / "train", path / "train_annotation", classes=classes)
     return read_sagemaker_json(None, path, classes=classes)
+
+
+def detection_splits(path: Path, *, image_roots: dict[str, Path] | None = None) -> dict[str, SampleSet]:
+    """The splits of a detection dataset for the data check: for a YOLO dataset whose data YAML names split
+    folders (see :func:`~oculi.data.formats.yolo.yolo_splits`), ``train`` and, when named, ``validation`` (the
+    YAML's ``val``) and ``test``, each read against the training classes; any other dataset is one ``train``
+    split."""
+    path = Path(path)
+    splits = yolo_splits(path) if detect_format(path) == "yolo" else {}
+    if "train" not in splits:
+        return {"train": read_detection(path, image_roots=image_roots)}
+    sets = {"train": read_yolo(path, split="train")}
+    for split, name in (("val", "validation"), ("test", "test")):
+        if split in splits:
+            sets[name] = read_yolo(path, classes=sets["train"].classes, split=split)
+    return sets
