@@ -122,3 +122,16 @@ def test_sagemaker_json_class_id_outside_its_categories(tmp_path: Path) -> None:
     assert finding.code == "unknown_class" and finding.path == str(tmp_path / "train_annotation" / "x.json")
     lines = (tmp_path / "train_annotation" / "x.json").read_text().splitlines()
     assert '"class_id": 3' in lines[finding.line - 1] and "annotation 2" in finding.message
+
+
+def test_data_check_cli_num_classes_names_the_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from oculi.cli.data import app
+
+    path = _lst(tmp_path, IDS)
+    for args in ([str(path)], ["--channel", f"train={path}"]):
+        result = CliRunner().invoke(app, ["check", *args, "--num-classes", "2", "--json"])
+        assert result.exit_code == 1, result.output
+        errors = [f for f in json.loads(result.output)["findings"] if f["level"] == "error"]
+        assert [(f["code"], f["path"], f["line"]) for f in errors] == [("label_out_of_range", str(path), 3)]
