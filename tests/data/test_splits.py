@@ -73,6 +73,8 @@ def test_data_check_on_the_export_root_checks_each_split(tmp_path: Path) -> None
     assert report.num_images == {"train": 6, "validation": 2, "test": 3}
     assert report.counts["test"] == {"box": 3, "disc": 3}
     assert report.ok, report.findings
+    (note,) = [f for f in report.findings if f.code == "yolo_splits"]
+    assert f"test → {tmp_path / 'export' / 'test' / 'labels'}" in note.message
 
 
 def test_training_validates_on_val_and_leaves_test_out(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from oculi.data.formats.sagemaker_json import read_sagemaker_json
 from oculi.data.formats.voc import annotations_dir, read_voc
 from oculi.data.formats.yolo import is_yolo, read_yolo, yolo_splits
 from oculi.errors import ConfigError, DataError
-from oculi.types import SampleSet
+from oculi.types import Finding, SampleSet
 
 DETECTION_FORMATS = ("sagemaker-json", "manifest", "coco", "voc", "yolo")
 
@@ -121,4 +121,7 @@ def detection_splits(path: Path, *, image_roots: dict[str, Path] | None = None) 
     for split, name in (("val", "validation"), ("test", "test")):
         if split in splits:
             sets[name] = read_yolo(path, classes=sets["train"].classes, split=split)
+    read = ", ".join(f"{split} → {folder}" for split, folder in splits.items())
+    sets["train"].findings.insert(0, Finding("info", "yolo_splits", f"splits read as the data YAML names them: "
+                                             f"{read}.", str(path)))
     return sets
