@@ -135,3 +135,42 @@ def test_data_check_cli_num_classes_names_the_line(tmp_path: Path) -> None:
         assert result.exit_code == 1, result.output
         errors = [f for f in json.loads(result.output)["findings"] if f["level"] == "error"]
         assert [(f["code"], f["path"], f["line"]) for f in errors] == [("label_out_of_range", str(path), 3)]
+
+
+def test_detection_ids_without_names_are_checked_against_num_classes(tmp_path: Path) -> None:
+    """A manifest without class-map, SageMaker JSON without categories and YOLO without names: ids at or above
+    `num_classes` are findings naming the line; without it, gaps are a warning naming the first id past one."""
+    from oculi.data.formats.yolo import read_yolo
+
+    box = {"left": 1, "top": 1, "width": 9, "height": 9}
+    rows = []
+    for n, class_id in enumerate([0, 1, 5]):
+        make_image(tmp_path / "m" / f"{n}.png", seed=n, size=(40, 30))
+        rows.append(json.dumps({"source-ref": f"{n}.png", "boxes": {"annotations": [{"class_id": class_id, **box}]}}))
+    manifest = tmp_path / "m" / "train.manifest"
+    manifest.write_text("\n".join(rows) + "\n")
+    read = read_detection_manifest(manifest, num_classes=2)
+    assert read.classes == ["0", "1"]
+    assert [(f.code, f.path, f.line) for f in read.findings] == [("label_out_of_range", str(manifest), 3)]
+    with pytest.raises(DataError, match=rf"{manifest}:3: class id 5 is outside"):
+        train("object-detection", {"train": manifest}, {"image_shape": "64", "num_workers": "0", "num_classes": "2"},
+              output=tmp_path / "out", progress=False, echo=lambda *_: None)
+
+    make_image(tmp_path / "s" / "train" / "x.jpg", size=(20, 10))
+    (tmp_path / "s" / "train_annotation").mkdir()
+    record = {"file": "x.jpg", "annotations": [{"class_id": 0, **box}, {"class_id": 4, **box}]}
+    (tmp_path / "s" / "train_annotation" / "x.json").write_text(json.dumps(record, indent=1))
+    read = read_sagemaker_json(tmp_path / "s" / "train", tmp_path / "s" / "train_annotation", num_classes=2)
+    assert read.classes == ["0", "1"] and [f.code for f in read.findings if f.level == "error"] == [
+        "label_out_of_range"]
+
+    (tmp_path / "y" / "labels").mkdir(parents=True)
+    for n, class_id in enumerate([0, 3]):
+        make_image(tmp_path / "y" / "images" / f"{n}.png", seed=n, size=(40, 30))
+        (tmp_path / "y" / "labels" / f"{n}.txt").write_text(f"{class_id} 0.5 0.5 0.2 0.2\n")
+    gaps = read_yolo(tmp_path / "y")
+    (gap,) = [f for f in gaps.findings if f.code == "class_id_gap"]
+    assert (gap.path, gap.line) == (str(tmp_path / "y" / "labels" / "1.txt"), 1) and "1, 2" in gap.message
+    read = read_yolo(tmp_path / "y", num_classes=2)
+    assert read.classes == ["0", "1"]
+    assert [(f.code, f.line) for f in read.findings if f.level == "error"] == [("label_out_of_range", 1)]

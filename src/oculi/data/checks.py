@@ -421,7 +421,8 @@ def check_path(
     a YOLO dataset whose data YAML names split folders is checked split by split (``train``, ``validation``,
     ``test``); anything else is checked as one ``train`` channel. ``num_classes`` applies to segmentation masks
     (values at or above it are reported; without it the class count comes from the label map or the masks) and to
-    ``.lst`` / manifest class ids (an id at or above it is a ``label_out_of_range`` finding naming the line)."""
+    class ids in files that may not name their classes (``.lst``, manifests, SageMaker JSON, YOLO without
+    names): an id at or above it is a ``label_out_of_range`` finding naming the file and line."""
     from oculi.data.segmentation import is_segmentation
 
     if is_segmentation(Path(path)):
@@ -433,8 +434,8 @@ def check_path(
     if _is_detection(Path(path)):
         from oculi.data.detection import detection_splits
 
-        return check_classification(detection_splits(Path(path), image_roots=image_roots), workers=workers,
-                                    progress=progress)
+        return check_classification(detection_splits(Path(path), image_roots=image_roots, num_classes=num_classes),
+                                    workers=workers, progress=progress)
     splits = split_layout(Path(path)) or {"train": Path(path)}
     sets: dict[str, SampleSet] = {"train": read_channel(splits["train"], image_roots=image_roots,
                                                         num_classes=num_classes)}

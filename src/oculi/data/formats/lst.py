@@ -56,21 +56,22 @@ def is_lst(path: Path) -> bool:
     return any(_looks_like_lst_line(line) for line in lines)
 
 
-def gap_finding(first_line: dict[int, int], path: str) -> Finding | None:
-    """The warning for class ids with gaps (``first_line``: each used class id → the first line using it):
-    ids ``0…max`` are classes, so an unused id in between is a phantom, empty class. Names the first line whose
-    id lies beyond a gap; None when the ids are contiguous."""
-    if not first_line:
+def gap_finding(first_use: dict[int, tuple[str, int]]) -> Finding | None:
+    """The warning for class ids with gaps (``first_use``: each used class id → the file and line first using
+    it): ids ``0…max`` are classes, so an unused id in between is a phantom, empty class. Names the first use of
+    the smallest id beyond a gap; None when the ids are contiguous."""
+    if not first_use:
         return None
-    unused = sorted(set(range(max(first_line) + 1)) - set(first_line))
+    unused = sorted(set(range(max(first_use) + 1)) - set(first_use))
     if not unused:
         return None
-    beyond = min(i for i in first_line if i > unused[0])
+    beyond = min(i for i in first_use if i > unused[0])
     shown = ", ".join(map(str, unused[:10])) + (" …" if len(unused) > 10 else "")
+    path, line = first_use[beyond]
     return Finding("warning", "class_id_gap",
                    f"class id {beyond} (first used here) leaves class id(s) {shown} unused; class ids are 0, 1, 2, … "
                    "so each unused id becomes an empty class. Fix the id, or pass the number of classes (-p "
-                   "num_classes=N / --num-classes N) to have ids at or above it reported.", path, first_line[beyond])
+                   "num_classes=N / --num-classes N) to have ids at or above it reported.", path, line)
 
 
 def read_lst(path: Path, image_root: Path | None = None, classes: list[str] | None = None,
@@ -197,10 +198,10 @@ def read_lst(path: Path, image_root: Path | None = None, classes: list[str] | No
     else:
         top = max((s.target for s in samples), default=-1)
         class_list = [str(i) for i in range(top + 1)]
-        first_line: dict[int, int] = {}
+        first_use: dict[int, tuple[str, int]] = {}
         for sample in samples:
-            first_line.setdefault(sample.target, int(sample.origin.rsplit(":", 1)[1]))
-        gap = gap_finding(first_line, str(path))
+            first_use.setdefault(sample.target, (str(path), int(sample.origin.rsplit(":", 1)[1])))
+        gap = gap_finding(first_use)
         if gap is not None:
             findings.append(gap)
     return SampleSet(

@@ -45,7 +45,16 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import unquote, urlparse
 
-from oculi.data.formats.boxes import class_table, clean_box, image_size, number, output_ids, target_size, unknown_class
+from oculi.data.formats.boxes import (
+    beyond_num_classes,
+    class_table,
+    clean_box,
+    image_size,
+    number,
+    output_ids,
+    target_size,
+    unknown_class,
+)
 from oculi.data.formats.lst import gap_finding
 from oculi.errors import ConfigError, DataError
 from oculi.types import BoxTarget, Finding, Sample, SampleSet
@@ -409,11 +418,11 @@ def read_manifest(
         count = max([*used, *names, width - 1 if fmt == "multi-hot" else -1], default=-1) + 1
         class_list = [names.get(i, str(i)) for i in range(count)]
         if not has_class_map and fmt != "multi-hot":
-            first_line: dict[int, int] = {}
+            first_use: dict[int, tuple[str, int]] = {}
             for sample in samples:
                 for i in sample.target if multi_label else (sample.target,):
-                    first_line.setdefault(i, int(sample.origin.rsplit(":", 1)[1]))
-            gap = gap_finding(first_line, str(path))
+                    first_use.setdefault(i, (str(path), int(sample.origin.rsplit(":", 1)[1])))
+            gap = gap_finding(first_use)
             if gap is not None:
                 findings.append(gap)
     return SampleSet(
@@ -510,16 +519,19 @@ def read_detection_manifest(
     image_roots: dict[str, Path] | None = None,
     label_attribute: str | None = None,
     classes: list[str] | None = None,
+    num_classes: int | None = None,
 ) -> SampleSet:
     """Read a bounding-box augmented manifest into a detection :class:`SampleSet` (targets: :class:`BoxTarget`,
     ``xyxy`` absolute pixels; see the module docstring for the line shape and image references).
 
     Class names come from the ``class-map`` of every line's ``<label>-metadata``: with a class-map, a box whose
     ``class_id`` it does not name is an ``unknown_class`` error naming the line (the box is left out); without any,
-    classes are named ``str(id)``. Sparse ids become contiguous indices and ``SampleSet.class_ids`` keeps the originals.
-    The image size is the label's ``image_size``, else read from the image header. Bad lines are error findings naming
-    the manifest and line (``bad_json``, ``missing_attribute``, ``bad_label``, ``bad_box``, ``missing_image``,
-    ``unknown_class``) and are left out. Raises :class:`DataError` when the file is missing or empty."""
+    classes are named ``str(id)`` (ids ``0…num_classes-1`` when ``num_classes`` is given; a box with an id at or above
+    it is a ``label_out_of_range`` error naming the line). Sparse ids become contiguous indices and
+    ``SampleSet.class_ids`` keeps the originals. The image size is the label's ``image_size``, else read from the image
+    header. Bad lines are error findings naming the manifest and line (``bad_json``, ``missing_attribute``,
+    ``bad_label``, ``bad_box``, ``missing_image``, ``unknown_class``) and are left out. Raises :class:`DataError` when
+    the file is missing or empty."""
     path = Path(path)
     prefixes = _s3_prefixes(image_roots)
     findings: list[Finding] = []
@@ -557,8 +569,9 @@ def read_detection_manifest(
             error("missing_image", lineno, f"image {ref} not found: {fix}.")
             continue
         lines.append((lineno, image, label))
-    # With a class-map, it is the list of classes: an id it does not name is a mistake, not a new class.
-    unnamed = set() if names else used - set(names)
+    # With a class-map, it is the list of classes: an id it does not name is a mistake, not a new class. Without
+    # one, num_classes (when given) says which ids are classes.
+    unnamed = set() if names else (set(range(num_classes)) if num_classes is not None else used)
     class_list, mapping, class_ids = class_table({**{i: str(i) for i in unnamed}, **names}, unnamed, classes)
 
     samples: list[Sample] = []
@@ -587,6 +600,9 @@ def read_detection_manifest(
                     f"class_id {class_id} is not in the {attribute}-metadata class-map (ids "
                     f"{', '.join(f'{i}: {n}' for i, n in sorted(names.items()))}); the box is left out. Fix the "
                     "class_id, or add the class to the class-map.", str(path), lineno))
+                continue
+            if not names and num_classes is not None and classes is None and not 0 <= class_id < num_classes:
+                findings.append(beyond_num_classes(class_id, num_classes, str(path), lineno))
                 continue
             if class_id not in mapping:
                 findings.append(unknown_class(class_id, class_list, str(path), lineno))

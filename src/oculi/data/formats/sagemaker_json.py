@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from oculi.data.formats.boxes import (
+    beyond_num_classes,
     class_table,
     clean_box,
     copy_image,
@@ -72,16 +73,19 @@ def _line_of(file: Path, class_id: int) -> int | None:
     return next((n for n, line in enumerate(lines, start=1) if pattern.search(line)), None)
 
 
-def read_sagemaker_json(images: Path | None, annotations: Path, classes: list[str] | None = None) -> SampleSet:
+def read_sagemaker_json(images: Path | None, annotations: Path, classes: list[str] | None = None,
+                        num_classes: int | None = None) -> SampleSet:
     """Read a SageMaker ``train`` + ``train_annotation`` channel pair into a detection :class:`SampleSet`
     (targets: :class:`BoxTarget`, ``xyxy`` absolute pixels; see the module docstring).
 
     The image of ``<base>.json`` is its ``file`` (absolute, or relative to ``images``), else ``images/<base>.<image
     extension>``. ``classes``: class names to read against (named ids map by name, unnamed ids index into them). When
     the files declare ``categories``, those are the classes: a box whose ``class_id`` they do not name is an
-    ``unknown_class`` error naming the file and line (the box is left out). Findings: ``bad_json``, ``bad_box``,
-    ``missing_image``, ``unknown_class``, ``empty_box``, ``box_clipped``, ``no_annotation`` (an image without a JSON
-    file, left out). Raises :class:`DataError` when ``annotations`` is not a folder of ``.json`` files."""
+    ``unknown_class`` error naming the file and line (the box is left out); without them, ``num_classes`` (when given)
+    makes ids ``0…num_classes-1`` the classes and a higher id a ``label_out_of_range`` error. Findings: ``bad_json``,
+    ``bad_box``, ``missing_image``, ``unknown_class``, ``empty_box``, ``box_clipped``, ``no_annotation`` (an image
+    without a JSON file, left out). Raises :class:`DataError` when ``annotations`` is not a folder of ``.json``
+    files."""
     annotations = Path(annotations)
     images = Path(images) if images is not None else None
     files = sorted(annotations.glob("*.json")) if annotations.is_dir() else []
@@ -115,7 +119,7 @@ def read_sagemaker_json(images: Path | None, annotations: Path, classes: list[st
                 used.add(int(ann["class_id"]))
         records.append((file, record))
     # With categories, they are the list of classes: an id they do not name is a mistake, not a new class.
-    unnamed = set() if names else used - set(names)
+    unnamed = set() if names else (set(range(num_classes)) if num_classes is not None else used)
     class_list, mapping, class_ids = class_table(
         {**{i: str(i) for i in unnamed}, **names}, unnamed, classes)
 
@@ -151,6 +155,9 @@ def read_sagemaker_json(images: Path | None, annotations: Path, classes: list[st
                     f"annotation {position} has class_id {class_id}, which is not in \"categories\" ("
                     f"{', '.join(f'{i}: {n}' for i, n in sorted(names.items()))}); the box is left out. Fix the "
                     "class_id, or add the class to \"categories\".", where, _line_of(file, class_id)))
+                continue
+            if not names and num_classes is not None and classes is None and not 0 <= class_id < num_classes:
+                findings.append(beyond_num_classes(class_id, num_classes, where, _line_of(file, class_id)))
                 continue
             if class_id not in mapping:
                 findings.append(unknown_class(class_id, class_list, where, None))

@@ -19,7 +19,16 @@ from pathlib import Path
 
 import yaml
 
-from oculi.data.formats.boxes import clean_box, copy_image, find_image, image_size, target_size, unique_stems
+from oculi.data.formats.boxes import (
+    beyond_num_classes,
+    clean_box,
+    copy_image,
+    find_image,
+    image_size,
+    target_size,
+    unique_stems,
+)
+from oculi.data.formats.lst import gap_finding
 from oculi.errors import DataError
 from oculi.types import IMAGE_EXTENSIONS, BoxTarget, Finding, Sample, SampleSet
 
@@ -187,14 +196,16 @@ def _image_dirs(label_dir: Path, labels_root: Path, root: Path) -> list[Path]:
 
 
 def read_yolo(path: Path, names: Path | list[str] | None = None, classes: list[str] | None = None,
-              split: str | None = None) -> SampleSet:
+              split: str | None = None, num_classes: int | None = None) -> SampleSet:
     """Read YOLO txt labels into a detection :class:`SampleSet` (targets: :class:`BoxTarget`, ``xyxy`` absolute
     pixels; see the module docstring for layouts and names).
 
     ``path``: the dataset root, its ``labels`` folder, or a data YAML (its folder is the root). ``names``: a names
     file or the list of names. ``classes``: class names to read against (YOLO ids are mapped through the names).
     ``split``: ``train``, ``val`` or ``test`` reads only the label folder of that split as the data YAML names it
-    (see :func:`yolo_splits`); None reads every label file under ``labels/``.
+    (see :func:`yolo_splits`); None reads every label file under ``labels/``. ``num_classes``: without names, the
+    classes are ids ``0…num_classes-1`` and a higher id is a ``label_out_of_range`` error naming the line (without
+    either, unused ids below the highest one are a ``class_id_gap`` warning).
     Images without a label file are kept as negatives (info ``negative_images``); label files without an image
     are warnings (``missing_image``). Findings name the label file and line: ``bad_line``, ``unknown_class``,
     ``empty_box``, ``box_clipped``, ``unreadable_image``. Raises :class:`DataError` when there are no labels."""
@@ -229,6 +240,7 @@ def read_yolo(path: Path, names: Path | list[str] | None = None, classes: list[s
     parsed: list[tuple[Path, Path, list[tuple[int, list[str]]]]] = []
     image_dirs: set[Path] = set()
     max_id = -1
+    first_use: dict[int, tuple[str, int]] = {}
     for label_file in label_files:
         image = None
         for folder in _image_dirs(label_file.parent, labels_base, root):
@@ -249,9 +261,13 @@ def read_yolo(path: Path, names: Path | list[str] | None = None, classes: list[s
                 rows.append((lineno, fields))
                 if fields[0].isdigit():
                     max_id = max(max_id, int(fields[0]))
+                    first_use.setdefault(int(fields[0]), (str(label_file), lineno))
         parsed.append((label_file, image, rows))
+    unnamed = name_list is None
     if name_list is None:
-        name_list = [str(i) for i in range(max_id + 1)]
+        name_list = [str(i) for i in range(num_classes if num_classes is not None else max_id + 1)]
+        if num_classes is None and (gap := gap_finding(first_use)) is not None:
+            findings.append(gap)
         findings.append(Finding("warning", "no_names", "no class names found (no names file, data YAML or "
                                 "classes.txt); classes are named by their ids. Pass the names with `--names FILE`.",
                                 str(root)))
@@ -278,6 +294,9 @@ def read_yolo(path: Path, names: Path | list[str] | None = None, classes: list[s
                                         str(label_file), lineno))
                 continue
             name = name_list[class_id] if 0 <= class_id < len(name_list) else None
+            if unnamed and num_classes is not None and classes is None and name is None:
+                findings.append(beyond_num_classes(class_id, num_classes, str(label_file), lineno))
+                continue
             if name not in index:
                 findings.append(Finding("error", "unknown_class", f"class id {class_id} has no name in "
                                         f"{len(name_list)} names / is not one of the classes read against; the box "
