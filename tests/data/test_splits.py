@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from oculi.data.checks import check_path
 from oculi.data.detection import detect_format, read_detection
 from oculi.data.formats.yolo import read_yolo, yolo_splits
 from oculi.engine.training import train
+from oculi.errors import DataError
 
 TINY_SSD = {"image_shape": "64", "mini_batch_size": "2", "num_workers": "0", "epochs": "1",
             "precision_dtype": "float32"}
@@ -97,3 +99,12 @@ def test_plain_yaml_paths_and_missing_split_folders(tmp_path: Path) -> None:
                                     "names: {0: box, 1: disc}\n")
     assert yolo_splits(root) == {"train": root / "train" / "labels"}
     assert len(read_detection(root, split="train")) == 2
+
+
+def test_training_refuses_a_yaml_whose_train_folder_cannot_be_found(tmp_path: Path) -> None:
+    """val/test folders found but no train folder: reading "everything" would train on the held-out images."""
+    root = roboflow_yolo(tmp_path / "export", {"train": 2, "valid": 1, "test": 1})
+    (root / "data.yaml").write_text(ROBOFLOW_YAML.replace("../train/images", "../training/images"))
+    with pytest.raises(DataError, match="no existing `train:` folder"):
+        train("object-detection", {"train": root}, TINY_SSD, output=tmp_path / "model", progress=False,
+              echo=lambda *_: None)

@@ -31,7 +31,7 @@ from oculi.algorithms.detection_models import (
 )
 from oculi.algorithms.optim import build_optimizer, build_schedule
 from oculi.config import AUTO, Auto, HyperParameters, Range
-from oculi.errors import ConfigError
+from oculi.errors import ConfigError, DataError
 from oculi.types import SampleSet
 
 
@@ -194,6 +194,10 @@ class ObjectDetection(Algorithm):
         notes: list[str] = []
         train_path = Path(channels["train"])
         splits = yolo_splits(train_path) if "train_annotation" not in channels else {}
+        if splits and "train" not in splits:
+            raise DataError(f"{train_path}: the data YAML names {' and '.join(f'`{s}:`' for s in splits)} folders but "
+                            "no existing `train:` folder, so its held-out images would be trained on. Set `train:` "
+                            "to the training images folder (relative to the YAML, e.g. `train: train/images`).")
         sets = {"train": read_detection(train_path, annotations=_path(channels.get("train_annotation")),
                                         image_roots=image_roots, split="train" if "train" in splits else None,
                                         num_classes=hp.num_classes)}
