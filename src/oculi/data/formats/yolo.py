@@ -207,7 +207,8 @@ def read_yolo(path: Path, names: Path | list[str] | None = None, classes: list[s
     classes are ids ``0…num_classes-1`` and a higher id is a ``label_out_of_range`` error naming the line (without
     either, unused ids below the highest one are a ``class_id_gap`` warning).
     Images without a label file are kept as negatives (info ``negative_images``); label files without an image
-    are warnings (``missing_image``). Findings name the label file and line: ``bad_line``, ``unknown_class``,
+    are warnings (``missing_image``); reading a dataset whose data YAML names several splits with ``split=None``
+    is a ``splits_merged`` warning. Findings name the label file and line: ``bad_line``, ``unknown_class``,
     ``empty_box``, ``box_clipped``, ``unreadable_image``. Raises :class:`DataError` when there are no labels."""
     path = Path(path)
     yaml_file = path if path.is_file() else None
@@ -231,6 +232,14 @@ def read_yolo(path: Path, names: Path | list[str] | None = None, classes: list[s
             raise DataError(f"{root}: the data YAML names no existing `{split}` split folder under {labels_root} "
                             f"(found: {', '.join(splits) or 'none'}). Pass the split's folder itself.")
         labels_root = splits[split]
+    else:
+        splits = yolo_splits(path)
+        if len(splits) > 1:
+            named = ", ".join(f"{name} ({folder})" for name, folder in splits.items())
+            findings.append(Finding("warning", "splits_merged", f"the data YAML names {len(splits)} splits — {named} "
+                                    "— and all of them are read as one set here. Training and `oculi data check` "
+                                    "read each split on its own; pass one split's folder to keep them apart.",
+                                    str(yaml_file or root)))
     label_files = sorted(p for p in labels_root.rglob("*.txt") if _is_label_file(p)
                          and not any(part.startswith(".") for part in p.relative_to(labels_root).parts))
     if not label_files:
