@@ -3,6 +3,7 @@ data.yaml says (validation from `val`, `test` left out of training and said so).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +111,26 @@ def test_training_refuses_a_yaml_whose_train_folder_cannot_be_found(tmp_path: Pa
     with pytest.raises(DataError, match="no existing `train:` folder"):
         train("object-detection", {"train": root}, TINY_SSD, output=tmp_path / "model", progress=False,
               echo=lambda *_: None)
+
+
+def test_sagemaker_detection_root_uses_its_validation_channel(tmp_path: Path) -> None:
+    """`--train ROOT` with SageMaker's detection layout (train/, train_annotation/, validation/,
+    validation_annotation/): validation/ validates, nothing is held out of train."""
+    root = tmp_path / "sm"
+    rng = np.random.default_rng(3)
+    for split, count in (("train", 6), ("validation", 2)):
+        (root / split).mkdir(parents=True)
+        (root / f"{split}_annotation").mkdir()
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 255, (48, 64, 3)).astype(np.uint8)).save(root / split / f"{i}.jpg")
+            record = {"file": f"{i}.jpg", "image_size": [{"width": 64, "height": 48, "depth": 3}],
+                      "annotations": [{"class_id": 0, "left": 5, "top": 5, "width": 20, "height": 20},
+                                      {"class_id": 1, "left": 30, "top": 20, "width": 20, "height": 20}],
+                      "categories": [{"class_id": 0, "name": "box"}, {"class_id": 1, "name": "disc"}]}
+            (root / f"{split}_annotation" / f"{i}.json").write_text(json.dumps(record))
+    lines: list[str] = []
+    train("object-detection", {"train": root}, TINY_SSD, output=tmp_path / "model", progress=False,
+          echo=lines.append, stop_requested=lambda: True)
+    text = "\n".join(lines)
+    assert "training on 6 images, validating on 2" in text and "held out" not in text, text
+    assert "channels found: train (train/), train_annotation" in text

@@ -205,6 +205,15 @@ class ObjectDetection(Algorithm):
             sets["validation"] = read_detection(Path(channels["validation"]),
                                                 annotations=_path(channels.get("validation_annotation")),
                                                 image_roots=image_roots, classes=sets["train"].classes)
+        elif "train_annotation" not in channels and all(
+                (train_path / name).is_dir() for name in ("train_annotation", "validation", "validation_annotation")):
+            # SageMaker's layout given as its root: use its validation channel too, as for segmentation.
+            sets["validation"] = read_detection(train_path / "validation",
+                                                annotations=train_path / "validation_annotation",
+                                                classes=sets["train"].classes)
+            notes.append(f"{train_path}: SageMaker's layout — channels found: train (train/), train_annotation "
+                         "(train_annotation/), validation (validation/), validation_annotation "
+                         "(validation_annotation/)")
         elif "val" in splits:
             sets["validation"] = read_detection(train_path, image_roots=image_roots, classes=sets["train"].classes,
                                                 split="val")
