@@ -37,8 +37,9 @@ class TrainingHyperparameters(HyperParameters):
     precision_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         AUTO, description="auto = bf16 autocast + channels_last on CPUs with bf16 support, float16 mixed precision "
         "on GPU, float32 otherwise. float32 turns mixed precision off.")
-    skip_bad_images: bool = Field(False, description="oculi addition. Skip (and list) unreadable images instead "
-                                  "of stopping before training.")
+    skip_bad_images: bool = Field(False, description="oculi addition. Skip (and list) unreadable images, and "
+                                  "labels whose class id is outside the classes, instead of stopping before "
+                                  "training.")
     validation_fraction: float = Field(0.2, gt=0, lt=1, description="oculi addition. Share of the training data "
                                        "held out (seeded, stratified) when no validation channel is given.")
     seed: int = Field(0, ge=0, description="oculi addition. Seed for weights, shuffling, augmentation and the "
@@ -81,20 +82,26 @@ def check_channels(algorithm: str, channels: dict[str, Any], known: Iterable[str
 
 def check_or_skip(sets: dict[str, SampleSet], hp: TrainingHyperparameters, progress: bool,
                   notes: list[str]) -> tuple[dict[str, SampleSet], Any]:
-    """Run the data check; stop with its report (a DataError) unless every error is an unreadable image and
-    ``skip_bad_images`` is set, in which case those images are left out and listed in ``notes``."""
-    from oculi.data.checks import SKIPPABLE_CODES, check_classification, drop_bad_images
+    """Run the data check; stop with its report (a DataError) unless every error is an unreadable image or a
+    class id outside the classes and ``skip_bad_images`` is set, in which case those images and labels are left
+    out and listed in ``notes``."""
+    from oculi.data.checks import SKIPPABLE_CODES, SKIPPABLE_LABEL_CODES, check_classification, drop_bad_images
 
     report = check_classification(sets, progress=progress)
     if report.ok:
         return sets, report
-    blocking = [f for f in report.errors() if f.code not in SKIPPABLE_CODES]
+    blocking = [f for f in report.errors() if f.code not in (*SKIPPABLE_CODES, *SKIPPABLE_LABEL_CODES)]
     if blocking or not hp.skip_bad_images:
         first = (blocking or report.errors())[0]
         raise DataError(f"The data cannot be trained on: {len(report.errors())} error(s), e.g. "
                         f"{first.location()}: {first.message}", report=report)
     skipped = sorted(str(p) for p in report.bad_images)
-    notes.append(f"skip_bad_images=true: skipped {len(skipped)} unreadable image(s): " + ", ".join(skipped))
+    if skipped:
+        notes.append(f"skip_bad_images=true: skipped {len(skipped)} unreadable image(s): " + ", ".join(skipped))
+    labels = [f.location() for f in report.errors() if f.code in SKIPPABLE_LABEL_CODES]
+    if labels:
+        notes.append(f"skip_bad_images=true: left out {len(labels)} label(s) whose class id is outside the classes: "
+                     + ", ".join(labels))
     return drop_bad_images(sets, report), report
 
 

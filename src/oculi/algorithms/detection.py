@@ -32,7 +32,7 @@ from oculi.algorithms.detection_models import (
 )
 from oculi.algorithms.optim import build_optimizer, build_schedule
 from oculi.config import AUTO, Auto, HyperParameters, Range
-from oculi.errors import ConfigError
+from oculi.errors import ConfigError, DataError
 from oculi.types import SampleSet
 
 
@@ -197,17 +197,34 @@ class ObjectDetection(Algorithm):
         notes: list[str] = []
         train_path = Path(channels["train"])
         splits = yolo_splits(train_path) if "train_annotation" not in channels else {}
+        if splits and "train" not in splits:
+            raise DataError(f"{train_path}: the data YAML names {' and '.join(f'`{s}:`' for s in splits)} folders but "
+                            "no existing `train:` folder, so its held-out images would be trained on. Set `train:` "
+                            "to the training images folder (relative to the YAML, e.g. `train: train/images`).")
         sets = {"train": read_detection(train_path, annotations=_path(channels.get("train_annotation")),
-                                        image_roots=image_roots, split="train" if "train" in splits else None)}
+                                        image_roots=image_roots, split="train" if "train" in splits else None,
+                                        num_classes=hp.num_classes)}
         if "validation" in channels:
             sets["validation"] = read_detection(Path(channels["validation"]),
                                                 annotations=_path(channels.get("validation_annotation")),
                                                 image_roots=image_roots, classes=sets["train"].classes)
+        elif "train_annotation" not in channels and all(
+                (train_path / name).is_dir() for name in ("train_annotation", "validation", "validation_annotation")):
+            # SageMaker's layout given as its root: use its validation channel too, as for segmentation.
+            sets["validation"] = read_detection(train_path / "validation",
+                                                annotations=train_path / "validation_annotation",
+                                                classes=sets["train"].classes)
+            notes.append(f"{train_path}: SageMaker's layout — channels found: train (train/), train_annotation "
+                         "(train_annotation/), validation (validation/), validation_annotation "
+                         "(validation_annotation/)")
         elif "val" in splits:
             sets["validation"] = read_detection(train_path, image_roots=image_roots, classes=sets["train"].classes,
                                                 split="val")
             notes.append(f"{train_path}: YOLO data YAML splits — training on {splits['train']}, validating on "
                          f"{splits['val']}")
+        if "test" in splits:
+            notes.append(f"{train_path}: the data YAML's test split ({splits['test']}) is left out of training and "
+                         "validation; score the model on it with `oculi evaluate`")
         train, validation, report = checked_split(sets, hp, progress, notes)
         classes = train.classes
         hp = with_resolved(hp, self._resolve(hp, train, classes, notes))

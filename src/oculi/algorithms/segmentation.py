@@ -191,7 +191,7 @@ class SemanticSegmentation(Algorithm):
 
     def prepare(self, channels: dict[str, Any], hp: HyperParameters, *, init_meta: dict[str, Any] | None,
                 image_roots: dict[str, Path] | None, progress: bool) -> PreparedData:
-        from oculi.data.segmentation import read_segmentation
+        from oculi.data.segmentation import describe_channels, layout_channels, read_segmentation
 
         assert isinstance(hp, SemanticSegmentationHyperparameters)
         check_channels(self.name, channels, CHANNELS, "`--train DIR --channel train_annotation=MASKS` (SageMaker's "
@@ -208,6 +208,14 @@ class SemanticSegmentation(Algorithm):
                 label_map=label_map, image_roots=image_roots, classes=sets["train"].classes, split="validation",
                 encoding=sets["train"].label_encoding)
         notes: list[str] = []
+        # A dataset root in SageMaker's layout: use every channel it has (as `oculi data check ROOT` does).
+        layout = layout_channels(Path(channels["train"])) if "train_annotation" not in channels else {}
+        if layout:
+            notes.append(describe_channels(Path(channels["train"]), layout))
+            if "validation" not in channels and "validation" in layout:
+                sets["validation"] = read_segmentation(
+                    Path(channels["train"]), label_map=label_map, classes=sets["train"].classes, split="validation",
+                    encoding=sets["train"].label_encoding)
         train, validation, report = checked_split(sets, hp, progress, notes)
         classes = train.classes
         up = resolve_common(hp, train, classes, notes)

@@ -63,8 +63,9 @@ def check(
     ] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Threads that decode images.")] = 2,
     num_classes: Annotated[int | None, typer.Option(
-        "--num-classes", min=2, max=254, help="Segmentation: the num_classes you will train with; mask values at "
-        "or above it (other than 255 = ignore) are reported. Default: from the label map, else the masks.")] = None,
+        "--num-classes", min=2, max=254, help="The num_classes you will train with: .lst / manifest class ids and "
+        "segmentation mask values at or above it (other than 255 = ignore) are reported. Default: from the "
+        "class-map or label map, else the data.")] = None,
 ) -> None:
     """Check a dataset: can it be trained on?
 
@@ -90,7 +91,8 @@ def check(
             "`oculi data check --channel train=data/train --channel validation=data/val`."
         )
     if channel:
-        sets = resolve_classification_channels(parse_channels(None, None, channel), image_roots=roots)
+        sets = resolve_classification_channels(parse_channels(None, None, channel), image_roots=roots,
+                                               num_classes=num_classes)
         report = check_classification(sets, workers=workers, progress=progress)
     elif path is not None:
         report = check_path(path, roots, workers=workers, progress=progress, num_classes=num_classes)

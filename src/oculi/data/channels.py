@@ -68,12 +68,15 @@ def read_channel(
     image_root: Path | None = None,
     image_roots: dict[str, Path] | None = None,
     classes: list[str] | None = None,
+    num_classes: int | None = None,
 ) -> SampleSet:
     """Read one channel — a folder of class sub-folders, a ``.lst``, a manifest, or a folder holding exactly one
     ``.lst``/manifest next to its images — recognised by content.
 
     ``image_root``: folder ``.lst`` paths are relative to (default the ``.lst``'s folder). ``image_roots``: S3
-    prefix → local folder for manifests. ``classes``: the training classes, for a validation channel."""
+    prefix → local folder for manifests. ``classes``: the training classes, for a validation channel.
+    ``num_classes``: how many classes the training channel has (SageMaker's hyperparameter): a ``.lst`` or
+    manifest class id at or above it is a ``label_out_of_range`` finding naming the line."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: not found. Pass a folder of class sub-folders, a .lst file or a manifest.")
@@ -95,7 +98,8 @@ def read_channel(
             )
         if files:
             sample_set = read_channel(
-                files[0], image_root=image_root or path, image_roots=image_roots, classes=classes
+                files[0], image_root=image_root or path, image_roots=image_roots, classes=classes,
+                num_classes=num_classes,
             )
             sample_set.findings.insert(
                 0, Finding("info", "label_file", f"labels read from {files[0].name}", str(files[0]))
@@ -103,9 +107,9 @@ def read_channel(
             return sample_set
         return read_folders(path, classes)
     if is_manifest(path):
-        return read_manifest(path, image_roots=image_roots, classes=classes)
+        return read_manifest(path, image_roots=image_roots, classes=classes, num_classes=num_classes)
     if is_lst(path):
-        return read_lst(path, image_root=image_root, classes=classes)
+        return read_lst(path, image_root=image_root, classes=classes, num_classes=num_classes)
     raise DataError(
         f"{path}: neither a .lst (tab-separated `index<TAB>class_id<TAB>path` lines) nor an augmented manifest "
         "(one JSON object per line). Pass one of those, or a folder of class sub-folders."
@@ -144,13 +148,14 @@ def _check_names(channels: dict[str, str | Path]) -> None:
 
 
 def resolve_classification_channels(
-    channels: dict[str, str | Path], image_roots: dict[str, Path] | None = None
+    channels: dict[str, str | Path], image_roots: dict[str, Path] | None = None, num_classes: int | None = None
 ) -> dict[str, SampleSet]:
     """Read the ``train`` (and, when given, ``validation``) channels into ``{"train": …, "validation": …}``.
 
     ``train_lst`` / ``validation_lst`` name a ``.lst`` (or a folder holding one) whose paths are relative to the
-    ``train`` / ``validation`` folder. ``model`` is ignored here. Unknown or detection/segmentation-only channel
-    names raise :class:`ConfigError`."""
+    ``train`` / ``validation`` folder. ``model`` is ignored here. ``num_classes`` (SageMaker's hyperparameter)
+    makes a ``.lst`` or manifest class id at or above it a finding naming the line. Unknown or
+    detection/segmentation-only channel names raise :class:`ConfigError`."""
     _check_names(channels)
     paths = {name: Path(value) for name, value in channels.items()}
     if "train" not in paths:
@@ -166,6 +171,7 @@ def resolve_classification_channels(
         if split not in paths:
             continue
         classes = sets["train"].classes if split == "validation" else None
+        count = num_classes if split == "train" else None
         if lst_name in paths:
             if not paths[split].is_dir():
                 raise ConfigError(
@@ -173,8 +179,8 @@ def resolve_classification_channels(
                     f"that {lst_name!r} lists."
                 )
             sets[split] = read_lst(
-                _single_lst(paths[lst_name], lst_name), image_root=paths[split], classes=classes
+                _single_lst(paths[lst_name], lst_name), image_root=paths[split], classes=classes, num_classes=count
             )
         else:
-            sets[split] = read_channel(paths[split], image_roots=image_roots, classes=classes)
+            sets[split] = read_channel(paths[split], image_roots=image_roots, classes=classes, num_classes=count)
     return sets

@@ -45,6 +45,9 @@ _FORMAT_EXTENSIONS = {
 }
 # Errors that `skip_bad_images=true` turns into skipped samples (the image is left out, the rest trains).
 SKIPPABLE_CODES = ("unreadable", "truncated", "not_an_image", "missing_image")
+# Class ids outside the classes (a .lst / manifest line, a box): the reader already left the line or box out, and
+# a sample whose label is out of range is dropped; `skip_bad_images=true` trains on the rest.
+SKIPPABLE_LABEL_CODES = ("label_out_of_range", "unknown_class")
 _LEVELS = (("error", "Errors", "red"), ("warning", "Warnings", "yellow"), ("info", "Notes", "cyan"))
 _SHOWN_PER_CODE = 10
 
@@ -123,6 +126,7 @@ class CheckReport:
     num_images: dict[str, int]
     bad_images: set[Path] = field(default_factory=set)
     task: str = "classification"
+    bad_labels: set[tuple[Path, str]] = field(default_factory=set)  # (image, origin) of out-of-range samples
 
     @property
     def ok(self) -> bool:
@@ -197,11 +201,15 @@ class CheckReport:
         errors = self.errors()
         text = f"✗ The data cannot be trained on: {len(errors)} error(s) above."
         skippable = [f for f in errors if f.code in SKIPPABLE_CODES]
-        if skippable:
-            rest = "trains on the rest" if len(skippable) == len(errors) else "the other errors need fixing"
+        labels = [f for f in errors if f.code in SKIPPABLE_LABEL_CODES]
+        if skippable or labels:
+            rest = ("trains on the rest" if len(skippable) + len(labels) == len(errors)
+                    else "the other errors need fixing")
+            what = " and ".join(part for part in (
+                f"{len(skippable)} image(s) cannot be read or found" if skippable else "",
+                f"{len(labels)} label(s) have a class id outside the classes" if labels else "") if part)
             text += (
-                f" {len(skippable)} image(s) cannot be read or found: `-p skip_bad_images=true` skips them "
-                f"(your files stay as they are) and {rest}."
+                f" {what}: `-p skip_bad_images=true` skips them (your files stay as they are) and {rest}."
             )
         return text
 
@@ -337,6 +345,7 @@ def check_classification(
     from oculi.data.tasks import DATA_TASKS
 
     counts: dict[str, dict[str, int]] = {}
+    bad_labels: set[tuple[Path, str]] = set()
     for split, sample_set in sets.items():
         if sample_set.classes != classes:
             findings.append(
@@ -351,6 +360,7 @@ def check_classification(
         counts[split] = {name: 0 for name in sample_set.classes}
         for sample in sample_set.samples:
             if not _valid_target(sample.target, sample_set.num_classes):
+                bad_labels.add((sample.image, sample.origin))
                 findings.append(
                     Finding(
                         "error",
@@ -376,6 +386,7 @@ def check_classification(
         num_images={split: len(s) for split, s in sets.items()},
         bad_images=bad_images,
         task=sets[training].task,
+        bad_labels=bad_labels,
     )
 
 
@@ -386,8 +397,11 @@ def check_path(
     """Check a dataset path: a folder of split folders (``train``, ``validation``/``val``, ``test``) is checked
     split by split against the training classes; segmentation data (SageMaker's mask layout, VOC
     ``SegmentationClass``, ``-ref`` manifests) is checked with its masks (see :mod:`oculi.data.formats.masks`);
-    anything else is checked as one ``train`` channel. ``num_classes`` applies to segmentation masks (values at or
-    above it are reported); without it the class count comes from the label map or the masks."""
+    a YOLO dataset whose data YAML names split folders is checked split by split (``train``, ``validation``,
+    ``test``); anything else is checked as one ``train`` channel. ``num_classes`` applies to segmentation masks
+    (values at or above it are reported; without it the class count comes from the label map or the masks) and to
+    class ids in files that may not name their classes (``.lst``, manifests, SageMaker JSON, YOLO without
+    names): an id at or above it is a ``label_out_of_range`` finding naming the file and line."""
     from oculi.data.tasks import recognise
 
     sets = recognise(Path(path)).read_splits(Path(path), image_roots=image_roots, num_classes=num_classes)
@@ -395,9 +409,10 @@ def check_path(
 
 
 def drop_bad_images(sets: dict[str, SampleSet], report: CheckReport) -> dict[str, SampleSet]:
-    """The same splits without the samples whose image is in ``report.bad_images`` (for
-    ``skip_bad_images=true``). Only the in-memory sample lists change; no file is touched."""
+    """The same splits without the samples whose image is in ``report.bad_images`` or whose label is out of
+    range (for ``skip_bad_images=true``). Only the in-memory sample lists change; no file is touched."""
     return {
-        split: s.with_samples([x for x in s.samples if x.image not in report.bad_images])
+        split: s.with_samples([x for x in s.samples if x.image not in report.bad_images
+                               and (x.image, x.origin) not in report.bad_labels])
         for split, s in sets.items()
     }

@@ -12,9 +12,9 @@ from oculi.data.formats.coco import is_coco, read_coco
 from oculi.data.formats.manifest import is_manifest, read_detection_manifest
 from oculi.data.formats.sagemaker_json import read_sagemaker_json
 from oculi.data.formats.voc import annotations_dir, read_voc
-from oculi.data.formats.yolo import is_yolo, read_yolo
+from oculi.data.formats.yolo import is_yolo, read_yolo, yolo_splits
 from oculi.errors import ConfigError, DataError
-from oculi.types import SampleSet
+from oculi.types import Finding, SampleSet
 
 DETECTION_FORMATS = ("sagemaker-json", "manifest", "coco", "voc", "yolo")
 
@@ -74,6 +74,7 @@ def read_detection(
     classes: list[str] | None = None,
     format: str = "auto",
     split: str | None = None,
+    num_classes: int | None = None,
 ) -> SampleSet:
     """Read detection data at ``path`` into a :class:`SampleSet` of ``xyxy`` absolute-pixel :class:`BoxTarget`
     targets, in ``format`` (one of :data:`DETECTION_FORMATS`, or ``"auto"``: see :func:`detect_format`).
@@ -81,7 +82,10 @@ def read_detection(
     ``annotations``: the SageMaker ``train_annotation`` folder when ``path`` is the ``train`` images folder (or
     the image root for COCO and VOC). ``image_roots``: ``{"s3://bucket/prefix": folder}`` for manifests.
     ``names``: a YOLO names file. ``classes``: class names to read against. ``split``: for a YOLO dataset whose
-    data YAML names split folders, read only that split (``train``, ``val``, ``test``)."""
+    data YAML names split folders, read only that split (``train``, ``val``, ``test``). ``num_classes``
+    (SageMaker's hyperparameter): for formats whose files may not name their classes (manifests without a
+    class-map, SageMaker JSON without categories, YOLO without names), the classes are ids ``0…num_classes-1`` and
+    a box with a higher id is a ``label_out_of_range`` finding naming the file and line."""
     path = Path(path)
     if format != "auto" and format not in DETECTION_FORMATS:
         raise ConfigError(f"detection format {format!r} is unknown; expected one of {', '.join(DETECTION_FORMATS)}.")
@@ -93,16 +97,37 @@ def read_detection(
                 raise DataError(f"{path}: expected one .manifest file in this folder, found {len(found)}; pass the "
                                 "manifest file itself.")
             path = found[0]
-        return read_detection_manifest(path, image_roots=image_roots, classes=classes)
+        return read_detection_manifest(path, image_roots=image_roots, classes=classes, num_classes=num_classes)
     if fmt == "coco":
         json_path = path / "annotations.json" if path.is_dir() else path
         return read_coco(json_path, image_root=annotations, classes=classes)
     if fmt == "voc":
         return read_voc(path, image_root=annotations, classes=classes)
     if fmt == "yolo":
-        return read_yolo(path, names=names, classes=classes, split=split)
+        return read_yolo(path, names=names, classes=classes, split=split, num_classes=num_classes)
     if annotations is not None:
-        return read_sagemaker_json(path, annotations, classes=classes)
+        return read_sagemaker_json(path, annotations, classes=classes, num_classes=num_classes)
     if (path / "train_annotation").is_dir():
-        return read_sagemaker_json(path / "train", path / "train_annotation", classes=classes)
-    return read_sagemaker_json(None, path, classes=classes)
+        return read_sagemaker_json(path / "train", path / "train_annotation", classes=classes,
+                                   num_classes=num_classes)
+    return read_sagemaker_json(None, path, classes=classes, num_classes=num_classes)
+
+
+def detection_splits(path: Path, *, image_roots: dict[str, Path] | None = None,
+                     num_classes: int | None = None) -> dict[str, SampleSet]:
+    """The splits of a detection dataset for the data check: for a YOLO dataset whose data YAML names split
+    folders (see :func:`~oculi.data.formats.yolo.yolo_splits`), ``train`` and, when named, ``validation`` (the
+    YAML's ``val``) and ``test``, each read against the training classes; any other dataset is one ``train``
+    split. ``num_classes``: see :func:`read_detection`."""
+    path = Path(path)
+    splits = yolo_splits(path) if detect_format(path) == "yolo" else {}
+    if "train" not in splits:
+        return {"train": read_detection(path, image_roots=image_roots, num_classes=num_classes)}
+    sets = {"train": read_yolo(path, split="train", num_classes=num_classes)}
+    for split, name in (("val", "validation"), ("test", "test")):
+        if split in splits:
+            sets[name] = read_yolo(path, classes=sets["train"].classes, split=split)
+    read = ", ".join(f"{split} → {folder}" for split, folder in splits.items())
+    sets["train"].findings.insert(0, Finding("info", "yolo_splits", f"splits read as the data YAML names them: "
+                                             f"{read}.", str(path)))
+    return sets

@@ -141,6 +141,37 @@ def read_segmentation(
     return sample_set
 
 
+def layout_channels(path: Path) -> dict[str, Path]:
+    """The SageMaker channels a segmentation dataset root holds in SageMaker's layout: ``train`` +
+    ``train_annotation`` (required), ``validation`` + ``validation_annotation`` and ``label_map`` when present
+    (``{"train": ROOT/train, …}``); empty when ``path`` is not such a root. Training and the data check both use
+    every channel found."""
+    path = Path(path)
+    found: dict[str, Path] = {}
+    for split in ("train", "validation"):
+        if (path / split).is_dir() and (path / f"{split}_annotation").is_dir():
+            found[split], found[f"{split}_annotation"] = path / split, path / f"{split}_annotation"
+    if "train" not in found:
+        return {}
+    if (path / "label_map").is_dir():
+        found["label_map"] = path / "label_map"
+    return found
+
+
+def describe_channels(path: Path, found: dict[str, Path]) -> str:
+    """One line naming the channels :func:`layout_channels` found under ``path`` (and the label map files)."""
+    names = []
+    for channel, folder in found.items():
+        if channel == "label_map":
+            files = ", ".join(sorted(p.name for p in folder.glob("*.json"))) or "no .json file"
+            names.append(f"label_map ({folder.name}/: {files})")
+        else:
+            names.append(f"{channel} ({folder.name}/)")
+    missing = [c for c in ("validation", "label_map") if c not in found]
+    absent = f"; no {' or '.join(missing)} there" if missing else ""
+    return f"{path}: SageMaker's segmentation layout — channels found: {', '.join(names)}{absent}"
+
+
 def split_sets(path: Path, *, image_roots: dict[str, Path] | None = None,
                classes: list[str] | None = None, num_classes: int | None = None) -> dict[str, SampleSet]:
     """The splits of a segmentation dataset for the data check: ``train`` and, for SageMaker's layout with
@@ -149,8 +180,7 @@ def split_sets(path: Path, *, image_roots: dict[str, Path] | None = None,
     at or above it findings instead of inferring the class count from the masks."""
     path = Path(path)
     sets = {"train": read_segmentation(path, image_roots=image_roots, classes=classes, num_classes=num_classes)}
-    if path.is_dir() and (path / "validation").is_dir() and (path / "validation_annotation").is_dir() and \
-            detect_format(path) == "sagemaker-masks":
+    if "validation" in layout_channels(path):
         sets["validation"] = read_segmentation(path, split="validation", classes=sets["train"].classes)
     return sets
 

@@ -86,7 +86,8 @@ def _classification_splits(path: Path, image_roots: dict[str, Path] | None = Non
     from oculi.data.channels import read_channel, split_layout
 
     splits = split_layout(Path(path)) or {"train": Path(path)}
-    sets: dict[str, SampleSet] = {"train": read_channel(splits["train"], image_roots=image_roots)}
+    sets: dict[str, SampleSet] = {"train": read_channel(splits["train"], image_roots=image_roots,
+                                                        num_classes=num_classes)}
     for split, folder in splits.items():
         if split != "train":
             sets[split] = read_channel(folder, image_roots=image_roots, classes=sets["train"].classes)
@@ -118,9 +119,9 @@ def _is_detection(path: Path) -> bool:
 
 def _detection_splits(path: Path, image_roots: dict[str, Path] | None = None,
                       num_classes: int | None = None) -> dict[str, SampleSet]:
-    from oculi.data.detection import read_detection
+    from oculi.data.detection import detection_splits
 
-    return {"train": read_detection(Path(path), image_roots=image_roots)}
+    return detection_splits(Path(path), image_roots=image_roots, num_classes=num_classes)
 
 
 def _detection_negatives(split: str, sample_set: SampleSet) -> list[Finding]:

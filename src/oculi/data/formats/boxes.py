@@ -110,6 +110,15 @@ def unknown_class(class_id: int | str, classes: list[str], where: str, line: int
         "Add the class to the training data or fix the label.", where, line)
 
 
+def beyond_num_classes(class_id: int, num_classes: int, where: str, line: int | None) -> Finding:
+    """The error finding for a box whose class id is at or above ``num_classes`` (the box is left out)."""
+    return Finding(
+        "error", "label_out_of_range",
+        f"class id {class_id} is outside the class ids (0–{num_classes - 1}, from num_classes={num_classes}); the "
+        f"box is left out. Fix the label, or pass -p num_classes={class_id + 1} if there are that many classes.",
+        where, line)
+
+
 def output_ids(sample_set: SampleSet, fmt: str, first: int, findings: list[Finding], where: str) -> list[int]:
     """The class id to write for each class index: the original ids when ``sample_set`` was read from the same
     format ``fmt`` (so a round trip restores sparse ids), else ``first + index``. Renumbering is reported once."""

@@ -31,6 +31,26 @@ def is_coco(path: Path) -> bool:
     return isinstance(data, dict) and isinstance(data.get("images"), list) and "annotations" in data
 
 
+def placeholder_categories(data: dict[str, Any], where: str) -> tuple[set[Any], list[Finding]]:
+    """The ids of placeholder categories in COCO ``data`` and an info finding naming them: a category no
+    annotation uses whose name is the ``supercategory`` of other categories — Roboflow writes one, id 0, named
+    after the dataset (``{"id": 0, "name": "bees-x1", "supercategory": "none"}`` above ``{"id": 1, "name": "bee",
+    "supercategory": "bees-x1"}``). Readers leave them out, so they do not become an empty class."""
+    categories = [c for c in data.get("categories") or [] if isinstance(c, dict)]
+    used = {a.get("category_id") for a in data.get("annotations") or [] if isinstance(a, dict)}
+    parents = {c.get("supercategory") for c in categories}
+    placeholders = [c for c in categories if c.get("id") not in used and c.get("name") in parents
+                    and any(o is not c and o.get("supercategory") == c.get("name") for o in categories)]
+    if not placeholders:
+        return set(), []
+    shown = ", ".join(f"{c.get('id')} {c.get('name')!r}" for c in placeholders)
+    finding = Finding("info", "placeholder_category",
+                      f"category {shown} is not used by any annotation and is only the supercategory of the others "
+                      "(Roboflow writes one named after the dataset); it is left out, not made an empty class.",
+                      where)
+    return {c.get("id") for c in placeholders}, [finding]
+
+
 def _load(json_path: Path) -> dict[str, Any]:
     if not json_path.is_file():
         raise DataError(f"{json_path}: COCO annotation file not found.")
@@ -51,7 +71,9 @@ def read_coco(json_path: Path, image_root: Path | None = None, classes: list[str
     absolute pixels; see the module docstring).
 
     ``image_root``: the folder ``file_name`` is relative to (default: the JSON's folder, then its ``images/``).
-    Images without annotations are kept as negatives; ``iscrowd`` boxes are kept and noted (info ``iscrowd``).
+    Images without annotations are kept as negatives; ``iscrowd`` boxes are kept and noted (info ``iscrowd``);
+    an unused placeholder category (Roboflow's, see :func:`placeholder_categories`) is left out (info
+    ``placeholder_category``).
     Findings: ``missing_image``, ``bad_box``, ``unknown_image`` (an annotation whose ``image_id`` is not listed),
     ``unknown_class``, ``empty_box``, ``box_clipped``. Raises :class:`DataError` when the file is missing or is
     not COCO."""
@@ -59,9 +81,11 @@ def read_coco(json_path: Path, image_root: Path | None = None, classes: list[str
     data = _load(json_path)
     where = str(json_path)
     roots = [Path(image_root)] if image_root is not None else [json_path.parent, json_path.parent / "images"]
-    findings: list[Finding] = []
+    placeholders, findings = placeholder_categories(data, where)
     names: dict[int, str] = {}
     for category in data.get("categories") or []:
+        if isinstance(category, dict) and category.get("id") in placeholders:
+            continue
         try:
             names.setdefault(int(category["id"]), str(category["name"]))
         except (KeyError, TypeError, ValueError):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from oculi.data.formats.coco import _load
+from oculi.data.formats.coco import _load, placeholder_categories
 from oculi.data.formats.masks import finish, load_mask
 from oculi.types import IGNORE_INDEX, Finding, MaskTarget, SampleSet
 
@@ -30,12 +30,13 @@ def read_coco_masks(json_path: Path, image_root: Path | None = None, classes: li
     Findings: ``missing_image``, ``no_segmentation`` (an annotation with a box only: left out), ``unknown_class``."""
     json_path = Path(json_path)
     data = _load(json_path)
-    categories = sorted(data.get("categories", []), key=lambda c: c["id"])
+    placeholders, findings = placeholder_categories(data, str(json_path))
+    categories = sorted((c for c in data.get("categories", []) if c.get("id") not in placeholders),
+                        key=lambda c: c["id"])
     names = ["background", *(str(c["name"]) for c in categories)]
     index = {c["id"]: i + 1 for i, c in enumerate(categories)}
     if classes is not None:
         index = {cid: classes.index(names[i]) for cid, i in index.items() if names[i] in classes}
-    findings: list[Finding] = []
     by_image: dict[int, list] = {}
     for ann in data.get("annotations", []):
         segmentation = ann.get("segmentation")

@@ -56,15 +56,36 @@ def is_lst(path: Path) -> bool:
     return any(_looks_like_lst_line(line) for line in lines)
 
 
-def read_lst(path: Path, image_root: Path | None = None, classes: list[str] | None = None) -> SampleSet:
+def gap_finding(first_use: dict[int, tuple[str, int]]) -> Finding | None:
+    """The warning for class ids with gaps (``first_use``: each used class id → the file and line first using
+    it): ids ``0…max`` are classes, so an unused id in between is a phantom, empty class. Names the first use of
+    the smallest id beyond a gap; None when the ids are contiguous."""
+    if not first_use:
+        return None
+    unused = sorted(set(range(max(first_use) + 1)) - set(first_use))
+    if not unused:
+        return None
+    beyond = min(i for i in first_use if i > unused[0])
+    shown = ", ".join(map(str, unused[:10])) + (" …" if len(unused) > 10 else "")
+    path, line = first_use[beyond]
+    return Finding("warning", "class_id_gap",
+                   f"class id {beyond} (first used here) leaves class id(s) {shown} unused; class ids are 0, 1, 2, … "
+                   "so each unused id becomes an empty class. Fix the id, or pass the number of classes (-p "
+                   "num_classes=N / --num-classes N) to have ids at or above it reported.", path, line)
+
+
+def read_lst(path: Path, image_root: Path | None = None, classes: list[str] | None = None,
+             num_classes: int | None = None) -> SampleSet:
     """Read a ``.lst`` file into a :class:`SampleSet`. Targets are class indices (``int``) for single-label
     lines, sorted tuples of class indices for multi-hot lines.
 
-    ``image_root``: folder the paths are relative to (default: the ``.lst``'s folder). ``classes``: class names the
-    ids index into (a validation list read against the training classes); an id outside them is a
-    ``label_out_of_range`` finding. Bad lines (``bad_line``, ``bad_label``, ``duplicate_index``) and images that
-    do not exist (``missing_image``) are error findings naming the file and line; their lines are left out.
-    Raises :class:`DataError` when the file is missing or has no lines."""
+    ``image_root``: folder the paths are relative to (default: the ``.lst``'s folder). ``classes``: class names the ids
+    index into (a validation list read against the training classes); ``num_classes``: how many classes there are
+    (SageMaker's hyperparameter; classes ``"0"`` … ``"num_classes-1"``). An id outside them is a ``label_out_of_range``
+    error naming the line (the line is left out); without either, unused ids below the highest one are a
+    ``class_id_gap`` warning. Bad lines (``bad_line``, ``bad_label``, ``duplicate_index``) and images that do not exist
+    (``missing_image``) are error findings naming the file and line; their lines are left out. Raises :class:`DataError`
+    when the file is missing or has no lines."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: .lst file not found.")
@@ -116,6 +137,12 @@ def read_lst(path: Path, image_root: Path | None = None, classes: list[str] | No
                     f"{path}:{lineno}: multi-label lines have {width} label columns but the training data has "
                     f"{len(classes)} classes ({', '.join(classes)}); every line needs one 0/1 column per class."
                 )
+            if width > 1 and classes is None and num_classes is not None and width != num_classes:
+                raise DataError(
+                    f"{path}:{lineno}: multi-label lines have {width} label columns but num_classes is "
+                    f"{num_classes}; every line needs one 0/1 column per class. Pass -p num_classes={width} or "
+                    "fix the file."
+                )
         elif len(labels) != width:
             error(
                 "bad_line",
@@ -126,10 +153,17 @@ def read_lst(path: Path, image_root: Path | None = None, classes: list[str] | No
             continue
         if width == 1:
             target: int | tuple[int, ...] = labels[0]
-            if labels[0] < 0 or (classes is not None and labels[0] >= len(classes)):
-                limit = f"0–{len(classes) - 1}" if classes is not None else "≥ 0"
+            count = len(classes) if classes is not None else num_classes
+            if labels[0] < 0 or (count is not None and labels[0] >= count):
+                limit = f"0–{count - 1}" if count is not None else "≥ 0"
+                source = ("the training classes" if classes is not None else
+                          f"num_classes={num_classes}" if count is not None else "class ids")
+                fix = (f" Fix the line, or pass -p num_classes={labels[0] + 1} if there are that many classes."
+                       if classes is None and count is not None else "")
                 error(
-                    "label_out_of_range", lineno, f"class id {labels[0]} is outside the class ids ({limit})."
+                    "label_out_of_range", lineno,
+                    f"class id {labels[0]} is outside the class ids ({limit}, from {source}); the line is left "
+                    f"out.{fix}"
                 )
                 continue
         else:
@@ -159,9 +193,17 @@ def read_lst(path: Path, image_root: Path | None = None, classes: list[str] | No
         class_list = list(classes)
     elif width is not None and width > 1:
         class_list = [str(i) for i in range(width)]
+    elif num_classes is not None:
+        class_list = [str(i) for i in range(num_classes)]
     else:
         top = max((s.target for s in samples), default=-1)
         class_list = [str(i) for i in range(top + 1)]
+        first_use: dict[int, tuple[str, int]] = {}
+        for sample in samples:
+            first_use.setdefault(sample.target, (str(path), int(sample.origin.rsplit(":", 1)[1])))
+        gap = gap_finding(first_use)
+        if gap is not None:
+            findings.append(gap)
     return SampleSet(
         samples,
         class_list,

@@ -45,7 +45,17 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import unquote, urlparse
 
-from oculi.data.formats.boxes import class_table, clean_box, image_size, number, output_ids, target_size, unknown_class
+from oculi.data.formats.boxes import (
+    beyond_num_classes,
+    class_table,
+    clean_box,
+    image_size,
+    number,
+    output_ids,
+    target_size,
+    unknown_class,
+)
+from oculi.data.formats.lst import gap_finding
 from oculi.errors import ConfigError, DataError
 from oculi.types import BoxTarget, Finding, Sample, SampleSet
 
@@ -241,15 +251,19 @@ def read_manifest(
     label_attribute: str | None = None,
     label_format: LabelFormat = "auto",
     classes: list[str] | None = None,
+    num_classes: int | None = None,
 ) -> SampleSet:
     """Read an augmented manifest into a :class:`SampleSet` (targets: ``int`` class index, or a sorted tuple of
     class indices for list labels). See the module docstring for label forms, class names and image references.
 
     ``image_roots``: ``{"s3://bucket/prefix": local_folder}``. ``classes``: the class names to read against (a
     validation manifest read against the training classes); named ids are mapped by name, unnamed ids index into
-    ``classes``. Bad lines are error findings naming the manifest and line (``bad_json``, ``missing_attribute``,
-    ``bad_label``, ``label_out_of_range``, ``unknown_class``, ``class_name_conflict``, ``missing_image``) and are
-    left out. Raises :class:`DataError` when the file is missing or the label attribute cannot be decided."""
+    ``classes``. ``num_classes``: how many classes there are (SageMaker's hyperparameter): an id at or above it is a
+    ``label_out_of_range`` error naming the line. Without a class-map, ``classes`` or ``num_classes``, unused ids below
+    the highest one are a ``class_id_gap`` warning naming the line. Bad lines are error findings naming the manifest and
+    line (``bad_json``, ``missing_attribute``, ``bad_label``, ``label_out_of_range``, ``unknown_class``,
+    ``class_name_conflict``, ``missing_image``) and are left out. Raises :class:`DataError` when the file is missing or
+    the label attribute cannot be decided."""
     path = Path(path)
     if label_format not in get_args(LabelFormat):
         raise ConfigError(
@@ -319,7 +333,8 @@ def read_manifest(
 
     lists = [line.label for line in lines if isinstance(line.label, list)]
     multi_label = bool(lists)
-    num_known = len(classes) if classes is not None else (max(names) + 1 if has_class_map else None)
+    num_known = len(classes) if classes is not None else (
+        num_classes if num_classes is not None else (max(names) + 1 if has_class_map else None))
     fmt = "single"
     if multi_label:
         fmt, reason = _choose_format(label_format, lists, num_known, types)
@@ -353,6 +368,14 @@ def read_manifest(
                 "label_out_of_range",
                 lineno,
                 f"class id {class_id} is outside the training classes (ids 0–{len(classes) - 1}).",
+            )
+        elif classes is None and num_classes is not None and class_id >= num_classes:
+            error(
+                "label_out_of_range",
+                lineno,
+                f"class id {class_id} is outside the class ids (0–{num_classes - 1}, from num_classes={num_classes}); "
+                f"the line is left out. Fix the label, or pass -p num_classes={class_id + 1} if there are that "
+                "many classes.",
             )
         elif classes is None and has_class_map and name is None:
             error(
@@ -388,10 +411,20 @@ def read_manifest(
 
     if classes is not None:
         class_list = list(classes)
+    elif num_classes is not None:
+        class_list = [names.get(i, str(i)) for i in range(num_classes)]
     else:
         used = [i for s in samples for i in (s.target if multi_label else (s.target,))]
         count = max([*used, *names, width - 1 if fmt == "multi-hot" else -1], default=-1) + 1
         class_list = [names.get(i, str(i)) for i in range(count)]
+        if not has_class_map and fmt != "multi-hot":
+            first_use: dict[int, tuple[str, int]] = {}
+            for sample in samples:
+                for i in sample.target if multi_label else (sample.target,):
+                    first_use.setdefault(i, (str(path), int(sample.origin.rsplit(":", 1)[1])))
+            gap = gap_finding(first_use)
+            if gap is not None:
+                findings.append(gap)
     return SampleSet(
         samples, class_list, multi_label=multi_label, format="manifest", source=str(path), findings=findings
     )
@@ -486,15 +519,19 @@ def read_detection_manifest(
     image_roots: dict[str, Path] | None = None,
     label_attribute: str | None = None,
     classes: list[str] | None = None,
+    num_classes: int | None = None,
 ) -> SampleSet:
     """Read a bounding-box augmented manifest into a detection :class:`SampleSet` (targets: :class:`BoxTarget`,
     ``xyxy`` absolute pixels; see the module docstring for the line shape and image references).
 
-    Class names come from the ``class-map`` of every line's ``<label>-metadata`` (ids without a name are named
-    ``str(id)``); sparse ids become contiguous indices and ``SampleSet.class_ids`` keeps the originals. The image
-    size is the label's ``image_size``, else read from the image header. Bad lines are error findings naming the
-    manifest and line (``bad_json``, ``missing_attribute``, ``bad_label``, ``bad_box``, ``missing_image``,
-    ``unknown_class``) and are left out. Raises :class:`DataError` when the file is missing or empty."""
+    Class names come from the ``class-map`` of every line's ``<label>-metadata``: with a class-map, a box whose
+    ``class_id`` it does not name is an ``unknown_class`` error naming the line (the box is left out); without any,
+    classes are named ``str(id)`` (ids ``0…num_classes-1`` when ``num_classes`` is given; a box with an id at or above
+    it is a ``label_out_of_range`` error naming the line). Sparse ids become contiguous indices and
+    ``SampleSet.class_ids`` keeps the originals. The image size is the label's ``image_size``, else read from the image
+    header. Bad lines are error findings naming the manifest and line (``bad_json``, ``missing_attribute``,
+    ``bad_label``, ``bad_box``, ``missing_image``, ``unknown_class``) and are left out. Raises :class:`DataError` when
+    the file is missing or empty."""
     path = Path(path)
     prefixes = _s3_prefixes(image_roots)
     findings: list[Finding] = []
@@ -532,7 +569,9 @@ def read_detection_manifest(
             error("missing_image", lineno, f"image {ref} not found: {fix}.")
             continue
         lines.append((lineno, image, label))
-    unnamed = used - set(names)
+    # With a class-map, it is the list of classes: an id it does not name is a mistake, not a new class. Without
+    # one, num_classes (when given) says which ids are classes.
+    unnamed = set() if names else (set(range(num_classes)) if num_classes is not None else used)
     class_list, mapping, class_ids = class_table({**{i: str(i) for i in unnamed}, **names}, unnamed, classes)
 
     samples: list[Sample] = []
@@ -554,6 +593,16 @@ def read_detection_manifest(
             if class_id is None:
                 error("bad_box", lineno, f"box {ann!r} needs numeric class_id, left, top, width and height; "
                       "it is left out.")
+                continue
+            if names and class_id not in names:
+                findings.append(Finding(
+                    "error", "unknown_class",
+                    f"class_id {class_id} is not in the {attribute}-metadata class-map (ids "
+                    f"{', '.join(f'{i}: {n}' for i, n in sorted(names.items()))}); the box is left out. Fix the "
+                    "class_id, or add the class to the class-map.", str(path), lineno))
+                continue
+            if not names and num_classes is not None and classes is None and not 0 <= class_id < num_classes:
+                findings.append(beyond_num_classes(class_id, num_classes, str(path), lineno))
                 continue
             if class_id not in mapping:
                 findings.append(unknown_class(class_id, class_list, str(path), lineno))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from oculi.data.formats.boxes import (
+    beyond_num_classes,
     class_table,
     clean_box,
     copy_image,
@@ -62,15 +63,29 @@ def _size(record: dict[str, Any]) -> tuple[int, int] | None:
     return None
 
 
-def read_sagemaker_json(images: Path | None, annotations: Path, classes: list[str] | None = None) -> SampleSet:
+def _line_of(file: Path, class_id: int) -> int | None:
+    """The line of ``file`` where an annotation with ``class_id`` is written (the first one), for findings;
+    None when it cannot be told (e.g. the id is written as a float)."""
+    import re
+
+    pattern = re.compile(rf'"class_id"\s*:\s*{class_id}(?![0-9.])')
+    lines = file.read_text(encoding="utf-8-sig").splitlines()
+    return next((n for n, line in enumerate(lines, start=1) if pattern.search(line)), None)
+
+
+def read_sagemaker_json(images: Path | None, annotations: Path, classes: list[str] | None = None,
+                        num_classes: int | None = None) -> SampleSet:
     """Read a SageMaker ``train`` + ``train_annotation`` channel pair into a detection :class:`SampleSet`
     (targets: :class:`BoxTarget`, ``xyxy`` absolute pixels; see the module docstring).
 
-    The image of ``<base>.json`` is its ``file`` (absolute, or relative to ``images``), else
-    ``images/<base>.<image extension>``. ``classes``: class names to read against (named ids map by name,
-    unnamed ids index into them). Findings: ``bad_json``, ``bad_box``, ``missing_image``, ``unknown_class``,
-    ``empty_box``, ``box_clipped``, ``no_annotation`` (an image without a JSON file, left out). Raises
-    :class:`DataError` when ``annotations`` is not a folder of ``.json`` files."""
+    The image of ``<base>.json`` is its ``file`` (absolute, or relative to ``images``), else ``images/<base>.<image
+    extension>``. ``classes``: class names to read against (named ids map by name, unnamed ids index into them). When
+    the files declare ``categories``, those are the classes: a box whose ``class_id`` they do not name is an
+    ``unknown_class`` error naming the file and line (the box is left out); without them, ``num_classes`` (when given)
+    makes ids ``0…num_classes-1`` the classes and a higher id a ``label_out_of_range`` error. Findings: ``bad_json``,
+    ``bad_box``, ``missing_image``, ``unknown_class``, ``empty_box``, ``box_clipped``, ``no_annotation`` (an image
+    without a JSON file, left out). Raises :class:`DataError` when ``annotations`` is not a folder of ``.json``
+    files."""
     annotations = Path(annotations)
     images = Path(images) if images is not None else None
     files = sorted(annotations.glob("*.json")) if annotations.is_dir() else []
@@ -103,7 +118,8 @@ def read_sagemaker_json(images: Path | None, annotations: Path, classes: list[st
             if isinstance(ann, dict) and isinstance(ann.get("class_id"), int | float):
                 used.add(int(ann["class_id"]))
         records.append((file, record))
-    unnamed = used - set(names)
+    # With categories, they are the list of classes: an id they do not name is a mistake, not a new class.
+    unnamed = set() if names else (set(range(num_classes)) if num_classes is not None else used)
     class_list, mapping, class_ids = class_table(
         {**{i: str(i) for i in unnamed}, **names}, unnamed, classes)
 
@@ -122,7 +138,7 @@ def read_sagemaker_json(images: Path | None, annotations: Path, classes: list[st
         seen_images.add(image.resolve())
         size = _size(record) or image_size(image)
         boxes, labels = [], []
-        for ann in record.get("annotations") or []:
+        for position, ann in enumerate(record.get("annotations") or [], start=1):
             try:
                 left, top = float(ann["left"]), float(ann["top"])
                 box = (left, top, left + float(ann["width"]), top + float(ann["height"]))
@@ -132,6 +148,16 @@ def read_sagemaker_json(images: Path | None, annotations: Path, classes: list[st
                     "error", "bad_box",
                     f"annotation {ann!r} needs numeric class_id, left, top, width and height; it is left out.",
                     where))
+                continue
+            if names and class_id not in names:
+                findings.append(Finding(
+                    "error", "unknown_class",
+                    f"annotation {position} has class_id {class_id}, which is not in \"categories\" ("
+                    f"{', '.join(f'{i}: {n}' for i, n in sorted(names.items()))}); the box is left out. Fix the "
+                    "class_id, or add the class to \"categories\".", where, _line_of(file, class_id)))
+                continue
+            if not names and num_classes is not None and classes is None and not 0 <= class_id < num_classes:
+                findings.append(beyond_num_classes(class_id, num_classes, where, _line_of(file, class_id)))
                 continue
             if class_id not in mapping:
                 findings.append(unknown_class(class_id, class_list, where, None))

@@ -3,7 +3,10 @@ normalised by the image width and height (0–1). A box becomes ``xyxy`` pixels 
 (cx + w/2)·W, (cy + h/2)·H)``, so reading needs each image's size (read from the image header).
 
 Layouts: ``<root>/labels/<sub>/<stem>.txt`` ↔ ``<root>/images/<sub>/<stem>.<ext>`` (also ``<root>/../images/<sub>``,
-as in coco128's ``object_detection/labels/train2017``), or labels beside their images. Class names come from, in
+as in coco128's ``object_detection/labels/train2017``), Roboflow's ``<root>/<split>/labels`` ↔ ``<root>/<split>/images``
+(``train``, ``valid``, ``test``), or labels beside their images. The splits are the data YAML's ``train:`` /
+``val:`` / ``test:`` folders, resolved as Ultralytics does (see :func:`yaml_split_folders`); ``README*.txt`` files
+(Roboflow writes them) are not labels. Class names come from, in
 order: the ``names`` argument (a YAML file with ``names:``, or a text file with one name per line), a data YAML
 in the root (``data.yaml``, ``config.yaml``, …; ``names:`` a list or an ``{id: name}`` dict), or ``classes.txt``.
 YOLO has no ``difficult`` flag and no place for an image path: the writer reports each ``difficult`` box it
@@ -16,7 +19,16 @@ from pathlib import Path
 
 import yaml
 
-from oculi.data.formats.boxes import clean_box, copy_image, find_image, image_size, target_size, unique_stems
+from oculi.data.formats.boxes import (
+    beyond_num_classes,
+    clean_box,
+    copy_image,
+    find_image,
+    image_size,
+    target_size,
+    unique_stems,
+)
+from oculi.data.formats.lst import gap_finding
 from oculi.errors import DataError
 from oculi.types import IMAGE_EXTENSIONS, BoxTarget, Finding, Sample, SampleSet
 
@@ -61,44 +73,114 @@ def _data_yaml(root: Path) -> Path | None:
     return None
 
 
-def _split_dirs(yaml_file: Path) -> dict[str, str]:
-    """``{"train": "train2017", "val": "val2017", …}``: for each split the data YAML names with a folder path
-    (``train: images/train2017``), the part after its last ``images`` component (the split's sub-folder under both
-    ``images/`` and ``labels/``). Splits given as lists or image-list files are not mapped."""
-    data = yaml.safe_load(yaml_file.read_text(encoding="utf-8-sig"))
-    splits: dict[str, str] = {}
+def _load_yaml(yaml_file: Path) -> dict:
+    try:
+        data = yaml.safe_load(yaml_file.read_text(encoding="utf-8-sig"))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _dataset_root(yaml_file: Path, data: dict) -> Path:
+    """The folder split paths are relative to: the YAML's ``path:`` (relative to the YAML's folder) when it is an
+    existing folder, else the YAML's folder."""
+    base = yaml_file.parent
+    value = data.get("path")
+    if isinstance(value, str) and value.strip():
+        candidate = Path(value).expanduser()
+        candidate = candidate if candidate.is_absolute() else base / candidate
+        if candidate.is_dir():
+            return candidate
+    return base
+
+
+def _split_images(value: str, root: Path, yaml_dir: Path) -> Path | None:
+    """The existing images folder a split's ``value`` names, resolved as Ultralytics does: relative to the
+    dataset root, then (for Roboflow's ``../train/images``) without the leading ``../``, then relative to the
+    YAML's folder."""
+    candidates = [root / value]
+    if value.startswith("../"):
+        candidates.append(root / value[3:])
+    candidates.append(yaml_dir / value)
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+def _labels_for(images: Path) -> Path:
+    """The label folder of an images folder (Ultralytics' rule): its last ``images`` component replaced by
+    ``labels`` (``train/images`` → ``train/labels``); the folder itself when it has no ``images`` component."""
+    parts = images.parts
+    if "images" not in parts:
+        return images
+    i = len(parts) - 1 - parts[::-1].index("images")
+    return Path(*parts[:i], "labels", *parts[i + 1:])
+
+
+def yaml_split_folders(yaml_file: Path) -> dict[str, Path]:
+    """``{"train": …/labels/train2017, "val": …, "test": …}``: the existing label folder of each split the data
+    YAML names with a folder path (``train: images/train2017``, Roboflow's ``train: ../train/images``; see
+    :func:`_split_images` for how a path is resolved). Splits given as lists or image-list ``.txt`` files, and
+    splits whose folder does not exist, are not mapped."""
+    data = _load_yaml(yaml_file)
+    root = _dataset_root(yaml_file, data)
+    found: dict[str, Path] = {}
     for split in ("train", "val", "test"):
-        value = data.get(split) if isinstance(data, dict) else None
-        if isinstance(value, str) and not value.endswith(".txt"):
-            parts = Path(value).parts
-            if "images" in parts:
-                i = len(parts) - 1 - parts[::-1].index("images")
-                splits[split] = str(Path(*parts[i + 1:])) if parts[i + 1:] else ""
-    return splits
+        value = data.get(split)
+        if not isinstance(value, str) or not value.strip() or value.endswith(".txt"):
+            continue
+        images = _split_images(value.strip(), root, yaml_file.parent)
+        if images is not None and (labels := _labels_for(images)).is_dir():
+            found[split] = labels
+        elif (labels := _beside_images(value.strip(), yaml_file.parent)) is not None:
+            found[split] = labels
+    return found
+
+
+def _beside_images(value: str, yaml_dir: Path) -> Path | None:
+    """For a split whose images folder is elsewhere (coco128 keeps ``images/train2017`` one level above its
+    ``object_detection/config.yaml``): ``<YAML folder>/labels/<the part after the last images component>``."""
+    parts = Path(value).parts
+    if "images" not in parts:
+        return None
+    i = len(parts) - 1 - parts[::-1].index("images")
+    sub = parts[i + 1:]
+    labels = yaml_dir / "labels" / Path(*sub) if sub else None
+    return labels if labels is not None and labels.is_dir() else None
 
 
 def yolo_splits(path: Path) -> dict[str, Path]:
     """The label folders of the splits a YOLO dataset's data YAML names (``{"train": …/labels/train2017, "val":
-    …}``), for the splits whose label folder exists and is a proper sub-folder of ``labels/``; empty when there is
-    no data YAML or it names one folder for every split."""
+    …}``; see :func:`yaml_split_folders`). A ``val`` or ``test`` split naming the same folder as ``train`` is not
+    a split of its own and is left out; empty when there is no data YAML or it names no existing folder."""
     path = Path(path)
     yaml_file = path if path.is_file() else None
     root = path.parent if path.is_file() else (path.parent if path.name == "labels" else path)
     yaml_file = yaml_file or _data_yaml(root)
-    if yaml_file is None or not (root / "labels").is_dir():
+    if yaml_file is None:
         return {}
-    found = {split: root / "labels" / sub for split, sub in _split_dirs(yaml_file).items()
-             if sub and (root / "labels" / sub).is_dir()}
-    return found if len(set(found.values())) > 1 or set(found) == {"train"} else {}
+    found = yaml_split_folders(yaml_file)
+    train = found.get("train")
+    return {split: folder for split, folder in found.items()
+            if split == "train" or train is None or folder.resolve() != train.resolve()}
+
+
+def _is_label_file(path: Path) -> bool:
+    """True for a ``.txt`` that can hold labels: not a names file (``classes.txt`` …) and not a ``README*.txt``
+    (Roboflow puts ``README.roboflow.txt`` and ``README.dataset.txt`` beside the labels)."""
+    return path.name not in _NAME_FILES and not path.name.lower().startswith("readme")
 
 
 def is_yolo(path: Path) -> bool:
-    """True when ``path`` is a YOLO data YAML or a folder with ``labels/**/*.txt``."""
+    """True when ``path`` is a YOLO data YAML, a folder with ``labels/**/*.txt``, or a folder whose data YAML
+    names existing split folders (Roboflow's ``train/images`` + ``train/labels``, ``valid/…``, ``test/…``)."""
     path = Path(path)
     if path.is_file():
         return path.suffix.lower() in (".yaml", ".yml") and _yaml_names(path) is not None
-    return path.is_dir() and (path.name == "labels" or (path / "labels").is_dir()) and any(
-        (path if path.name == "labels" else path / "labels").rglob("*.txt"))
+    if not path.is_dir():
+        return False
+    if (path.name == "labels" or (path / "labels").is_dir()) and any(
+            _is_label_file(p) for p in (path if path.name == "labels" else path / "labels").rglob("*.txt")):
+        return True
+    return bool(yolo_splits(path))
 
 
 def _image_dirs(label_dir: Path, labels_root: Path, root: Path) -> list[Path]:
@@ -114,16 +196,19 @@ def _image_dirs(label_dir: Path, labels_root: Path, root: Path) -> list[Path]:
 
 
 def read_yolo(path: Path, names: Path | list[str] | None = None, classes: list[str] | None = None,
-              split: str | None = None) -> SampleSet:
+              split: str | None = None, num_classes: int | None = None) -> SampleSet:
     """Read YOLO txt labels into a detection :class:`SampleSet` (targets: :class:`BoxTarget`, ``xyxy`` absolute
     pixels; see the module docstring for layouts and names).
 
     ``path``: the dataset root, its ``labels`` folder, or a data YAML (its folder is the root). ``names``: a names
     file or the list of names. ``classes``: class names to read against (YOLO ids are mapped through the names).
     ``split``: ``train``, ``val`` or ``test`` reads only the label folder of that split as the data YAML names it
-    (see :func:`yolo_splits`); None reads every label file under ``labels/``.
+    (see :func:`yolo_splits`); None reads every label file under ``labels/``. ``num_classes``: without names, the
+    classes are ids ``0…num_classes-1`` and a higher id is a ``label_out_of_range`` error naming the line (without
+    either, unused ids below the highest one are a ``class_id_gap`` warning).
     Images without a label file are kept as negatives (info ``negative_images``); label files without an image
-    are warnings (``missing_image``). Findings name the label file and line: ``bad_line``, ``unknown_class``,
+    are warnings (``missing_image``); reading a dataset whose data YAML names several splits with ``split=None``
+    is a ``splits_merged`` warning. Findings name the label file and line: ``bad_line``, ``unknown_class``,
     ``empty_box``, ``box_clipped``, ``unreadable_image``. Raises :class:`DataError` when there are no labels."""
     path = Path(path)
     yaml_file = path if path.is_file() else None
@@ -147,7 +232,15 @@ def read_yolo(path: Path, names: Path | list[str] | None = None, classes: list[s
             raise DataError(f"{root}: the data YAML names no existing `{split}` split folder under {labels_root} "
                             f"(found: {', '.join(splits) or 'none'}). Pass the split's folder itself.")
         labels_root = splits[split]
-    label_files = sorted(p for p in labels_root.rglob("*.txt") if p.name not in _NAME_FILES
+    else:
+        splits = yolo_splits(path)
+        if len(splits) > 1:
+            named = ", ".join(f"{name} ({folder})" for name, folder in splits.items())
+            findings.append(Finding("warning", "splits_merged", f"the data YAML names {len(splits)} splits — {named} "
+                                    "— and all of them are read as one set here. Training and `oculi data check` "
+                                    "read each split on its own; pass one split's folder to keep them apart.",
+                                    str(yaml_file or root)))
+    label_files = sorted(p for p in labels_root.rglob("*.txt") if _is_label_file(p)
                          and not any(part.startswith(".") for part in p.relative_to(labels_root).parts))
     if not label_files:
         raise DataError(f"{root}: no YOLO label files; expected {root}/labels/<image name>.txt with one "
@@ -156,6 +249,7 @@ def read_yolo(path: Path, names: Path | list[str] | None = None, classes: list[s
     parsed: list[tuple[Path, Path, list[tuple[int, list[str]]]]] = []
     image_dirs: set[Path] = set()
     max_id = -1
+    first_use: dict[int, tuple[str, int]] = {}
     for label_file in label_files:
         image = None
         for folder in _image_dirs(label_file.parent, labels_base, root):
@@ -176,9 +270,13 @@ def read_yolo(path: Path, names: Path | list[str] | None = None, classes: list[s
                 rows.append((lineno, fields))
                 if fields[0].isdigit():
                     max_id = max(max_id, int(fields[0]))
+                    first_use.setdefault(int(fields[0]), (str(label_file), lineno))
         parsed.append((label_file, image, rows))
+    unnamed = name_list is None
     if name_list is None:
-        name_list = [str(i) for i in range(max_id + 1)]
+        name_list = [str(i) for i in range(num_classes if num_classes is not None else max_id + 1)]
+        if num_classes is None and (gap := gap_finding(first_use)) is not None:
+            findings.append(gap)
         findings.append(Finding("warning", "no_names", "no class names found (no names file, data YAML or "
                                 "classes.txt); classes are named by their ids. Pass the names with `--names FILE`.",
                                 str(root)))
@@ -205,6 +303,9 @@ def read_yolo(path: Path, names: Path | list[str] | None = None, classes: list[s
                                         str(label_file), lineno))
                 continue
             name = name_list[class_id] if 0 <= class_id < len(name_list) else None
+            if unnamed and num_classes is not None and classes is None and name is None:
+                findings.append(beyond_num_classes(class_id, num_classes, str(label_file), lineno))
+                continue
             if name not in index:
                 findings.append(Finding("error", "unknown_class", f"class id {class_id} has no name in "
                                         f"{len(name_list)} names / is not one of the classes read against; the box "
