@@ -4,7 +4,8 @@ each problem with the file (and manifest/list line) it comes from.
 Finding codes (besides the readers' own, which are carried over):
 
 - errors: ``unreadable``, ``truncated``, ``not_an_image``, ``missing_image`` (the image does not decode or is not
-  there), ``empty_class`` (a training class without a usable image), ``no_images``, ``label_out_of_range``,
+  there), ``too_large`` (the header claims more pixels than the decompression-bomb limit), ``empty_class`` (a
+  training class without a usable image), ``no_images``, ``label_out_of_range``,
   ``class_mismatch`` (a split whose classes differ from the training classes), ``duplicate_across_splits``
   (identical file bytes in two splits);
 - warnings: ``duplicate_within_split``, ``empty_class`` for a non-training split;
@@ -45,7 +46,7 @@ _FORMAT_EXTENSIONS = {
     "PPM": (".ppm", ".pgm"),
 }
 # Errors that `skip_bad_images=true` turns into skipped samples (the image is left out, the rest trains).
-SKIPPABLE_CODES = ("unreadable", "truncated", "not_an_image", "missing_image")
+SKIPPABLE_CODES = ("unreadable", "truncated", "not_an_image", "missing_image", "too_large")
 _LEVELS = (("error", "Errors", "red"), ("warning", "Warnings", "yellow"), ("info", "Notes", "cyan"))
 _SHOWN_PER_CODE = 10
 
@@ -73,7 +74,9 @@ def _decode(path: Path) -> _Decoded:
         info = inspect_image(path)
     except DataError as e:
         problem = str(e).removeprefix(f"{path}: ").rstrip(".")
-        if "truncated" in problem.lower():
+        if "over the limit of" in problem:
+            code = "too_large"
+        elif "truncated" in problem.lower():
             code = "truncated"
         elif "not an image" in problem:
             code = "not_an_image"
