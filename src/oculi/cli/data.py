@@ -211,6 +211,9 @@ def convert(
         bool, typer.Option("--copy-images", help="Copy the images into OUT (byte for byte) instead of referencing.")
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the ledger as JSON.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an output that already exists (its "
+                                            "annotation file or folders are deleted first). The input itself is "
+                                            "never overwritten.")] = False,
     task: Annotated[str, typer.Option("--task", help="auto, detection or segmentation. auto recognises SageMaker "
                                       "mask folders, VOC SegmentationClass and -ref manifests as segmentation; "
                                       "pass segmentation to read COCO polygons as masks.")] = "auto",
@@ -218,7 +221,9 @@ def convert(
     """Convert object detection data between formats and print a ledger of what was read, written and changed.
 
     Boxes, class names and images are counted in and out; every box or image dropped or changed (clipped, empty,
-    a difficult flag YOLO cannot hold, an image not found) is listed with its file and reason.
+    a difficult flag YOLO cannot hold, an image not found) is listed with its file and reason. The input is never
+    written over; an existing output is replaced only with --overwrite; data in which no image is found is an
+    error, not an empty output.
 
     Example: oculi data convert ../shared/data/bees/train.manifest --to coco out/bees-coco --image-root
     s3://sagemaker-remars/datasets/na-bees/500=../shared/data/bees/images
@@ -238,7 +243,8 @@ def convert(
             raise ConfigError(f"--to got {to!r}; segmentation data converts to one of "
                               f"{', '.join(SEGMENTATION_FORMATS)}, e.g. `--to voc`.")
         ledger = convert_detection(source, to, out, source_format=source_format, annotations=annotations,
-                                   image_roots=parse_image_roots(image_root), task="segmentation")
+                                   image_roots=parse_image_roots(image_root), task="segmentation",
+                                   overwrite=overwrite)
         typer.echo(json.dumps(ledger.to_dict(), indent=2, ensure_ascii=False)) if json_output else \
             ledger.render(console)
         return
@@ -247,7 +253,8 @@ def convert(
     if source_format != "auto" and source_format not in DETECTION_FORMATS:
         raise ConfigError(f"--from got {source_format!r}; expected one of {', '.join(DETECTION_FORMATS)}.")
     ledger = convert_detection(source, to, out, copy_images=copy_images, source_format=source_format,
-                               image_roots=parse_image_roots(image_root), names=names, annotations=annotations)
+                               image_roots=parse_image_roots(image_root), names=names, annotations=annotations,
+                               overwrite=overwrite)
     if json_output:
         typer.echo(json.dumps(ledger.to_dict(), indent=2, ensure_ascii=False))
     else:

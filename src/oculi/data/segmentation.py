@@ -168,13 +168,16 @@ def _pixel_counts(sample_set: SampleSet) -> tuple[int, dict[str, int]]:
 
 
 def convert_segmentation(source: Path, to: str, out: Path, *, source_format: str = "auto",
-                         image_roots: dict[str, Path] | None = None, annotations: Path | None = None):  # noqa: ANN201
+                         image_roots: dict[str, Path] | None = None, annotations: Path | None = None,
+                         overwrite: bool = False):  # noqa: ANN201
     """Convert segmentation data at ``source`` (any of :data:`SEGMENTATION_FORMATS`) to ``to`` under ``out``,
     read the output back and return a :class:`~oculi.data.convert.Ledger` counting labelled pixels per class in
     and out (``unit="pixels"``) with every change. Layouts: ``sagemaker-masks`` → ``out/train`` +
     ``out/train_annotation`` (images copied); ``manifest`` → ``out/train.manifest`` + ``out/masks/``; ``voc`` →
-    ``out/JPEGImages`` + ``out/SegmentationClass``; ``coco`` → ``out/annotations.json`` (RLE; images referenced)."""
-    from oculi.data.convert import Ledger
+    ``out/JPEGImages`` + ``out/SegmentationClass``; ``coco`` → ``out/annotations.json`` (RLE; images referenced).
+    An output that is (or holds) the input is refused, an existing one unless ``overwrite``; no image found is a
+    :class:`DataError` (see :func:`~oculi.data.convert.guard_output`)."""
+    from oculi.data.convert import Ledger, guard_output, output_paths, require_images
     from oculi.data.formats.coco_masks import write_coco_masks
     from oculi.data.formats.mask_manifest import write_mask_manifest
     from oculi.data.formats.masks import write_mask_folders
@@ -187,6 +190,10 @@ def convert_segmentation(source: Path, to: str, out: Path, *, source_format: str
     if errors:
         raise DataError(f"{errors[0].location()}: {errors[0].message} Fix the {len(errors)} error(s) first (see "
                         f"`oculi data check {source}`).")
+    require_images(read, Path(source))
+    inputs = [p for s in read.samples for p in (s.image, getattr(s.target, "mask", None)) if p is not None]
+    guard_output([source, annotations], inputs, out,
+                 output_paths(to, out, task="segmentation"), overwrite)
     if to == "sagemaker-masks":
         written, back_path = write_mask_folders(read, out / "train", out / "train_annotation"), out
     elif to == "manifest":
