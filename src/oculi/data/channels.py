@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from oculi.data.formats.folders import is_class_folders, read_folders
+from oculi.data.formats.foreign import raise_if_foreign
 from oculi.data.formats.lst import is_lst, read_lst
 from oculi.data.formats.manifest import is_manifest, read_manifest
 from oculi.errors import ConfigError, DataError
@@ -93,6 +94,8 @@ def read_channel(
                 f"{path}: holds {len(files)} label files ({', '.join(p.name for p in files)}); pass the one to "
                 "use as the channel (or as train_lst/validation_lst)."
             )
+        if not files:
+            raise_if_foreign(path)  # e.g. a CVAT export whose images/ would pass for a class folder
         if files:
             sample_set = read_channel(
                 files[0], image_root=image_root or path, image_roots=image_roots, classes=classes
@@ -102,6 +105,7 @@ def read_channel(
             )
             return sample_set
         return read_folders(path, classes)
+    raise_if_foreign(path)
     if is_manifest(path):
         return read_manifest(path, image_roots=image_roots, classes=classes)
     if is_lst(path):

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from oculi.data.formats.coco import is_coco, read_coco
+from oculi.data.formats.foreign import raise_if_foreign
 from oculi.data.formats.manifest import is_manifest, read_detection_manifest
 from oculi.data.formats.sagemaker_json import read_sagemaker_json
 from oculi.data.formats.voc import annotations_dir, read_voc
@@ -35,13 +36,15 @@ def detect_format(path: Path, annotations: Path | None = None) -> str:
     file → ``manifest``; a JSON object with ``images``/``annotations`` (or a folder holding ``annotations.json``)
     → ``coco``; ``Annotations/*.xml`` → ``voc``; ``labels/*.txt`` or a data YAML → ``yolo``; ``annotations``
     given, a ``train_annotation`` sub-folder or a folder of per-image JSON → ``sagemaker-json``. Raises
-    :class:`DataError` when nothing matches."""
+    :class:`DataError` when nothing matches, saying which format the data looks like when it is one oculi does
+    not read (CVAT XML, Label Studio, VIA; see :mod:`oculi.data.formats.foreign`)."""
     path = Path(path)
     if annotations is not None:
         return "sagemaker-json"
     if not path.exists():
         raise DataError(f"{path}: not found.")
     if path.is_file():
+        raise_if_foreign(path)
         if is_coco(path):
             return "coco"
         if path.suffix.lower() in (".yaml", ".yml") and is_yolo(path):
@@ -57,6 +60,7 @@ def detect_format(path: Path, annotations: Path | None = None) -> str:
             return "yolo"
         if is_coco(path / "annotations.json"):
             return "coco"
+        raise_if_foreign(path)
     raise DataError(
         f"{path}: not a detection dataset oculi recognises. Expected an augmented manifest (.manifest), a COCO "
         "JSON file, a Pascal VOC folder (Annotations/*.xml), a YOLO folder (labels/*.txt + data.yaml) or SageMaker "

@@ -36,16 +36,28 @@ def is_segmentation_manifest(path: Path) -> bool:
     return record is not None and any(k.endswith("-ref") and k not in ("source-ref", "image-ref") for k in record)
 
 
+def _holds_masks(folder: Path) -> bool:
+    """False for an annotation folder of per-image JSON without any image (SageMaker's object detection layout,
+    which shares the ``train``/``train_annotation`` folder names with the segmentation layout)."""
+    from oculi.types import IMAGE_EXTENSIONS
+
+    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    return not any(p.suffix.lower() == ".json" for p in files) or any(p.suffix.lower() in IMAGE_EXTENSIONS
+                                                                      for p in files)
+
+
 def _split_root(path: Path, split: str) -> tuple[Path, Path] | None:
     for name in (split, "train", "validation"):
-        if (path / name).is_dir() and (path / f"{name}_annotation").is_dir():
+        if (path / name).is_dir() and (path / f"{name}_annotation").is_dir() and \
+                _holds_masks(path / f"{name}_annotation"):
             return path / name, path / f"{name}_annotation"
     return None
 
 
 def is_segmentation(path: Path) -> bool:
-    """True when ``path`` holds segmentation data oculi recognises without being told (SageMaker's mask layout,
-    a Pascal VOC folder with ``SegmentationClass``, or a ``-ref`` manifest). COCO files are ambiguous (boxes
+    """True when ``path`` holds segmentation data oculi recognises without being told (SageMaker's mask layout —
+    ``train/`` + ``train_annotation/`` holding masks, not per-image JSON — a Pascal VOC folder with
+    ``SegmentationClass``, or a ``-ref`` manifest). COCO files are ambiguous (boxes
     and polygons) and count as detection unless the format is named."""
     path = Path(path)
     if path.is_dir():
@@ -59,6 +71,7 @@ def detect_format(path: Path, annotations: Path | None = None) -> str:
     ``voc``; a ``-ref`` manifest → ``manifest``; a COCO JSON (or a folder holding ``annotations.json``) → ``coco``.
     Raises :class:`DataError` when nothing matches."""
     from oculi.data.formats.coco import is_coco
+    from oculi.data.formats.foreign import raise_if_foreign
 
     path = Path(path)
     if annotations is not None:
@@ -75,7 +88,9 @@ def detect_format(path: Path, annotations: Path | None = None) -> str:
         manifests = sorted(path.glob("*.manifest"))
         if len(manifests) == 1 and is_segmentation_manifest(manifests[0]):
             return "manifest"
+        raise_if_foreign(path)
     else:
+        raise_if_foreign(path)
         if is_segmentation_manifest(path):
             return "manifest"
         if is_coco(path):
