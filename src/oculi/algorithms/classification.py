@@ -241,7 +241,8 @@ class ImageClassification(Algorithm):
 
         assert isinstance(hp, ImageClassificationHyperparameters)
         notes: list[str] = []
-        sets = resolve_classification_channels(channels, image_roots=image_roots)
+        sets = resolve_classification_channels(channels, image_roots=image_roots,
+                                               label_attribute=hp.label_attribute)
         train, validation, report = checked_split(sets, hp, progress, notes)
         classes = train.classes
         if train.multi_label and not hp.multi_label:

@@ -195,11 +195,13 @@ class ObjectDetection(Algorithm):
         train_path = Path(channels["train"])
         splits = yolo_splits(train_path) if "train_annotation" not in channels else {}
         sets = {"train": read_detection(train_path, annotations=_path(channels.get("train_annotation")),
-                                        image_roots=image_roots, split="train" if "train" in splits else None)}
+                                        image_roots=image_roots, split="train" if "train" in splits else None,
+                                        label_attribute=hp.label_attribute)}
         if "validation" in channels:
             sets["validation"] = read_detection(Path(channels["validation"]),
                                                 annotations=_path(channels.get("validation_annotation")),
-                                                image_roots=image_roots, classes=sets["train"].classes)
+                                                image_roots=image_roots, classes=sets["train"].classes,
+                                                label_attribute=hp.label_attribute)
         elif "val" in splits:
             sets["validation"] = read_detection(train_path, image_roots=image_roots, classes=sets["train"].classes,
                                                 split="val")

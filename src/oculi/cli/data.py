@@ -35,6 +35,14 @@ ImageRootOption = Annotated[
         help="Map an S3 prefix in a manifest to a local folder: s3://bucket/prefix=DIR. Repeatable.",
     ),
 ]
+LabelAttributeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--label-attribute",
+        help="Augmented manifests: the attribute that holds the labels, when the lines have several "
+        "(e.g. class besides verified-class).",
+    ),
+]
 SeedOption = Annotated[
     int, typer.Option("--seed", help="Seed of the shuffle; the same seed gives the same result.")
 ]
@@ -65,6 +73,7 @@ def check(
     num_classes: Annotated[int | None, typer.Option(
         "--num-classes", min=2, max=254, help="Segmentation: the num_classes you will train with; mask values at "
         "or above it (other than 255 = ignore) are reported. Default: from the label map, else the masks.")] = None,
+    label_attribute: LabelAttributeOption = None,
 ) -> None:
     """Check a dataset: can it be trained on?
 
@@ -90,10 +99,12 @@ def check(
             "`oculi data check --channel train=data/train --channel validation=data/val`."
         )
     if channel:
-        sets = resolve_classification_channels(parse_channels(None, None, channel), image_roots=roots)
+        sets = resolve_classification_channels(parse_channels(None, None, channel), image_roots=roots,
+                                               label_attribute=label_attribute)
         report = check_classification(sets, workers=workers, progress=progress)
     elif path is not None:
-        report = check_path(path, roots, workers=workers, progress=progress, num_classes=num_classes)
+        report = check_path(path, roots, workers=workers, progress=progress, num_classes=num_classes,
+                            label_attribute=label_attribute)
     else:
         raise ConfigError(
             "Nothing to check: pass a dataset PATH (e.g. `oculi data check data/flowers`) or "
@@ -107,9 +118,9 @@ def check(
         raise typer.Exit(1)
 
 
-def _read_clean(path: Path, image_root: list[str] | None) -> SampleSet:
+def _read_clean(path: Path, image_root: list[str] | None, label_attribute: str | None = None) -> SampleSet:
     """Read a dataset to rewrite; refuse when the reader left lines out, so no image is dropped silently."""
-    sample_set = read_channel(path, image_roots=parse_image_roots(image_root))
+    sample_set = read_channel(path, image_roots=parse_image_roots(image_root), label_attribute=label_attribute)
     errors = [f for f in sample_set.findings if f.level == "error"]
     if errors:
         raise DataError(
@@ -143,6 +154,7 @@ def split(
     ],
     seed: SeedOption = 0,
     image_root: ImageRootOption = None,
+    label_attribute: LabelAttributeOption = None,
 ) -> None:
     """Split a dataset into stratified train and validation manifests.
 
@@ -151,7 +163,7 @@ def split(
 
     Example: oculi data split data/flowers --fraction 0.2 --seed 0 --output data/flowers-split
     """
-    sample_set = _read_clean(path, image_root)
+    sample_set = _read_clean(path, image_root, label_attribute)
     train, validation = stratified_split(sample_set, fraction, seed)
     train_path = write_manifest(train, output / "train.manifest")
     validation_path = write_manifest(validation, output / "validation.manifest")
@@ -174,6 +186,7 @@ def sample(
     output: Annotated[Path, typer.Option("--output", "-o", help="Manifest file to write.")],
     seed: SeedOption = 0,
     image_root: ImageRootOption = None,
+    label_attribute: LabelAttributeOption = None,
 ) -> None:
     """Write a class-balanced random subset of a dataset as a manifest.
 
@@ -181,7 +194,7 @@ def sample(
 
     Example: oculi data sample data/flowers --fraction 0.02 --seed 0 --output data/flowers-2pct.manifest
     """
-    sample_set = _read_clean(path, image_root)
+    sample_set = _read_clean(path, image_root, label_attribute)
     subset = stratified_sample(sample_set, fraction, seed)
     written = write_manifest(subset, output)
     console.print(_count_table(sample_set, {"all": sample_set, "sampled": subset}))
@@ -214,6 +227,7 @@ def convert(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an output that already exists (its "
                                             "annotation file or folders are deleted first). The input itself is "
                                             "never overwritten.")] = False,
+    label_attribute: LabelAttributeOption = None,
     task: Annotated[str, typer.Option("--task", help="auto, detection or segmentation. auto recognises SageMaker "
                                       "mask folders, VOC SegmentationClass and -ref manifests as segmentation; "
                                       "pass segmentation to read COCO polygons as masks.")] = "auto",
@@ -244,7 +258,7 @@ def convert(
                               f"{', '.join(SEGMENTATION_FORMATS)}, e.g. `--to voc`.")
         ledger = convert_detection(source, to, out, source_format=source_format, annotations=annotations,
                                    image_roots=parse_image_roots(image_root), task="segmentation",
-                                   overwrite=overwrite)
+                                   overwrite=overwrite, label_attribute=label_attribute)
         typer.echo(json.dumps(ledger.to_dict(), indent=2, ensure_ascii=False)) if json_output else \
             ledger.render(console)
         return
@@ -254,7 +268,7 @@ def convert(
         raise ConfigError(f"--from got {source_format!r}; expected one of {', '.join(DETECTION_FORMATS)}.")
     ledger = convert_detection(source, to, out, copy_images=copy_images, source_format=source_format,
                                image_roots=parse_image_roots(image_root), names=names, annotations=annotations,
-                               overwrite=overwrite)
+                               overwrite=overwrite, label_attribute=label_attribute)
     if json_output:
         typer.echo(json.dumps(ledger.to_dict(), indent=2, ensure_ascii=False))
     else:

@@ -69,12 +69,14 @@ def read_channel(
     image_root: Path | None = None,
     image_roots: dict[str, Path] | None = None,
     classes: list[str] | None = None,
+    label_attribute: str | None = None,
 ) -> SampleSet:
     """Read one channel — a folder of class sub-folders, a ``.lst``, a manifest, or a folder holding exactly one
     ``.lst``/manifest next to its images — recognised by content.
 
     ``image_root``: folder ``.lst`` paths are relative to (default the ``.lst``'s folder). ``image_roots``: S3
-    prefix → local folder for manifests. ``classes``: the training classes, for a validation channel."""
+    prefix → local folder for manifests. ``classes``: the training classes, for a validation channel.
+    ``label_attribute``: the manifest attribute holding the labels, when its lines have several."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: not found. Pass a folder of class sub-folders, a .lst file or a manifest.")
@@ -98,7 +100,8 @@ def read_channel(
             raise_if_foreign(path)  # e.g. a CVAT export whose images/ would pass for a class folder
         if files:
             sample_set = read_channel(
-                files[0], image_root=image_root or path, image_roots=image_roots, classes=classes
+                files[0], image_root=image_root or path, image_roots=image_roots, classes=classes,
+                label_attribute=label_attribute,
             )
             sample_set.findings.insert(
                 0, Finding("info", "label_file", f"labels read from {files[0].name}", str(files[0]))
@@ -107,7 +110,7 @@ def read_channel(
         return read_folders(path, classes)
     raise_if_foreign(path)
     if is_manifest(path):
-        return read_manifest(path, image_roots=image_roots, classes=classes)
+        return read_manifest(path, image_roots=image_roots, classes=classes, label_attribute=label_attribute)
     if is_lst(path):
         return read_lst(path, image_root=image_root, classes=classes)
     raise DataError(
@@ -148,13 +151,13 @@ def _check_names(channels: dict[str, str | Path]) -> None:
 
 
 def resolve_classification_channels(
-    channels: dict[str, str | Path], image_roots: dict[str, Path] | None = None
+    channels: dict[str, str | Path], image_roots: dict[str, Path] | None = None, label_attribute: str | None = None
 ) -> dict[str, SampleSet]:
     """Read the ``train`` (and, when given, ``validation``) channels into ``{"train": …, "validation": …}``.
 
     ``train_lst`` / ``validation_lst`` name a ``.lst`` (or a folder holding one) whose paths are relative to the
     ``train`` / ``validation`` folder. ``model`` is ignored here. Unknown or detection/segmentation-only channel
-    names raise :class:`ConfigError`."""
+    names raise :class:`ConfigError`. ``label_attribute`` names the label attribute of manifest channels."""
     _check_names(channels)
     paths = {name: Path(value) for name, value in channels.items()}
     if "train" not in paths:
@@ -180,5 +183,6 @@ def resolve_classification_channels(
                 _single_lst(paths[lst_name], lst_name), image_root=paths[split], classes=classes
             )
         else:
-            sets[split] = read_channel(paths[split], image_roots=image_roots, classes=classes)
+            sets[split] = read_channel(paths[split], image_roots=image_roots, classes=classes,
+                                       label_attribute=label_attribute)
     return sets

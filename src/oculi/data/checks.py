@@ -381,7 +381,7 @@ def check_classification(
     )
 
 
-def _is_detection(path: Path) -> bool:
+def _is_detection(path: Path, label_attribute: str | None = None) -> bool:
     """True when ``path`` holds detection annotations (a bounding-box manifest, COCO, VOC, YOLO or SageMaker
     per-image JSON) rather than classification data."""
     import json
@@ -400,36 +400,44 @@ def _is_detection(path: Path) -> bool:
         record = json.loads(first)
     except json.JSONDecodeError:
         return False
-    return isinstance(record, dict) and any(isinstance(v, dict) and "annotations" in v for v in record.values())
+    if not isinstance(record, dict):
+        return False
+    values = [record.get(label_attribute)] if label_attribute else record.values()
+    return any(isinstance(v, dict) and "annotations" in v for v in values)
 
 
 def check_path(
     path: Path, image_roots: dict[str, Path] | None = None, *, workers: int = 2, progress: bool = False,
-    num_classes: int | None = None,
+    num_classes: int | None = None, label_attribute: str | None = None,
 ) -> CheckReport:
     """Check a dataset path: a folder of split folders (``train``, ``validation``/``val``, ``test``) is checked
     split by split against the training classes; segmentation data (SageMaker's mask layout, VOC
     ``SegmentationClass``, ``-ref`` manifests) is checked with its masks (see :mod:`oculi.data.formats.masks`);
     anything else is checked as one ``train`` channel. ``num_classes`` applies to segmentation masks (values at or
-    above it are reported); without it the class count comes from the label map or the masks."""
+    above it are reported); without it the class count comes from the label map or the masks.
+    ``label_attribute``: a manifest's label attribute, when its lines have several."""
     from oculi.data.segmentation import is_segmentation
 
     if is_segmentation(Path(path)):
         from oculi.data.segmentation import split_sets
 
-        return check_classification(split_sets(Path(path), image_roots=image_roots, num_classes=num_classes),
+        return check_classification(split_sets(Path(path), image_roots=image_roots, num_classes=num_classes,
+                                               label_attribute=label_attribute),
                                     workers=workers,
                                     progress=progress)
-    if _is_detection(Path(path)):
+    if _is_detection(Path(path), label_attribute):
         from oculi.data.detection import read_detection
 
-        return check_classification({"train": read_detection(Path(path), image_roots=image_roots)}, workers=workers,
-                                    progress=progress)
+        return check_classification({"train": read_detection(Path(path), image_roots=image_roots,
+                                                             label_attribute=label_attribute)},
+                                    workers=workers, progress=progress)
     splits = split_layout(Path(path)) or {"train": Path(path)}
-    sets: dict[str, SampleSet] = {"train": read_channel(splits["train"], image_roots=image_roots)}
+    sets: dict[str, SampleSet] = {"train": read_channel(splits["train"], image_roots=image_roots,
+                                                        label_attribute=label_attribute)}
     for split, folder in splits.items():
         if split != "train":
-            sets[split] = read_channel(folder, image_roots=image_roots, classes=sets["train"].classes)
+            sets[split] = read_channel(folder, image_roots=image_roots, classes=sets["train"].classes,
+                                       label_attribute=label_attribute)
     return check_classification(sets, workers=workers, progress=progress)
 
 

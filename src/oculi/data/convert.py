@@ -220,6 +220,7 @@ def convert(
     annotations: Path | None = None,
     task: str = "auto",
     overwrite: bool = False,
+    label_attribute: str | None = None,
 ) -> Ledger:
     """Convert the detection data at ``source`` (any of :data:`DETECTION_FORMATS`, recognised by content unless
     ``source_format`` names it) to the format ``to``, written under ``out``; boxes stay ``xyxy`` pixels in between.
@@ -233,7 +234,8 @@ def convert(
 
     Nothing of the input is ever written over: an output that is (or holds) the input is refused, and so is an
     output that exists unless ``overwrite`` (then it is replaced). Data in which no image is found (or every listed
-    image is missing) raises :class:`~oculi.errors.DataError` and writes nothing.
+    image is missing) raises :class:`~oculi.errors.DataError` and writes nothing. ``label_attribute``: a
+    manifest's label attribute, when its lines have several.
 
     ``task="segmentation"`` (or ``"auto"`` with recognisable segmentation data) converts masks instead, see
     :func:`~oculi.data.segmentation.convert_segmentation`."""
@@ -241,12 +243,13 @@ def convert(
 
     if task == "segmentation" or (task == "auto" and is_segmentation(Path(source))):
         return convert_segmentation(Path(source), to, Path(out), source_format=source_format,
-                                    image_roots=image_roots, annotations=annotations, overwrite=overwrite)
+                                    image_roots=image_roots, annotations=annotations, overwrite=overwrite,
+                                    label_attribute=label_attribute)
     if to not in DETECTION_FORMATS:
         raise ConfigError(f"--to got {to!r}; expected one of {', '.join(DETECTION_FORMATS)}.")
     source, out = Path(source), Path(out)
     read = read_detection(source, annotations=annotations, image_roots=image_roots, names=names,
-                          format=source_format)
+                          format=source_format, label_attribute=label_attribute)
     require_images(read, source)
     guard_output([source, annotations, names], (s.image for s in read.samples), out,
                  output_paths(to, out, copy_images=copy_images), overwrite)

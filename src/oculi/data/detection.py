@@ -78,6 +78,7 @@ def read_detection(
     classes: list[str] | None = None,
     format: str = "auto",
     split: str | None = None,
+    label_attribute: str | None = None,
 ) -> SampleSet:
     """Read detection data at ``path`` into a :class:`SampleSet` of ``xyxy`` absolute-pixel :class:`BoxTarget`
     targets, in ``format`` (one of :data:`DETECTION_FORMATS`, or ``"auto"``: see :func:`detect_format`).
@@ -85,7 +86,8 @@ def read_detection(
     ``annotations``: the SageMaker ``train_annotation`` folder when ``path`` is the ``train`` images folder (or
     the image root for COCO and VOC). ``image_roots``: ``{"s3://bucket/prefix": folder}`` for manifests.
     ``names``: a YOLO names file. ``classes``: class names to read against. ``split``: for a YOLO dataset whose
-    data YAML names split folders, read only that split (``train``, ``val``, ``test``)."""
+    data YAML names split folders, read only that split (``train``, ``val``, ``test``). ``label_attribute``: the
+    manifest attribute holding the boxes, when its lines have several."""
     path = Path(path)
     if format != "auto" and format not in DETECTION_FORMATS:
         raise ConfigError(f"detection format {format!r} is unknown; expected one of {', '.join(DETECTION_FORMATS)}.")
@@ -97,7 +99,8 @@ def read_detection(
                 raise DataError(f"{path}: expected one .manifest file in this folder, found {len(found)}; pass the "
                                 "manifest file itself.")
             path = found[0]
-        return read_detection_manifest(path, image_roots=image_roots, classes=classes)
+        return read_detection_manifest(path, image_roots=image_roots, classes=classes,
+                                       label_attribute=label_attribute)
     if fmt == "coco":
         json_path = path / "annotations.json" if path.is_dir() else path
         return read_coco(json_path, image_root=annotations, classes=classes)

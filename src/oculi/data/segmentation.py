@@ -114,6 +114,7 @@ def read_segmentation(
     split: str = "train",
     format: str = "auto",
     encoding: dict | None = None,
+    label_attribute: str | None = None,
 ) -> SampleSet:
     """Read segmentation data at ``path`` into a :class:`SampleSet` of :class:`~oculi.types.MaskTarget` samples,
     in ``format`` (one of :data:`SEGMENTATION_FORMATS`, or ``"auto"``: see :func:`detect_format`).
@@ -123,7 +124,8 @@ def read_segmentation(
     is used); without one, a dataset root's ``label_map/`` folder, else ``encoding`` (e.g. a model's). ``split``:
     which split of a dataset root to read (``train`` or ``validation``). ``image_roots``: ``{"s3://bucket/prefix":
     folder}`` for manifests. ``classes``: class names to read against (validation against training, evaluation
-    against a model); ``num_classes``: how many classes (SageMaker's hyperparameter), else inferred."""
+    against a model); ``num_classes``: how many classes (SageMaker's hyperparameter), else inferred.
+    ``label_attribute``: a manifest's ``…-ref`` mask attribute, when its lines have several."""
     from oculi.data.formats.coco_masks import read_coco_masks
     from oculi.data.formats.mask_manifest import read_mask_manifest
     from oculi.data.formats.masks import read_mask_folders
@@ -147,7 +149,8 @@ def read_segmentation(
     elif fmt == "manifest":
         if path.is_dir():
             path = sorted(path.glob("*.manifest"))[0]
-        sample_set = read_mask_manifest(path, image_roots=image_roots, classes=classes, num_classes=num_classes)
+        sample_set = read_mask_manifest(path, image_roots=image_roots, classes=classes, num_classes=num_classes,
+                                        label_attribute=label_attribute)
     elif fmt == "voc":
         sample_set = read_voc_masks(path, image_root=annotations, classes=classes)
     else:
@@ -156,14 +159,15 @@ def read_segmentation(
     return sample_set
 
 
-def split_sets(path: Path, *, image_roots: dict[str, Path] | None = None,
-               classes: list[str] | None = None, num_classes: int | None = None) -> dict[str, SampleSet]:
+def split_sets(path: Path, *, image_roots: dict[str, Path] | None = None, classes: list[str] | None = None,
+               num_classes: int | None = None, label_attribute: str | None = None) -> dict[str, SampleSet]:
     """The splits of a segmentation dataset for the data check: ``train`` and, for SageMaker's layout with
     ``validation/`` + ``validation_annotation/``, ``validation`` (read against the training classes and label
     map); any other format is one ``train`` split. ``num_classes`` (SageMaker's hyperparameter) makes mask values
     at or above it findings instead of inferring the class count from the masks."""
     path = Path(path)
-    sets = {"train": read_segmentation(path, image_roots=image_roots, classes=classes, num_classes=num_classes)}
+    sets = {"train": read_segmentation(path, image_roots=image_roots, classes=classes, num_classes=num_classes,
+                                       label_attribute=label_attribute)}
     if path.is_dir() and (path / "validation").is_dir() and (path / "validation_annotation").is_dir() and \
             detect_format(path) == "sagemaker-masks":
         sets["validation"] = read_segmentation(path, split="validation", classes=sets["train"].classes)
@@ -184,7 +188,7 @@ def _pixel_counts(sample_set: SampleSet) -> tuple[int, dict[str, int]]:
 
 def convert_segmentation(source: Path, to: str, out: Path, *, source_format: str = "auto",
                          image_roots: dict[str, Path] | None = None, annotations: Path | None = None,
-                         overwrite: bool = False):  # noqa: ANN201
+                         overwrite: bool = False, label_attribute: str | None = None):  # noqa: ANN201
     """Convert segmentation data at ``source`` (any of :data:`SEGMENTATION_FORMATS`) to ``to`` under ``out``,
     read the output back and return a :class:`~oculi.data.convert.Ledger` counting labelled pixels per class in
     and out (``unit="pixels"``) with every change. Layouts: ``sagemaker-masks`` → ``out/train`` +
@@ -200,7 +204,8 @@ def convert_segmentation(source: Path, to: str, out: Path, *, source_format: str
 
     if to not in SEGMENTATION_FORMATS:
         raise ConfigError(f"--to got {to!r}; segmentation data converts to one of {', '.join(SEGMENTATION_FORMATS)}.")
-    read = read_segmentation(source, annotations=annotations, image_roots=image_roots, format=source_format)
+    read = read_segmentation(source, annotations=annotations, image_roots=image_roots, format=source_format,
+                             label_attribute=label_attribute)
     errors = [f for f in read.findings if f.level == "error"]
     if errors:
         raise DataError(f"{errors[0].location()}: {errors[0].message} Fix the {len(errors)} error(s) first (see "
