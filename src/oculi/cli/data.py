@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from oculi.cli.common import console, err_console, parse_channels, parse_image_roots
-from oculi.data.channels import read_channel, resolve_classification_channels
+from oculi.data.channels import read_channel, resolve_classification_channels, split_layout
 from oculi.data.checks import check_classification, check_path
 from oculi.data.convert import convert as convert_detection
 from oculi.data.detection import DETECTION_FORMATS
@@ -118,8 +118,15 @@ def check(
         raise typer.Exit(1)
 
 
-def _read_clean(path: Path, image_root: list[str] | None, label_attribute: str | None = None) -> SampleSet:
-    """Read a dataset to rewrite; refuse when the reader left lines out, so no image is dropped silently."""
+def _read_clean(path: Path, image_root: list[str] | None, label_attribute: str | None = None, *,
+                command: str) -> SampleSet:
+    """Read a dataset to rewrite; refuse when the reader left lines out, so no image is dropped silently, and
+    a folder of splits (``command`` takes one dataset: the fix names one split folder)."""
+    splits = split_layout(path)
+    if splits is not None:
+        names = ", ".join(f"{p.name}/" for p in splits.values())
+        raise DataError(f"{path}: holds splits ({names}), not classes; `oculi data {command}` reads one dataset. "
+                        f"Pass one split folder, e.g. `oculi data {command} {splits['train']} …`.")
     sample_set = read_channel(path, image_roots=parse_image_roots(image_root), label_attribute=label_attribute)
     errors = [f for f in sample_set.findings if f.level == "error"]
     if errors:
@@ -163,7 +170,7 @@ def split(
 
     Example: oculi data split data/flowers --fraction 0.2 --seed 0 --output data/flowers-split
     """
-    sample_set = _read_clean(path, image_root, label_attribute)
+    sample_set = _read_clean(path, image_root, label_attribute, command="split")
     train, validation = stratified_split(sample_set, fraction, seed)
     train_path = write_manifest(train, output / "train.manifest")
     validation_path = write_manifest(validation, output / "validation.manifest")
@@ -194,7 +201,7 @@ def sample(
 
     Example: oculi data sample data/flowers --fraction 0.02 --seed 0 --output data/flowers-2pct.manifest
     """
-    sample_set = _read_clean(path, image_root, label_attribute)
+    sample_set = _read_clean(path, image_root, label_attribute, command="sample")
     subset = stratified_sample(sample_set, fraction, seed)
     written = write_manifest(subset, output)
     console.print(_count_table(sample_set, {"all": sample_set, "sampled": subset}))

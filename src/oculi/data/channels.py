@@ -108,6 +108,7 @@ def read_channel(
             )
             return sample_set
         return read_folders(path, classes)
+    _refuse_empty(path)
     raise_if_foreign(path)
     if is_manifest(path):
         return read_manifest(path, image_roots=image_roots, classes=classes, label_attribute=label_attribute)
@@ -119,10 +120,27 @@ def read_channel(
     )
 
 
+def _refuse_empty(path: Path) -> None:
+    """Raise :class:`DataError` naming ``path`` when the label file holds nothing but white space."""
+    try:
+        with path.open("rb") as f:
+            empty = not f.read(1 << 16).strip() and not f.read(1)
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e}).") from None
+    if empty:
+        raise DataError(f"{path}: the file is empty. A .lst needs one `index<TAB>class_id<TAB>path` line per image, "
+                        "an augmented manifest one JSON object per line; write its lines (or pass a folder of class "
+                        "sub-folders instead).")
+
+
 def _single_lst(path: Path, channel: str) -> Path:
     if path.is_file():
+        _refuse_empty(path)
         return path
     files = sorted(p for p in path.iterdir() if p.is_file() and is_lst(p)) if path.is_dir() else []
+    if not files and path.is_dir():
+        for candidate in sorted(path.glob("*.lst")):
+            _refuse_empty(candidate)
     if len(files) != 1:
         found = ", ".join(p.name for p in files) or "none"
         raise ConfigError(
