@@ -147,3 +147,9 @@ def test_sagemaker_detection_layout_is_checked_as_detection(tmp_path):
 def test_voc_still_recognised(tmp_path):
     voc = write_as(make_detection_set(tmp_path / "src"), "voc", tmp_path / "voc")["path"]
     assert len(read_detection(voc)) == 4 and read_detection(voc).format == "voc"
+
+
+def test_the_real_via_fixture_is_named(shared_data):
+    via = shared_data / "format-fixtures" / "via"
+    _refused(via / "via_bbox.json", "VGG Image Annotator (VIA) JSON export", "IMG_4908.jpg")
+    _refused(via, "via_bbox.json", "VIA")
