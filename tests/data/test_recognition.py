@@ -153,3 +153,16 @@ def test_the_real_via_fixture_is_named(shared_data):
     via = shared_data / "format-fixtures" / "via"
     _refused(via / "via_bbox.json", "VGG Image Annotator (VIA) JSON export", "IMG_4908.jpg")
     _refused(via, "via_bbox.json", "VIA")
+
+
+def test_label_studio_json_min_and_a_single_voc_file_are_named(tmp_path):
+    export = tmp_path / "min.json"
+    export.write_text(json.dumps([{"image": "/data/upload/1/a.jpg", "id": 1, "annotator": 1, "annotation_id": 3,
+                                   "label": [{"x": 2.3, "y": 4.1, "width": 44.5, "height": 79.2,
+                                              "rectanglelabels": ["car"]}]}]))
+    _refused(export, "Label Studio JSON-MIN export")
+    voc = write_as(make_detection_set(tmp_path / "src"), "voc", tmp_path / "voc")["path"]
+    one = voc / "Annotations" / "a.xml"
+    for read in (lambda: read_detection(one), lambda: read_channel(one)):
+        with pytest.raises(DataError, match=r"a\.xml: one Pascal VOC annotation.*pass the folder"):
+            read()

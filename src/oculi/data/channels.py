@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from oculi.data.formats.folders import is_class_folders, read_folders
-from oculi.data.formats.foreign import raise_if_foreign
+from oculi.data.formats.foreign import is_voc_xml, raise_if_foreign
 from oculi.data.formats.lst import is_lst, read_lst
 from oculi.data.formats.manifest import is_manifest, read_manifest
 from oculi.errors import ConfigError, DataError
@@ -110,6 +110,9 @@ def read_channel(
         return read_folders(path, classes)
     _refuse_empty(path)
     raise_if_foreign(path)
+    if is_voc_xml(path):
+        raise DataError(f"{path}: one Pascal VOC annotation (object detection); pass the folder that holds the .xml "
+                        f"files ({path.parent}) or the VOC root holding Annotations/ and JPEGImages/.")
     if is_manifest(path):
         return read_manifest(path, image_roots=image_roots, classes=classes, label_attribute=label_attribute)
     if is_lst(path):

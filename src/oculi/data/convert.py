@@ -134,13 +134,17 @@ def guard_output(sources: Iterable[Path], images: Iterable[Path], out: Path, out
             suggestion = Path(out).with_name(f"{Path(out).stem}-converted")
             raise ConfigError(f"the output {out} is the input {source}; converting would overwrite the data being "
                               f"read. Pass another output folder, e.g. {suggestion}.")
+    folders = [source for source in inputs if source.is_dir()]
     for output in outputs:
         target = output.resolve()
-        for source in [*inputs, *pictures]:
-            if _inside(source, target) or (source.is_dir() and target.is_relative_to(source) and _exists(output)):
-                what = "an image the annotations list" if source in pictures else "the input"
-                raise ConfigError(f"the output {output} is, holds or would overwrite {what} ({source}); converting "
-                                  "there would change the data being read. Pass another output folder.")
+        exists = _exists(output)
+        clash = next((s for s in inputs if _inside(s, target)), None) or \
+            next((f for f in folders if exists and target.is_relative_to(f)), None)
+        picture = None if clash else next((p for p in pictures if _inside(p, target)), None)
+        if clash or picture:
+            what = f"an image the annotations list ({picture})" if picture else f"the input ({clash})"
+            raise ConfigError(f"the output {output} is, holds or would overwrite {what}; converting there would "
+                              "change the data being read. Pass another output folder.")
     existing = [p for p in outputs if _exists(p)]
     if existing and not overwrite:
         names = ", ".join(str(p) for p in existing)

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from oculi.data.formats.coco import is_coco, read_coco
-from oculi.data.formats.foreign import raise_if_foreign
+from oculi.data.formats.foreign import is_voc_xml, raise_if_foreign
 from oculi.data.formats.manifest import is_manifest, read_detection_manifest
 from oculi.data.formats.sagemaker_json import read_sagemaker_json
 from oculi.data.formats.voc import annotations_dir, read_voc
@@ -45,6 +45,9 @@ def detect_format(path: Path, annotations: Path | None = None) -> str:
         raise DataError(f"{path}: not found.")
     if path.is_file():
         raise_if_foreign(path)
+        if is_voc_xml(path):
+            raise DataError(f"{path}: one Pascal VOC annotation; pass the folder that holds the .xml files "
+                            f"({path.parent}) or the VOC root holding Annotations/ and JPEGImages/.")
         if is_coco(path):
             return "coco"
         if path.suffix.lower() in (".yaml", ".yml") and is_yolo(path):

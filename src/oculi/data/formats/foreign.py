@@ -82,6 +82,9 @@ def _describe_json_value(data: Any) -> tuple[str, str] | None:
         if "data" in first and any(k in first for k in ("annotations", "completions", "predictions")):
             return "label-studio-json", f"a Label Studio JSON export ({len(data)} tasks with \"data\" and " \
                                         "\"annotations\")"
+        if "image" in first and any(k in first for k in ("annotation_id", "annotator", "label", "lead_time")):
+            return "label-studio-json", f"a Label Studio JSON-MIN export ({len(data)} tasks with \"image\" and " \
+                                        "\"label\")"
     return None
 
 
