@@ -166,3 +166,16 @@ def test_label_studio_json_min_and_a_single_voc_file_are_named(tmp_path):
     for read in (lambda: read_detection(one), lambda: read_channel(one)):
         with pytest.raises(DataError, match=r"a\.xml: one Pascal VOC annotation.*pass the folder"):
             read()
+
+
+def test_cvat_for_video_is_named_from_the_start_of_the_file(tmp_path):
+    from oculi.data.formats.foreign import describe_foreign
+
+    video = tmp_path / "annotations.xml"
+    tracks = "".join(f'<track id="{i}" label="car"><box frame="0" xtl="1" ytl="2" xbr="3" ybr="4" outside="0" '
+                     'occluded="0" keyframe="1"/></track>' for i in range(3))
+    video.write_text(f"<annotations><version>1.1</version><meta/>{tracks}</annotations>")
+    assert "a CVAT for video XML export (root <annotations>, version 1.1)" in describe_foreign(video)
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 a JPEG named .xml")
+    assert describe_foreign(broken) is None

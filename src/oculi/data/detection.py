@@ -44,14 +44,14 @@ def detect_format(path: Path, annotations: Path | None = None) -> str:
     if not path.exists():
         raise DataError(f"{path}: not found.")
     if path.is_file():
-        raise_if_foreign(path)
-        if is_voc_xml(path):
-            raise DataError(f"{path}: one Pascal VOC annotation; pass the folder that holds the .xml files "
-                            f"({path.parent}) or the VOC root holding Annotations/ and JPEGImages/.")
         if is_coco(path):
             return "coco"
         if path.suffix.lower() in (".yaml", ".yml") and is_yolo(path):
             return "yolo"
+        raise_if_foreign(path)
+        if is_voc_xml(path):
+            raise DataError(f"{path}: one Pascal VOC annotation; pass the folder that holds the .xml files "
+                            f"({path.parent}) or the VOC root holding Annotations/ and JPEGImages/.")
         if is_manifest(path):
             return "manifest"
     else:

@@ -90,11 +90,11 @@ def detect_format(path: Path, annotations: Path | None = None) -> str:
             return "manifest"
         raise_if_foreign(path)
     else:
-        raise_if_foreign(path)
         if is_segmentation_manifest(path):
             return "manifest"
         if is_coco(path):
             return "coco"
+        raise_if_foreign(path)
     raise DataError(
         f"{path}: not segmentation data oculi recognises. Expected SageMaker's layout (train/ + train_annotation/ "
         "PNG masks, or pass the images folder with its annotation folder), an augmented manifest with a `…-ref` "

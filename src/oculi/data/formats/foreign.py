@@ -50,21 +50,27 @@ def is_voc_xml(path: Path) -> bool:
 
 
 def _describe_xml(path: Path) -> tuple[str, str] | None:
+    """CVAT or Label Studio XML, read as a stream up to the first ``<image>``/``<track>`` (CVAT exports of
+    large tasks are hundreds of MB)."""
     root = xml_root(path)
-    if root == "annotations":
-        try:
-            tree = ET.parse(path).getroot()
-        except (ET.ParseError, OSError):
-            tree = None
-        version = tree.findtext("version") if tree is not None else None
-        kind = "video" if tree is not None and tree.find("track") is not None else "images"
-        images = len(tree.findall("image")) if tree is not None else 0
-        detail = f"root <annotations>{f', version {version.strip()}' if version else ''}"
-        detail += f", {images} <image> elements" if images else ""
-        return "cvat", f"a CVAT for {kind} XML export ({detail})"
     if root == "View":
         return "label-studio-config", "a Label Studio labeling configuration (root <View>)"
-    return None
+    if root != "annotations":
+        return None
+    version, kind, depth = None, "images", 0
+    try:
+        for event, element in ET.iterparse(path, events=("start", "end")):
+            depth += 1 if event == "start" else -1
+            if event == "start" and depth == 2 and element.tag in ("image", "track"):
+                kind = "video" if element.tag == "track" else "images"
+                break
+            if event == "end" and depth == 1:
+                if element.tag == "version" and element.text:
+                    version = element.text.strip()
+                element.clear()
+    except (ET.ParseError, OSError, UnicodeDecodeError, ValueError):
+        pass
+    return "cvat", f"a CVAT for {kind} XML export (root <annotations>{f', version {version}' if version else ''})"
 
 
 def _describe_json_value(data: Any) -> tuple[str, str] | None:
@@ -88,9 +94,16 @@ def _describe_json_value(data: Any) -> tuple[str, str] | None:
     return None
 
 
+_JSON_MARKERS = ('"_via_', '"filename"', '"data"', '"image"')
+
+
 def _describe_json(path: Path) -> tuple[str, str] | None:
     try:
         if path.stat().st_size > MAX_JSON_BYTES:
+            return None
+        with path.open(encoding="utf-8-sig", errors="replace") as f:
+            head = f.read(1 << 16)
+        if not any(marker in head for marker in _JSON_MARKERS):  # COCO, manifests…: no full parse
             return None
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError):
