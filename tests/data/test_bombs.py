@@ -110,3 +110,14 @@ def test_predict_and_evaluate_give_a_clear_error(classifier, bombed, tmp_path):
     evaluated = _cli("evaluate", str(classifier), str(only_bomb))
     assert evaluated.returncode == 3, evaluated.stderr
     assert "Traceback" not in evaluated.stderr and "bomb.png" in evaluated.stderr
+
+
+def test_a_corrupt_header_never_escapes_the_header_reader(tmp_path):
+    # Found by mutating images: Pillow raises ValueError (not OSError) for an over-long PPM header token.
+    from oculi.data.formats.boxes import image_size
+
+    ppm = tmp_path / "broken.ppm"
+    ppm.write_bytes(b"P6\n" + b"9" * 300 + b" 10\n255\n")
+    assert image_size(ppm) is None and image_size(write_bomb(tmp_path / "bomb.png")) is None
+    with pytest.raises(DataError, match=r"broken\.ppm: cannot be opened"):
+        decode_image(ppm)
