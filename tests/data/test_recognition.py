@@ -179,3 +179,9 @@ def test_cvat_for_video_is_named_from_the_start_of_the_file(tmp_path):
     broken = tmp_path / "broken.xml"
     broken.write_bytes(b"\xff\xd8\xff\xe0 a JPEG named .xml")
     assert describe_foreign(broken) is None
+
+
+def test_class_folders_beside_an_unrelated_via_file_still_read(class_folders):
+    (class_folders / "notes-via.json").write_text(json.dumps(VIA, indent=2))
+    read = read_channel(class_folders)
+    assert read.classes == ["cat", "dog", "fish"] and len(read) == 11

@@ -96,8 +96,8 @@ def read_channel(
                 f"{path}: holds {len(files)} label files ({', '.join(p.name for p in files)}); pass the one to "
                 "use as the channel (or as train_lst/validation_lst)."
             )
-        if not files:
-            raise_if_foreign(path)  # e.g. a CVAT export whose images/ would pass for a class folder
+        if not files and len([p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]) <= 1:
+            raise_if_foreign(path)  # e.g. a CVAT export, whose images/ would pass for a single class folder
         if files:
             sample_set = read_channel(
                 files[0], image_root=image_root or path, image_roots=image_roots, classes=classes,
