@@ -144,6 +144,23 @@ def test_sagemaker_detection_layout_is_checked_as_detection(tmp_path):
     assert sum(report["counts"]["train"].values()) == 6
 
 
+def test_sagemaker_detection_validation_split_is_checked_and_never_dropped_silently(tmp_path):
+    from oculi.data.convert import convert
+    from oculi.data.formats.sagemaker_json import write_sagemaker_json
+
+    root = tmp_path / "sm"
+    generated = make_detection_set(tmp_path / "src")
+    write_sagemaker_json(generated, root / "train", root / "train_annotation")
+    write_sagemaker_json(generated.with_samples(generated.samples[:2]), root / "validation",
+                         root / "validation_annotation")
+    report = json.loads(runner.invoke(app, ["check", str(root), "--json"]).output)
+    assert report["num_images"] == {"train": 4, "validation": 2} and report["task"] == "detection"
+    ledger = convert(root, "coco", tmp_path / "out")
+    assert ledger.images_in == 4
+    note = [c for c in ledger.changes if c.code == "split_not_read"]
+    assert note and "validation_annotation" in note[0].message
+
+
 def test_voc_still_recognised(tmp_path):
     voc = write_as(make_detection_set(tmp_path / "src"), "voc", tmp_path / "voc")["path"]
     assert len(read_detection(voc)) == 4 and read_detection(voc).format == "voc"

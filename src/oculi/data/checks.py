@@ -411,7 +411,8 @@ def check_path(
     num_classes: int | None = None, label_attribute: str | None = None,
 ) -> CheckReport:
     """Check a dataset path: a folder of split folders (``train``, ``validation``/``val``, ``test``) is checked
-    split by split against the training classes; segmentation data (SageMaker's mask layout, VOC
+    split by split against the training classes, and so is SageMaker's detection layout with a validation split;
+    segmentation data (SageMaker's mask layout, VOC
     ``SegmentationClass``, ``-ref`` manifests) is checked with its masks (see :mod:`oculi.data.formats.masks`);
     anything else is checked as one ``train`` channel. ``num_classes`` applies to segmentation masks (values at or
     above it are reported); without it the class count comes from the label map or the masks.
@@ -426,10 +427,10 @@ def check_path(
                                     workers=workers,
                                     progress=progress)
     if _is_detection(Path(path), label_attribute):
-        from oculi.data.detection import read_detection
+        from oculi.data.detection import split_sets as detection_splits
 
-        return check_classification({"train": read_detection(Path(path), image_roots=image_roots,
-                                                             label_attribute=label_attribute)},
+        return check_classification(detection_splits(Path(path), image_roots=image_roots,
+                                                     label_attribute=label_attribute),
                                     workers=workers, progress=progress)
     splits = split_layout(Path(path)) or {"train": Path(path)}
     sets: dict[str, SampleSet] = {"train": read_channel(splits["train"], image_roots=image_roots,

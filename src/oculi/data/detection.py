@@ -15,7 +15,7 @@ from oculi.data.formats.sagemaker_json import read_sagemaker_json
 from oculi.data.formats.voc import annotations_dir, read_voc
 from oculi.data.formats.yolo import is_yolo, read_yolo
 from oculi.errors import ConfigError, DataError
-from oculi.types import SampleSet
+from oculi.types import Finding, SampleSet
 
 DETECTION_FORMATS = ("sagemaker-json", "manifest", "coco", "voc", "yolo")
 
@@ -114,5 +114,29 @@ def read_detection(
     if annotations is not None:
         return read_sagemaker_json(path, annotations, classes=classes)
     if (path / "train_annotation").is_dir():
-        return read_sagemaker_json(path / "train", path / "train_annotation", classes=classes)
+        sample_set = read_sagemaker_json(path / "train", path / "train_annotation", classes=classes)
+        if _has_validation(path):
+            sample_set.findings.append(Finding(
+                "info", "split_not_read", f"{path / 'validation'}/ + validation_annotation/ hold a validation split, "
+                f"not read here: read it on its own (`oculi data convert {path / 'validation'} --annotations "
+                f"{path / 'validation_annotation'} …`, `--validation` in training).", str(path)))
+        return sample_set
     return read_sagemaker_json(None, path, classes=classes)
+
+
+def _has_validation(path: Path) -> bool:
+    return (path / "validation").is_dir() and (path / "validation_annotation").is_dir()
+
+
+def split_sets(path: Path, *, image_roots: dict[str, Path] | None = None,
+               label_attribute: str | None = None) -> dict[str, SampleSet]:
+    """The splits of a detection dataset for the data check: ``train`` and, for SageMaker's layout with
+    ``validation/`` + ``validation_annotation/``, ``validation`` (read against the training classes); any other
+    format is one ``train`` split."""
+    path = Path(path)
+    train = read_detection(path, image_roots=image_roots, label_attribute=label_attribute)
+    if not (path.is_dir() and _has_validation(path) and detect_format(path) == "sagemaker-json"):
+        return {"train": train}
+    train.findings[:] = [f for f in train.findings if f.code != "split_not_read"]
+    return {"train": train, "validation": read_sagemaker_json(path / "validation", path / "validation_annotation",
+                                                              classes=train.classes)}
