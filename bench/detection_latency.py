@@ -26,7 +26,7 @@ from PIL import Image
 
 from oculi.algorithms.detection_models import BASE_NETWORKS
 from oculi.engine.training import train
-from oculi.inference import Predictor
+from oculi.tasks import load_predictor
 
 
 def shapes(root: Path, count: int = 8) -> Path:
@@ -79,7 +79,7 @@ def main() -> int:
                   {"base_network": network, "use_pretrained_model": "0" if network != "efficientnet-lite0" else "1",
                    "epochs": "1", "mini_batch_size": "4", "image_shape": "300"},
                   output=bundle, progress=False, echo=lambda *_: None)
-        predictor = Predictor.from_artifact(bundle)
+        predictor = load_predictor(bundle)
         times = []
         for run in range(args.warmup + args.runs):
             start = time.perf_counter()

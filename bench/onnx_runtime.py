@@ -25,10 +25,10 @@ import torch
 
 from oculi.algorithms import get_algorithm
 from oculi.artifacts import save_bundle
+from oculi.data.synthetic import sample_images
 from oculi.engine.precision import cpu_supports_bf16
 from oculi.export import export_onnx
-from oculi.export.onnx import sample_images
-from oculi.inference import Predictor
+from oculi.tasks import load_predictor
 
 
 def resnet18_bundle(folder: Path) -> Path:
@@ -77,7 +77,7 @@ def main() -> int:
     sixteen = sample_images(16, 224, 224, seed=2)
     runtimes = {"torch float32": {"precision": "float32"}, "torch auto": {"precision": "auto"},
                 "onnxruntime": {"runtime": "onnx"}}
-    predictors = {name: Predictor.from_artifact(bundle, **options) for name, options in runtimes.items()}
+    predictors = {name: load_predictor(bundle, **options) for name, options in runtimes.items()}
     single = timed({name: lambda p=p: p.predict(one) for name, p in predictors.items()}, args.runs, args.warmup)
     batch = timed({name: lambda p=p: p.predict(sixteen, batch_size=16) for name, p in predictors.items()},
                   args.batches, args.warmup)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from oculi import load_model
 from oculi.engine.training import train
-from oculi.evaluation import evaluate
+from oculi.tasks import evaluate
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "isbi2012-em"
 SETTINGS = {"backbone": "efficientnet-lite0", "base_size": "512", "crop_size": "240", "mini_batch_size": "4",

@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 from serving_common import Client, ServerProcess, jpeg_224, percentile, resnet18_bundle, throughput
 
-from oculi.inference import Predictor
-from oculi.inference.codecs import codec_for, decode_request
+from oculi.inference.codecs import decode_request
+from oculi.tasks import get_task, load_predictor
 
 WARMUP = 5
 ROUNDS = 4  # alternating measurement windows per server
@@ -36,8 +36,8 @@ def paired(bundle: Path, port: int, body: bytes, requests: int) -> tuple[list[fl
     connection), alternating one of each so that both see the same machine load. The loop runs in a worker
     thread, as the server's model does: on a loaded machine PyTorch's OpenMP team is much slower when driven
     from the main thread (measured 10× here), which would flatter the server."""
-    predictor = Predictor.from_artifact(bundle)
-    codec = codec_for("classification")
+    predictor = load_predictor(bundle)
+    codec = get_task("classification").codec
     client = Client(port)
     local: list[float] = []
     served: list[float] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from oculi.engine.training import train
-from oculi.evaluation import evaluate
+from oculi.tasks import evaluate
 
 
 def test_fine_tune_efficientnet_lite0_on_hymenoptera(shared_data, tmp_path):

@@ -15,7 +15,8 @@ from oculi.artifacts import WEIGHTS, load_bundle, pack
 from oculi.cli import app
 from oculi.engine.training import train
 from oculi.errors import ArtifactError, ConfigError, DataError
-from oculi.inference import Predictor
+from oculi.inference import ClassificationPredictor
+from oculi.tasks import load_predictor
 from tests.helpers import TINY, make_class_folders
 
 runner = CliRunner()
@@ -58,16 +59,16 @@ def test_cli_trains_one_epoch_and_writes_a_bundle(tiny_split, tmp_path):
 def test_bundle_round_trip_gives_identical_predictions(trained, tiny_split):
     bundle = load_bundle(trained)
     images = sorted(tiny_split["validation"].glob("*/*.png"))
-    predictor = Predictor(bundle)
+    predictor = ClassificationPredictor(bundle)
     before = predictor.probabilities(images)
-    again = Predictor.from_artifact(trained).probabilities(images)
+    again = load_predictor(trained).probabilities(images)
     assert torch.equal(before, again)
     # The learned model separates the three generated classes.
     truth = torch.tensor([["circle", "square", "stripes"].index(p.parent.name) for p in images])
     assert (before.argmax(1) == truth).float().mean() >= 0.8
     # model.tar.gz (SageMaker's artifact form) loads the same weights.
     archive = pack(trained, trained.parent / "model.tar.gz")
-    assert torch.equal(Predictor.from_artifact(archive).probabilities(images), before)
+    assert torch.equal(load_predictor(archive).probabilities(images), before)
 
 
 def test_truncated_weights_give_a_clear_error(trained, tmp_path):
@@ -223,7 +224,7 @@ def test_multi_label_training_from_a_manifest(tmp_path):
         train("image-classification", {"train": manifest}, TINY, output=tmp_path / "x", progress=False, echo=quiet)
     result = train("image-classification", {"train": manifest}, {**TINY, "multi_label": "1", "epochs": "2"},
                    output=tmp_path / "m", progress=False, echo=quiet)
-    predictor = Predictor.from_artifact(result.model_dir)
+    predictor = load_predictor(result.model_dir)
     assert predictor.spec["output"] == "sigmoid"
     probs = predictor.probabilities([s.image for s in samples[:4]])
     assert probs.shape == (4, 3) and bool(((probs >= 0) & (probs <= 1)).all())

@@ -36,10 +36,10 @@ def __getattr__(name: str) -> Any:
 def load_model(path: Any, runtime: str = "torch", precision: str = "auto") -> Predictor:
     """Load a model bundle (folder, job output folder or model.tar.gz) as a :class:`~oculi.inference.Predictor`;
     ``runtime`` (``torch`` | ``onnx``) and ``precision`` (``auto`` | ``float32`` | ``bfloat16``) as in
-    :meth:`~oculi.inference.Predictor.from_artifact`."""
-    from oculi.inference import Predictor
+    :func:`oculi.tasks.load_predictor`; the predictor is the one of the bundle's task."""
+    from oculi.tasks import load_predictor
 
-    return Predictor.from_artifact(path, runtime=runtime, precision=precision)
+    return load_predictor(path, runtime=runtime, precision=precision)
 
 
 def train(algorithm: str, channels: dict[str, Any], hyperparameters: dict[str, Any] | None = None,
@@ -51,7 +51,7 @@ def train(algorithm: str, channels: dict[str, Any], hyperparameters: dict[str, A
 
 
 def evaluate(model: Any, data: Any, **options: Any) -> Any:
-    """Evaluate a model bundle on labelled data; see :func:`oculi.evaluation.evaluate`."""
-    from oculi.evaluation import evaluate as _evaluate
+    """Evaluate a model bundle on labelled data with its task's evaluator; see :func:`oculi.tasks.evaluate`."""
+    from oculi.tasks import evaluate as _evaluate
 
     return _evaluate(model, data, **options)

@@ -33,8 +33,7 @@ def run_demo(output: Path, *, epochs: int = 8, echo: Callable[[str], None] = pri
     from oculi.data.formats.manifest import write_manifest
     from oculi.data.split import stratified_split
     from oculi.engine.training import train
-    from oculi.evaluation import evaluate
-    from oculi.inference import Predictor
+    from oculi.tasks import evaluate, load_predictor
 
     started = time.perf_counter()
     output = Path(output)
@@ -57,7 +56,7 @@ def run_demo(output: Path, *, epochs: int = 8, echo: Callable[[str], None] = pri
         output=model_dir, overwrite=True, echo=echo,
     )
     evaluation = evaluate(model_dir, channels["validation"], output=output / "report", top_k=2, progress=False)
-    predictor = Predictor.from_artifact(model_dir)
+    predictor = load_predictor(model_dir)
     samples = [s.image for s in validation_set.samples[::120]][:3]
     for sample in samples:
         pred = predictor.predict(sample)

@@ -19,10 +19,10 @@ from oculi.batch import job as batch_job
 from oculi.batch import transform
 from oculi.cli import app
 from oculi.errors import ConfigError, DataError
-from oculi.inference import Predictor
-from oculi.inference.codecs import NotAcceptable, codec_for
+from oculi.inference.codecs import NotAcceptable
 from oculi.jobs.describe import describe
 from oculi.jobs.store import JobStore
+from oculi.tasks import get_task, load_predictor
 from tests.batch.conftest import copy_tree
 
 NAMES = ["circle.jpg", "circle/circle_000.png", "circle/circle_001.png", "circle/circle_002.png", "square.jpg",
@@ -38,8 +38,8 @@ def outputs(folder: Path) -> dict[str, bytes]:
 
 def expected(model: Path, folder: Path, names: list[str], accept: str | None, batch_size: int) -> dict[str, bytes]:
     """The codec's bytes for ``predict`` over the same images in the same batches."""
-    predictor = Predictor.from_artifact(model)
-    codec = codec_for(predictor.bundle.meta["task"])
+    predictor = load_predictor(model)
+    codec = get_task(predictor.bundle.meta["task"]).codec
     media = codec.choose(accept)
     results = predictor.predict([folder / n for n in names], batch_size=batch_size)
     return {n: codec.encode(r, media) for n, r in zip(names, results, strict=True)}

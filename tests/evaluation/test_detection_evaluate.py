@@ -73,7 +73,7 @@ def test_cli_evaluates_a_detection_bundle(detector, tmp_path):
 
 
 def test_top_k_is_refused_for_detection(detector):
-    from oculi.evaluation import evaluate
+    from oculi.tasks import evaluate
 
     model, validation = detector
     with pytest.raises(ConfigError, match="top-k"):
@@ -86,7 +86,7 @@ def test_yolo_data_yaml_splits_train_on_train_and_evaluate_on_val(detector, tmp_
     from oculi.config import resolve
     from oculi.data.detection import read_detection
     from oculi.data.formats.yolo import write_yolo
-    from oculi.evaluation import evaluate
+    from oculi.tasks import evaluate
 
     model, validation = detector
     root = tmp_path / "yolo"

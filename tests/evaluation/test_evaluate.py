@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 from oculi.cli import app, main
 from oculi.engine.training import train
 from oculi.errors import ConfigError, DataError
-from oculi.evaluation import EvaluationResult, evaluate
+from oculi.evaluation import EvaluationResult
 from oculi.evaluation.metrics import multi_label_scores, single_label_scores
-from oculi.inference import Predictor
+from oculi.tasks import evaluate, load_predictor
 from oculi.types import Sample, SampleSet
 from tests.helpers import TINY, make_class_folders
 
@@ -53,7 +53,7 @@ def data(tmp_path_factory) -> Path:
 
 def _independent(model: Path, data: Path) -> tuple[float, set[str]]:
     """Accuracy and the misclassified file names, from ``Predictor.probabilities`` argmax one image at a time."""
-    predictor = Predictor.from_artifact(model)
+    predictor = load_predictor(model)
     wrong, total = set(), 0
     for image in sorted(data.glob("*/*.png")):
         predicted = int(predictor.probabilities([image]).argmax(dim=1))

@@ -17,11 +17,13 @@ from torch import nn
 from oculi.algorithms import get_algorithm
 from oculi.artifacts import ONNX, WEIGHTS, pack, save_bundle
 from oculi.cli import main
+from oculi.data.synthetic import sample_images
 from oculi.engine.precision import inference_precision
 from oculi.errors import ArtifactError, ConfigError
 from oculi.export import DEFAULT_TOLERANCE, export_onnx
-from oculi.export.onnx import _AdaptiveAvgPool, sample_images
-from oculi.inference import DetectionPredictor, Predictor, SegmentationPredictor
+from oculi.export.onnx import _AdaptiveAvgPool
+from oculi.inference import DetectionPredictor, SegmentationPredictor
+from oculi.tasks import load_predictor
 
 
 def random_bundle(algorithm: str, hyperparameters: dict, classes: list[str], out: Path) -> Path:
@@ -74,7 +76,7 @@ SIZES = ((32, 32), (48, 40), (90, 120), (32, 32), (200, 64))
 
 
 def test_model_json_records_the_export(exported):
-    anchors = Predictor.from_artifact(exported["detection"], precision="float32").default_boxes.shape[0]
+    anchors = load_predictor(exported["detection"], precision="float32").default_boxes.shape[0]
     expected = {
         "classification": (["batch", 3, 32, 32], {"logits": ["batch", 3]}),
         "detection": (["batch", 3, 96, 96], {"cls_logits": ["batch", anchors, 3],
@@ -98,8 +100,8 @@ def test_model_json_records_the_export(exported):
 
 
 def test_onnx_classifier_agrees_with_torch_and_batches(exported, tiny_split):
-    reference = Predictor.from_artifact(exported["classification"], precision="float32")
-    onnx = Predictor.from_artifact(exported["classification"], runtime="onnx")
+    reference = load_predictor(exported["classification"], precision="float32")
+    onnx = load_predictor(exported["classification"], runtime="onnx")
     assert (onnx.runtime.name, onnx.runtime.precision, reference.runtime.name) == ("onnx", "float32", "torch")
     files = [sorted((tiny_split["validation"] / c).glob("*.png"))[0] for c in ("circle", "square", "stripes")]
     images = [onnx.to_tensor(f) for f in files] + images_of_sizes(*SIZES)
@@ -111,10 +113,10 @@ def test_onnx_classifier_agrees_with_torch_and_batches(exported, tiny_split):
 
 
 def test_torch_precision_policy_keeps_top1(exported, tiny_split):
-    auto = Predictor.from_artifact(exported["classification"])
+    auto = load_predictor(exported["classification"])
     assert auto.runtime.precision == inference_precision(torch.device("cpu"))
-    fp32 = Predictor.from_artifact(exported["classification"], precision="float32")
-    bf16 = Predictor.from_artifact(exported["classification"], precision="bfloat16")
+    fp32 = load_predictor(exported["classification"], precision="float32")
+    bf16 = load_predictor(exported["classification"], precision="bfloat16")
     assert bf16.runtime.channels_last and not fp32.runtime.channels_last
     files = sorted(tiny_split["validation"].glob("*/*.png"))
     a, b = fp32.probabilities(files), bf16.probabilities(files)
@@ -123,16 +125,16 @@ def test_torch_precision_policy_keeps_top1(exported, tiny_split):
     assert not torch.equal(a, b)  # bf16 really ran
     # detection and segmentation under bf16: float32 results of the same form as float32's
     image = images_of_sizes((70, 90))[0]
-    detections = Predictor.from_artifact(exported["detection"], precision="bfloat16").detect([image])[0]
+    detections = load_predictor(exported["detection"], precision="bfloat16").detect([image])[0]
     assert detections["boxes"].dtype == torch.float32 and len(detections["boxes"]) > 0
     assert float(detections["boxes"][:, 2].max()) <= 90 and float(detections["boxes"][:, 3].max()) <= 70
-    segmenter = Predictor.from_artifact(exported["segmentation"], precision="bfloat16")
+    segmenter = load_predictor(exported["segmentation"], precision="bfloat16")
     assert segmenter.logits(image).dtype == torch.float32 and segmenter.predict(image).mask.shape == (70, 90)
 
 
 def test_ssd_split_is_torchvisions_forward(exported):
     """The torch runtime's network + torchvision decoding/NMS gives exactly what SSD.forward gives."""
-    predictor = Predictor.from_artifact(exported["detection"], precision="float32")
+    predictor = load_predictor(exported["detection"], precision="float32")
     images = images_of_sizes((96, 96), (70, 130))
     with torch.no_grad():
         whole = predictor.model([image.float() / 255 for image in images])
@@ -141,8 +143,8 @@ def test_ssd_split_is_torchvisions_forward(exported):
 
 
 def test_onnx_detector_gives_torch_boxes_in_batches(exported):
-    reference = Predictor.from_artifact(exported["detection"], precision="float32")
-    onnx = Predictor.from_artifact(exported["detection"], runtime="onnx")
+    reference = load_predictor(exported["detection"], precision="float32")
+    onnx = load_predictor(exported["detection"], runtime="onnx")
     assert isinstance(onnx, DetectionPredictor)
     images = images_of_sizes((96, 96), (60, 150), (160, 120), (96, 96))
     expected = [reference.predict(image) for image in images]
@@ -157,8 +159,8 @@ def test_onnx_detector_gives_torch_boxes_in_batches(exported):
 
 
 def test_onnx_segmenter_gives_torch_masks_in_batches(exported):
-    reference = Predictor.from_artifact(exported["segmentation"], precision="float32")
-    onnx = Predictor.from_artifact(exported["segmentation"], runtime="onnx")
+    reference = load_predictor(exported["segmentation"], precision="float32")
+    onnx = load_predictor(exported["segmentation"], runtime="onnx")
     assert isinstance(onnx, SegmentationPredictor)
     images = images_of_sizes(*SIZES)  # 32×32 twice: those two run as one batch
     expected = [reference.predict(image).mask for image in images]
@@ -186,23 +188,23 @@ def test_refused_export_writes_nothing(classifier, exported, tmp_path):
 def test_onnx_runtime_errors_name_the_fix(classifier, exported, tmp_path):
     with pytest.raises(ArtifactError, match=rf"{classifier} has no model.onnx: run `oculi export {classifier} "
                        "--format onnx` first"):
-        Predictor.from_artifact(classifier, runtime="onnx")
+        load_predictor(classifier, runtime="onnx")
     stale = copy_bundle(exported["classification"], tmp_path / "stale")
     with torch.no_grad():  # new weights after the export (e.g. overwritten by hand)
-        bundle_model = Predictor.from_artifact(stale, precision="float32").model
+        bundle_model = load_predictor(stale, precision="float32").model
         for parameter in bundle_model.parameters():
             parameter.add_(0.01)
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in bundle_model.state_dict().items()}, str(stale / WEIGHTS))
     with pytest.raises(ArtifactError, match="exported from other weights.*oculi export"):
-        Predictor.from_artifact(stale, runtime="onnx")
+        load_predictor(stale, runtime="onnx")
     with pytest.raises(ConfigError, match="runtime got 'tensorrt'; expected one of torch, onnx"):
-        Predictor.from_artifact(exported["classification"], runtime="tensorrt")
+        load_predictor(exported["classification"], runtime="tensorrt")
     with pytest.raises(ConfigError, match="precision=bfloat16 applies to runtime=torch"):
-        Predictor.from_artifact(exported["classification"], runtime="onnx", precision="bfloat16")
+        load_predictor(exported["classification"], runtime="onnx", precision="bfloat16")
     with pytest.raises(ConfigError, match="precision got 'float16'"):
-        Predictor.from_artifact(exported["classification"], precision="float16")
+        load_predictor(exported["classification"], precision="float16")
 
 
 def test_model_tar_gz_is_repacked_with_the_onnx_file(classifier, tmp_path):
@@ -215,8 +217,8 @@ def test_model_tar_gz_is_repacked_with_the_onnx_file(classifier, tmp_path):
     assert {"model.json", WEIGHTS, ONNX} <= names and meta["onnx"]["parity"]["passed"]
     assert not list(tmp_path.glob("*.tmp"))
     image = images_of_sizes((40, 50))[0]
-    onnx = Predictor.from_artifact(archive, runtime="onnx").predict(image)
-    assert onnx.predicted_index == Predictor.from_artifact(archive, precision="float32").predict(image).predicted_index
+    onnx = load_predictor(archive, runtime="onnx").predict(image)
+    assert onnx.predicted_index == load_predictor(archive, precision="float32").predict(image).predicted_index
 
 
 def test_adaptive_pooling_rewrite_is_exact():

@@ -15,9 +15,9 @@ from oculi.inference.codecs import (
     NotAcceptable,
     UnsupportedMediaType,
     check_content_type,
-    codec_for,
     decode_request,
 )
+from oculi.tasks import get_task
 
 
 def _png_header_only(width: int, height: int) -> bytes:
@@ -49,16 +49,16 @@ def _jpeg(width: int, height: int) -> bytes:
     ("segmentation", "application/json", "application/json"),
 ])
 def test_accept_negotiation(task: str, accept: str | None, chosen: str) -> None:
-    assert codec_for(task).choose(accept) == chosen
+    assert get_task(task).codec.choose(accept) == chosen
 
 
 @pytest.mark.parametrize(("task", "accept"), [("classification", "image/png"), ("detection", "text/csv"),
                                               ("segmentation", "application/json;verbose")])
 def test_unsupported_accept_lists_the_supported_types(task: str, accept: str) -> None:
     with pytest.raises(NotAcceptable) as raised:
-        codec_for(task).choose(accept)
+        get_task(task).codec.choose(accept)
     assert raised.value.http_status == 406
-    assert all(media in str(raised.value) for media in codec_for(task).encoders)
+    assert all(media in str(raised.value) for media in get_task(task).codec.encoders)
 
 
 def test_content_types() -> None:

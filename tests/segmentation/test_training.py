@@ -24,7 +24,7 @@ from oculi.config import resolve
 from oculi.data.transforms import segmentation_train
 from oculi.engine.training import train
 from oculi.errors import ConfigError
-from oculi.evaluation import evaluate
+from oculi.tasks import evaluate
 from tests.segmentation.helpers import TINY, write_label_map, write_layout
 
 SIZE = (96, 72)  # non-square on purpose

@@ -15,8 +15,8 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from oculi.inference import Predictor
-from oculi.inference.codecs import codec_for, decode_request
+from oculi.inference.codecs import decode_request
+from oculi.tasks import get_task, load_predictor
 from tests.serving.conftest import MAX_BODY, encoded, png_bomb
 
 ENDPOINT_MODEL = {"cls": "classification", "det": "detection", "seg": "segmentation"}
@@ -29,11 +29,11 @@ FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "application/x-image": "JPE
 @pytest.fixture(scope="module")
 def predictors(bundles):
     """In-process predictors of the same bundles, for the expected answers."""
-    return {name: Predictor.from_artifact(bundles[key]) for name, key in ENDPOINT_MODEL.items()}
+    return {name: load_predictor(bundles[key]) for name, key in ENDPOINT_MODEL.items()}
 
 
 def expected(predictor, body: bytes, content_type: str, accept: str | None) -> tuple[str, bytes]:
-    codec = codec_for(predictor.bundle.meta["task"])
+    codec = get_task(predictor.bundle.meta["task"]).codec
     media = codec.choose(accept)
     image = decode_request(body, content_type, getattr(predictor, "min_side", None))
     return media, codec.encode(predictor.predict([image])[0], media)

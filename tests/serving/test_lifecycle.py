@@ -143,11 +143,11 @@ def test_serve_cli_errors_and_help(bundles, tmp_path):
 
 def test_sdk_deploys_predicts_and_deletes(bundles, tmp_path):
     from oculi import Model  # the SDK's names are exported at the top level
-    from oculi.inference import Predictor as InProcess
+    from oculi.tasks import load_predictor
 
     image = tmp_path / "photo.png"
     image.write_bytes(encoded(50, 40, "PNG", seed=22))
-    local = InProcess.from_artifact(bundles["classification"]).predict(image)
+    local = load_predictor(bundles["classification"]).predict(image)
     with Model(bundles["classification"]).deploy(max_batch_size=4) as predictor:
         assert predictor.endpoint_name == "ants" and predictor.url.startswith("http://127.0.0.1:")
         answer = predictor.predict(image)

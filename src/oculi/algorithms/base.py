@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -160,6 +160,21 @@ def resolve_common(hp: TrainingHyperparameters, train: SampleSet, classes: list[
 
 
 @dataclass
+class ExportPlan:
+    """How a network is exported to ONNX and checked (see :mod:`oculi.export.onnx`): its output names, dynamic
+    axes, the traced example input, the normalised ``float32 [B, 3, H, W]`` inputs compared between PyTorch and
+    onnxruntime, and optionally ``final_check(predictor, onnx_runtime) → (name, summary, problems)``, a check of
+    the whole predictor (decoding, postprocessing) with either runtime, recorded under ``name`` in the report
+    (``summary["result"]``: what it found, in words)."""
+
+    outputs: list[str]
+    dynamic_axes: dict[str, dict[int, str]]
+    example: Any
+    samples: list[Any]
+    final_check: Callable[[Any, Any], tuple[str, dict[str, Any], list[str]]] | None = None
+
+
+@dataclass
 class PreparedData:
     """What an algorithm's ``prepare`` hands the engine: checked sample sets, loaders, resolved
     hyperparameters and the notes to print (auto values resolved, hold-out made, images skipped …)."""
@@ -184,6 +199,8 @@ class Algorithm(ABC):
     hyperparameters: ClassVar[type[HyperParameters]]
     metric: ClassVar[str]  # the SageMaker objective metric, e.g. "validation:accuracy"
     metric_mode: ClassVar[str] = "max"
+    # an algorithm-specific ONNX export plan, ``(model, input spec) → ExportPlan``; None = the task's plan
+    export_plan: ClassVar[Callable[[nn.Module, dict[str, Any]], ExportPlan] | None] = None
 
     @abstractmethod
     def prepare(self, channels: dict[str, Any], hp: HyperParameters, *, init_meta: dict[str, Any] | None,

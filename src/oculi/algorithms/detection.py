@@ -22,6 +22,7 @@ from oculi.algorithms.base import (
     resolve_common,
     with_resolved,
 )
+from oculi.algorithms.detection_export import ssd_export_plan
 from oculi.algorithms.detection_models import (
     build_ssd,
     freeze_by_pattern,
@@ -181,6 +182,7 @@ class ObjectDetection(Algorithm):
     summary = "Object detection: SSD with a VGG-16, ResNet-50 or EfficientNet-Lite0 base network."
     hyperparameters = ObjectDetectionHyperparameters
     metric = "validation:mAP"
+    export_plan = staticmethod(ssd_export_plan)
 
     def prepare(self, channels: dict[str, Any], hp: HyperParameters, *, init_meta: dict[str, Any] | None,
                 image_roots: dict[str, Path] | None, progress: bool) -> PreparedData:

@@ -43,7 +43,6 @@ from typing import Any
 from oculi.batch.inputs import TransformInput, TransformItem, list_inputs
 from oculi.errors import ConfigError, DataError, OculiError
 
-DEFAULT_BATCH_SIZE = {"classification": 32, "detection": 8, "segmentation": 4}
 ASSEMBLE_WITH = ("none", "line")
 ERRORS_FILE = "errors.jsonl"
 STATE_FILE = ".oculi-transform.json"
@@ -123,10 +122,10 @@ class _Engine:
     """One process's model: decode → ``predict`` (a batch at a time) → the Accept's codec → atomic write."""
 
     def __init__(self, predictor: Any, media: str, layout: _Layout) -> None:
-        from oculi.inference.codecs import codec_for
+        from oculi.tasks import task_of
 
         self.predictor = predictor
-        self.codec = codec_for(predictor.bundle.meta.get("task"))
+        self.codec = task_of(predictor).codec
         self.media = media
         self.layout = layout
 
@@ -178,10 +177,10 @@ def _start_worker(model: str, media: str, layout: _Layout, threads: int) -> None
     try:
         import torch
 
-        from oculi.inference import Predictor
+        from oculi.tasks import load_predictor
 
         torch.set_num_threads(threads)
-        _worker_engine = _Engine(Predictor.from_artifact(model), media, layout)
+        _worker_engine = _Engine(load_predictor(model), media, layout)
     except Exception as e:  # noqa: BLE001 - reported by the first batch (a failing initializer would be respawned)
         _worker_error = f"worker {os.getpid()} could not load the model: {type(e).__name__}: {e}"
 
@@ -345,16 +344,16 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
     unreadable model or input, or options that do not fit the model, raise an :class:`~oculi.errors.OculiError`
     naming it before any job is recorded."""
     from oculi.artifacts import read_meta, resolve_bundle_path
-    from oculi.inference.codecs import codec_for
     from oculi.jobs.store import JobStore
     from oculi.jobs.transform import create_transform_job
+    from oculi.tasks import get_task
 
     assemble = _check_options(assemble_with, batch_size, workers, job_name)
     given = Path(model).expanduser()
     model_path = resolve_bundle_path(given)
     meta = read_meta(model_path)
-    task = meta.get("task") or "classification"
-    media = codec_for(task).choose(accept)
+    contract = get_task(meta.get("task"))
+    media = contract.codec.choose(accept)
     if assemble == "line" and not media.startswith("application/json"):
         raise ConfigError(f"--assemble-with line writes JSON lines, but Accept {media} is binary. Pass --accept "
                           "application/json (for segmentation: per-class pixel fractions and the mask as base64 PNG), "
@@ -364,7 +363,7 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
     # A model.tar.gz unpacks to a new temporary folder each time: the archive is what identifies it.
     state = {"model": str((given if given.is_file() else model_path).resolve()), "accept": media,
              "assemble_with": assemble}
-    batch = batch_size or DEFAULT_BATCH_SIZE.get(task, 8)
+    batch = batch_size or contract.transform_batch_size
     spec = {"model": state["model"], "input": str(listed.source), "input_kind": listed.kind,
             "output": str(output), "accept": media, "assemble_with": assemble, "batch_size": batch,
             "workers": workers, "errors_path": str(output / ERRORS_FILE),
@@ -464,10 +463,10 @@ class _Run:
         workers = min(self.workers, len(batches)) or 1
         engine = None
         if batches:
-            from oculi.inference import Predictor
+            from oculi.tasks import load_predictor
 
             # Loaded here even for several workers: a broken bundle fails once, with its own error.
-            engine = _Engine(Predictor.from_artifact(model_path), self.media, self.layout)
+            engine = _Engine(load_predictor(model_path), self.media, self.layout)
             if workers > 1:
                 engine = None  # each worker process loads its own copy
         store.transition(name, S.TRANSFORMING,

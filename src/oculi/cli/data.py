@@ -13,11 +13,11 @@ from rich.table import Table
 from oculi.cli.common import console, err_console, parse_channels, parse_image_roots
 from oculi.data.channels import read_channel, resolve_classification_channels, split_layout
 from oculi.data.checks import check_classification, check_path
-from oculi.data.convert import convert as convert_detection
 from oculi.data.detection import DETECTION_FORMATS
 from oculi.data.formats.manifest import write_manifest
 from oculi.data.segmentation import SEGMENTATION_FORMATS
 from oculi.data.split import stratified_sample, stratified_split
+from oculi.data.tasks import convert_data
 from oculi.errors import ConfigError, DataError
 from oculi.types import SampleSet
 
@@ -255,27 +255,15 @@ def convert(
 
     Example: oculi data convert annotations.json --task segmentation --annotations images --to sagemaker-masks out/sm
     """
-    from oculi.data.segmentation import is_segmentation
+    from oculi.data.tasks import DATA_TASKS
 
-    if task not in ("auto", "detection", "segmentation"):
-        raise ConfigError(f"--task got {task!r}; expected auto, detection or segmentation.")
-    if task == "segmentation" or (task == "auto" and is_segmentation(source)):
-        if to not in SEGMENTATION_FORMATS:
-            raise ConfigError(f"--to got {to!r}; segmentation data converts to one of "
-                              f"{', '.join(SEGMENTATION_FORMATS)}, e.g. `--to voc`.")
-        ledger = convert_detection(source, to, out, source_format=source_format, annotations=annotations,
-                                   image_roots=parse_image_roots(image_root), task="segmentation",
-                                   overwrite=overwrite, label_attribute=label_attribute)
-        typer.echo(json.dumps(ledger.to_dict(), indent=2, ensure_ascii=False)) if json_output else \
-            ledger.render(console)
-        return
-    if to not in DETECTION_FORMATS:
-        raise ConfigError(f"--to got {to!r}; expected one of {', '.join(DETECTION_FORMATS)}, e.g. `--to coco`.")
-    if source_format != "auto" and source_format not in DETECTION_FORMATS:
-        raise ConfigError(f"--from got {source_format!r}; expected one of {', '.join(DETECTION_FORMATS)}.")
-    ledger = convert_detection(source, to, out, copy_images=copy_images, source_format=source_format,
-                               image_roots=parse_image_roots(image_root), names=names, annotations=annotations,
-                               overwrite=overwrite, label_attribute=label_attribute)
+    if task != "auto" and (task not in DATA_TASKS or DATA_TASKS.get(task).convert is None):
+        convertible = [t for t in DATA_TASKS.names() if DATA_TASKS.get(t).convert is not None]
+        raise ConfigError(f"--task got {task!r}; expected auto, {' or '.join(convertible)}.")
+    options = {"copy_images": copy_images, "names": names} if copy_images or names is not None else {}
+    ledger = convert_data(source, to, out, task=task, source_format=source_format, annotations=annotations,
+                          image_roots=parse_image_roots(image_root), overwrite=overwrite,
+                          label_attribute=label_attribute, **options)
     if json_output:
         typer.echo(json.dumps(ledger.to_dict(), indent=2, ensure_ascii=False))
     else:

@@ -35,7 +35,7 @@ def evaluate(
 
     Example: oculi evaluate models/membranes data/em --output reports/membranes
     """
-    from oculi.evaluation import evaluate as run
+    from oculi.tasks import evaluate as run
 
     result = run(model, data, output=output, top_k=top_k, image_roots=parse_image_roots(image_root),
                  progress=not no_progress, label_attribute=label_attribute)

@@ -45,10 +45,8 @@ def export(
     console.print(table)
     samples = ", ".join("×".join(map(str, shape)) for shape in parity.samples)
     console.print(f"parity: passed at tolerance {parity.tolerance:g} on inputs {samples}")
-    if parity.detections:
-        found = parity.detections
-        console.print(f"detections: top {found['compared']} over {found['images']} images agree (boxes within "
-                      f"{found['box_max_abs_diff']:.2e} px, scores within {found['score_max_abs_diff']:.2e})")
+    for name, found in parity.final.items():
+        console.print(f"{name}: {found['result']}")
     where = f"{result.path} (inside the re-packed archive)" if result.archive else str(result.path)
     console.print(f"onnx: {where}, opset {result.entry['opset']}, {result.seconds:.1f} s")
     console.print(f"use it: oculi predict {model} IMAGE --runtime onnx")

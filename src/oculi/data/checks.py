@@ -30,10 +30,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from oculi.data.channels import read_channel, split_layout
 from oculi.data.image import ImageInfo, inspect_image
 from oculi.errors import DataError
-from oculi.types import BoxTarget, Finding, MaskTarget, Sample, SampleSet
+from oculi.types import Finding, Sample, SampleSet
 
 _FORMAT_EXTENSIONS = {
     "JPEG": (".jpg", ".jpeg"),
@@ -99,8 +98,9 @@ def _listed_at(sample: Sample) -> str:
 
 
 def _labels(target: Any) -> tuple[Any, ...]:
-    if isinstance(target, BoxTarget | MaskTarget):
-        return target.labels
+    labels = getattr(target, "labels", None)  # boxes and masks list their classes; classification is the index
+    if labels is not None:
+        return labels
     return target if isinstance(target, tuple) else (target,)
 
 
@@ -287,6 +287,9 @@ def _image_findings(image: Path, result: _Decoded, sample: Sample) -> list[Findi
 def _empty_class_findings(
     split: str, sample_set: SampleSet, counts: dict[str, int], is_training: bool
 ) -> list[Finding]:
+    from oculi.data.tasks import DATA_TASKS
+
+    data_task = DATA_TASKS.get(sample_set.task)
     reported = {f.path for f in sample_set.findings if f.code == "empty_class"}
     findings = []
     for name in sample_set.classes:
@@ -295,14 +298,13 @@ def _empty_class_findings(
         path = str(Path(sample_set.source) / name) if sample_set.format == "folders" else sample_set.source
         if path in reported and sample_set.format == "folders":
             continue
-        level = "error" if is_training and sample_set.task == "classification" else "warning"
+        level = "error" if is_training and data_task.empty_class_is_error else "warning"
         fix = (
             "Add images of it, or remove the class." if is_training else "Its accuracy will not be measured."
         )
         message = f"class {name!r} has no usable {split} images. {fix}"
-        if sample_set.task == "segmentation":
-            message = (f"class {name!r} never appears in the {split} masks. " + ("The model cannot learn it: add "
-                       "images showing it, or leave it out (num_classes / the label map)." if is_training else fix))
+        if data_task.empty_class_message is not None:
+            message = data_task.empty_class_message(name, split, is_training)
         findings.append(Finding(level, "empty_class", message, path))
     return findings
 
@@ -335,6 +337,8 @@ def check_classification(
             "min_height": min(i.height for i in infos),
             "max_height": max(i.height for i in infos),
         }
+    from oculi.data.tasks import DATA_TASKS
+
     counts: dict[str, dict[str, int]] = {}
     for split, sample_set in sets.items():
         if sample_set.classes != classes:
@@ -365,10 +369,7 @@ def check_classification(
         if split == training and not any(counts[split].values()):
             findings.append(Finding("error", "no_images", f"no usable {split} images.", sample_set.source))
         findings.extend(_empty_class_findings(split, sample_set, counts[split], split == training))
-        negatives = sum(isinstance(x.target, BoxTarget) and not len(x.target) for x in sample_set.samples)
-        if negatives and not any(f.code.startswith("negative") for f in sample_set.findings):
-            findings.append(Finding("info", "negatives", f"{negatives} {split} image(s) have no boxes; they are kept "
-                                    "as negatives (background-only examples).", sample_set.source))
+        findings.extend(DATA_TASKS.get(sample_set.task).split_findings(split, sample_set))
     findings.extend(_duplicates(sets, decoded))
     return CheckReport(
         findings=findings,
@@ -379,31 +380,6 @@ def check_classification(
         bad_images=bad_images,
         task=sets[training].task,
     )
-
-
-def _is_detection(path: Path, label_attribute: str | None = None) -> bool:
-    """True when ``path`` holds detection annotations (a bounding-box manifest, COCO, VOC, YOLO or SageMaker
-    per-image JSON) rather than classification data."""
-    import json
-
-    from oculi.data.detection import detect_format
-
-    try:
-        fmt = detect_format(path)
-    except (DataError, OSError):
-        return False
-    if fmt != "manifest":
-        return True
-    with path.open() as f:  # classification manifests are JSON lines too: look for a box label
-        first = next((line for line in f if line.strip()), "{}")
-    try:
-        record = json.loads(first)
-    except json.JSONDecodeError:
-        return False
-    if not isinstance(record, dict):
-        return False
-    values = [record.get(label_attribute)] if label_attribute else record.values()
-    return any(isinstance(v, dict) and "annotations" in v for v in values)
 
 
 def check_path(
@@ -417,28 +393,10 @@ def check_path(
     anything else is checked as one ``train`` channel. ``num_classes`` applies to segmentation masks (values at or
     above it are reported); without it the class count comes from the label map or the masks.
     ``label_attribute``: a manifest's label attribute, when its lines have several."""
-    from oculi.data.segmentation import is_segmentation
+    from oculi.data.tasks import recognise
 
-    if is_segmentation(Path(path)):
-        from oculi.data.segmentation import split_sets
-
-        return check_classification(split_sets(Path(path), image_roots=image_roots, num_classes=num_classes,
-                                               label_attribute=label_attribute),
-                                    workers=workers,
-                                    progress=progress)
-    if _is_detection(Path(path), label_attribute):
-        from oculi.data.detection import split_sets as detection_splits
-
-        return check_classification(detection_splits(Path(path), image_roots=image_roots,
-                                                     label_attribute=label_attribute),
-                                    workers=workers, progress=progress)
-    splits = split_layout(Path(path)) or {"train": Path(path)}
-    sets: dict[str, SampleSet] = {"train": read_channel(splits["train"], image_roots=image_roots,
-                                                        label_attribute=label_attribute)}
-    for split, folder in splits.items():
-        if split != "train":
-            sets[split] = read_channel(folder, image_roots=image_roots, classes=sets["train"].classes,
-                                       label_attribute=label_attribute)
+    sets = recognise(Path(path)).read_splits(Path(path), image_roots=image_roots, num_classes=num_classes,
+                                             label_attribute=label_attribute)
     return check_classification(sets, workers=workers, progress=progress)
 
 

@@ -212,7 +212,18 @@ def _write(sample_set: SampleSet, to: str, out: Path, copy_images: bool) -> tupl
     return findings, out
 
 
-def convert(
+def convert(source: Path, to: str, out: Path, *, task: str = "auto", **options: Any) -> Ledger:
+    """Convert the data at ``source`` to the format ``to`` under ``out`` and return the :class:`Ledger` of what was
+    read, written and changed. ``task`` (``auto``: recognised from the data, see :mod:`oculi.data.tasks`) picks the
+    converter: :func:`convert_detection` for boxes, :func:`~oculi.data.segmentation.convert_segmentation` for
+    masks; ``options`` are theirs (``copy_images``, ``source_format``, ``image_roots``, ``names``,
+    ``annotations``, ``overwrite``, ``label_attribute``)."""
+    from oculi.data.tasks import convert_data
+
+    return convert_data(Path(source), to, Path(out), task=task, **options)
+
+
+def convert_detection(
     source: Path,
     to: str,
     out: Path,
@@ -222,7 +233,6 @@ def convert(
     image_roots: dict[str, Path] | None = None,
     names: Path | None = None,
     annotations: Path | None = None,
-    task: str = "auto",
     overwrite: bool = False,
     label_attribute: str | None = None,
 ) -> Ledger:
@@ -239,16 +249,7 @@ def convert(
     Nothing of the input is ever written over: an output that is (or holds) the input is refused, and so is an
     output that exists unless ``overwrite`` (then it is replaced). Data in which no image is found (or every listed
     image is missing) raises :class:`~oculi.errors.DataError` and writes nothing. ``label_attribute``: a
-    manifest's label attribute, when its lines have several.
-
-    ``task="segmentation"`` (or ``"auto"`` with recognisable segmentation data) converts masks instead, see
-    :func:`~oculi.data.segmentation.convert_segmentation`."""
-    from oculi.data.segmentation import convert_segmentation, is_segmentation
-
-    if task == "segmentation" or (task == "auto" and is_segmentation(Path(source))):
-        return convert_segmentation(Path(source), to, Path(out), source_format=source_format,
-                                    image_roots=image_roots, annotations=annotations, overwrite=overwrite,
-                                    label_attribute=label_attribute)
+    manifest's label attribute, when its lines have several."""
     if to not in DETECTION_FORMATS:
         raise ConfigError(f"--to got {to!r}; expected one of {', '.join(DETECTION_FORMATS)}.")
     source, out = Path(source), Path(out)

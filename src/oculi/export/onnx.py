@@ -31,15 +31,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from oculi.algorithms import ALGORITHMS, get_algorithm
+from oculi.algorithms.base import ExportPlan
 from oculi.artifacts import ONNX, ModelBundle, load_bundle, pack, update_meta, weights_digest
-from oculi.data.transforms import normalize
 from oculi.errors import ArtifactError, ConfigError
-from oculi.inference import DetectionPredictor, Predictor, SegmentationPredictor
+from oculi.inference.predictor import Predictor
 from oculi.inference.runtimes import OnnxRuntime
+from oculi.tasks import task_of
 
 OPSET = 17
 # Largest accepted |onnxruntime − torch| of any output, for outputs within ±1; larger outputs scale it by their
@@ -47,24 +48,20 @@ OPSET = 17
 # to ~1e-4 (random-weight SSD heads with outputs ~100), so 1e-3 passes a faithful export with a wide margin and
 # catches a wrong one (a mis-exported operator is off by far more).
 DEFAULT_TOLERANCE = 1e-3
-# Detections compared in the final-box check: the highest-scoring ones of each image (a near-tie among the low
-# scores of an untrained model may swap which of two boxes survives NMS; that is not an export error).
-COMPARED_DETECTIONS = 20
-BOX_TOLERANCE_PIXELS = 0.5
 
 
 @dataclass
 class ParityReport:
     """onnxruntime vs PyTorch float32 on generated images. ``outputs``: per output name, the largest absolute
     difference ``max_abs_diff`` and the largest torch magnitude ``max_abs_torch`` over every sample;
-    ``samples``: the network input shapes checked; ``detections`` (SSD only): the final-box comparison after
-    decoding and NMS (``compared`` detections, ``label_mismatches``, ``box_max_abs_diff`` in pixels of the original
-    images, ``score_max_abs_diff``)."""
+    ``samples``: the network input shapes checked; ``final``: the plan's checks of the whole predictor with either
+    runtime, by name (SSD: ``detections``, the final boxes after decoding and NMS — see
+    :func:`oculi.algorithms.detection.ssd_export_plan`)."""
 
     tolerance: float
     samples: list[list[int]]
     outputs: dict[str, dict[str, float]]
-    detections: dict[str, Any] | None = None
+    final: dict[str, dict[str, Any]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     shapes: dict[str, list[int]] = field(default_factory=dict)  # input and output shapes of the last sample
     dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)  # the export's, by input/output name
@@ -77,7 +74,7 @@ class ParityReport:
     def to_json(self) -> dict[str, Any]:
         """The report as model.json records it."""
         return {"tolerance": self.tolerance, "passed": self.passed, "samples": self.samples,
-                "outputs": self.outputs, **({"detections": self.detections} if self.detections else {})}
+                "outputs": self.outputs, **self.final}
 
     def max_abs_diff(self) -> float:
         """The largest absolute difference over every output."""
@@ -137,91 +134,10 @@ def _onnx_ready(network: nn.Module) -> nn.Module:
     return network
 
 
-def sample_images(count: int, height: int, width: int, seed: int) -> list[torch.Tensor]:
-    """``count`` generated ``uint8 [3, height, width]`` images (smooth colour gradients, a few filled rectangles
-    and discs, mild noise; seeded): inputs with photo-like structure for parity checks, no data needed."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:height, :width].astype(np.float32)
-    images = []
-    for _ in range(count):
-        pixels = np.stack([rng.uniform(0, 255) * (xx / width) + rng.uniform(0, 255) * (yy / height)
-                           for _ in range(3)], axis=-1) / 2
-        for _ in range(int(rng.integers(2, 5))):
-            h, w = (int(rng.integers(max(2, n // 8), max(3, n // 2))) for n in (height, width))
-            y, x = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
-            colour = rng.uniform(0, 255, 3)
-            if rng.random() < 0.5:
-                pixels[y:y + h, x:x + w] = colour
-            else:
-                inside = ((yy - y - h / 2) / (h / 2)) ** 2 + ((xx - x - w / 2) / (w / 2)) ** 2 <= 1
-                pixels[inside] = colour
-        pixels += rng.normal(0, 8, pixels.shape)
-        images.append(torch.from_numpy(pixels.clip(0, 255).astype(np.uint8)).permute(2, 0, 1).contiguous())
-    return images
-
-
-@dataclass
-class _Plan:
-    """How one task's network is exported and checked: output names, dynamic axes, the traced example input, the
-    network inputs compared, and (detection) the images whose final detections are compared."""
-
-    outputs: list[str]
-    dynamic_axes: dict[str, dict[int, str]]
-    example: torch.Tensor
-    samples: list[torch.Tensor]
-    detection_images: list[torch.Tensor] = field(default_factory=list)
-
-
-def _plan(predictor: Predictor) -> _Plan:
-    spec = predictor.spec
-    mean, std = tuple(spec["mean"]), tuple(spec["std"])
-    if isinstance(predictor, SegmentationPredictor):
-        base = int(spec["base_size"])
-        short = max(16, round(base * 0.75))
-        # the predictor's two shapes of input: landscape (batch of 2) and portrait, each long side at base_size
-        samples = [normalize(torch.stack(sample_images(2, short, base, seed=1)), mean, std),
-                   normalize(torch.stack(sample_images(1, base, max(16, round(base * 0.6)), seed=2)), mean, std)]
-        axes = {0: "batch", 2: "height", 3: "width"}
-        return _Plan(["logits"], {"images": axes, "logits": axes}, samples[0], samples)
-    if isinstance(predictor, DetectionPredictor):
-        width, height = predictor.model.transform.fixed_size
-        images = sample_images(3, height, width, seed=1)
-        samples = [predictor.model.transform([i.float() / 255.0 for i in images[:2]])[0].tensors,
-                   predictor.model.transform([images[2].float() / 255.0])[0].tensors]
-        # boxes are compared on the network-size images and on one of another size and aspect
-        others = sample_images(1, round(height * 0.75), round(width * 1.25), seed=3)
-        return _Plan(["cls_logits", "bbox_regression"],
-                     {"images": {0: "batch"}, "cls_logits": {0: "batch"}, "bbox_regression": {0: "batch"}},
-                     samples[0], samples, images + others)
-    height, width = int(spec["height"]), int(spec["width"])
-    images = sample_images(4, height, width, seed=1)
-    samples = [normalize(torch.stack(images[:3]), mean, std), normalize(images[3][None], mean, std)]
-    return _Plan(["logits"], {"images": {0: "batch"}, "logits": {0: "batch"}}, samples[0], samples)
-
-
-def _compare_detections(reference: list[dict[str, torch.Tensor]], exported: list[dict[str, torch.Tensor]]
-                        ) -> dict[str, Any]:
-    """Compare each image's :data:`COMPARED_DETECTIONS` highest-scoring detections rank by rank."""
-    compared = mismatches = 0
-    box_diff = score_diff = 0.0
-    for ref, out in zip(reference, exported, strict=True):
-        count = min(COMPARED_DETECTIONS, len(ref["scores"]))
-        compared += count
-        if len(out["scores"]) < count:
-            mismatches += count - len(out["scores"])
-            count = len(out["scores"])
-        mismatches += int((ref["labels"][:count] != out["labels"][:count]).sum())
-        if count:
-            box_diff = max(box_diff, float((ref["boxes"][:count] - out["boxes"][:count]).abs().max()))
-            score_diff = max(score_diff, float((ref["scores"][:count] - out["scores"][:count]).abs().max()))
-    return {"images": len(reference), "compared": compared, "label_mismatches": mismatches,
-            "box_max_abs_diff": box_diff, "score_max_abs_diff": score_diff}
-
-
-def _parity(predictor: Predictor, network: nn.Module, session: OnnxRuntime, plan: _Plan,
+def _parity(predictor: Predictor, network: nn.Module, session: OnnxRuntime, plan: ExportPlan,
             tolerance: float) -> ParityReport:
-    """Run the torch float32 ``network`` and the ONNX ``session`` on the plan's samples; for detection also the
-    whole predictor (decoding + NMS) with either runtime."""
+    """Run the torch float32 ``network`` and the ONNX ``session`` on the plan's samples, then the plan's own check
+    of the whole predictor with either runtime (SSD: decoding + NMS), if it has one."""
     outputs: dict[str, dict[str, float]] = {name: {"max_abs_diff": 0.0, "max_abs_torch": 0.0} for name in plan.outputs}
     report_shapes: dict[str, list[int]] = {}
     with torch.inference_mode():
@@ -245,20 +161,10 @@ def _parity(predictor: Predictor, network: nn.Module, session: OnnxRuntime, plan
         if not record["max_abs_diff"] <= allowed:
             report.problems.append(f"{name} differ by up to {record['max_abs_diff']:.3g} (allowed {allowed:.3g}: "
                                    f"tolerance {tolerance:g} × max(1, largest |{name}| {record['max_abs_torch']:.3g}))")
-    if plan.detection_images:
-        assert isinstance(predictor, DetectionPredictor)
-        reference = predictor.detect(plan.detection_images)
-        torch_runtime, predictor.runtime = predictor.runtime, session
-        try:
-            exported = predictor.detect(plan.detection_images)
-        finally:
-            predictor.runtime = torch_runtime
-        report.detections = _compare_detections(reference, exported)
-        if report.detections["label_mismatches"] or report.detections["box_max_abs_diff"] > BOX_TOLERANCE_PIXELS:
-            report.problems.append(f"final detections differ: {report.detections['label_mismatches']} of "
-                                   f"{report.detections['compared']} top detections with another class or missing, "
-                                   f"boxes up to {report.detections['box_max_abs_diff']:.3g} px apart (allowed "
-                                   f"{BOX_TOLERANCE_PIXELS} px)")
+    if plan.final_check is not None:
+        name, summary, problems = plan.final_check(predictor, session)
+        report.final[name] = summary
+        report.problems += problems
     return report
 
 
@@ -270,9 +176,8 @@ def export_onnx(model: str | Path, *, tolerance: float = DEFAULT_TOLERANCE) -> E
     Before anything is written, onnxruntime (CPU) and PyTorch (float32) run the network on generated images at the
     bundle's input size (segmentation: a landscape batch of 2 and a portrait image, both long sides at
     ``base_size``; classification and detection: batches of 3/2 and 1). Every output must agree within
-    ``tolerance`` × max(1, the output's largest magnitude); SSD bundles also compare the final detections
-    (decoding + NMS in torch) on those images and one of another size: the top :data:`COMPARED_DETECTIONS` per
-    image must have the same classes and boxes within :data:`BOX_TOLERANCE_PIXELS` px. Otherwise
+    ``tolerance`` × max(1, the output's largest magnitude); a plan with a final check runs it too (SSD bundles
+    compare the final detections, see :func:`oculi.algorithms.detection.ssd_export_plan`). Otherwise
     :class:`ArtifactError` is raised and the bundle is left untouched.
 
     A ``model.tar.gz`` is re-packed with ``model.onnx`` and the updated model.json (written to a temporary name
@@ -307,9 +212,16 @@ def export_onnx(model: str | Path, *, tolerance: float = DEFAULT_TOLERANCE) -> E
 def _export_checked(bundle: ModelBundle, source: Path, tolerance: float) -> ParityReport:
     """Export ``bundle``'s network to a scratch file, check it, and copy it to ``model.onnx.tmp`` in the bundle
     folder when it passes; raise :class:`ArtifactError` (nothing copied) when export or parity fails."""
-    predictor = Predictor.from_bundle(bundle, precision="float32")
+    contract = task_of(bundle)
+    predictor = contract.predictor(bundle, precision="float32")
     network = predictor.network().eval()
-    plan = _plan(predictor)
+    algorithm = bundle.meta.get("algorithm")
+    own_plan = get_algorithm(algorithm).export_plan if algorithm in ALGORITHMS else None
+    make_plan = own_plan or contract.export_plan
+    if make_plan is None:
+        raise ArtifactError(f"{source}: the {bundle.meta['algorithm']} algorithm has no ONNX export plan; it cannot "
+                            "be exported yet.")
+    plan = make_plan(predictor.model, predictor.spec)
     with tempfile.TemporaryDirectory(prefix="oculi-export-") as scratch:
         scratch_file = Path(scratch) / ONNX
         try:

@@ -9,7 +9,7 @@ can answer (``Accept``), in SageMaker's shapes.
 - segmentation answers ``image/png`` (the class-index mask at the input's size, in the label encoding) and
   ``application/json`` (per-class pixel fractions and the mask as base64 PNG).
 
-A new task plugs in by registering a :class:`TaskCodec` in :data:`CODECS`. Errors carry the HTTP status the
+Each task's :class:`TaskCodec` is a field of its contract (:mod:`oculi.tasks`). Errors carry the HTTP status the
 server answers with (415, 406, 400) and say what would have been accepted."""
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import torch
 
 from oculi.data.image import MAX_DECODED_PIXELS, decode_image_bytes
 from oculi.errors import DataError, OculiError
-from oculi.registry import Registry
 
 IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "application/x-image")
 
@@ -97,28 +96,9 @@ class TaskCodec:
         return self.encoders[media_type](result)
 
 
-def _json(body: Any) -> bytes:
+def json_bytes(body: Any) -> bytes:
+    """``body`` as compact JSON bytes (the response encoding of the JSON content types)."""
     return json.dumps(body, separators=(",", ":")).encode()
-
-
-CODECS: Registry[TaskCodec] = Registry("task codec")
-CODECS.register("classification", TaskCodec("classification", "application/json", {
-    "application/json": lambda r: _json(r.sagemaker()),
-    "application/json;verbose": lambda r: _json(r.sagemaker(verbose=True)),
-}))
-CODECS.register("detection", TaskCodec("detection", "application/json", {
-    "application/json": lambda r: _json(r.sagemaker()),
-    "application/json;annotation=1": lambda r: _json(r.annotation()),
-}))
-CODECS.register("segmentation", TaskCodec("segmentation", "image/png", {
-    "image/png": lambda r: r.png(),
-    "application/json": lambda r: _json(r.to_json()),
-}))
-
-
-def codec_for(task: str | None) -> TaskCodec:
-    """The codec of a bundle's ``task`` (bundles written before tasks were recorded are classification)."""
-    return CODECS.get(task or "classification")
 
 
 def check_content_type(content_type: str | None) -> str:

@@ -3,16 +3,15 @@ pixels → SageMaker's response shapes (normalised rows, or the training schema 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from oculi.algorithms.detection_models import SSDNetwork, ssd_default_boxes, ssd_detections
 from oculi.artifacts import ModelBundle
-from oculi.inference.predictor import ImageInput, Predictor
+from oculi.inference.predictor import Predictor
 
 
 @dataclass
@@ -57,10 +56,12 @@ class DetectionPredictor(Predictor):
     SSD's network (:class:`~oculi.algorithms.detection_models.SSDNetwork`); resizing, normalisation, box decoding
     and NMS run in torch for every runtime (torchvision's own code)."""
 
+    task: ClassVar[str] = "detection"
+    default_batch_size: ClassVar[int] = 8
+
     def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu", runtime: str = "torch",
                  precision: str = "auto") -> None:
-        self._load(bundle, device, runtime, precision)
-        self.min_side = None  # full-size decode: boxes are reported in the original image's pixels
+        super().__init__(bundle, device, runtime, precision)  # full-size decode: boxes in the original pixels
         self.default_boxes = ssd_default_boxes(self.model)
 
     def network(self) -> torch.nn.Module:
@@ -78,20 +79,13 @@ class DetectionPredictor(Predictor):
         return ssd_detections(self.model, self.default_boxes, cls_logits.to(self.device),
                               bbox_regression.to(self.device), sizes)
 
-    def predict(self, images: ImageInput | Iterable[ImageInput], batch_size: int = 8,
-                min_score: float = 0.0) -> Any:
-        """Detect objects in one image (returns :class:`Detections`) or a list of images (returns a list)."""
-        single = isinstance(images, (str, Path, bytes, torch.Tensor)) or hasattr(images, "getpixel")
-        items = [images] if single else list(images)  # type: ignore[list-item]
-        out: list[Detections] = []
-        for start in range(0, len(items), batch_size):
-            tensors = [self.to_tensor(item) for item in items[start:start + batch_size]]
-            for image, result in zip(tensors, self.detect(tensors), strict=True):
-                out.append(Detections(result["boxes"].float().cpu().tolist(), result["scores"].float().cpu().tolist(),
-                                      (result["labels"].cpu() - 1).tolist(), self.classes, int(image.shape[-1]),
-                                      int(image.shape[-2])).filtered(min_score))
-        return out[0] if single else out
-
+    def predict_batch(self, images: list[torch.Tensor], min_score: float = 0.0, **options: Any) -> list[Detections]:
+        """``uint8 [3, H, W]`` images → one :class:`Detections` each, keeping those scoring at least
+        ``min_score``."""
+        return [Detections(result["boxes"].float().cpu().tolist(), result["scores"].float().cpu().tolist(),
+                           (result["labels"].cpu() - 1).tolist(), self.classes, int(image.shape[-1]),
+                           int(image.shape[-2])).filtered(min_score)
+                for image, result in zip(images, self.detect(images), strict=True)]
 
 def draw(image: torch.Tensor, detections: Detections, path: Path) -> Path:
     """Write ``image`` (``uint8 [3, H, W]``) with labelled boxes to ``path`` (PNG/JPEG by extension)."""

@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from oculi.artifacts import ModelBundle
 from oculi.data.formats.masks import encode_classes, voc_palette
 from oculi.data.transforms import normalize
-from oculi.inference.predictor import ImageInput, Predictor
+from oculi.inference.predictor import Predictor
 
 OVERLAY_ALPHA = 0.5  # share of the class colour in an overlay pixel
 
@@ -80,10 +77,8 @@ def overlay(image: torch.Tensor, mask: torch.Tensor, classes: list[str], legend:
 class SegmentationPredictor(Predictor):
     """Runs a semantic-segmentation bundle; ``predict`` returns a :class:`SegmentationResult` per image."""
 
-    def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu", runtime: str = "torch",
-                 precision: str = "auto") -> None:
-        self._load(bundle, device, runtime, precision)
-        self.min_side = None  # full-size decode: masks have the input image's size
+    task: ClassVar[str] = "segmentation"
+    default_batch_size: ClassVar[int] = 4
 
     def network(self) -> torch.nn.Module:
         """The whole segmentation network: normalised ``float32 [B, 3, H, W]`` (any ``H, W ≥ 16``) → logits
@@ -110,28 +105,20 @@ class SegmentationPredictor(Predictor):
         seen the image with its long side at ``base_size``."""
         return _resize(self.logits_of_batch(self.scaled(image)[None])[0], size or tuple(image.shape[-2:])).cpu()
 
-    def predict(self, images: ImageInput | Iterable[ImageInput], batch_size: int = 4) -> Any:
-        """Segment one image (returns a :class:`SegmentationResult`) or a list of images (returns a list), in
-        the input order. Images are taken ``batch_size`` at a time; those among them whose scaled sizes agree
-        (e.g. images of one size) run through the network as one batch."""
-        single = isinstance(images, (str, Path, bytes, torch.Tensor)) or hasattr(images, "getpixel")
-        items = [images] if single else list(images)  # type: ignore[list-item]
-        out: list[SegmentationResult] = []
-        for start in range(0, len(items), batch_size):
-            tensors = [self.to_tensor(item) for item in items[start:start + batch_size]]
-            scaled = [self.scaled(image) for image in tensors]
-            groups: dict[tuple[int, ...], list[int]] = {}
-            for index, image in enumerate(scaled):
-                groups.setdefault(tuple(image.shape), []).append(index)
-            masks: dict[int, torch.Tensor] = {}
-            for members in groups.values():
-                logits = self.logits_of_batch(torch.stack([scaled[i] for i in members]))
-                for index, value in zip(members, logits, strict=True):
-                    masks[index] = _resize(value, tuple(tensors[index].shape[-2:])).argmax(0).cpu()
-            out += [SegmentationResult(masks[i], self.classes, self.spec.get("label_encoding"))
-                    for i in range(len(tensors))]
-        return out[0] if single else out
-
+    def predict_batch(self, images: list[torch.Tensor], **options: Any) -> list[SegmentationResult]:
+        """``uint8 [3, H, W]`` images → one :class:`SegmentationResult` each, in order; images whose scaled sizes
+        agree (e.g. images of one size) run through the network as one batch."""
+        scaled = [self.scaled(image) for image in images]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, image in enumerate(scaled):
+            groups.setdefault(tuple(image.shape), []).append(index)
+        masks: dict[int, torch.Tensor] = {}
+        for members in groups.values():
+            logits = self.logits_of_batch(torch.stack([scaled[i] for i in members]))
+            for index, value in zip(members, logits, strict=True):
+                masks[index] = _resize(value, tuple(images[index].shape[-2:])).argmax(0).cpu()
+        return [SegmentationResult(masks[i], self.classes, self.spec.get("label_encoding"))
+                for i in range(len(images))]
 
 def _resize(logits: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """``[C, h, w]`` logits → ``float32 [C, H, W]`` at ``size = (H, W)``, bilinear."""

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Union
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -48,6 +48,7 @@ from oculi.serving.capture import DataCapture
 from oculi.serving.control import authorised
 from oculi.serving.endpoints import Endpoint, EndpointNotFound, Variant
 from oculi.serving.metrics import ServingMetrics
+from oculi.tasks import TASKS, get_task
 
 log = logging.getLogger("oculi.serving")
 
@@ -150,65 +151,6 @@ class PredictRequest(BaseModel):
     image: str = Field(description="The encoded image (JPEG, PNG, …) as base64; a data: URI is accepted too.")
 
 
-class ClassScore(BaseModel):
-    """One class and its probability."""
-
-    label: str
-    score: float
-
-
-class ClassificationResponse(BaseModel):
-    """Friendly classification answer: classes by decreasing probability."""
-
-    endpoint: str
-    variant: str
-    task: Literal["classification"]
-    predicted_label: str
-    predictions: list[ClassScore]
-
-
-class PixelBox(BaseModel):
-    """Box corners in the input image's pixels."""
-
-    xmin: float
-    ymin: float
-    xmax: float
-    ymax: float
-
-
-class Detection(BaseModel):
-    """One detected object."""
-
-    label: str
-    class_id: int
-    score: float
-    box: PixelBox
-
-
-class DetectionResponse(BaseModel):
-    """Friendly detection answer: objects by decreasing score, boxes in pixels of the ``width × height`` input."""
-
-    endpoint: str
-    variant: str
-    task: Literal["detection"]
-    width: int
-    height: int
-    detections: list[Detection]
-
-
-class SegmentationResponse(BaseModel):
-    """Friendly segmentation answer: each class's share of the pixels and the class-index mask as PNG."""
-
-    endpoint: str
-    variant: str
-    task: Literal["segmentation"]
-    width: int
-    height: int
-    classes: list[str]
-    fractions: dict[str, float]
-    mask_png_base64: str
-
-
 class VariantWeight(BaseModel):
     """One entry of UpdateEndpointWeightsAndCapacities."""
 
@@ -232,17 +174,7 @@ def batch_headers(served: Served) -> dict[str, str]:
 
 def _friendly(variant: Variant, result: Any, top_k: int | None, min_score: float) -> dict[str, Any]:
     head = {"endpoint": variant.endpoint, "variant": variant.name, "task": variant.task}
-    if variant.task == "detection":
-        kept = result.filtered(min_score)
-        return {**head, "width": kept.width, "height": kept.height, "detections": [
-            {"label": kept.classes[c], "class_id": c, "score": s,
-             "box": dict(zip(("xmin", "ymin", "xmax", "ymax"), (round(v, 2) for v in box), strict=True))}
-            for box, s, c in zip(kept.boxes, kept.scores, kept.labels, strict=True)]}
-    if variant.task == "segmentation":
-        return {**head, **result.to_json()}
-    ranked = result.top(top_k or len(result.labels))
-    return {**head, "predicted_label": result.predicted_label,
-            "predictions": [{"label": label, "score": score} for label, score in ranked]}
+    return {**head, **get_task(variant.task).friendly(result, top_k, min_score)}
 
 
 _IMAGE_BODY = {"schema": {"type": "string", "format": "binary"}}
@@ -380,7 +312,7 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
 
     @data_plane.post("/endpoints/{name}/predict", summary="Friendly JSON predictions",
                      openapi_extra=_PREDICT_DOC,
-                     response_model=ClassificationResponse | DetectionResponse | SegmentationResponse)
+                     response_model=Union[tuple(TASKS.get(t).friendly_schema for t in TASKS)])  # noqa: UP007
     async def predict(name: str, request: Request,
                       top_k: int | None = Query(None, ge=1, description="Classification: classes to return "
                                                 "(default all, best first)."),

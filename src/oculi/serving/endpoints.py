@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from oculi.errors import ConfigError, OculiError
-from oculi.inference.codecs import TaskCodec, codec_for
+from oculi.inference.codecs import TaskCodec
 from oculi.serving.batching import Batcher
 from oculi.serving.config import Batching, ServingConfig
 from oculi.serving.metrics import ServingMetrics, VariantStats
+from oculi.tasks import task_of
 
 Runtime = Literal["torch", "onnx"]
 
@@ -117,11 +118,9 @@ class Endpoint:
 
 def load_predictor(model: Path, runtime: Runtime) -> Any:
     """Load a bundle as a predictor for ``runtime`` (``onnx`` needs the bundle's exported ``model.onnx``)."""
-    from oculi.inference import Predictor
+    from oculi.tasks import load_predictor as load
 
-    if runtime == "onnx":
-        return Predictor.from_artifact(model, runtime="onnx")
-    return Predictor.from_artifact(model)
+    return load(model, runtime=runtime)
 
 
 def load_endpoints(config: ServingConfig, metrics: ServingMetrics, defaults: Batching | None = None,
@@ -135,7 +134,8 @@ def load_endpoints(config: ServingConfig, metrics: ServingMetrics, defaults: Bat
         for variant_config in endpoint_config.variants:
             batching = settings[endpoint_config.name][variant_config.name]
             predictor = load_predictor(variant_config.model, runtime)
-            task = predictor.bundle.meta.get("task") or "classification"
+            contract = task_of(predictor)
+            task = contract.name
             stats = VariantStats()
             label = f"{endpoint_config.name}/{variant_config.name}"
             batcher = Batcher(predictor.predict, label, batching.max_batch_size, batching.max_latency_ms,
@@ -144,7 +144,7 @@ def load_endpoints(config: ServingConfig, metrics: ServingMetrics, defaults: Bat
             metrics.queue_depth.labels(endpoint_config.name, variant_config.name).set_function(
                 lambda b=batcher: b.depth)
             variants.append(Variant(endpoint_config.name, variant_config.name, variant_config.model, predictor,
-                                    task, codec_for(task), batcher, stats, batching))
+                                    task, contract.codec, batcher, stats, batching))
             echo(f"endpoint {endpoint_config.name}, variant {variant_config.name}: {task} model "
                  f"{variant_config.model} ({runtime}), weight {variant_config.weight:g}, max_batch_size "
                  f"{batching.max_batch_size}, max_latency_ms {batching.max_latency_ms:g}, max_queue_size "

@@ -1,0 +1,82 @@
+"""The task contract: everything that differs per task (classification, detection, segmentation) after training,
+as one registered :class:`TaskContract` per task. Consumers (cli, serving, batch, export, evaluation, and the
+milestone-2 rooms) look a task up in :data:`oculi.tasks.TASKS` instead of branching on its name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from oculi.algorithms.base import ExportPlan
+from oculi.data.tasks import DataTask
+from oculi.inference.codecs import TaskCodec
+from oculi.inference.predictor import Predictor
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """What ``oculi predict`` was asked for; each task uses the options that apply to it.
+
+    ``top_k`` (classification rows), ``as_json`` (SageMaker's JSON per image), ``verbose`` (classification's verbose
+    JSON), ``annotation`` (detection's training-schema JSON), ``min_score`` (detection threshold), ``png`` (write the
+    segmentation mask PNG here), ``draw`` (write the image with the prediction drawn here); with several images,
+    ``png``/``draw`` get the image's stem appended."""
+
+    top_k: int = 5
+    as_json: bool = False
+    verbose: bool = False
+    annotation: bool = False
+    min_score: float = 0.0
+    png: Path | None = None
+    draw: Path | None = None
+
+
+def numbered(path: Path, image: Path, many: bool) -> Path:
+    """``path`` itself for one image; ``<stem>-<image stem><suffix>`` beside it when several images share it."""
+    return path.with_name(f"{path.stem}-{image.stem}{path.suffix}") if many else path
+
+
+@dataclass(frozen=True)
+class TaskContract:
+    """One task's contract.
+
+    - ``predictor``: the :class:`~oculi.inference.predictor.Predictor` subclass for its bundles.
+    - ``codec``: request/response content types (SageMaker's shapes) for endpoints and batch transform.
+    - ``evaluate(predictor, data, *, output, top_k, image_roots, batch_size, progress)``: the evaluator; returns
+      its report object (``metrics``, ``write(folder)``).
+    - ``export_plan(model, spec)``: how its network is exported to ONNX and checked (an algorithm's own
+      ``export_plan`` takes precedence, e.g. SSD's); None = the algorithm must supply one.
+    - ``friendly(result, top_k, min_score)``: the body of the friendly JSON answer (``/endpoints/NAME/predict``)
+      below the endpoint/variant/task head; ``friendly_schema`` its pydantic model (for the OpenAPI document).
+    - ``show(predictor, images, options, console)``: ``oculi predict``'s output for a list of image files.
+    - ``transform_batch_size``: batch transform's default images per model call.
+    - ``data``: the data layer's half (:class:`~oculi.data.tasks.DataTask`): recognition, data check,
+      conversion.
+    - ``annotation_kind``: what a labeler draws for it (``class``, ``box``, ``mask``).
+    - Milestone-2 hooks, filled by the issues that need them (None until then): ``explanation_target`` (what a
+      CAM explains for one result), ``monitoring_statistics`` (per-prediction statistics a monitor tracks),
+      ``audit`` (the data audit's label-issue finder)."""
+
+    name: str
+    title: str
+    predictor: type[Predictor]
+    codec: TaskCodec
+    evaluate: Callable[..., Any]
+    export_plan: Callable[[Any, dict[str, Any]], ExportPlan] | None
+    friendly: Callable[[Any, int | None, float], dict[str, Any]]
+    friendly_schema: type[BaseModel]
+    show: Callable[[Predictor, list[Path], PredictOptions, Console], None]
+    transform_batch_size: int
+    data: DataTask
+    annotation_kind: str
+    explanation_target: Callable[..., Any] | None = None
+    monitoring_statistics: Callable[..., Any] | None = None
+    audit: Callable[..., Any] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,90 @@
+"""The image-classification task: class probabilities per image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from pydantic import BaseModel
+
+from oculi.algorithms.base import ExportPlan
+from oculi.data.synthetic import sample_images
+from oculi.data.tasks import DATA_TASKS
+from oculi.data.transforms import normalize
+from oculi.inference.classification import ClassificationPredictor, ClassPrediction
+from oculi.inference.codecs import TaskCodec, json_bytes
+from oculi.tasks.base import PredictOptions, TaskContract
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class ClassScore(BaseModel):
+    """One class and its probability."""
+
+    label: str
+    score: float
+
+
+class ClassificationResponse(BaseModel):
+    """Friendly classification answer: classes by decreasing probability."""
+
+    endpoint: str
+    variant: str
+    task: Literal["classification"]
+    predicted_label: str
+    predictions: list[ClassScore]
+
+
+CODEC = TaskCodec("classification", "application/json", {
+    "application/json": lambda r: json_bytes(r.sagemaker()),
+    "application/json;verbose": lambda r: json_bytes(r.sagemaker(verbose=True)),
+})
+
+
+def friendly(result: ClassPrediction, top_k: int | None, min_score: float) -> dict[str, Any]:
+    """The friendly answer's body: the predicted label and the ``top_k`` classes (all by default), best first."""
+    ranked = result.top(top_k or len(result.labels))
+    return {"predicted_label": result.predicted_label,
+            "predictions": [{"label": label, "score": score} for label, score in ranked]}
+
+
+def export_plan(model: Any, spec: dict[str, Any]) -> ExportPlan:
+    """``images [batch, 3, H, W]`` → ``logits [batch, num_classes]`` at the bundle's crop size; batches of 3 and 1."""
+    mean, std = tuple(spec["mean"]), tuple(spec["std"])
+    height, width = int(spec["height"]), int(spec["width"])
+    images = sample_images(4, height, width, seed=1)
+    samples = [normalize(torch.stack(images[:3]), mean, std), normalize(images[3][None], mean, std)]
+    return ExportPlan(["logits"], {"images": {0: "batch"}, "logits": {0: "batch"}}, samples[0], samples)
+
+
+def evaluate(predictor: ClassificationPredictor, data: Any, **options: Any) -> Any:
+    """:func:`~oculi.evaluation.classification.evaluate_classification`."""
+    from oculi.evaluation.classification import evaluate_classification
+
+    return evaluate_classification(predictor, data, **options)
+
+
+def show(predictor: ClassificationPredictor, images: list[Path], options: PredictOptions, console: Console) -> None:
+    """``oculi predict``: the ``top_k`` classes per image as a table, or SageMaker's JSON per image."""
+    from rich.table import Table
+
+    results = predictor.predict(list(images))
+    if options.as_json or options.verbose:
+        for result in results:
+            console.print_json(json.dumps(result.sagemaker(verbose=options.verbose)), indent=None)
+        return
+    table = Table("image", "class", "probability")
+    for path, result in zip(images, results, strict=True):
+        for rank, (label, prob) in enumerate(result.top(options.top_k)):
+            table.add_row(str(path) if rank == 0 else "", label, f"{prob:.4f}")
+    console.print(table)
+
+
+CONTRACT = TaskContract(
+    name="classification", title="image classification", predictor=ClassificationPredictor, codec=CODEC,
+    evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=ClassificationResponse,
+    show=show, transform_batch_size=32, data=DATA_TASKS.get("classification"), annotation_kind="class",
+)

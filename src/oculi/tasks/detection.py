@@ -1,0 +1,102 @@
+"""The object-detection task: labelled boxes per image. The network's ONNX export plan is the algorithm's own
+(SSD's, :mod:`oculi.algorithms.detection_export`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel
+
+from oculi.data.tasks import DATA_TASKS
+from oculi.errors import ConfigError
+from oculi.inference.codecs import TaskCodec, json_bytes
+from oculi.inference.detection import DetectionPredictor, Detections
+from oculi.tasks.base import PredictOptions, TaskContract, numbered
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class PixelBox(BaseModel):
+    """Box corners in the input image's pixels."""
+
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+
+
+class Detection(BaseModel):
+    """One detected object."""
+
+    label: str
+    class_id: int
+    score: float
+    box: PixelBox
+
+
+class DetectionResponse(BaseModel):
+    """Friendly detection answer: objects by decreasing score, boxes in pixels of the ``width × height`` input."""
+
+    endpoint: str
+    variant: str
+    task: Literal["detection"]
+    width: int
+    height: int
+    detections: list[Detection]
+
+
+CODEC = TaskCodec("detection", "application/json", {
+    "application/json": lambda r: json_bytes(r.sagemaker()),
+    "application/json;annotation=1": lambda r: json_bytes(r.annotation()),
+})
+
+
+def friendly(result: Detections, top_k: int | None, min_score: float) -> dict[str, Any]:
+    """The friendly answer's body: the objects scoring at least ``min_score``, boxes in pixels."""
+    kept = result.filtered(min_score)
+    return {"width": kept.width, "height": kept.height, "detections": [
+        {"label": kept.classes[c], "class_id": c, "score": s,
+         "box": dict(zip(("xmin", "ymin", "xmax", "ymax"), (round(v, 2) for v in box), strict=True))}
+        for box, s, c in zip(kept.boxes, kept.scores, kept.labels, strict=True)]}
+
+
+def evaluate(predictor: DetectionPredictor, data: Any, *, top_k: int | None = None, **options: Any) -> Any:
+    """:func:`~oculi.evaluation.detection.evaluate_detection` (``top_k`` does not apply)."""
+    from oculi.evaluation.detection import evaluate_detection
+
+    if top_k is not None:
+        raise ConfigError(f"`top_k` applies to classification models; {predictor.bundle.path} is an "
+                          "object-detection model. Leave out --top-k.")
+    return evaluate_detection(predictor, data, **options)
+
+
+def show(predictor: DetectionPredictor, images: list[Path], options: PredictOptions, console: Console) -> None:
+    """``oculi predict``: a table of boxes per image (or SageMaker's JSON), and the drawn image with ``draw``."""
+    from rich.table import Table
+
+    from oculi.inference.detection import draw as draw_boxes
+
+    for path in images:
+        image = predictor.to_tensor(path)
+        result = predictor.predict(image, min_score=options.min_score)
+        if options.draw is not None:
+            console.print(f"drawn: {draw_boxes(image, result, numbered(options.draw, path, len(images) > 1))}")
+        if options.as_json or options.verbose or options.annotation:
+            body = result.annotation() if options.annotation else result.sagemaker()
+            console.print_json(json.dumps(body), indent=None)
+            continue
+        table = Table("image", "class", "score", "box (xmin, ymin, xmax, ymax px)")
+        for n, (box, score, label) in enumerate(zip(result.boxes, result.scores, result.labels, strict=True)):
+            table.add_row(str(path) if n == 0 else "", result.classes[label], f"{score:.3f}",
+                          ", ".join(f"{v:.0f}" for v in box))
+        console.print(table if result.boxes else f"{path}: no detections")
+
+
+CONTRACT = TaskContract(
+    name="detection", title="object detection", predictor=DetectionPredictor, codec=CODEC, evaluate=evaluate,
+    export_plan=None, friendly=friendly, friendly_schema=DetectionResponse, show=show, transform_batch_size=8,
+    data=DATA_TASKS.get("detection"), annotation_kind="box",
+)

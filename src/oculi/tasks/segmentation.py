@@ -1,0 +1,107 @@
+"""The semantic-segmentation task: a class per pixel."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from pydantic import BaseModel
+
+from oculi.algorithms.base import ExportPlan
+from oculi.data.synthetic import sample_images
+from oculi.data.tasks import DATA_TASKS
+from oculi.data.transforms import normalize
+from oculi.errors import ConfigError
+from oculi.inference.codecs import TaskCodec, json_bytes
+from oculi.inference.segmentation import SegmentationPredictor, SegmentationResult
+from oculi.tasks.base import PredictOptions, TaskContract, numbered
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class SegmentationResponse(BaseModel):
+    """Friendly segmentation answer: each class's share of the pixels and the class-index mask as PNG."""
+
+    endpoint: str
+    variant: str
+    task: Literal["segmentation"]
+    width: int
+    height: int
+    classes: list[str]
+    fractions: dict[str, float]
+    mask_png_base64: str
+
+
+CODEC = TaskCodec("segmentation", "image/png", {
+    "image/png": lambda r: r.png(),
+    "application/json": lambda r: json_bytes(r.to_json()),
+})
+
+
+def friendly(result: SegmentationResult, top_k: int | None, min_score: float) -> dict[str, Any]:
+    """The friendly answer's body: size, classes, per-class pixel shares and the mask PNG (base64)."""
+    return result.to_json()
+
+
+def export_plan(model: Any, spec: dict[str, Any]) -> ExportPlan:
+    """``images [batch, 3, height, width]`` → ``logits [batch, num_classes, height, width]`` with dynamic batch,
+    height and width: a landscape batch of 2 and a portrait image, each long side at ``base_size``."""
+    mean, std = tuple(spec["mean"]), tuple(spec["std"])
+    base = int(spec["base_size"])
+    short = max(16, round(base * 0.75))
+    samples = [normalize(torch.stack(sample_images(2, short, base, seed=1)), mean, std),
+               normalize(torch.stack(sample_images(1, base, max(16, round(base * 0.6)), seed=2)), mean, std)]
+    axes = {0: "batch", 2: "height", 3: "width"}
+    return ExportPlan(["logits"], {"images": axes, "logits": axes}, samples[0], samples)
+
+
+def evaluate(predictor: SegmentationPredictor, data: Any, *, top_k: int | None = None, batch_size: int = 32,
+             **options: Any) -> Any:
+    """:func:`~oculi.evaluation.segmentation.evaluate_segmentation` (one image at a time; ``top_k`` does not
+    apply)."""
+    from oculi.evaluation.segmentation import evaluate_segmentation
+
+    if top_k is not None:
+        raise ConfigError(f"`top_k` applies to classification models; {predictor.bundle.path} is a "
+                          "semantic-segmentation model. Leave out --top-k.")
+    return evaluate_segmentation(predictor, data, **options)
+
+
+def show(predictor: SegmentationPredictor, images: list[Path], options: PredictOptions, console: Console) -> None:
+    """``oculi predict``: per-class pixel shares per image (or JSON); the mask PNG with ``png``, the colour
+    overlay with ``draw``."""
+    from rich.table import Table
+
+    from oculi.inference.segmentation import overlay
+
+    many = len(images) > 1
+    for path in images:
+        image = predictor.to_tensor(path)
+        result = predictor.predict(image)
+        if options.png is not None:
+            target = numbered(options.png, path, many)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(result.png())
+            console.print(f"mask: {target}")
+        if options.draw is not None:
+            target = numbered(options.draw, path, many)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            overlay(image, result.mask, result.classes).save(target)
+            console.print(f"drawn: {target}")
+        if options.as_json:
+            console.print_json(json.dumps(result.to_json()), indent=None)
+        elif options.png is None and options.draw is None:
+            table = Table("image", "class", "share of pixels")
+            for n, (name, share) in enumerate(result.fractions().items()):
+                table.add_row(str(path) if n == 0 else "", name, f"{share:.4f}")
+            console.print(table)
+
+
+CONTRACT = TaskContract(
+    name="segmentation", title="semantic segmentation", predictor=SegmentationPredictor, codec=CODEC,
+    evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=SegmentationResponse, show=show,
+    transform_batch_size=4, data=DATA_TASKS.get("segmentation"), annotation_kind="mask",
+)
