@@ -55,13 +55,21 @@ def test_opening_a_bomb_is_a_data_error_naming_the_file(tmp_path):
             read(bomb)
 
 
-def test_a_header_just_over_the_limit_is_refused_too(tmp_path, monkeypatch):
-    # Between Pillow's warning and error thresholds Pillow only warns; oculi refuses at its limit all the same.
+def test_the_limit_is_pillows_error_threshold(tmp_path, monkeypatch):
+    # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; oculi decodes in between (large real
+    # photos) and refuses above, with the size claimed, whether or not Pillow raised.
     from PIL import Image
 
+    from oculi.data.image import max_file_pixels
+
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    bomb = write_bomb(tmp_path / "wide.png", 40, 30)
-    with pytest.raises(DataError, match=r"wide\.png: claims a 40 × 30 image"):
+    assert max_file_pixels() == 2000
+    from tests.data.conftest import make_image
+
+    fine = make_image(tmp_path / "big.png", size=(40, 30))  # 1200 px: Pillow warns, oculi decodes
+    assert tuple(decode_image(fine).shape) == (3, 30, 40)
+    bomb = write_bomb(tmp_path / "wide.png", 50, 41)  # 2050 px: over twice the limit
+    with pytest.raises(DataError, match=r"wide\.png: claims"):
         decode_image(bomb)
 
 

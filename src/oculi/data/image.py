@@ -48,10 +48,12 @@ class ImageInfo:
 
 def max_file_pixels() -> int:
     """The most pixels an image file may claim (width × height in its header) before it is refused as a
-    decompression bomb: Pillow's ``Image.MAX_IMAGE_PIXELS`` (about 89 Mpx unless changed), or
-    :data:`MAX_DECODED_PIXELS` when Pillow's limit is switched off."""
+    decompression bomb: Pillow's own error threshold, twice ``Image.MAX_IMAGE_PIXELS`` (about 179 Mpx unless
+    changed; Pillow only warns below it, and large aerial or medium-format photos live there), or
+    :data:`MAX_DECODED_PIXELS` when Pillow's limit is switched off. Request bodies have their own, lower limit
+    (:func:`decode_image_bytes`)."""
     limit = Image.MAX_IMAGE_PIXELS
-    return int(limit) if limit else MAX_DECODED_PIXELS
+    return 2 * int(limit) if limit else MAX_DECODED_PIXELS
 
 
 def _too_large(name: object, claim: str, limit: int) -> DataError:
