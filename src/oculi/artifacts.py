@@ -169,13 +169,22 @@ def resolve_bundle_path(path: Path) -> Path:
 
 
 def load_bundle(path: Path) -> ModelBundle:
-    """Load a bundle: rebuild the network the registered algorithm describes and load its weights strictly."""
+    """Load a bundle: rebuild the network the registered algorithm describes and load its weights strictly. An
+    algorithm this oculi does not have is an :class:`ArtifactError` naming the bundle's ``model.json``."""
     from oculi.algorithms import get_algorithm
+    from oculi.errors import RegistryError
 
     source = Path(path).expanduser()
     path = resolve_bundle_path(path)
     meta = read_meta(path)
-    algorithm = get_algorithm(meta["algorithm"])
+    try:
+        if not isinstance(meta["algorithm"], str):
+            raise RegistryError("An algorithm is named by a string, e.g. \"image-classification\".")
+        algorithm = get_algorithm(meta["algorithm"])
+    except RegistryError as e:
+        raise ArtifactError(f"{path / MODEL_JSON}: names the algorithm {meta['algorithm']!r}, which this oculi "
+                            f"does not have. {e} Use a bundle written by `oculi train` (or the oculi version that "
+                            "wrote it).") from None
     model = algorithm.model_from_meta(meta)
     load_state(model, read_weights(path), str(path / WEIGHTS))
     model.eval()

@@ -40,6 +40,9 @@ class TrainingHyperparameters(HyperParameters):
     skip_bad_images: bool = Field(False, description="oculi addition. Skip (and list) unreadable images, and "
                                   "labels whose class id is outside the classes, instead of stopping before "
                                   "training.")
+    label_attribute: str | None = Field(None, description="oculi addition. The augmented-manifest attribute that "
+                                        "holds the labels when the lines have several (SageMaker's AttributeNames); "
+                                        "also `oculi train --label-attribute NAME`.")
     validation_fraction: float = Field(0.2, gt=0, lt=1, description="oculi addition. Share of the training data "
                                        "held out (seeded, stratified) when no validation channel is given.")
     seed: int = Field(0, ge=0, description="oculi addition. Seed for weights, shuffling, augmentation and the "

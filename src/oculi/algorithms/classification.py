@@ -243,7 +243,8 @@ class ImageClassification(Algorithm):
 
         assert isinstance(hp, ImageClassificationHyperparameters)
         notes: list[str] = []
-        sets = resolve_classification_channels(channels, image_roots=image_roots, num_classes=hp.num_classes)
+        sets = resolve_classification_channels(channels, image_roots=image_roots, num_classes=hp.num_classes,
+                                               label_attribute=hp.label_attribute)
         train, validation, report = checked_split(sets, hp, progress, notes)
         classes = train.classes
         if train.multi_label and not hp.multi_label:

@@ -203,11 +203,12 @@ class ObjectDetection(Algorithm):
                             "to the training images folder (relative to the YAML, e.g. `train: train/images`).")
         sets = {"train": read_detection(train_path, annotations=_path(channels.get("train_annotation")),
                                         image_roots=image_roots, split="train" if "train" in splits else None,
-                                        num_classes=hp.num_classes)}
+                                        num_classes=hp.num_classes, label_attribute=hp.label_attribute)}
         if "validation" in channels:
             sets["validation"] = read_detection(Path(channels["validation"]),
                                                 annotations=_path(channels.get("validation_annotation")),
-                                                image_roots=image_roots, classes=sets["train"].classes)
+                                                image_roots=image_roots, classes=sets["train"].classes,
+                                                label_attribute=hp.label_attribute)
         elif "train_annotation" not in channels and all(
                 (train_path / name).is_dir() for name in ("train_annotation", "validation", "validation_annotation")):
             # SageMaker's layout given as its root: use its validation channel too, as for segmentation.

@@ -201,12 +201,13 @@ class SemanticSegmentation(Algorithm):
         num_classes = hp.num_classes or (len(init_meta["classes"]) if init_meta else None)
         sets = {"train": read_segmentation(Path(channels["train"]), annotations=_path(channels.get("train_annotation")),
                                            label_map=label_map, image_roots=image_roots, num_classes=num_classes,
-                                           encoding=hp.label_encoding or init_encoding)}
+                                           encoding=hp.label_encoding or init_encoding,
+                                           label_attribute=hp.label_attribute)}
         if "validation" in channels:
             sets["validation"] = read_segmentation(
                 Path(channels["validation"]), annotations=_path(channels.get("validation_annotation")),
                 label_map=label_map, image_roots=image_roots, classes=sets["train"].classes, split="validation",
-                encoding=sets["train"].label_encoding)
+                encoding=sets["train"].label_encoding, label_attribute=hp.label_attribute)
         notes: list[str] = []
         # A dataset root in SageMaker's layout: use every channel it has (as `oculi data check ROOT` does).
         layout = layout_channels(Path(channels["train"])) if "train_annotation" not in channels else {}

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from oculi.cli.common import console, err_console, parse_channels, parse_image_roots
-from oculi.data.channels import read_channel, resolve_classification_channels
+from oculi.data.channels import read_channel, resolve_classification_channels, split_layout
 from oculi.data.checks import check_classification, check_path
 from oculi.data.detection import DETECTION_FORMATS
 from oculi.data.formats.manifest import write_manifest
@@ -33,6 +33,14 @@ ImageRootOption = Annotated[
     typer.Option(
         "--image-root",
         help="Map an S3 prefix in a manifest to a local folder: s3://bucket/prefix=DIR. Repeatable.",
+    ),
+]
+LabelAttributeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--label-attribute",
+        help="Augmented manifests: the attribute that holds the labels, when the lines have several "
+        "(e.g. class besides verified-class).",
     ),
 ]
 SeedOption = Annotated[
@@ -66,6 +74,7 @@ def check(
         "--num-classes", min=2, max=254, help="The num_classes you will train with: .lst / manifest class ids and "
         "segmentation mask values at or above it (other than 255 = ignore) are reported. Default: from the "
         "class-map or label map, else the data.")] = None,
+    label_attribute: LabelAttributeOption = None,
 ) -> None:
     """Check a dataset: can it be trained on?
 
@@ -92,10 +101,11 @@ def check(
         )
     if channel:
         sets = resolve_classification_channels(parse_channels(None, None, channel), image_roots=roots,
-                                               num_classes=num_classes)
+                                               num_classes=num_classes, label_attribute=label_attribute)
         report = check_classification(sets, workers=workers, progress=progress)
     elif path is not None:
-        report = check_path(path, roots, workers=workers, progress=progress, num_classes=num_classes)
+        report = check_path(path, roots, workers=workers, progress=progress, num_classes=num_classes,
+                            label_attribute=label_attribute)
     else:
         raise ConfigError(
             "Nothing to check: pass a dataset PATH (e.g. `oculi data check data/flowers`) or "
@@ -109,9 +119,16 @@ def check(
         raise typer.Exit(1)
 
 
-def _read_clean(path: Path, image_root: list[str] | None) -> SampleSet:
-    """Read a dataset to rewrite; refuse when the reader left lines out, so no image is dropped silently."""
-    sample_set = read_channel(path, image_roots=parse_image_roots(image_root))
+def _read_clean(path: Path, image_root: list[str] | None, label_attribute: str | None = None, *,
+                command: str) -> SampleSet:
+    """Read a dataset to rewrite; refuse when the reader left lines out, so no image is dropped silently, and
+    a folder of splits (``command`` takes one dataset: the fix names one split folder)."""
+    splits = split_layout(path)
+    if splits is not None:
+        names = ", ".join(f"{p.name}/" for p in splits.values())
+        raise DataError(f"{path}: holds splits ({names}), not classes; `oculi data {command}` reads one dataset. "
+                        f"Pass one split folder, e.g. `oculi data {command} {splits['train']} …`.")
+    sample_set = read_channel(path, image_roots=parse_image_roots(image_root), label_attribute=label_attribute)
     errors = [f for f in sample_set.findings if f.level == "error"]
     if errors:
         raise DataError(
@@ -145,6 +162,7 @@ def split(
     ],
     seed: SeedOption = 0,
     image_root: ImageRootOption = None,
+    label_attribute: LabelAttributeOption = None,
 ) -> None:
     """Split a dataset into stratified train and validation manifests.
 
@@ -153,7 +171,7 @@ def split(
 
     Example: oculi data split data/flowers --fraction 0.2 --seed 0 --output data/flowers-split
     """
-    sample_set = _read_clean(path, image_root)
+    sample_set = _read_clean(path, image_root, label_attribute, command="split")
     train, validation = stratified_split(sample_set, fraction, seed)
     train_path = write_manifest(train, output / "train.manifest")
     validation_path = write_manifest(validation, output / "validation.manifest")
@@ -176,6 +194,7 @@ def sample(
     output: Annotated[Path, typer.Option("--output", "-o", help="Manifest file to write.")],
     seed: SeedOption = 0,
     image_root: ImageRootOption = None,
+    label_attribute: LabelAttributeOption = None,
 ) -> None:
     """Write a class-balanced random subset of a dataset as a manifest.
 
@@ -183,7 +202,7 @@ def sample(
 
     Example: oculi data sample data/flowers --fraction 0.02 --seed 0 --output data/flowers-2pct.manifest
     """
-    sample_set = _read_clean(path, image_root)
+    sample_set = _read_clean(path, image_root, label_attribute, command="sample")
     subset = stratified_sample(sample_set, fraction, seed)
     written = write_manifest(subset, output)
     console.print(_count_table(sample_set, {"all": sample_set, "sampled": subset}))
@@ -213,6 +232,10 @@ def convert(
         bool, typer.Option("--copy-images", help="Copy the images into OUT (byte for byte) instead of referencing.")
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the ledger as JSON.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an output that already exists (its "
+                                            "annotation file or folders are deleted first). The input itself is "
+                                            "never overwritten.")] = False,
+    label_attribute: LabelAttributeOption = None,
     task: Annotated[str, typer.Option("--task", help="auto, detection or segmentation. auto recognises SageMaker "
                                       "mask folders, VOC SegmentationClass and -ref manifests as segmentation; "
                                       "pass segmentation to read COCO polygons as masks.")] = "auto",
@@ -220,7 +243,9 @@ def convert(
     """Convert object detection data between formats and print a ledger of what was read, written and changed.
 
     Boxes, class names and images are counted in and out; every box or image dropped or changed (clipped, empty,
-    a difficult flag YOLO cannot hold, an image not found) is listed with its file and reason.
+    a difficult flag YOLO cannot hold, an image not found) is listed with its file and reason. The input is never
+    written over; an existing output is replaced only with --overwrite; data in which no image is found is an
+    error, not an empty output.
 
     Example: oculi data convert ../shared/data/bees/train.manifest --to coco out/bees-coco --image-root
     s3://sagemaker-remars/datasets/na-bees/500=../shared/data/bees/images
@@ -238,7 +263,8 @@ def convert(
         raise ConfigError(f"--task got {task!r}; expected auto, {' or '.join(convertible)}.")
     options = {"copy_images": copy_images, "names": names} if copy_images or names is not None else {}
     ledger = convert_data(source, to, out, task=task, source_format=source_format, annotations=annotations,
-                          image_roots=parse_image_roots(image_root), **options)
+                          image_roots=parse_image_roots(image_root), overwrite=overwrite,
+                          label_attribute=label_attribute, **options)
     if json_output:
         typer.echo(json.dumps(ledger.to_dict(), indent=2, ensure_ascii=False))
     else:

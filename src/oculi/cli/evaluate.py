@@ -24,6 +24,8 @@ def evaluate(
     image_root: list[str] | None = typer.Option(None, "--image-root", help="Map an S3 prefix in a manifest to a "
                                                 "local folder: s3://bucket/prefix=DIR. Repeatable."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    label_attribute: str | None = typer.Option(None, "--label-attribute", help="Augmented manifests: the "
+                                               "attribute that holds the labels, when the lines have several."),
 ) -> None:
     """Measure a trained model on labelled images: accuracy, per-class precision/recall/F1, confusion matrix;
     for an object-detection model, mAP (at its overlap_threshold, at IoU 0.5 and over 0.50:0.95) and per-class AP;
@@ -36,7 +38,7 @@ def evaluate(
     from oculi.tasks import evaluate as run
 
     result = run(model, data, output=output, top_k=top_k, image_roots=parse_image_roots(image_root),
-                 progress=not no_progress)
+                 progress=not no_progress, label_attribute=label_attribute)
     result.render(console)
     for what, path in result.files.items():
         console.print(f"{what}: {path}", soft_wrap=True)

@@ -33,6 +33,9 @@ def train(
                                            "of the same architecture (SageMaker's `model` channel)."),
     image_root: list[str] | None = typer.Option(None, "--image-root", help="Map an S3 prefix in a manifest to a "
                                                 "local folder: s3://bucket/prefix=DIR. Repeatable."),
+    label_attribute: str | None = typer.Option(None, "--label-attribute", help="Augmented manifests: the "
+                                               "attribute that holds the labels, when the lines have several "
+                                               "(same as -p label_attribute=NAME)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Allow writing over an existing bundle in --output."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
     name: str | None = typer.Option(None, "--name", help="Job name (default <algorithm or script>-YYYY-MM-DD-"
@@ -99,6 +102,7 @@ def train(
                           "--train data/train`, or run your own script with --entry-point train.py.")
     elif source_dir or metric_definition:
         raise ConfigError("--source-dir and --metric-definition belong to script mode; add --entry-point SCRIPT.")
+    param = _with_label_attribute(param, label_attribute, script_mode=entry_point is not None)
     if "LOCAL_RANK" in os.environ:  # a rank of the user's own torchrun: not a job
         if entry_point is not None:
             raise ConfigError("Script mode does not run under torchrun: start your script with torchrun yourself, "
@@ -193,6 +197,22 @@ def _report_script(job: dict, result: Any) -> None:
                   markup=False)
     console.print(f"log: {job['log_path']}; other outputs (SM_OUTPUT_DATA_DIR): {result.output_dir / 'data'}; "
                   f"checkpoints (SM_CHECKPOINT_DIR): {Path(job['job_dir']) / 'checkpoints'}", markup=False)
+
+
+def _with_label_attribute(param: list[str] | None, label_attribute: str | None, script_mode: bool) -> list[str]:
+    """``param`` plus ``label_attribute=NAME`` for ``--label-attribute NAME``; a different ``-p label_attribute``
+    or script mode (where labels are the script's business) is a :class:`ConfigError`."""
+    from oculi.errors import ConfigError
+
+    param = list(param or [])
+    if label_attribute is None:
+        return param
+    if script_mode:
+        raise ConfigError("--label-attribute applies to built-in algorithms; a script reads its own channels.")
+    given = _params(param).get("label_attribute")
+    if given is not None and given != label_attribute:
+        raise ConfigError(f"--label-attribute {label_attribute} conflicts with -p label_attribute={given}; pass one.")
+    return [*param, f"label_attribute={label_attribute}"] if given is None else param
 
 
 def _params(param: list[str] | None) -> dict[str, str]:

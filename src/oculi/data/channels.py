@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from oculi.data.formats.folders import is_class_folders, read_folders
+from oculi.data.formats.foreign import is_voc_xml, raise_if_foreign
 from oculi.data.formats.lst import is_lst, read_lst
 from oculi.data.formats.manifest import is_manifest, read_manifest
 from oculi.errors import ConfigError, DataError
@@ -69,6 +70,7 @@ def read_channel(
     image_roots: dict[str, Path] | None = None,
     classes: list[str] | None = None,
     num_classes: int | None = None,
+    label_attribute: str | None = None,
 ) -> SampleSet:
     """Read one channel — a folder of class sub-folders, a ``.lst``, a manifest, or a folder holding exactly one
     ``.lst``/manifest next to its images — recognised by content.
@@ -76,7 +78,8 @@ def read_channel(
     ``image_root``: folder ``.lst`` paths are relative to (default the ``.lst``'s folder). ``image_roots``: S3
     prefix → local folder for manifests. ``classes``: the training classes, for a validation channel.
     ``num_classes``: how many classes the training channel has (SageMaker's hyperparameter): a ``.lst`` or
-    manifest class id at or above it is a ``label_out_of_range`` finding naming the line."""
+    manifest class id at or above it is a ``label_out_of_range`` finding naming the line.
+    ``label_attribute``: the manifest attribute holding the labels, when its lines have several."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: not found. Pass a folder of class sub-folders, a .lst file or a manifest.")
@@ -96,18 +99,27 @@ def read_channel(
                 f"{path}: holds {len(files)} label files ({', '.join(p.name for p in files)}); pass the one to "
                 "use as the channel (or as train_lst/validation_lst)."
             )
+        if not files and len([p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]) <= 1:
+            raise_if_foreign(path)  # e.g. a CVAT export, whose images/ would pass for a single class folder
         if files:
             sample_set = read_channel(
                 files[0], image_root=image_root or path, image_roots=image_roots, classes=classes,
                 num_classes=num_classes,
+                label_attribute=label_attribute,
             )
             sample_set.findings.insert(
                 0, Finding("info", "label_file", f"labels read from {files[0].name}", str(files[0]))
             )
             return sample_set
         return read_folders(path, classes)
+    _refuse_empty(path)
+    raise_if_foreign(path)
+    if is_voc_xml(path):
+        raise DataError(f"{path}: one Pascal VOC annotation (object detection); pass the folder that holds the .xml "
+                        f"files ({path.parent}) or the VOC root holding Annotations/ and JPEGImages/.")
     if is_manifest(path):
-        return read_manifest(path, image_roots=image_roots, classes=classes, num_classes=num_classes)
+        return read_manifest(path, image_roots=image_roots, classes=classes, num_classes=num_classes,
+                             label_attribute=label_attribute)
     if is_lst(path):
         return read_lst(path, image_root=image_root, classes=classes, num_classes=num_classes)
     raise DataError(
@@ -116,10 +128,27 @@ def read_channel(
     )
 
 
+def _refuse_empty(path: Path) -> None:
+    """Raise :class:`DataError` naming ``path`` when the label file holds nothing but white space."""
+    try:
+        with path.open("rb") as f:
+            empty = not f.read(1 << 16).strip() and not f.read(1)
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e}).") from None
+    if empty:
+        raise DataError(f"{path}: the file is empty. A .lst needs one `index<TAB>class_id<TAB>path` line per image, "
+                        "an augmented manifest one JSON object per line; write its lines (or pass a folder of class "
+                        "sub-folders instead).")
+
+
 def _single_lst(path: Path, channel: str) -> Path:
     if path.is_file():
+        _refuse_empty(path)
         return path
     files = sorted(p for p in path.iterdir() if p.is_file() and is_lst(p)) if path.is_dir() else []
+    if not files and path.is_dir():
+        for candidate in sorted(path.glob("*.lst")):
+            _refuse_empty(candidate)
     if len(files) != 1:
         found = ", ".join(p.name for p in files) or "none"
         raise ConfigError(
@@ -148,14 +177,16 @@ def _check_names(channels: dict[str, str | Path]) -> None:
 
 
 def resolve_classification_channels(
-    channels: dict[str, str | Path], image_roots: dict[str, Path] | None = None, num_classes: int | None = None
+    channels: dict[str, str | Path], image_roots: dict[str, Path] | None = None, num_classes: int | None = None,
+    label_attribute: str | None = None,
 ) -> dict[str, SampleSet]:
     """Read the ``train`` (and, when given, ``validation``) channels into ``{"train": …, "validation": …}``.
 
     ``train_lst`` / ``validation_lst`` name a ``.lst`` (or a folder holding one) whose paths are relative to the
     ``train`` / ``validation`` folder. ``model`` is ignored here. ``num_classes`` (SageMaker's hyperparameter)
     makes a ``.lst`` or manifest class id at or above it a finding naming the line. Unknown or
-    detection/segmentation-only channel names raise :class:`ConfigError`."""
+    detection/segmentation-only channel names raise :class:`ConfigError`. ``label_attribute`` names the label
+    attribute of manifest channels."""
     _check_names(channels)
     paths = {name: Path(value) for name, value in channels.items()}
     if "train" not in paths:
@@ -182,5 +213,6 @@ def resolve_classification_channels(
                 _single_lst(paths[lst_name], lst_name), image_root=paths[split], classes=classes, num_classes=count
             )
         else:
-            sets[split] = read_channel(paths[split], image_roots=image_roots, classes=classes, num_classes=count)
+            sets[split] = read_channel(paths[split], image_roots=image_roots, classes=classes, num_classes=count,
+                                       label_attribute=label_attribute)
     return sets

@@ -4,7 +4,8 @@ each problem with the file (and manifest/list line) it comes from.
 Finding codes (besides the readers' own, which are carried over):
 
 - errors: ``unreadable``, ``truncated``, ``not_an_image``, ``missing_image`` (the image does not decode or is not
-  there), ``empty_class`` (a training class without a usable image), ``no_images``, ``label_out_of_range``,
+  there), ``too_large`` (the header claims more pixels than the decompression-bomb limit), ``empty_class`` (a
+  training class without a usable image), ``no_images``, ``label_out_of_range``,
   ``class_mismatch`` (a split whose classes differ from the training classes), ``duplicate_across_splits``
   (identical file bytes in two splits);
 - warnings: ``duplicate_within_split``, ``empty_class`` for a non-training split;
@@ -44,7 +45,7 @@ _FORMAT_EXTENSIONS = {
     "PPM": (".ppm", ".pgm"),
 }
 # Errors that `skip_bad_images=true` turns into skipped samples (the image is left out, the rest trains).
-SKIPPABLE_CODES = ("unreadable", "truncated", "not_an_image", "missing_image")
+SKIPPABLE_CODES = ("unreadable", "truncated", "not_an_image", "missing_image", "too_large")
 # Class ids outside the classes (a .lst / manifest line, a box): the reader already left the line or box out, and
 # a sample whose label is out of range is dropped; `skip_bad_images=true` trains on the rest.
 SKIPPABLE_LABEL_CODES = ("label_out_of_range", "unknown_class")
@@ -75,7 +76,9 @@ def _decode(path: Path) -> _Decoded:
         info = inspect_image(path)
     except DataError as e:
         problem = str(e).removeprefix(f"{path}: ").rstrip(".")
-        if "truncated" in problem.lower():
+        if "over the limit of" in problem:
+            code = "too_large"
+        elif "truncated" in problem.lower():
             code = "truncated"
         elif "not an image" in problem:
             code = "not_an_image"
@@ -392,19 +395,22 @@ def check_classification(
 
 def check_path(
     path: Path, image_roots: dict[str, Path] | None = None, *, workers: int = 2, progress: bool = False,
-    num_classes: int | None = None,
+    num_classes: int | None = None, label_attribute: str | None = None,
 ) -> CheckReport:
     """Check a dataset path: a folder of split folders (``train``, ``validation``/``val``, ``test``) is checked
-    split by split against the training classes; segmentation data (SageMaker's mask layout, VOC
+    split by split against the training classes, and so is SageMaker's detection layout with a validation split;
+    segmentation data (SageMaker's mask layout, VOC
     ``SegmentationClass``, ``-ref`` manifests) is checked with its masks (see :mod:`oculi.data.formats.masks`);
     a YOLO dataset whose data YAML names split folders is checked split by split (``train``, ``validation``,
     ``test``); anything else is checked as one ``train`` channel. ``num_classes`` applies to segmentation masks
     (values at or above it are reported; without it the class count comes from the label map or the masks) and to
     class ids in files that may not name their classes (``.lst``, manifests, SageMaker JSON, YOLO without
-    names): an id at or above it is a ``label_out_of_range`` finding naming the file and line."""
+    names): an id at or above it is a ``label_out_of_range`` finding naming the file and line.
+    ``label_attribute``: a manifest's label attribute, when its lines have several."""
     from oculi.data.tasks import recognise
 
-    sets = recognise(Path(path)).read_splits(Path(path), image_roots=image_roots, num_classes=num_classes)
+    sets = recognise(Path(path)).read_splits(Path(path), image_roots=image_roots, num_classes=num_classes,
+                                             label_attribute=label_attribute)
     return check_classification(sets, workers=workers, progress=progress)
 
 

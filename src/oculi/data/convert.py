@@ -5,7 +5,9 @@ the written data is read back, so the ledger's "out" counts are what a reader of
 
 from __future__ import annotations
 
+import shutil
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from oculi.data.formats.manifest import write_detection_manifest
 from oculi.data.formats.sagemaker_json import write_sagemaker_json
 from oculi.data.formats.voc import write_voc
 from oculi.data.formats.yolo import write_yolo
-from oculi.errors import ConfigError
+from oculi.errors import ConfigError, DataError
 from oculi.types import Finding, SampleSet
 
 _SHOWN_PER_CODE = 5
@@ -83,6 +85,94 @@ class Ledger:
                       f"{self.target}", soft_wrap=True)
 
 
+def output_paths(to: str, out: Path, *, copy_images: bool = False, task: str = "detection") -> list[Path]:
+    """The files and folders a conversion to ``to`` under ``out`` writes (``task``: ``detection`` or
+    ``segmentation``), for the overwrite checks of :func:`guard_output`."""
+    out = Path(out)
+    if task == "segmentation":
+        return {"sagemaker-masks": [out / "train", out / "train_annotation"],
+                "manifest": [out / "train.manifest", out / "masks"],
+                "voc": [out / "JPEGImages", out / "SegmentationClass", out / "ImageSets" / "Segmentation" /
+                        "default.txt", out / "labelmap.txt"],
+                "coco": [out / "annotations.json"]}[to]
+    if to == "sagemaker-json":
+        return [out / "train_annotation", *([out / "train"] if copy_images else [])]
+    if to in ("manifest", "coco"):
+        suffixes = (".manifest", ".jsonl") if to == "manifest" else (".json",)
+        path = out if out.suffix.lower() in suffixes else out / ("train.manifest" if to == "manifest"
+                                                                 else "annotations.json")
+        return [path, *([path.parent / "images"] if copy_images else [])]
+    if to == "voc":
+        return [out / "Annotations", *([out / "JPEGImages"] if copy_images else [])]
+    return [out / "labels", out / "images", out / "data.yaml"]
+
+
+def _exists(path: Path) -> bool:
+    if path.is_symlink() or path.is_file():
+        return True
+    return path.is_dir() and any(path.iterdir())
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or path.is_relative_to(folder)
+
+
+def guard_output(sources: Iterable[Path], images: Iterable[Path], out: Path, outputs: list[Path],
+                 overwrite: bool) -> None:
+    """Refuse a conversion that would write over its own input, or over existing files without consent.
+
+    ``sources``: the annotation file(s) or dataset folder(s) read; ``images``: the images they list; ``outputs``:
+    what the conversion writes (:func:`output_paths`). Raises :class:`ConfigError` when ``out`` is a source, when
+    an output is (or holds) a source or an image, or is a file or folder inside a source folder that exists; and,
+    unless ``overwrite``, when an output already exists (a non-empty folder or a file). With ``overwrite`` the
+    existing outputs are removed first, so what is read back is exactly what this conversion wrote."""
+    out_resolved = Path(out).resolve()
+    inputs = [Path(p).resolve() for p in sources if p is not None]
+    pictures = {Path(p).resolve() for p in images}
+    for source in inputs:
+        if out_resolved == source:
+            suggestion = Path(out).with_name(f"{Path(out).stem}-converted")
+            raise ConfigError(f"the output {out} is the input {source}; converting would overwrite the data being "
+                              f"read. Pass another output folder, e.g. {suggestion}.")
+    folders = [source for source in inputs if source.is_dir()]
+    for output in outputs:
+        target = output.resolve()
+        exists = _exists(output)
+        clash = next((s for s in inputs if _inside(s, target)), None) or \
+            next((f for f in folders if exists and target.is_relative_to(f)), None)
+        picture = None if clash else next((p for p in pictures if _inside(p, target)), None)
+        if clash or picture:
+            what = f"an image the annotations list ({picture})" if picture else f"the input ({clash})"
+            raise ConfigError(f"the output {output} is, holds or would overwrite {what}; converting there would "
+                              "change the data being read. Pass another output folder.")
+    existing = [p for p in outputs if _exists(p)]
+    if existing and not overwrite:
+        names = ", ".join(str(p) for p in existing)
+        raise ConfigError(f"the output already exists: {names}. Pass --overwrite (Python: overwrite=True) to "
+                          "replace it, or choose another output folder.")
+    for path in existing:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def require_images(read: SampleSet, source: Path) -> None:
+    """Raise :class:`DataError` when the data read from ``source`` holds no image to convert: naming the
+    images looked for and where when every listed image is missing, else what was read and found empty."""
+    if len(read):
+        return
+    missing = [f for f in read.findings if f.code == "missing_image"]
+    if missing:
+        first = missing[0]
+        raise DataError(f"{source}: none of the {len(missing)} image(s) listed was found (read as {read.format}), "
+                        f"e.g. {first.location()}: {first.message} Nothing was written.")
+    errors = [f for f in read.findings if f.level == "error"]
+    detail = f" {len(errors)} error(s), e.g. {errors[0].location()}: {errors[0].message}" if errors else ""
+    raise DataError(f"{source}: read as {read.format} ({read.source}), it holds no annotated image to convert."
+                    f"{detail} Check the path (and the format with --from); nothing was written.")
+
+
 def _box_counts(sample_set: SampleSet) -> tuple[int, dict[str, int]]:
     counts = sample_set.class_counts()
     return sum(counts.values()), {name: counts.get(i, 0) for i, name in enumerate(sample_set.classes)}
@@ -127,7 +217,7 @@ def convert(source: Path, to: str, out: Path, *, task: str = "auto", **options: 
     read, written and changed. ``task`` (``auto``: recognised from the data, see :mod:`oculi.data.tasks`) picks the
     converter: :func:`convert_detection` for boxes, :func:`~oculi.data.segmentation.convert_segmentation` for
     masks; ``options`` are theirs (``copy_images``, ``source_format``, ``image_roots``, ``names``,
-    ``annotations``)."""
+    ``annotations``, ``overwrite``, ``label_attribute``)."""
     from oculi.data.tasks import convert_data
 
     return convert_data(Path(source), to, Path(out), task=task, **options)
@@ -143,6 +233,8 @@ def convert_detection(
     image_roots: dict[str, Path] | None = None,
     names: Path | None = None,
     annotations: Path | None = None,
+    overwrite: bool = False,
+    label_attribute: str | None = None,
 ) -> Ledger:
     """Convert the detection data at ``source`` (any of :data:`DETECTION_FORMATS`, recognised by content unless
     ``source_format`` names it) to the format ``to``, written under ``out``; boxes stay ``xyxy`` pixels in between.
@@ -152,14 +244,27 @@ def convert_detection(
     ``out/annotations.json`` (or ``out`` when it ends in ``.json``); ``voc`` → ``out/Annotations`` (+
     ``JPEGImages``); ``yolo`` → ``out/labels``, ``out/images`` (links unless copied), ``out/data.yaml``. Images are
     referenced by path unless ``copy_images`` (``shutil.copy2``, never re-encoded). ``image_roots``, ``names`` and
-    ``annotations`` are passed to :func:`~oculi.data.detection.read_detection`. Returns the :class:`Ledger`."""
+    ``annotations`` are passed to :func:`~oculi.data.detection.read_detection`. Returns the :class:`Ledger`.
+
+    Nothing of the input is ever written over: an output that is (or holds) the input is refused, and so is an
+    output that exists unless ``overwrite`` (then it is replaced). Data in which no image is found (or every listed
+    image is missing) raises :class:`~oculi.errors.DataError` and writes nothing. ``label_attribute``: a
+    manifest's label attribute, when its lines have several."""
     if to not in DETECTION_FORMATS:
         raise ConfigError(f"--to got {to!r}; expected one of {', '.join(DETECTION_FORMATS)}.")
     source, out = Path(source), Path(out)
     read = read_detection(source, annotations=annotations, image_roots=image_roots, names=names,
-                          format=source_format)
+                          format=source_format, label_attribute=label_attribute)
+    require_images(read, source)
+    guard_output([source, annotations, names], (s.image for s in read.samples), out,
+                 output_paths(to, out, copy_images=copy_images), overwrite)
     written_findings, back_path = _write(read, to, out, copy_images)
     back = read_detection(back_path, format=to)
+    if not len(back):
+        problems = [f for f in [*written_findings, *back.findings] if f.level == "error"]
+        example = f" e.g. {problems[0].location()}: {problems[0].message}" if problems else ""
+        raise DataError(f"{back_path}: the {to} data written from {len(read)} image(s) reads back with none;"
+                        f"{example or ' nothing usable was written.'}")
     boxes_in, per_class_in = _box_counts(read)
     boxes_out, per_class_out = _box_counts(back)
     changes = [*read.findings, *written_findings, *(f for f in back.findings if f.level != "info")]

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from oculi.data.formats.coco import is_coco, read_coco
+from oculi.data.formats.foreign import is_voc_xml, raise_if_foreign
 from oculi.data.formats.manifest import is_manifest, read_detection_manifest
 from oculi.data.formats.sagemaker_json import read_sagemaker_json
 from oculi.data.formats.voc import annotations_dir, read_voc
@@ -35,7 +36,8 @@ def detect_format(path: Path, annotations: Path | None = None) -> str:
     file → ``manifest``; a JSON object with ``images``/``annotations`` (or a folder holding ``annotations.json``)
     → ``coco``; ``Annotations/*.xml`` → ``voc``; ``labels/*.txt`` or a data YAML → ``yolo``; ``annotations``
     given, a ``train_annotation`` sub-folder or a folder of per-image JSON → ``sagemaker-json``. Raises
-    :class:`DataError` when nothing matches."""
+    :class:`DataError` when nothing matches, saying which format the data looks like when it is one oculi does
+    not read (CVAT XML, Label Studio, VIA; see :mod:`oculi.data.formats.foreign`)."""
     path = Path(path)
     if annotations is not None:
         return "sagemaker-json"
@@ -46,6 +48,10 @@ def detect_format(path: Path, annotations: Path | None = None) -> str:
             return "coco"
         if path.suffix.lower() in (".yaml", ".yml") and is_yolo(path):
             return "yolo"
+        raise_if_foreign(path)
+        if is_voc_xml(path):
+            raise DataError(f"{path}: one Pascal VOC annotation; pass the folder that holds the .xml files "
+                            f"({path.parent}) or the VOC root holding Annotations/ and JPEGImages/.")
         if is_manifest(path):
             return "manifest"
     else:
@@ -57,6 +63,7 @@ def detect_format(path: Path, annotations: Path | None = None) -> str:
             return "yolo"
         if is_coco(path / "annotations.json"):
             return "coco"
+        raise_if_foreign(path)
     raise DataError(
         f"{path}: not a detection dataset oculi recognises. Expected an augmented manifest (.manifest), a COCO "
         "JSON file, a Pascal VOC folder (Annotations/*.xml), a YOLO folder (labels/*.txt + data.yaml) or SageMaker "
@@ -75,6 +82,7 @@ def read_detection(
     format: str = "auto",
     split: str | None = None,
     num_classes: int | None = None,
+    label_attribute: str | None = None,
 ) -> SampleSet:
     """Read detection data at ``path`` into a :class:`SampleSet` of ``xyxy`` absolute-pixel :class:`BoxTarget`
     targets, in ``format`` (one of :data:`DETECTION_FORMATS`, or ``"auto"``: see :func:`detect_format`).
@@ -85,7 +93,8 @@ def read_detection(
     data YAML names split folders, read only that split (``train``, ``val``, ``test``). ``num_classes``
     (SageMaker's hyperparameter): for formats whose files may not name their classes (manifests without a
     class-map, SageMaker JSON without categories, YOLO without names), the classes are ids ``0…num_classes-1`` and
-    a box with a higher id is a ``label_out_of_range`` finding naming the file and line."""
+    a box with a higher id is a ``label_out_of_range`` finding naming the file and line. ``label_attribute``: the
+    manifest attribute holding the boxes, when its lines have several."""
     path = Path(path)
     if format != "auto" and format not in DETECTION_FORMATS:
         raise ConfigError(f"detection format {format!r} is unknown; expected one of {', '.join(DETECTION_FORMATS)}.")
@@ -97,7 +106,8 @@ def read_detection(
                 raise DataError(f"{path}: expected one .manifest file in this folder, found {len(found)}; pass the "
                                 "manifest file itself.")
             path = found[0]
-        return read_detection_manifest(path, image_roots=image_roots, classes=classes, num_classes=num_classes)
+        return read_detection_manifest(path, image_roots=image_roots, classes=classes, num_classes=num_classes,
+                                       label_attribute=label_attribute)
     if fmt == "coco":
         json_path = path / "annotations.json" if path.is_dir() else path
         return read_coco(json_path, image_root=annotations, classes=classes)
@@ -108,26 +118,43 @@ def read_detection(
     if annotations is not None:
         return read_sagemaker_json(path, annotations, classes=classes, num_classes=num_classes)
     if (path / "train_annotation").is_dir():
-        return read_sagemaker_json(path / "train", path / "train_annotation", classes=classes,
-                                   num_classes=num_classes)
+        sample_set = read_sagemaker_json(path / "train", path / "train_annotation", classes=classes,
+                                         num_classes=num_classes)
+        if _has_validation(path):
+            sample_set.findings.append(Finding(
+                "info", "split_not_read", f"{path / 'validation'}/ + validation_annotation/ hold a validation split, "
+                f"not read here: read it on its own (`oculi data convert {path / 'validation'} --annotations "
+                f"{path / 'validation_annotation'} …`, `--validation` in training).", str(path)))
+        return sample_set
     return read_sagemaker_json(None, path, classes=classes, num_classes=num_classes)
 
 
-def detection_splits(path: Path, *, image_roots: dict[str, Path] | None = None,
-                     num_classes: int | None = None) -> dict[str, SampleSet]:
+def _has_validation(path: Path) -> bool:
+    return (path / "validation").is_dir() and (path / "validation_annotation").is_dir()
+
+
+def detection_splits(path: Path, *, image_roots: dict[str, Path] | None = None, num_classes: int | None = None,
+                     label_attribute: str | None = None) -> dict[str, SampleSet]:
     """The splits of a detection dataset for the data check: for a YOLO dataset whose data YAML names split
     folders (see :func:`~oculi.data.formats.yolo.yolo_splits`), ``train`` and, when named, ``validation`` (the
-    YAML's ``val``) and ``test``, each read against the training classes; any other dataset is one ``train``
-    split. ``num_classes``: see :func:`read_detection`."""
+    YAML's ``val``) and ``test``, each read against the training classes; for SageMaker's layout with
+    ``validation/`` + ``validation_annotation/``, ``train`` and ``validation``; any other dataset is one ``train``
+    split. ``num_classes`` and ``label_attribute``: see :func:`read_detection`."""
     path = Path(path)
-    splits = yolo_splits(path) if detect_format(path) == "yolo" else {}
-    if "train" not in splits:
-        return {"train": read_detection(path, image_roots=image_roots, num_classes=num_classes)}
-    sets = {"train": read_yolo(path, split="train", num_classes=num_classes)}
-    for split, name in (("val", "validation"), ("test", "test")):
-        if split in splits:
-            sets[name] = read_yolo(path, classes=sets["train"].classes, split=split)
-    read = ", ".join(f"{split} → {folder}" for split, folder in splits.items())
-    sets["train"].findings.insert(0, Finding("info", "yolo_splits", f"splits read as the data YAML names them: "
-                                             f"{read}.", str(path)))
-    return sets
+    fmt = detect_format(path)
+    splits = yolo_splits(path) if fmt == "yolo" else {}
+    if "train" in splits:
+        sets = {"train": read_yolo(path, split="train", num_classes=num_classes)}
+        for split, name in (("val", "validation"), ("test", "test")):
+            if split in splits:
+                sets[name] = read_yolo(path, classes=sets["train"].classes, split=split)
+        read = ", ".join(f"{split} → {folder}" for split, folder in splits.items())
+        sets["train"].findings.insert(0, Finding("info", "yolo_splits", f"splits read as the data YAML names them: "
+                                                 f"{read}.", str(path)))
+        return sets
+    train = read_detection(path, image_roots=image_roots, num_classes=num_classes, label_attribute=label_attribute)
+    if not (path.is_dir() and _has_validation(path) and fmt == "sagemaker-json"):
+        return {"train": train}
+    train.findings[:] = [f for f in train.findings if f.code != "split_not_read"]
+    return {"train": train, "validation": read_sagemaker_json(path / "validation", path / "validation_annotation",
+                                                              classes=train.classes)}

@@ -6,6 +6,7 @@ decodes large photos at 1/2–1/8 scale directly (several times faster than a fu
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,15 +46,43 @@ class ImageInfo:
     notes: tuple[str, ...]
 
 
+def max_file_pixels() -> int:
+    """The most pixels an image file may claim (width × height in its header) before it is refused as a
+    decompression bomb: Pillow's own error threshold, twice ``Image.MAX_IMAGE_PIXELS`` (about 179 Mpx unless
+    changed; Pillow only warns below it, and large aerial or medium-format photos live there), or
+    :data:`MAX_DECODED_PIXELS` when Pillow's limit is switched off. Request bodies have their own, lower limit
+    (:func:`decode_image_bytes`)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return 2 * int(limit) if limit else MAX_DECODED_PIXELS
+
+
+def _too_large(name: object, claim: str, limit: int) -> DataError:
+    return DataError(f"{name}: {claim}, over the limit of {limit / 1e6:.0f} Mpx (a decompression bomb, or a "
+                     "corrupt header); resize the image or remove it from the data.")
+
+
 def _open(path: Path) -> Image.Image:
+    """Open ``path`` lazily (header only); every failure, including a header claiming more pixels than
+    :func:`max_file_pixels`, is a :class:`DataError` naming the file."""
+    limit = max_file_pixels()
     try:
-        img = Image.open(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below
+            img = Image.open(path)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found.") from None
+    except Image.DecompressionBombError as e:
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        claim = f"claims {int(pixels.group(1)) / 1e6:.0f} Mpx" if pixels else "claims too many pixels"
+        raise _too_large(path, claim, limit) from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image Pillow can read (unknown or corrupt format).") from None
-    except OSError as e:
+    except (OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: cannot be opened ({e}).") from None
+    w, h = img.size
+    if w * h > limit:
+        img.close()
+        raise _too_large(path, f"claims a {w} × {h} image ({w * h / 1e6:.0f} Mpx)", limit)
     return img
 
 

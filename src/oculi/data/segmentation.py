@@ -36,16 +36,28 @@ def is_segmentation_manifest(path: Path) -> bool:
     return record is not None and any(k.endswith("-ref") and k not in ("source-ref", "image-ref") for k in record)
 
 
+def _holds_masks(folder: Path) -> bool:
+    """False for an annotation folder of per-image JSON without any image (SageMaker's object detection layout,
+    which shares the ``train``/``train_annotation`` folder names with the segmentation layout)."""
+    from oculi.types import IMAGE_EXTENSIONS
+
+    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    return not any(p.suffix.lower() == ".json" for p in files) or any(p.suffix.lower() in IMAGE_EXTENSIONS
+                                                                      for p in files)
+
+
 def _split_root(path: Path, split: str) -> tuple[Path, Path] | None:
     for name in (split, "train", "validation"):
-        if (path / name).is_dir() and (path / f"{name}_annotation").is_dir():
+        if (path / name).is_dir() and (path / f"{name}_annotation").is_dir() and \
+                _holds_masks(path / f"{name}_annotation"):
             return path / name, path / f"{name}_annotation"
     return None
 
 
 def is_segmentation(path: Path) -> bool:
-    """True when ``path`` holds segmentation data oculi recognises without being told (SageMaker's mask layout,
-    a Pascal VOC folder with ``SegmentationClass``, or a ``-ref`` manifest). COCO files are ambiguous (boxes
+    """True when ``path`` holds segmentation data oculi recognises without being told (SageMaker's mask layout —
+    ``train/`` + ``train_annotation/`` holding masks, not per-image JSON — a Pascal VOC folder with
+    ``SegmentationClass``, or a ``-ref`` manifest). COCO files are ambiguous (boxes
     and polygons) and count as detection unless the format is named."""
     path = Path(path)
     if path.is_dir():
@@ -59,6 +71,7 @@ def detect_format(path: Path, annotations: Path | None = None) -> str:
     ``voc``; a ``-ref`` manifest → ``manifest``; a COCO JSON (or a folder holding ``annotations.json``) → ``coco``.
     Raises :class:`DataError` when nothing matches."""
     from oculi.data.formats.coco import is_coco
+    from oculi.data.formats.foreign import raise_if_foreign
 
     path = Path(path)
     if annotations is not None:
@@ -75,11 +88,13 @@ def detect_format(path: Path, annotations: Path | None = None) -> str:
         manifests = sorted(path.glob("*.manifest"))
         if len(manifests) == 1 and is_segmentation_manifest(manifests[0]):
             return "manifest"
+        raise_if_foreign(path)
     else:
         if is_segmentation_manifest(path):
             return "manifest"
         if is_coco(path):
             return "coco"
+        raise_if_foreign(path)
     raise DataError(
         f"{path}: not segmentation data oculi recognises. Expected SageMaker's layout (train/ + train_annotation/ "
         "PNG masks, or pass the images folder with its annotation folder), an augmented manifest with a `…-ref` "
@@ -99,6 +114,7 @@ def read_segmentation(
     split: str = "train",
     format: str = "auto",
     encoding: dict | None = None,
+    label_attribute: str | None = None,
 ) -> SampleSet:
     """Read segmentation data at ``path`` into a :class:`SampleSet` of :class:`~oculi.types.MaskTarget` samples,
     in ``format`` (one of :data:`SEGMENTATION_FORMATS`, or ``"auto"``: see :func:`detect_format`).
@@ -108,7 +124,8 @@ def read_segmentation(
     is used); without one, a dataset root's ``label_map/`` folder, else ``encoding`` (e.g. a model's). ``split``:
     which split of a dataset root to read (``train`` or ``validation``). ``image_roots``: ``{"s3://bucket/prefix":
     folder}`` for manifests. ``classes``: class names to read against (validation against training, evaluation
-    against a model); ``num_classes``: how many classes (SageMaker's hyperparameter), else inferred."""
+    against a model); ``num_classes``: how many classes (SageMaker's hyperparameter), else inferred.
+    ``label_attribute``: a manifest's ``…-ref`` mask attribute, when its lines have several."""
     from oculi.data.formats.coco_masks import read_coco_masks
     from oculi.data.formats.mask_manifest import read_mask_manifest
     from oculi.data.formats.masks import read_mask_folders
@@ -132,7 +149,8 @@ def read_segmentation(
     elif fmt == "manifest":
         if path.is_dir():
             path = sorted(path.glob("*.manifest"))[0]
-        sample_set = read_mask_manifest(path, image_roots=image_roots, classes=classes, num_classes=num_classes)
+        sample_set = read_mask_manifest(path, image_roots=image_roots, classes=classes, num_classes=num_classes,
+                                        label_attribute=label_attribute)
     elif fmt == "voc":
         sample_set = read_voc_masks(path, image_root=annotations, classes=classes)
     else:
@@ -172,14 +190,16 @@ def describe_channels(path: Path, found: dict[str, Path]) -> str:
     return f"{path}: SageMaker's segmentation layout — channels found: {', '.join(names)}{absent}"
 
 
-def split_sets(path: Path, *, image_roots: dict[str, Path] | None = None,
-               classes: list[str] | None = None, num_classes: int | None = None) -> dict[str, SampleSet]:
+
+def split_sets(path: Path, *, image_roots: dict[str, Path] | None = None, classes: list[str] | None = None,
+               num_classes: int | None = None, label_attribute: str | None = None) -> dict[str, SampleSet]:
     """The splits of a segmentation dataset for the data check: ``train`` and, for SageMaker's layout with
     ``validation/`` + ``validation_annotation/``, ``validation`` (read against the training classes and label
     map); any other format is one ``train`` split. ``num_classes`` (SageMaker's hyperparameter) makes mask values
     at or above it findings instead of inferring the class count from the masks."""
     path = Path(path)
-    sets = {"train": read_segmentation(path, image_roots=image_roots, classes=classes, num_classes=num_classes)}
+    sets = {"train": read_segmentation(path, image_roots=image_roots, classes=classes, num_classes=num_classes,
+                                       label_attribute=label_attribute)}
     if "validation" in layout_channels(path):
         sets["validation"] = read_segmentation(path, split="validation", classes=sets["train"].classes)
     return sets
@@ -198,13 +218,16 @@ def _pixel_counts(sample_set: SampleSet) -> tuple[int, dict[str, int]]:
 
 
 def convert_segmentation(source: Path, to: str, out: Path, *, source_format: str = "auto",
-                         image_roots: dict[str, Path] | None = None, annotations: Path | None = None):  # noqa: ANN201
+                         image_roots: dict[str, Path] | None = None, annotations: Path | None = None,
+                         overwrite: bool = False, label_attribute: str | None = None):  # noqa: ANN201
     """Convert segmentation data at ``source`` (any of :data:`SEGMENTATION_FORMATS`) to ``to`` under ``out``,
     read the output back and return a :class:`~oculi.data.convert.Ledger` counting labelled pixels per class in
     and out (``unit="pixels"``) with every change. Layouts: ``sagemaker-masks`` → ``out/train`` +
     ``out/train_annotation`` (images copied); ``manifest`` → ``out/train.manifest`` + ``out/masks/``; ``voc`` →
-    ``out/JPEGImages`` + ``out/SegmentationClass``; ``coco`` → ``out/annotations.json`` (RLE; images referenced)."""
-    from oculi.data.convert import Ledger
+    ``out/JPEGImages`` + ``out/SegmentationClass``; ``coco`` → ``out/annotations.json`` (RLE; images referenced).
+    An output that is (or holds) the input is refused, an existing one unless ``overwrite``; no image found is a
+    :class:`DataError` (see :func:`~oculi.data.convert.guard_output`)."""
+    from oculi.data.convert import Ledger, guard_output, output_paths, require_images
     from oculi.data.formats.coco_masks import write_coco_masks
     from oculi.data.formats.mask_manifest import write_mask_manifest
     from oculi.data.formats.masks import write_mask_folders
@@ -212,11 +235,16 @@ def convert_segmentation(source: Path, to: str, out: Path, *, source_format: str
 
     if to not in SEGMENTATION_FORMATS:
         raise ConfigError(f"--to got {to!r}; segmentation data converts to one of {', '.join(SEGMENTATION_FORMATS)}.")
-    read = read_segmentation(source, annotations=annotations, image_roots=image_roots, format=source_format)
+    read = read_segmentation(source, annotations=annotations, image_roots=image_roots, format=source_format,
+                             label_attribute=label_attribute)
     errors = [f for f in read.findings if f.level == "error"]
     if errors:
         raise DataError(f"{errors[0].location()}: {errors[0].message} Fix the {len(errors)} error(s) first (see "
                         f"`oculi data check {source}`).")
+    require_images(read, Path(source))
+    inputs = [p for s in read.samples for p in (s.image, getattr(s.target, "mask", None)) if p is not None]
+    guard_output([source, annotations], inputs, out,
+                 output_paths(to, out, task="segmentation"), overwrite)
     if to == "sagemaker-masks":
         written, back_path = write_mask_folders(read, out / "train", out / "train_annotation"), out
     elif to == "manifest":

@@ -26,7 +26,8 @@ class DataTask:
     """One task's data behaviour.
 
     ``recognise(path)``: True when ``path`` holds data of this task (tried in ``order``; the last task accepts
-    anything). ``read_splits(path, image_roots, num_classes)``: ``{"train": SampleSet, …}`` for the data check.
+    anything). ``read_splits(path, image_roots, num_classes, label_attribute)``: ``{"train": SampleSet, …}`` for the
+    data check.
     ``convert(source, to, out, **options)``: a :class:`~oculi.data.convert.Ledger`; None = not convertible;
     ``convert_formats``: what it converts to. ``empty_class_is_error``: a class without training examples stops
     training (else a warning). ``empty_class_message(name, split, is_training)``: the finding's text (None = the
@@ -82,15 +83,16 @@ def convert_data(source: Path, to: str, out: Path, *, task: str = "auto", **opti
 # --- the built-in tasks -----------------------------------------------------------------------------------------
 
 def _classification_splits(path: Path, image_roots: dict[str, Path] | None = None,
-                           num_classes: int | None = None) -> dict[str, SampleSet]:
+                           num_classes: int | None = None, label_attribute: str | None = None) -> dict[str, SampleSet]:
     from oculi.data.channels import read_channel, split_layout
 
     splits = split_layout(Path(path)) or {"train": Path(path)}
     sets: dict[str, SampleSet] = {"train": read_channel(splits["train"], image_roots=image_roots,
-                                                        num_classes=num_classes)}
+                                                        num_classes=num_classes, label_attribute=label_attribute)}
     for split, folder in splits.items():
         if split != "train":
-            sets[split] = read_channel(folder, image_roots=image_roots, classes=sets["train"].classes)
+            sets[split] = read_channel(folder, image_roots=image_roots, classes=sets["train"].classes,
+                                       label_attribute=label_attribute)
     return sets
 
 
@@ -118,10 +120,11 @@ def _is_detection(path: Path) -> bool:
 
 
 def _detection_splits(path: Path, image_roots: dict[str, Path] | None = None,
-                      num_classes: int | None = None) -> dict[str, SampleSet]:
+                      num_classes: int | None = None, label_attribute: str | None = None) -> dict[str, SampleSet]:
     from oculi.data.detection import detection_splits
 
-    return detection_splits(Path(path), image_roots=image_roots, num_classes=num_classes)
+    return detection_splits(Path(path), image_roots=image_roots, num_classes=num_classes,
+                            label_attribute=label_attribute)
 
 
 def _detection_negatives(split: str, sample_set: SampleSet) -> list[Finding]:
@@ -145,10 +148,10 @@ def _is_segmentation(path: Path) -> bool:
 
 
 def _segmentation_splits(path: Path, image_roots: dict[str, Path] | None = None,
-                         num_classes: int | None = None) -> dict[str, SampleSet]:
+                         num_classes: int | None = None, label_attribute: str | None = None) -> dict[str, SampleSet]:
     from oculi.data.segmentation import split_sets
 
-    return split_sets(Path(path), image_roots=image_roots, num_classes=num_classes)
+    return split_sets(Path(path), image_roots=image_roots, num_classes=num_classes, label_attribute=label_attribute)
 
 
 def _convert_segmentation(source: Path, to: str, out: Path, *, copy_images: bool = False,

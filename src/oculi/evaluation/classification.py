@@ -76,7 +76,7 @@ def _predict_all(predictor: ClassificationPredictor, paths: list[Path], batch_si
 
 
 def _read_data(data: Path, classes: list[str], image_roots: dict[str, Path] | None,
-               notes: list[str]) -> tuple[SampleSet, Path]:
+               notes: list[str], label_attribute: str | None = None) -> tuple[SampleSet, Path]:
     """Read ``data`` against the model's ``classes``; a split layout (``train/``, ``val/`` …) is evaluated on its
     validation split (else its test split), with a note saying so."""
     splits = split_layout(data)
@@ -89,7 +89,7 @@ def _read_data(data: Path, classes: list[str], image_roots: dict[str, Path] | No
         notes.append(f"{data} holds the splits {others} and {chosen.name}/; evaluating {chosen} (pass another "
                      "split folder to evaluate it instead).")
         data = chosen
-    return read_channel(data, image_roots=image_roots, classes=classes), data
+    return read_channel(data, image_roots=image_roots, classes=classes, label_attribute=label_attribute), data
 
 
 def _check_data(sample_set: SampleSet, classes: list[str], multi_label: bool, model: str) -> None:
@@ -165,6 +165,7 @@ def evaluate_classification(
     image_roots: dict[str, Path] | None = None,
     batch_size: int = 32,
     progress: bool = True,
+    label_attribute: str | None = None,
 ) -> EvaluationResult:
     """Evaluate an image-classification ``predictor`` on labelled data (see :func:`oculi.tasks.evaluate`).
 
@@ -172,7 +173,8 @@ def evaluate_classification(
     folders), a split layout folder (``train/`` + ``val/``: the validation split is evaluated, else ``test/``) or
     an in-memory :class:`SampleSet`; classes are matched to the model's by name. ``top_k``: also report
     ``top_k_accuracy`` (single-label models). ``output``: write the report there (``metrics.json``,
-    ``per_class.csv``, ``confusion_matrix.png``, ``misclassified.png``).
+    ``per_class.csv``, ``confusion_matrix.png``, ``misclassified.png``). ``label_attribute``: the manifest
+    attribute holding the labels, when its lines have several.
 
     Images are decoded and cropped as ``uint8`` (in 2 DataLoader workers above 64 images) and normalised on the
     model's device in batches of ``batch_size``. Raises :class:`DataError` for classes the model does not know,
@@ -189,7 +191,7 @@ def evaluate_classification(
     if isinstance(data, SampleSet):
         sample_set, data_name = _align(data, classes, model_name), data.source or "the given samples"
     else:
-        sample_set, data_path = _read_data(Path(data).expanduser(), classes, image_roots, notes)
+        sample_set, data_path = _read_data(Path(data).expanduser(), classes, image_roots, notes, label_attribute)
         data_name = str(data_path)
     _check_data(sample_set, classes, multi_label, model_name)
 

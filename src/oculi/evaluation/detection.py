@@ -228,6 +228,7 @@ def evaluate_detection(
     image_roots: dict[str, Path] | None = None,
     progress: bool = True,
     batch_size: int = 8,
+    label_attribute: str | None = None,
 ) -> DetectionEvaluation:
     """Evaluate an object-detection model on annotated images.
 
@@ -237,7 +238,8 @@ def evaluate_detection(
     :class:`SampleSet` (classes matched to the model's by name); a YOLO dataset whose data YAML names a ``val``
     (else ``test``) split folder is evaluated on that split only. Images are run at full size, so predicted and
     true boxes are compared as ``xyxy`` pixels of the original image. ``output``: write ``metrics.json``,
-    ``pr_curves.png`` and ``detections.png`` there.
+    ``pr_curves.png`` and ``detections.png`` there. ``label_attribute``: a manifest's box attribute, when its
+    lines have several.
 
     Raises :class:`DataError` for unreadable data, classes the model does not know, no images or no true
     boxes."""
@@ -250,7 +252,8 @@ def evaluate_detection(
         path = Path(data).expanduser()
         split = _held_out_split(path)
         try:
-            sample_set = read_detection(path, image_roots=image_roots, classes=classes, split=split)
+            sample_set = read_detection(path, image_roots=image_roots, classes=classes, split=split,
+                                        label_attribute=label_attribute)
         except DataError as e:
             raise DataError(f"{path}: cannot be read as detection data for the model {model_name}: {e}") from None
         data_name = f"{path} ({split} split)" if split else str(path)

@@ -85,11 +85,13 @@ def _side_by_side(image: torch.Tensor, truth: torch.Tensor, predicted: torch.Ten
 
 
 def evaluate_segmentation(predictor: Any, data: Path | SampleSet, *, output: Path | None = None,
-                          image_roots: dict[str, Path] | None = None, progress: bool = True) -> SegmentationEvaluation:
+                          image_roots: dict[str, Path] | None = None, progress: bool = True,
+                          label_attribute: str | None = None) -> SegmentationEvaluation:
     """Evaluate a :class:`~oculi.inference.segmentation.SegmentationPredictor` on labelled segmentation data
     (any format :func:`~oculi.data.segmentation.read_segmentation` reads; a SageMaker dataset root is evaluated on
     its validation split when it has one; masks decode with the data's label map, else the model's). Classes are
-    the model's. Raises :class:`DataError` when the data has error findings or no images."""
+    the model's; ``label_attribute`` names a manifest's ``…-ref`` attribute when its lines have several. Raises
+    :class:`DataError` when the data has error findings or no images."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from torchmetrics.classification import MulticlassConfusionMatrix
 
@@ -107,7 +109,7 @@ def evaluate_segmentation(predictor: Any, data: Path | SampleSet, *, output: Pat
         if split == "validation":
             notes.append(f"{data} holds a validation split; evaluating {data / 'validation'}")
         sample_set = read_segmentation(data, image_roots=image_roots, classes=classes, split=split,
-                                       encoding=predictor.spec.get("label_encoding"))
+                                       encoding=predictor.spec.get("label_encoding"), label_attribute=label_attribute)
     errors = [f for f in sample_set.findings if f.level == "error"]
     if errors:
         raise DataError(f"{errors[0].location()}: {errors[0].message} ({len(errors)} error(s); list them all with "

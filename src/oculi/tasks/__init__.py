@@ -62,14 +62,15 @@ def load_predictor(path: str | Path, device: str | torch.device = "cpu", runtime
 
 def evaluate(model: str | Path | Predictor, data: str | Path | SampleSet, *, output: Path | None = None,
              top_k: int | None = None, image_roots: dict[str, Path] | None = None, batch_size: int = 32,
-             progress: bool = True) -> Any:
+             progress: bool = True, label_attribute: str | None = None) -> Any:
     """Evaluate a model bundle on labelled data with its task's evaluator and return its report (``metrics``;
     ``write(folder)``).
 
     ``model``: a bundle folder, a job output folder, a ``model.tar.gz`` or a loaded :class:`Predictor` (a path
     loads in float32, as training validates, on the GPU when one is present). ``data``: a dataset of the model's
     task in any format oculi reads, or a :class:`SampleSet`. ``output``: write the report folder there. ``top_k``:
-    classification only. ``image_roots`` maps a manifest's S3 prefixes to local folders. Raises
+    classification only. ``image_roots`` maps a manifest's S3 prefixes to local folders; ``label_attribute`` names
+    its label attribute when the lines have several. Raises
     :class:`~oculi.errors.ConfigError` for a bad ``batch_size`` or an option the task does not take, and
     :class:`~oculi.errors.DataError` for data that does not fit the model."""
     from oculi.errors import ConfigError
@@ -83,7 +84,7 @@ def evaluate(model: str | Path | Predictor, data: str | Path | SampleSet, *, out
     if not isinstance(data, SampleSet):
         data = Path(data)
     return task_of(predictor).evaluate(predictor, data, output=output, top_k=top_k, image_roots=image_roots,
-                                       batch_size=batch_size, progress=progress)
+                                       batch_size=batch_size, progress=progress, label_attribute=label_attribute)
 
 
 __all__ = ["TASKS", "PredictOptions", "TaskContract", "evaluate", "get_task", "load_predictor", "predictor_for",

@@ -28,7 +28,8 @@ def image_size(path: Path) -> tuple[int, int] | None:
                 orientation = int(img.getexif().get(0x0112, 1) or 1)
             except Exception:  # a broken EXIF block: treat as upright, the data check reports it
                 orientation = 1
-    except (OSError, UnidentifiedImageError):
+    except (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError):
+        # a corrupt header or a decompression bomb: the data check decodes the image and names the problem
         return None
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 

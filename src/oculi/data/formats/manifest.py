@@ -188,13 +188,20 @@ def _read_records(path: Path, findings: list[Finding]) -> list[tuple[int, dict[s
 
 
 def _label_attribute(path: Path, records: list[tuple[int, dict[str, Any]]], explicit: str | None) -> str:
-    if explicit is not None:
-        return explicit
+    """The label attribute: ``explicit`` (checked against the lines), else the only attribute besides the image
+    reference and ``…-metadata``; raises :class:`DataError` naming the candidates and how to choose one."""
     candidates: list[str] = []
     for _, record in records:
         for key in record:
             if key not in IMAGE_ATTRIBUTES and not key.endswith("-metadata") and key not in candidates:
                 candidates.append(key)
+    if explicit is not None:
+        if explicit in candidates or not records:
+            return explicit
+        raise DataError(
+            f"{path}: no line has the label attribute {explicit!r} (from --label-attribute / label_attribute); "
+            f"the label attributes in this manifest are: {', '.join(candidates) or 'none'}."
+        )
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
@@ -204,8 +211,9 @@ def _label_attribute(path: Path, records: list[tuple[int, dict[str, Any]]], expl
             f"{', '.join(sorted({k for _, r in records for k in r})) or 'none'}."
         )
     raise DataError(
-        f"{path}: {len(candidates)} possible label attributes ({', '.join(candidates)}); name the one to train on "
-        f"with label_attribute={candidates[0]!r} (one of {', '.join(candidates)})."
+        f"{path}: {len(candidates)} possible label attributes ({', '.join(candidates)}); name the one to use with "
+        f"`--label-attribute {candidates[0]}` (Python: label_attribute={candidates[0]!r}; one of "
+        f"{', '.join(candidates)})."
     )
 
 

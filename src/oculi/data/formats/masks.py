@@ -176,7 +176,7 @@ def load_mask(target: MaskTarget) -> np.ndarray:
                 raise DataError(f"{target.mask}: a {mode} mask; expected a single-channel index PNG (mode P or L). "
                                 "Run `oculi data check` for how to fix it.")
             values = np.asarray(image).astype(np.int64)
-    except (OSError, SyntaxError, ValueError) as e:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"{target.mask}: cannot read the mask ({e}).") from None
     if values.max(initial=0) > 255:
         raise DataError(f"{target.mask}: mask values above 255; expected 8-bit class indices.")
@@ -266,7 +266,7 @@ def finish(
             continue
         try:
             mode, size, histogram = _scan(target.mask, bool(target.colors))
-        except (OSError, SyntaxError, ValueError) as e:
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             findings.append(Finding("error", "unreadable_mask", f"the mask cannot be read ({e}); the image "
                                     f"{image} is left out.", str(target.mask)))
             continue

@@ -52,6 +52,24 @@ def _locate(record: dict[str, Any], stem: str, images: Path | None, annotation: 
     return find_image(images, stem) if images is not None else None
 
 
+def _missing_image(record: dict[str, Any], annotation: Path, images: Path | None) -> str:
+    """The missing-image message: every place looked in, and the fix (an images folder when none was given)."""
+    ref = record.get("file")
+    looked = []
+    if isinstance(ref, str) and ref:
+        folders = [] if Path(ref).is_absolute() else [*([str(images)] if images is not None else []),
+                                                       str(annotation.parent)]
+        looked.append(f'its "file" {ref!r}' + (f" in {' and in '.join(folders)}" if folders else ""))
+    if images is not None:
+        looked.append(f"{images / annotation.stem}.jpg, .png or another image extension")
+        fix = "Put the image in the images folder under the same base name."
+    else:
+        fix = ("No images folder was given: pass the dataset folder holding train/ and train_annotation/, or the "
+               "images folder with this annotation folder (`--annotations`, `-c train_annotation=`).")
+    places = " and ".join(looked) or 'nothing (no "file" and no images folder)'
+    return f"no image for this annotation: looked for {places}. {fix}"
+
+
 def _size(record: dict[str, Any]) -> tuple[int, int] | None:
     sizes = record.get("image_size")
     size = sizes[0] if isinstance(sizes, list) and sizes else sizes
@@ -129,11 +147,7 @@ def read_sagemaker_json(images: Path | None, annotations: Path, classes: list[st
         where = str(file)
         image = _locate(record, file.stem, images, file)
         if image is None:
-            findings.append(Finding(
-                "error", "missing_image",
-                f"no image for this annotation: looked for its \"file\" ({record.get('file')!r}) and "
-                f"{images}/{file.stem}.<jpg|png>. Put the image in the images folder under the same base name.",
-                where))
+            findings.append(Finding("error", "missing_image", _missing_image(record, file, images), where))
             continue
         seen_images.add(image.resolve())
         size = _size(record) or image_size(image)

@@ -23,6 +23,7 @@ from oculi.data.formats.boxes import (
     unique_stems,
     unknown_class,
 )
+from oculi.data.formats.foreign import describe_foreign, find_foreign, is_voc_xml, xml_root
 from oculi.errors import DataError
 from oculi.types import BoxTarget, Finding, Sample, SampleSet
 
@@ -31,14 +32,15 @@ FORMAT = "voc"
 
 def annotations_dir(path: Path) -> Path | None:
     """The folder of VOC ``.xml`` files for ``path`` (a VOC root with ``Annotations/`` or ``annotations/``, or
-    that folder itself), or None when there is none."""
+    that folder itself), or None when there is none. Only XML whose root is ``<annotation>`` counts: a CVAT
+    export or a Label Studio config is not VOC."""
     path = Path(path)
     if not path.is_dir():
         return None
     for sub in ("Annotations", "annotations"):
-        if any((path / sub).glob("*.xml")):
+        if any(is_voc_xml(f) for f in (path / sub).glob("*.xml")):
             return path / sub
-    return path if any(path.glob("*.xml")) else None
+    return path if any(is_voc_xml(f) for f in path.glob("*.xml")) else None
 
 
 def _text(element: ET.Element | None, tag: str) -> str | None:
@@ -52,14 +54,18 @@ def read_voc(root_or_annotations_dir: Path, image_root: Path | None = None,
     absolute pixels, 0-based — see the module docstring for the 1-based VOC conversion; ``difficult`` kept).
 
     ``classes``: class names to read against (other names are ``unknown_class`` errors, the box left out).
-    Findings: ``bad_xml``, ``bad_box``, ``missing_image``, ``unknown_class``, ``empty_box``, ``box_clipped``.
+    Findings: ``bad_xml``, ``not_voc`` (other XML in the folder, ignored), ``bad_box``, ``missing_image``,
+    ``unknown_class``, ``empty_box``, ``box_clipped``.
     Raises :class:`DataError` when there are no ``.xml`` files."""
     given = Path(root_or_annotations_dir)
     xml_dir = annotations_dir(given)
     if xml_dir is None:
+        foreign = describe_foreign(given) if given.is_file() else find_foreign(given)
+        if foreign:
+            raise DataError(foreign)
         raise DataError(
-            f"{given}: no Pascal VOC .xml files; expected {given}/Annotations/<name>.xml next to "
-            f"{given}/JPEGImages/, or the folder of .xml files itself."
+            f"{given}: no Pascal VOC .xml files (XML whose root is <annotation>); expected "
+            f"{given}/Annotations/<name>.xml next to {given}/JPEGImages/, or the folder of .xml files itself."
         )
     root = xml_dir.parent if xml_dir != given else given.parent
     folders = [Path(image_root)] if image_root is not None else [root / "JPEGImages", root / "images", xml_dir]
@@ -70,6 +76,12 @@ def read_voc(root_or_annotations_dir: Path, image_root: Path | None = None,
             tree = ET.parse(file).getroot()
         except ET.ParseError as e:
             findings.append(Finding("error", "bad_xml", f"not valid XML ({e}); the image is left out.", str(file)))
+            continue
+        if tree.tag != "annotation":
+            what = describe_foreign(file)
+            what = what.split("; ")[0].removeprefix(f"{file}: this looks like ") if what else f"<{xml_root(file)}>"
+            findings.append(Finding("warning", "not_voc", f"not a Pascal VOC annotation (root <annotation>) but "
+                                    f"{what}; the file is ignored.", str(file)))
             continue
         filename = _text(tree, "filename") or f"{file.stem}.jpg"
         candidates = [folder / filename for folder in folders]
