@@ -25,10 +25,10 @@ import torch
 
 from oculi.algorithms import get_algorithm
 from oculi.artifacts import save_bundle
-from oculi.engine.precision import cpu_supports_bf16
 from oculi.export import export_onnx
 from oculi.export.onnx import sample_images
 from oculi.inference import Predictor
+from oculi.precision import cpu_supports_bf16
 
 
 def resnet18_bundle(folder: Path) -> Path:

@@ -17,11 +17,11 @@ from torch import nn
 from oculi.algorithms import get_algorithm
 from oculi.artifacts import ONNX, WEIGHTS, pack, save_bundle
 from oculi.cli import main
-from oculi.engine.precision import inference_precision
 from oculi.errors import ArtifactError, ConfigError
 from oculi.export import DEFAULT_TOLERANCE, export_onnx
 from oculi.export.onnx import _AdaptiveAvgPool, sample_images
 from oculi.inference import DetectionPredictor, Predictor, SegmentationPredictor
+from oculi.precision import inference_precision
 
 
 def random_bundle(algorithm: str, hyperparameters: dict, classes: list[str], out: Path) -> Path:

@@ -149,7 +149,7 @@ def resolve_common(hp: TrainingHyperparameters, train: SampleSet, classes: list[
         cores = os.cpu_count() or 1
         up["num_workers"] = 0 if cores < 2 else min(2, cores)
     if hp.precision_dtype == AUTO:
-        from oculi.engine.precision import auto_precision
+        from oculi.precision import auto_precision
 
         up["precision_dtype"] = auto_precision()
         notes.append(f"precision_dtype=auto → {up['precision_dtype']}")

@@ -27,6 +27,7 @@ from oculi.algorithms.optim import build_optimizer, build_schedule
 from oculi.config import AUTO, Auto, HyperParameters, Range
 from oculi.data.transforms import classification_eval, classification_train, normalize
 from oculi.errors import ConfigError
+from oculi.precision import memory_format
 from oculi.types import SampleSet
 
 NUM_LAYERS = (18, 34, 50, 101, 152, 20, 32, 44, 56, 110)
@@ -153,12 +154,11 @@ class ClassificationModule(L.LightningModule):
 
     def __init__(self, model: nn.Module, hp: ImageClassificationHyperparameters, num_classes: int,
                  mean: tuple[float, ...], std: tuple[float, ...], class_weights: torch.Tensor | None,
-                 channels_last: bool, frozen_norms: list[str]) -> None:
+                 frozen_norms: list[str]) -> None:
         super().__init__()
         self.model = model
         self.hp = hp
         self.mean, self.std = mean, std
-        self.channels_last = channels_last
         self.frozen_norms = frozen_norms
         if hp.multi_label:
             self.loss_fn: nn.Module = nn.BCEWithLogitsLoss(pos_weight=class_weights)
@@ -174,10 +174,7 @@ class ClassificationModule(L.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``uint8 [B, 3, H, W]`` → logits ``[B, num_classes]``."""
-        x = normalize(images, self.mean, self.std)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x)
+        return self.model(memory_format(normalize(images, self.mean, self.std), str(self.hp.precision_dtype)))
 
     def on_train_epoch_start(self) -> None:
         # Frozen layers keep their ImageNet batch-norm statistics.
@@ -340,7 +337,7 @@ class ImageClassification(Algorithm):
             weights = (n - freq).clamp(min=1) / freq if hp.multi_label else n / (c * freq)
         spec = self.input_spec(hp)
         return ClassificationModule(model, hp, len(data.classes), tuple(spec["mean"]), tuple(spec["std"]), weights,
-                                    channels_last=hp.precision_dtype != "float32", frozen_norms=frozen_norms)
+                                    frozen_norms=frozen_norms)
 
     def input_spec(self, hp: HyperParameters) -> dict[str, Any]:
         assert isinstance(hp, ImageClassificationHyperparameters)

@@ -29,6 +29,7 @@ from oculi.algorithms.segmentation_models import build_segmentation, segmentatio
 from oculi.config import HyperParameters
 from oculi.data.transforms import normalize
 from oculi.errors import ConfigError
+from oculi.precision import memory_format
 from oculi.types import IGNORE_INDEX, SampleSet
 
 CHANNELS = ("train", "validation", "train_annotation", "validation_annotation", "label_map")
@@ -142,10 +143,7 @@ class SegmentationModule(L.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``uint8 [B, 3, h, w]`` → logits ``[B, C, h, w]``."""
-        inputs = normalize(images, self.mean, self.std)
-        if self.hp.precision_dtype == "bfloat16" and self.device.type == "cpu":
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        return self.model(inputs)
+        return self.model(memory_format(normalize(images, self.mean, self.std), str(self.hp.precision_dtype)))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, masks = batch

@@ -125,7 +125,7 @@ def train(
         ResumeNotice,
     )
     from oculi.engine.data_order import DataPosition, restore_position, resumable
-    from oculi.engine.precision import lightning_precision
+    from oculi.precision import lightning_precision
 
     started = time.perf_counter()
     _quiet_lightning()
