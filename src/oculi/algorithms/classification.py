@@ -3,7 +3,6 @@ offline transfer learning, freezing, class-imbalance handling and incremental tr
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,11 +11,11 @@ import torch
 import torchmetrics
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from torch import nn
-from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from oculi.algorithms import backbones
 from oculi.algorithms.base import (
     Algorithm,
+    LoaderSpec,
     PreparedData,
     TrainingHyperparameters,
     checked_split,
@@ -214,14 +213,6 @@ class ClassificationModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": schedule} if schedule else opt
 
 
-def _fingerprint(sets: list[SampleSet]) -> str:
-    h = hashlib.sha1()
-    for s in sets:
-        for sample in sorted(s.samples, key=lambda x: str(x.image)):
-            h.update(f"{sample.image.name}\t{sample.target}\n".encode())
-    return h.hexdigest()[:16]
-
-
 class ImageClassification(Algorithm):
     """SageMaker's image-classification algorithm on torchvision ResNets / EfficientNet-Lite0."""
 
@@ -245,9 +236,8 @@ class ImageClassification(Algorithm):
             raise ConfigError(f"{train.source} has multi-label annotations; pass -p multi_label=1.")
         hp = with_resolved(hp, self._resolve(hp, train, classes, init_meta, notes))
         return PreparedData(train=train, validation=validation, classes=classes, hyperparameters=hp,
-                            train_loader=self._loader(train, hp, classes, train=True),
-                            val_loader=self._loader(validation, hp, classes, train=False),
-                            notes=notes, report=report, fingerprint=_fingerprint([train, validation]))
+                            train_data=self._data(train, hp, classes, train=True),
+                            val_data=self._data(validation, hp, classes, train=False), notes=notes, report=report)
 
     def _resolve(self, hp: ImageClassificationHyperparameters, train: SampleSet, classes: list[str],
                  init_meta: dict[str, Any] | None, notes: list[str]) -> dict[str, Any]:
@@ -267,8 +257,10 @@ class ImageClassification(Algorithm):
                          f"{hp.image_shape[2]} crop)")
         return up
 
-    def _loader(self, data: SampleSet, hp: ImageClassificationHyperparameters, classes: list[str],
-                train: bool) -> DataLoader:
+    def _data(self, data: SampleSet, hp: ImageClassificationHyperparameters, classes: list[str],
+              train: bool) -> LoaderSpec:
+        """A split's dataset; training shuffles, or draws with inverse-class-frequency weights
+        (``balanced_sampling``; a multi-label image by its first class)."""
         from oculi.data.dataset import ClassificationDataset
 
         crop = (hp.image_shape[1], hp.image_shape[2])
@@ -277,18 +269,11 @@ class ImageClassification(Algorithm):
                      else classification_eval(resize, crop))
         dataset = ClassificationDataset(data.samples, len(classes), transform, multi_label=hp.multi_label,
                                         min_side=resize)
-        generator = torch.Generator().manual_seed(hp.seed)
-        sampler = None
+        weights = None
         if train and hp.balanced_sampling:
             counts = data.class_counts()
             weights = [1.0 / counts[s.target if isinstance(s.target, int) else s.target[0]] for s in data.samples]
-            sampler = WeightedRandomSampler(weights, num_samples=len(weights), replacement=True,
-                                            generator=generator)
-        workers = int(hp.num_workers)
-        return DataLoader(dataset, batch_size=hp.mini_batch_size, shuffle=train and sampler is None,
-                          sampler=sampler, num_workers=workers, persistent_workers=workers > 0,
-                          generator=generator, drop_last=train and len(dataset) > hp.mini_batch_size,
-                          pin_memory=torch.cuda.is_available())
+        return LoaderSpec(dataset, batch_size=hp.mini_batch_size, shuffle=train, weights=weights)
 
     # ---- model ------------------------------------------------------------------------------------------------
     def build_model(self, hp: HyperParameters, classes: list[str], *, pretrained: bool) -> nn.Module:
