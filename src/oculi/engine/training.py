@@ -1,5 +1,12 @@
-"""``train()``: one flow for every registered algorithm — resolve hyperparameters, read and check the data, build
-the model (ImageNet / ``--init-model`` weights), fit with Lightning, write the model bundle with the best epoch."""
+"""``train()``: one flow for every registered algorithm, in named steps —
+
+1. :func:`plan_run`: resolve the hyperparameters, read the ``--init-model`` metadata, pick the output folder and the
+   process layout (the jobs layer runs this step alone to check a job at submit time);
+2. :func:`prepare`: read and check the data, build the loaders from the algorithm's declaration, build the model
+   (ImageNet / ``--init-model`` weights) and its LightningModule;
+3. :func:`build_trainer`: callbacks and the Lightning ``Trainer``;
+4. :func:`fit`: train (resuming at the checkpoint's exact data position), Ctrl-C and stop requests included;
+5. :func:`write_bundle`: the model bundle with the best epoch's weights (:func:`bundle_meta` is its model.json)."""
 
 from __future__ import annotations
 
