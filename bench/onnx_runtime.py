@@ -26,8 +26,8 @@ import torch
 from oculi.algorithms import get_algorithm
 from oculi.artifacts import save_bundle
 from oculi.data.synthetic import sample_images
-from oculi.engine.precision import cpu_supports_bf16
 from oculi.export import export_onnx
+from oculi.precision import cpu_supports_bf16
 from oculi.tasks import load_predictor
 
 

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from oculi.algorithms.segmentation import SegmentationModule, SemanticSegmentationHyperparameters
 from oculi.algorithms.segmentation_models import build_segmentation, segmentation_input_spec
-from oculi.engine.precision import auto_precision, lightning_precision
+from oculi.precision import auto_precision, lightning_precision, memory_format
 
 CROP, CLASSES = 240, 3
 
@@ -78,8 +78,7 @@ def oculi_loop(algorithm: str, backbone: str, skip: bool, steps: int, warmup: in
                                              mini_batch_size=batch, precision_dtype=precision, lr_scheduler="poly",
                                              decoder="skip" if skip else "none")
     model = build_segmentation(algorithm, backbone, CLASSES, skip=skip)
-    if precision == "bfloat16":
-        model = model.to(memory_format=torch.channels_last)
+    model = memory_format(model, precision)
     spec = segmentation_input_spec(backbone, 520, CROP, None)
     module = SegmentationModule(model, hp, CLASSES, tuple(spec["mean"]), tuple(spec["std"]))
     clock = _Clock(warmup)

@@ -31,7 +31,7 @@ from oculi.algorithms.classification import ClassificationModule
 from oculi.config import resolve
 from oculi.data.dataset import ClassificationDataset
 from oculi.data.transforms import classification_train, normalize
-from oculi.engine.precision import auto_precision, lightning_precision
+from oculi.precision import auto_precision, lightning_precision, memory_format
 from oculi.types import Sample
 
 BATCH, SIZE, CLASSES = 32, 224, 10
@@ -75,10 +75,7 @@ def oculi_loop(steps: int, warmup: int) -> tuple[float, str]:
     precision = auto_precision()
     hp = hp.model_copy(update={"precision_dtype": precision, "lr_scheduler": "constant", "num_classes": CLASSES})
     model = build_network("resnet", 18, CLASSES)
-    channels_last = precision != "float32"
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    module = ClassificationModule(model, hp, CLASSES, IMAGENET_MEAN, IMAGENET_STD, None, channels_last, [])
+    module = ClassificationModule(memory_format(model, precision), hp, CLASSES, IMAGENET_MEAN, IMAGENET_STD, None, [])
     n = (warmup + steps) * BATCH
     data = TensorDataset(torch.randint(0, 256, (n, 3, SIZE, SIZE), dtype=torch.uint8),
                          torch.randint(0, CLASSES, (n,)))

@@ -17,13 +17,13 @@ __all__ = ["__version__", "train", "evaluate", "load_model", "Estimator", "Model
 
 if TYPE_CHECKING:
     from oculi.inference import Predictor
-    from oculi.jobs.estimator import Estimator
+    from oculi.serving.estimator import Estimator
     from oculi.serving.sdk import EndpointPredictor, Model
 
 
 def __getattr__(name: str) -> Any:
     if name == "Estimator":  # the SageMaker-style SDK, loaded on first use
-        from oculi.jobs.estimator import Estimator
+        from oculi.serving.estimator import Estimator
 
         return Estimator
     if name in ("Model", "EndpointPredictor"):  # deploy a bundle as a local endpoint / call an endpoint

@@ -10,6 +10,7 @@ import json
 import platform
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from oculi.errors import ArtifactError
+from oculi.types import BoxTarget, MaskTarget, SampleSet
 
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
@@ -56,6 +58,31 @@ def versions() -> dict[str, str]:
 
     return {"oculi": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
             "python": platform.python_version()}
+
+
+def dataset_fingerprint(sets: Sequence[SampleSet]) -> str:
+    """16 hex digits identifying the labelled data of ``sets`` (a run's training and validation samples), for
+    ``model.json``'s ``dataset.fingerprint``: the class names and, per image in path order, its file name and
+    target — a class index (tuple) for classification, the ``xyxy`` pixel boxes, labels and difficult flags for
+    detection, the mask file's name and size in bytes, value lookup, colours and polygons for segmentation. The
+    same data in another folder gives the same fingerprint; a changed label gives another. Reads no image."""
+    digest = hashlib.sha1()
+    for sample_set in sets:
+        digest.update(("\t".join(sample_set.classes) + "\n").encode())
+        for sample in sorted(sample_set.samples, key=lambda x: str(x.image)):
+            digest.update(f"{sample.image.name}\t{_target_text(sample.target)}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _target_text(target: Any) -> str:
+    """A stable text form of one sample's target (see :func:`dataset_fingerprint`)."""
+    if isinstance(target, BoxTarget):
+        return f"{target.boxes}|{target.labels}|{target.difficult}"
+    if isinstance(target, MaskTarget):
+        size = target.mask.stat().st_size if target.mask is not None and target.mask.is_file() else None
+        name = target.mask.name if target.mask is not None else None
+        return f"{name}|{size}|{target.lookup}|{target.colors}|{target.polygons}"
+    return str(target)
 
 
 def save_bundle(directory: Path, meta: dict[str, Any], model: nn.Module) -> Path:

@@ -18,11 +18,11 @@ from oculi.algorithms import get_algorithm
 from oculi.artifacts import ONNX, WEIGHTS, pack, save_bundle
 from oculi.cli import main
 from oculi.data.synthetic import sample_images
-from oculi.engine.precision import inference_precision
 from oculi.errors import ArtifactError, ConfigError
 from oculi.export import DEFAULT_TOLERANCE, export_onnx
 from oculi.export.onnx import _AdaptiveAvgPool
 from oculi.inference import DetectionPredictor, SegmentationPredictor
+from oculi.precision import inference_precision
 from oculi.tasks import load_predictor
 
 

@@ -101,13 +101,14 @@ def test_stop_is_graceful_then_resume_and_extend(store, job_data):
 
 
 def test_failures_give_a_reason_and_leave_the_store_consistent(store, job_data, tmp_path, monkeypatch):
-    # a bad input channel
-    bad = spec({"train": tmp_path / "nowhere"})
+    # a bad input channel (one that does not exist is refused at submit: tests/jobs/test_submit_checks.py)
+    (tmp_path / "nothing").mkdir()
+    bad = spec({"train": tmp_path / "nothing"})
     job = runner.submit(bad, store, attached=True)
     with pytest.raises(DataError):
         runner.run_attached(job, store)
     failed = store.get(job["name"])
-    assert failed["secondary_status"] == "Failed" and "nowhere" in failed["failure_reason"]
+    assert failed["secondary_status"] == "Failed" and "nothing" in failed["failure_reason"]
     assert failed["pid"] is None and failed["training_end"] is not None
 
     # an unwritable output folder (a file stands where the folder should be)

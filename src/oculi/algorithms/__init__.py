@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from oculi.algorithms.base import Algorithm, PreparedData
+from oculi.algorithms.base import Algorithm, LoaderSpec, PreparedData
 from oculi.registry import Registry
 
 ALGORITHMS: Registry[Algorithm] = Registry("algorithm", list_command="oculi algorithms list")
@@ -25,4 +25,4 @@ def get_algorithm(name: str) -> Algorithm:
     return ALGORITHMS.get(name)
 
 
-__all__ = ["ALGORITHMS", "Algorithm", "PreparedData", "get_algorithm"]
+__all__ = ["ALGORITHMS", "Algorithm", "LoaderSpec", "PreparedData", "get_algorithm"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 import lightning as L
 from pydantic import Field, field_validator, model_validator
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import Dataset
 
 from oculi.config import AUTO, Auto, HyperParameters, Range, parse_int_list
 from oculi.errors import ConfigError, DataError
@@ -158,8 +158,9 @@ def resolve_common(hp: TrainingHyperparameters, train: SampleSet, classes: list[
     if hp.num_workers == AUTO:
         cores = os.cpu_count() or 1
         up["num_workers"] = 0 if cores < 2 else min(2, cores)
+        notes.append(f"num_workers=auto → {up['num_workers']} ({cores} CPU core{'s' if cores > 1 else ''})")
     if hp.precision_dtype == AUTO:
-        from oculi.engine.precision import auto_precision
+        from oculi.precision import auto_precision
 
         up["precision_dtype"] = auto_precision()
         notes.append(f"precision_dtype=auto → {up['precision_dtype']}")
@@ -182,19 +183,46 @@ class ExportPlan:
 
 
 @dataclass
+class LoaderSpec:
+    """What an algorithm declares about one split's data; the engine builds the DataLoader from it
+    (:mod:`oculi.engine.data_order`: seeded, exactly resumable order, DDP shards, worker processes from
+    ``num_workers``, the batch split across devices).
+
+    ``dataset[i]`` is one sample in the sample vocabulary (e.g. ``(uint8 [3, H, W] image, target)``), augmented
+    with torch's random generator (the engine seeds it per sample). ``batch_size``: images per step of one
+    instance. ``collate_fn`` joins a list of samples into a batch (None = torch's default stacking). Sampling:
+    ``weights`` (one non-negative weight per sample) draws ``len(dataset)`` samples per epoch with replacement
+    (``balanced_sampling``); otherwise ``shuffle`` gives a new permutation each epoch, or the dataset's order."""
+
+    dataset: Dataset
+    batch_size: int
+    collate_fn: Callable[[list[Any]], Any] | None = None
+    shuffle: bool = False
+    weights: Sequence[float] | None = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        if self.weights is not None and len(self.weights) != len(self):
+            raise ValueError(f"LoaderSpec: {len(self.weights)} sampling weights for {len(self)} samples (one "
+                             "weight per sample).")
+
+
+@dataclass
 class PreparedData:
-    """What an algorithm's ``prepare`` hands the engine: checked sample sets, loaders, resolved
-    hyperparameters and the notes to print (auto values resolved, hold-out made, images skipped …)."""
+    """What an algorithm's ``prepare`` hands the engine: checked sample sets, the resolved hyperparameters, what
+    to load for training and validation (:class:`LoaderSpec`; the engine builds the loaders) and the notes to print
+    (auto values resolved, hold-out made, images skipped …)."""
 
     train: SampleSet
     validation: SampleSet
     classes: list[str]
     hyperparameters: HyperParameters
-    train_loader: DataLoader
-    val_loader: DataLoader
+    train_data: LoaderSpec
+    val_data: LoaderSpec
     notes: list[str] = field(default_factory=list)
     report: Any = None
-    fingerprint: str = ""
 
 
 class Algorithm(ABC):
@@ -214,7 +242,8 @@ class Algorithm(ABC):
     @abstractmethod
     def prepare(self, channels: dict[str, Any], hp: HyperParameters, *, init_meta: dict[str, Any] | None,
                 image_roots: dict[str, Path] | None, progress: bool) -> PreparedData:
-        """Read and check the channels, resolve data-dependent ``auto`` values, build the loaders."""
+        """Read and check the channels, resolve data-dependent ``auto`` values, declare what the engine loads
+        (:class:`LoaderSpec` per split)."""
 
     @abstractmethod
     def build_model(self, hp: HyperParameters, classes: list[str], *, pretrained: bool) -> nn.Module:

@@ -3,7 +3,6 @@ offline transfer learning, freezing, class-imbalance handling and incremental tr
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,11 +11,11 @@ import torch
 import torchmetrics
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from torch import nn
-from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from oculi.algorithms import backbones
 from oculi.algorithms.base import (
     Algorithm,
+    LoaderSpec,
     PreparedData,
     TrainingHyperparameters,
     checked_split,
@@ -27,6 +26,7 @@ from oculi.algorithms.optim import build_optimizer, build_schedule
 from oculi.config import AUTO, Auto, HyperParameters, Range
 from oculi.data.transforms import classification_eval, classification_train, normalize
 from oculi.errors import ConfigError
+from oculi.precision import memory_format
 from oculi.types import SampleSet
 
 NUM_LAYERS = (18, 34, 50, 101, 152, 20, 32, 44, 56, 110)
@@ -153,12 +153,11 @@ class ClassificationModule(L.LightningModule):
 
     def __init__(self, model: nn.Module, hp: ImageClassificationHyperparameters, num_classes: int,
                  mean: tuple[float, ...], std: tuple[float, ...], class_weights: torch.Tensor | None,
-                 channels_last: bool, frozen_norms: list[str]) -> None:
+                 frozen_norms: list[str]) -> None:
         super().__init__()
         self.model = model
         self.hp = hp
         self.mean, self.std = mean, std
-        self.channels_last = channels_last
         self.frozen_norms = frozen_norms
         if hp.multi_label:
             self.loss_fn: nn.Module = nn.BCEWithLogitsLoss(pos_weight=class_weights)
@@ -174,10 +173,7 @@ class ClassificationModule(L.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``uint8 [B, 3, H, W]`` → logits ``[B, num_classes]``."""
-        x = normalize(images, self.mean, self.std)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x)
+        return self.model(memory_format(normalize(images, self.mean, self.std), str(self.hp.precision_dtype)))
 
     def on_train_epoch_start(self) -> None:
         # Frozen layers keep their ImageNet batch-norm statistics.
@@ -217,14 +213,6 @@ class ClassificationModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": schedule} if schedule else opt
 
 
-def _fingerprint(sets: list[SampleSet]) -> str:
-    h = hashlib.sha1()
-    for s in sets:
-        for sample in sorted(s.samples, key=lambda x: str(x.image)):
-            h.update(f"{sample.image.name}\t{sample.target}\n".encode())
-    return h.hexdigest()[:16]
-
-
 class ImageClassification(Algorithm):
     """SageMaker's image-classification algorithm on torchvision ResNets / EfficientNet-Lite0."""
 
@@ -251,9 +239,8 @@ class ImageClassification(Algorithm):
             raise ConfigError(f"{train.source} has multi-label annotations; pass -p multi_label=1.")
         hp = with_resolved(hp, self._resolve(hp, train, classes, init_meta, notes))
         return PreparedData(train=train, validation=validation, classes=classes, hyperparameters=hp,
-                            train_loader=self._loader(train, hp, classes, train=True),
-                            val_loader=self._loader(validation, hp, classes, train=False),
-                            notes=notes, report=report, fingerprint=_fingerprint([train, validation]))
+                            train_data=self._data(train, hp, classes, train=True),
+                            val_data=self._data(validation, hp, classes, train=False), notes=notes, report=report)
 
     def _resolve(self, hp: ImageClassificationHyperparameters, train: SampleSet, classes: list[str],
                  init_meta: dict[str, Any] | None, notes: list[str]) -> dict[str, Any]:
@@ -273,8 +260,10 @@ class ImageClassification(Algorithm):
                          f"{hp.image_shape[2]} crop)")
         return up
 
-    def _loader(self, data: SampleSet, hp: ImageClassificationHyperparameters, classes: list[str],
-                train: bool) -> DataLoader:
+    def _data(self, data: SampleSet, hp: ImageClassificationHyperparameters, classes: list[str],
+              train: bool) -> LoaderSpec:
+        """A split's dataset; training shuffles, or draws with inverse-class-frequency weights
+        (``balanced_sampling``; a multi-label image by its first class)."""
         from oculi.data.dataset import ClassificationDataset
 
         crop = (hp.image_shape[1], hp.image_shape[2])
@@ -283,18 +272,11 @@ class ImageClassification(Algorithm):
                      else classification_eval(resize, crop))
         dataset = ClassificationDataset(data.samples, len(classes), transform, multi_label=hp.multi_label,
                                         min_side=resize)
-        generator = torch.Generator().manual_seed(hp.seed)
-        sampler = None
+        weights = None
         if train and hp.balanced_sampling:
             counts = data.class_counts()
             weights = [1.0 / counts[s.target if isinstance(s.target, int) else s.target[0]] for s in data.samples]
-            sampler = WeightedRandomSampler(weights, num_samples=len(weights), replacement=True,
-                                            generator=generator)
-        workers = int(hp.num_workers)
-        return DataLoader(dataset, batch_size=hp.mini_batch_size, shuffle=train and sampler is None,
-                          sampler=sampler, num_workers=workers, persistent_workers=workers > 0,
-                          generator=generator, drop_last=train and len(dataset) > hp.mini_batch_size,
-                          pin_memory=torch.cuda.is_available())
+        return LoaderSpec(dataset, batch_size=hp.mini_batch_size, shuffle=train, weights=weights)
 
     # ---- model ------------------------------------------------------------------------------------------------
     def build_model(self, hp: HyperParameters, classes: list[str], *, pretrained: bool) -> nn.Module:
@@ -343,7 +325,7 @@ class ImageClassification(Algorithm):
             weights = (n - freq).clamp(min=1) / freq if hp.multi_label else n / (c * freq)
         spec = self.input_spec(hp)
         return ClassificationModule(model, hp, len(data.classes), tuple(spec["mean"]), tuple(spec["std"]), weights,
-                                    channels_last=hp.precision_dtype != "float32", frozen_norms=frozen_norms)
+                                    frozen_norms=frozen_norms)
 
     def input_spec(self, hp: HyperParameters) -> dict[str, Any]:
         assert isinstance(hp, ImageClassificationHyperparameters)

@@ -11,10 +11,10 @@ import lightning as L
 import torch
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from torch import nn
-from torch.utils.data import DataLoader
 
 from oculi.algorithms.base import (
     Algorithm,
+    LoaderSpec,
     PreparedData,
     TrainingHyperparameters,
     check_channels,
@@ -230,9 +230,8 @@ class ObjectDetection(Algorithm):
         classes = train.classes
         hp = with_resolved(hp, self._resolve(hp, train, classes, notes))
         return PreparedData(train=train, validation=validation, classes=classes, hyperparameters=hp,
-                            train_loader=self._loader(train, hp, train=True),
-                            val_loader=self._loader(validation, hp, train=False), notes=notes, report=report,
-                            fingerprint="")
+                            train_data=self._data(train, hp, train=True),
+                            val_data=self._data(validation, hp, train=False), notes=notes, report=report)
 
     def _resolve(self, hp: ObjectDetectionHyperparameters, train: SampleSet, classes: list[str],
                  notes: list[str]) -> dict[str, Any]:
@@ -242,7 +241,8 @@ class ObjectDetection(Algorithm):
             notes.append(f"learning_rate=auto → {up['learning_rate']:g} ({hp.optimizer})")
         return up
 
-    def _loader(self, data: SampleSet, hp: ObjectDetectionHyperparameters, train: bool) -> DataLoader:
+    def _data(self, data: SampleSet, hp: ObjectDetectionHyperparameters, train: bool) -> LoaderSpec:
+        """A split's dataset (box-consistent augmentation in training), batched by :func:`_detection_collate`."""
         from oculi.data.dataset import DetectionDataset
         from oculi.data.transforms import detection_eval, detection_train
 
@@ -250,11 +250,8 @@ class ObjectDetection(Algorithm):
         mean = ssd_input_spec(hp.base_network, size)["mean"]
         transform = (detection_train(size, tuple(round(m * 255) for m in mean)) if train
                      else detection_eval(size))
-        workers = int(hp.num_workers)
-        return DataLoader(DetectionDataset(data.samples, transform, min_side=size), batch_size=hp.mini_batch_size,
-                          shuffle=train, num_workers=workers, persistent_workers=workers > 0,
-                          collate_fn=_detection_collate, generator=torch.Generator().manual_seed(hp.seed),
-                          drop_last=train and len(data) > hp.mini_batch_size)
+        return LoaderSpec(DetectionDataset(data.samples, transform, min_side=size), batch_size=hp.mini_batch_size,
+                          collate_fn=_detection_collate, shuffle=train)
 
     def build_model(self, hp: HyperParameters, classes: list[str], *, pretrained: bool) -> nn.Module:
         assert isinstance(hp, ObjectDetectionHyperparameters)

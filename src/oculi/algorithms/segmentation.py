@@ -13,10 +13,10 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's convention
-from torch.utils.data import DataLoader
 
 from oculi.algorithms.base import (
     Algorithm,
+    LoaderSpec,
     PreparedData,
     TrainingHyperparameters,
     check_channels,
@@ -29,6 +29,7 @@ from oculi.algorithms.segmentation_models import build_segmentation, segmentatio
 from oculi.config import HyperParameters
 from oculi.data.transforms import normalize
 from oculi.errors import ConfigError
+from oculi.precision import memory_format
 from oculi.types import IGNORE_INDEX, SampleSet
 
 CHANNELS = ("train", "validation", "train_annotation", "validation_annotation", "label_map")
@@ -142,15 +143,14 @@ class SegmentationModule(L.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``uint8 [B, 3, h, w]`` → logits ``[B, C, h, w]``."""
-        inputs = normalize(images, self.mean, self.std)
-        if self.hp.precision_dtype == "bfloat16" and self.device.type == "cpu":
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        return self.model(inputs)
+        return self.model(memory_format(normalize(images, self.mean, self.std), str(self.hp.precision_dtype)))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, masks = batch
         loss = F.cross_entropy(self(images).float(), masks, ignore_index=IGNORE_INDEX)
-        self.log("train:loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(images))
+        # sync_dist: with DDP the epoch value is the mean over every rank, as in the other algorithms
+        self.log("train:loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(images),
+                 sync_dist=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -233,10 +233,12 @@ class SemanticSegmentation(Algorithm):
             notes.append("validation_mini_batch_size=1: validation scores whole, uncropped images")
         hp = with_resolved(hp, up)
         return PreparedData(train=train, validation=validation, classes=classes, hyperparameters=hp,
-                            train_loader=self._loader(train, hp, train=True),
-                            val_loader=self._loader(validation, hp, train=False), notes=notes, report=report)
+                            train_data=self._data(train, hp, train=True),
+                            val_data=self._data(validation, hp, train=False), notes=notes, report=report)
 
-    def _loader(self, data: SampleSet, hp: SemanticSegmentationHyperparameters, train: bool) -> DataLoader:
+    def _data(self, data: SampleSet, hp: SemanticSegmentationHyperparameters, train: bool) -> LoaderSpec:
+        """A split's dataset: random scale + crop in training; validation crops, or whole images when
+        ``validation_mini_batch_size`` is 1."""
         from oculi.data.dataset import SegmentationDataset
         from oculi.data.transforms import segmentation_eval, segmentation_train
 
@@ -247,11 +249,8 @@ class SemanticSegmentation(Algorithm):
             whole = hp.validation_mini_batch_size == 1
             transform = segmentation_eval(hp.base_size, None if whole else hp.crop_size, IGNORE_INDEX)
             batch = hp.validation_mini_batch_size
-        workers = int(hp.num_workers)
-        return DataLoader(SegmentationDataset(data.samples, transform), batch_size=batch, shuffle=train,
-                          num_workers=workers, persistent_workers=workers > 0, collate_fn=_stack,
-                          generator=torch.Generator().manual_seed(hp.seed),
-                          drop_last=train and len(data) > hp.mini_batch_size)
+        return LoaderSpec(SegmentationDataset(data.samples, transform), batch_size=batch, collate_fn=_stack,
+                          shuffle=train)
 
     def build_model(self, hp: HyperParameters, classes: list[str], *, pretrained: bool) -> nn.Module:
         assert isinstance(hp, SemanticSegmentationHyperparameters)

@@ -11,25 +11,27 @@ uninterrupted run would have trained on next, with the same augmentations. Two t
   random stream (dropout) is untouched. Augmentations therefore do not depend on which worker process, or which
   attempt of the job, loads the sample — ``num_workers`` no longer changes the result either.
 
-:class:`ResumableLoader` is the ``DataLoader`` that puts them together; it implements Lightning's stateful-loader
-interface (``state_dict`` / ``load_state_dict``), so its position (epoch, batches trained) is saved in every
-checkpoint; :func:`restore_position` puts it back before the first batch is drawn. :class:`DataPosition` is the
-callback that tells it how many batches of the epoch have been trained (the loader itself runs ahead: Lightning
-prefetches a batch).
+:class:`ResumableLoader` is the ``DataLoader`` that puts them together (:func:`training_loader` builds it from
+what an algorithm declares, a :class:`~oculi.algorithms.base.LoaderSpec`: the engine owns every loader); it
+implements Lightning's stateful-loader interface (``state_dict`` / ``load_state_dict``), so its position (epoch,
+batches trained) is saved in every checkpoint; :func:`restore_position` puts it back before the first batch is
+drawn. :class:`DataPosition` is the callback that tells it how many batches of the epoch have been trained (the
+loader itself runs ahead: Lightning prefetches a batch).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from oculi.errors import ConfigError
+if TYPE_CHECKING:
+    from oculi.algorithms.base import LoaderSpec
 
 _MASK = (1 << 63) - 1
 
@@ -155,25 +157,32 @@ class DataPosition(L.Callback):
         self.loader.batches_done = batch_idx + 1
 
 
-def resumable(loader: DataLoader, *, seed: int, batch_size: int, rank: int = 0,
-              world_size: int = 1) -> DataLoader:
-    """``loader`` (a training loader built by an algorithm) rebuilt as a :class:`ResumableLoader` with
-    ``batch_size`` per step and this rank's shard. Its sampler kind is kept: random (shuffled), sequential, or
-    weighted with replacement (``balanced_sampling``); any other sampler raises a ConfigError (an algorithm must
-    use one of these for its training loader)."""
-    sampler = loader.sampler
-    size = len(loader.dataset)  # type: ignore[arg-type]
-    if isinstance(sampler, WeightedRandomSampler):
-        order = EpochSampler(size, seed=seed, weights=sampler.weights, num_samples=sampler.num_samples,
-                             rank=rank, world_size=world_size)
-    elif isinstance(sampler, RandomSampler | SequentialSampler):
-        order = EpochSampler(size, seed=seed, shuffle=isinstance(sampler, RandomSampler), rank=rank,
-                             world_size=world_size)
+def training_loader(spec: LoaderSpec, *, seed: int, num_workers: int, batch_size: int, rank: int = 0,
+                    world_size: int = 1) -> ResumableLoader:
+    """The training loader for an algorithm's :class:`~oculi.algorithms.base.LoaderSpec`: a
+    :class:`ResumableLoader` drawing this rank's shard of each epoch's order (weighted with replacement when the
+    spec has ``weights``, else a permutation when it shuffles, else in order) in batches of ``batch_size`` (this
+    process's share of ``spec.batch_size``). The last, short batch is dropped when there is more than one batch."""
+    size = len(spec)
+    if spec.weights is not None:
+        order = EpochSampler(size, seed=seed, weights=torch.as_tensor(spec.weights, dtype=torch.double),
+                             num_samples=size, rank=rank, world_size=world_size)
     else:
-        raise ConfigError(f"The training loader's sampler is a {type(sampler).__name__}; oculi's engine resumes "
-                          "RandomSampler, SequentialSampler and WeightedRandomSampler orders only. Build the "
-                          "algorithm's training DataLoader with one of them.")
-    return ResumableLoader(SeededSamples(loader.dataset), batch_size=batch_size, sampler=order,
-                           num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-                           pin_memory=loader.pin_memory, drop_last=loader.drop_last and len(order) > batch_size,
-                           persistent_workers=loader.persistent_workers, generator=loader.generator)
+        order = EpochSampler(size, seed=seed, shuffle=spec.shuffle, rank=rank, world_size=world_size)
+    return ResumableLoader(SeededSamples(spec.dataset), batch_size=batch_size, sampler=order,
+                           **_loading(spec, seed, num_workers),
+                           drop_last=size > spec.batch_size and len(order) > batch_size)
+
+
+def validation_loader(spec: LoaderSpec, *, seed: int, num_workers: int) -> DataLoader:
+    """The validation loader for ``spec``: the dataset in order, ``spec.batch_size`` per step, every sample kept
+    (under DDP Lightning shards it with a ``DistributedSampler``)."""
+    return DataLoader(spec.dataset, batch_size=spec.batch_size, shuffle=False, **_loading(spec, seed, num_workers))
+
+
+def _loading(spec: LoaderSpec, seed: int, num_workers: int) -> dict[str, Any]:
+    """The DataLoader options both loaders share: collate function, worker processes (kept alive between epochs),
+    pinned memory on a GPU machine, and a generator seeded with ``seed`` (the workers' base seed comes from it,
+    not from the global generator, so loading does not shift the model's random stream)."""
+    return {"collate_fn": spec.collate_fn, "num_workers": num_workers, "persistent_workers": num_workers > 0,
+            "pin_memory": torch.cuda.is_available(), "generator": torch.Generator().manual_seed(seed)}

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from oculi.artifacts import ONNX, ModelBundle, weights_digest
-from oculi.engine.precision import inference_precision
 from oculi.errors import ArtifactError, ConfigError
+from oculi.precision import inference_precision, memory_format, uses_channels_last
 
 RUNTIMES = ("torch", "onnx")
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -21,25 +21,24 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 
 class TorchRuntime:
     """Runs ``network`` with PyTorch on ``device``. ``precision`` (resolved, ``float32`` or ``bfloat16``):
-    ``bfloat16`` runs under bf16 autocast with the network and its inputs in channels_last memory format (the
-    training engine's CPU policy); outputs are always returned as ``float32``."""
+    ``bfloat16`` runs under bf16 autocast with the network and its inputs in the memory format of
+    :func:`oculi.precision.uses_channels_last` (channels_last, as in training); outputs are always returned as
+    ``float32``."""
 
     name = "torch"
 
     def __init__(self, network: nn.Module, device: torch.device, precision: str) -> None:
         self.device = device
         self.precision = precision
-        self.channels_last = precision == "bfloat16"
-        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.network = network.to(device=device, memory_format=memory_format).eval()
+        self.channels_last = uses_channels_last(precision)
+        self.network = memory_format(network.to(device=device), precision).eval()
 
     @torch.inference_mode()
     def __call__(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``float32 [B, 3, H, W]`` network inputs → the network's outputs as a tuple of ``float32`` tensors on
         ``device``."""
         inputs = inputs.to(self.device)
-        if self.channels_last:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        inputs = memory_format(inputs, self.precision)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
             outputs = self.network(inputs)
         outputs = outputs if isinstance(outputs, tuple) else (outputs,)
@@ -78,7 +77,7 @@ def load_runtime(bundle: ModelBundle, network: nn.Module, runtime: str, device: 
                  precision: str) -> TorchRuntime | OnnxRuntime:
     """The runtime ``runtime`` (``torch`` | ``onnx``) for ``bundle``. ``network`` is the torch module the torch
     runtime runs (and that the bundle's ``model.onnx`` was exported from). ``precision``: ``auto`` (the engine's
-    policy for this device, see :func:`~oculi.engine.precision.inference_precision`), ``float32`` or
+    policy for this device, see :func:`~oculi.precision.inference_precision`), ``float32`` or
     ``bfloat16`` (torch only).
 
     Raises :class:`ConfigError` for an unknown runtime or precision, ``onnx`` with a non-CPU device or with

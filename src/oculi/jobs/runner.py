@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oculi.errors import ConfigError, JobError, OculiError
+from oculi.errors import ConfigError, DataError, JobError, OculiError
 from oculi.jobs import status as S
 from oculi.jobs.store import JobStore, check_name, generate_name
 from oculi.settings import oculi_home, settings
@@ -243,10 +243,35 @@ def _check_script(spec: JobSpec) -> None:
                                for d in parse_metric_definitions(spec.metric_definitions)]
 
 
+def _check_builtin(spec: JobSpec) -> None:
+    """A built-in algorithm's job: check now what would otherwise fail the job as it starts — the algorithm's
+    name, every hyperparameter (recipe and ``-p`` layers merged as training merges them; one ConfigError lists
+    every problem), the channels (each path exists), the ``--init-model`` bundle and the DDP layout — so that a
+    mistake is an error at submit time and no Failed job is recorded. Reads no image."""
+    from oculi.engine.distributed import Distributed
+    from oculi.engine.training import plan_run
+
+    _check_channel_paths(spec.channels)
+    plan_run(spec.algorithm or "", spec.channels, spec.hyperparameters, recipe=spec.recipe, output=spec.output,
+             init_model=spec.init_model, overwrite=True,
+             distributed=Distributed(**spec.distributed) if spec.distributed else None)
+
+
+def _check_channel_paths(channels: dict[str, Any]) -> None:
+    """A DataError naming the first channel whose path does not exist."""
+    for name, value in channels.items():
+        if not Path(value).expanduser().exists():
+            option = f"--{name}" if name in ("train", "validation") else f"--channel {name}=PATH"
+            raise DataError(f"The {name} channel {value} does not exist; pass an existing folder (or file) to "
+                            f"{option}.")
+
+
 def submit(spec: JobSpec, store: JobStore | None = None, *, attached: bool = False) -> dict[str, Any]:
     """Record a new job (``InProgress/Pending``) and return its record. Detached jobs are started by
-    :func:`dispatch` (call it next); an attached job is run by the caller with :func:`run_attached`. A script
-    job's entry point, channels and metric definitions are checked here (ConfigError / DataError)."""
+    :func:`dispatch` (call it next); an attached job is run by the caller with :func:`run_attached`. The job is
+    checked first, and nothing is recorded when the check fails (ConfigError / DataError / ArtifactError): a
+    script job's entry point, channels and metric definitions; a built-in algorithm's name, hyperparameters,
+    channels, ``--init-model`` and DDP layout."""
     store = store or JobStore()
     if not spec.algorithm and not spec.entry_point:
         raise ConfigError("A training job needs an algorithm (e.g. image-classification) or an --entry-point script.")
@@ -255,6 +280,8 @@ def submit(spec: JobSpec, store: JobStore | None = None, *, attached: bool = Fal
                           "not both.")
     if spec.entry_point:
         _check_script(spec)
+    else:
+        _check_builtin(spec)
     spec.channels = {k: _absolute(v) for k, v in spec.channels.items()}
     for attr in ("output", "init_model"):
         if getattr(spec, attr):

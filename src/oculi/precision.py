@@ -1,12 +1,17 @@
-"""Precision policy: bf16 autocast + channels_last on CPUs with bf16 support, fp16 mixed precision on GPUs."""
+"""The precision policy, below every layer that runs a network (algorithms, engine, inference, export): bf16
+autocast + channels_last on CPUs with bf16 support, fp16 mixed precision on GPUs, float32 otherwise; and the one
+rule that decides channels_last (:func:`uses_channels_last`)."""
 
 from __future__ import annotations
 
 import functools
+from typing import TypeVar
 
 import torch
 
 from oculi.errors import ConfigError
+
+T = TypeVar("T", torch.Tensor, torch.nn.Module)
 
 
 @functools.cache
@@ -43,3 +48,22 @@ def inference_precision(device: torch.device) -> str:
     channels_last) on a CPU with native bf16, ``float32`` otherwise — on CUDA too, where inference precision is
     not tuned yet."""
     return "bfloat16" if device.type == "cpu" and cpu_supports_bf16() else "float32"
+
+
+def uses_channels_last(precision_dtype: str) -> bool:
+    """The one channels_last rule, for training and inference alike: a network and its ``[B, C, H, W]`` inputs use
+    the channels_last memory format exactly when it runs under mixed precision (``bfloat16`` autocast on a bf16
+    CPU or a GPU, ``float16`` on a GPU), where oneDNN / cuDNN kernels are fastest in it; float32 stays
+    contiguous."""
+    return precision_dtype in ("bfloat16", "float16")
+
+
+def memory_format(value: T, precision_dtype: str) -> T:
+    """``value`` (a module, or a 4-d image batch) in the memory format :func:`uses_channels_last` picks for
+    ``precision_dtype``; tensors of another rank are returned unchanged."""
+    fmt = torch.channels_last if uses_channels_last(precision_dtype) else torch.contiguous_format
+    if isinstance(value, torch.nn.Module):
+        return value.to(memory_format=fmt)
+    if value.dim() != 4:
+        return value
+    return value.contiguous(memory_format=fmt)

@@ -119,6 +119,6 @@ class Estimator:
         """Serve the trained model as a local endpoint (``oculi.serving.sdk.Model(model_data).deploy(**kwargs)``:
         ``port``, ``endpoint_name``, batching and capture settings) and return its
         :class:`~oculi.serving.sdk.EndpointPredictor`; stop it with ``delete_endpoint()`` or a ``with`` block."""
-        from oculi.serving.sdk import Model  # serving sits above jobs: imported only when deploying
+        from oculi.serving.sdk import Model
 
         return Model(self.model_data).deploy(**kwargs)
