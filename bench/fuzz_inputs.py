@@ -623,7 +623,7 @@ def serve_images(cases: list[Case], bundle: Path, root: Path, tally: Tally) -> N
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"oculi serve did not start; see {log}")
+                raise RuntimeError(f"oculi serve did not start:\n{log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.3)
         for case in cases:
             outcome = Outcome("server /invocations", case.name, case.kind)
@@ -706,6 +706,7 @@ def make_bundle(directory: Path) -> Path:
 
     algo = get_algorithm("image-classification")
     hp = algo.hyperparameters.model_validate({"num_layers": "20", "image_shape": "3,32,32", "num_classes": "2",
+                                              "resize": "32",
                                               "lr_scheduler": "cosine", "num_workers": "0",
                                               "precision_dtype": "float32"})
     torch.manual_seed(0)

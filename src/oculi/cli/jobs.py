@@ -179,7 +179,9 @@ def resume(
 
 @app.command("wait")
 def wait(name: str = typer.Argument(..., help="Job name."),
-         timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds.")) -> None:
+         timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds."),
+         no_progress: bool = typer.Option(False, "--no-progress", help="Hide the step bar drawn on a terminal "
+                                          "while a built-in algorithm's job trains.")) -> None:
     """Wait until a job ends; exits 0 when it Completed or Stopped, 5 when it Failed.
 
     Example: oculi jobs wait my-job
@@ -192,7 +194,8 @@ def wait(name: str = typer.Argument(..., help="Job name."),
     job = store.get(name)
     # a step bar on a terminal while a built-in algorithm's job trains (a script reports no steps)
     trains = job.get("kind", "training") == "training" and not job["spec"].get("entry_point")
-    with follow_progress(job["job_dir"], console, enabled=trains and job["secondary_status"] not in TERMINAL):
+    with follow_progress(job["job_dir"], console,
+                         enabled=trains and not no_progress and job["secondary_status"] not in TERMINAL):
         job = wait_for(name, store, timeout=timeout,
                        on_change=lambda j: console.print(f"{name}: {j['status']}/{j['secondary_status']}"))
     _report_end(job)
