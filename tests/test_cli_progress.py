@@ -4,6 +4,7 @@ or a spinner only on a terminal, nothing extra in a pipe, nothing with ``--no-pr
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,11 +32,16 @@ def test_evaluate_draws_a_bar_on_a_terminal_only(classifier, tiny_split, oculi_h
         (flat / cls).mkdir(parents=True)
         for n, path in enumerate(sorted(images.glob(f"copy*/{cls}/*.png"))):
             shutil.copy(path, flat / cls / f"{n:03d}.png")
+    total = len(list(flat.rglob("*.png")))
+    bar = re.compile(rf"evaluating {BAR}*.*?\b\d+/{total}\b")  # the bar's line: label, bar, images done/total
     rc, out = _run_in_pty(_oculi("evaluate", str(classifier), str(flat)), env)
     assert rc == 0, out[-2000:]
-    assert BAR in out and "accuracy" in ANSI.sub("", out)
+    assert bar.search(ANSI.sub("", out)) and "accuracy" in ANSI.sub("", out)
     rc, quiet = _run_in_pty(_oculi("evaluate", str(classifier), str(flat), "--no-progress"), env)
-    assert rc == 0 and BAR not in quiet and "accuracy" in ANSI.sub("", quiet)
+    assert rc == 0 and not bar.search(ANSI.sub("", quiet)) and "accuracy" in ANSI.sub("", quiet)
+    piped = subprocess.run(_oculi("evaluate", str(classifier), str(flat)), capture_output=True, text=True, env=env,
+                           timeout=600)
+    assert piped.returncode == 0 and not bar.search(piped.stdout + piped.stderr)
 
 
 def test_export_shows_a_spinner_on_a_terminal_and_nothing_in_a_pipe(classifier, oculi_home, tmp_path):
