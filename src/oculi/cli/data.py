@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from oculi.cli.common import console, err_console, parse_channels, parse_image_roots, working
+from oculi.cli.common import console, err_console, parse_channels, parse_image_roots
 from oculi.data.channels import read_channel, resolve_classification_channels
 from oculi.data.checks import check_classification, check_path
 from oculi.data.convert import convert as convert_detection
@@ -237,9 +237,8 @@ def convert(
         if to not in SEGMENTATION_FORMATS:
             raise ConfigError(f"--to got {to!r}; segmentation data converts to one of "
                               f"{', '.join(SEGMENTATION_FORMATS)}, e.g. `--to voc`.")
-        with working(f"converting {source} to {to}…", enabled=not json_output):
-            ledger = convert_detection(source, to, out, source_format=source_format, annotations=annotations,
-                                       image_roots=parse_image_roots(image_root), task="segmentation")
+        ledger = convert_detection(source, to, out, source_format=source_format, annotations=annotations,
+                                   image_roots=parse_image_roots(image_root), task="segmentation")
         typer.echo(json.dumps(ledger.to_dict(), indent=2, ensure_ascii=False)) if json_output else \
             ledger.render(console)
         return
@@ -247,9 +246,8 @@ def convert(
         raise ConfigError(f"--to got {to!r}; expected one of {', '.join(DETECTION_FORMATS)}, e.g. `--to coco`.")
     if source_format != "auto" and source_format not in DETECTION_FORMATS:
         raise ConfigError(f"--from got {source_format!r}; expected one of {', '.join(DETECTION_FORMATS)}.")
-    with working(f"converting {source} to {to}…", enabled=not json_output):
-        ledger = convert_detection(source, to, out, copy_images=copy_images, source_format=source_format,
-                                   image_roots=parse_image_roots(image_root), names=names, annotations=annotations)
+    ledger = convert_detection(source, to, out, copy_images=copy_images, source_format=source_format,
+                               image_roots=parse_image_roots(image_root), names=names, annotations=annotations)
     if json_output:
         typer.echo(json.dumps(ledger.to_dict(), indent=2, ensure_ascii=False))
     else:
