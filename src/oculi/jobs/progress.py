@@ -3,9 +3,10 @@
 The training process that reports (rank 0 of a distributed run, the only one otherwise) writes
 ``<job folder>/progress.json`` at most every :data:`WRITE_SECONDS` — epoch, optimizer step out of the run's total,
 the batch within the epoch, and whether it is training or validating. The file is replaced atomically, so a reader
-never sees half of it. A foreground command (``oculi train`` attached, ``oculi jobs logs --follow``) reads it with
-:func:`follow_progress` and draws a rich bar when its output is a terminal; in a log or a pipe nothing is drawn and
-the per-epoch lines say it all. The store is not written per step: a file costs no database lock."""
+never sees half of it. A foreground command (``oculi train`` attached, ``oculi jobs wait``, ``oculi jobs resume``)
+reads it with :func:`follow_progress` and draws a rich bar when its output is a terminal; in a log or a pipe
+nothing is drawn and the per-epoch lines say it all. The store is not written per step: a file costs no database
+lock."""
 
 from __future__ import annotations
 
