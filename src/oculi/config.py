@@ -153,7 +153,7 @@ def describe(model: type[HyperParameters]) -> list[dict[str, str]]:
     rows = []
     own = model.__dict__.get("__annotations__", {})  # the algorithm's own fields first, shared ones after
     for name, info in sorted(model.model_fields.items(), key=lambda item: item[0] not in own):
-        default = info.default
+        default = info.get_default(call_default_factory=True)  # a default_factory field has no plain .default
         rows.append(
             {
                 "name": name,
@@ -169,7 +169,7 @@ def _show(value: Any) -> str:
     if value is None:
         return "none"
     if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
+        return ",".join(str(v) for v in value) or "none"
     return str(value)
 
 
@@ -178,8 +178,8 @@ def _example(model: type[HyperParameters], name: str) -> str:
     extra = info.json_schema_extra or {}
     if isinstance(extra, dict) and "example" in extra:
         return str(extra["example"])
-    default = info.default
-    if default not in (None, AUTO) and not info.is_required():
+    default = None if info.is_required() else info.get_default(call_default_factory=True)
+    if default not in (None, AUTO, [], ()) and not info.is_required():
         return _show(default)
     choices = [c for c in _choices(info.annotation) if c != AUTO]
     if choices:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -38,3 +40,15 @@ def parse_image_roots(image_root: list[str] | None) -> dict[str, Path] | None:
                               "--image-root s3://my-bucket/images=./images")
         roots[prefix] = Path(folder).expanduser()
     return roots
+
+
+@contextlib.contextmanager
+def working(message: str, enabled: bool = True) -> Iterator[None]:
+    """A spinner with ``message`` on stderr while the block runs, for work without countable steps (an ONNX
+    export, a conversion); only on a terminal and when ``enabled`` (off for ``--no-progress`` / ``--json``), so
+    logs and pipes get nothing extra."""
+    if not enabled or not err_console.is_terminal:
+        yield
+        return
+    with err_console.status(message):
+        yield

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from oculi.cli.common import console
+from oculi.cli.common import console, working
 from oculi.errors import ConfigError
 
 FORMATS = ("onnx",)
@@ -21,6 +21,8 @@ def export(
                                            "onnxruntime's and PyTorch's float32 outputs on the sample images, for "
                                            "outputs within ±1 (scaled by the largest |output| beyond); default "
                                            "1e-3. Nothing is written above it."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the spinner shown on a terminal while the "
+                                     "model is exported and checked."),
 ) -> None:
     """Export a trained model for another runtime. onnx: writes model.onnx into the bundle (a model.tar.gz is
     re-packed with it) and records it in model.json, after checking that onnxruntime reproduces PyTorch on
@@ -35,7 +37,8 @@ def export(
         raise ConfigError(f"--format got {export_format!r}; expected one of {', '.join(FORMATS)}. Pass --format onnx.")
     from oculi.export import export_onnx
 
-    result = export_onnx(model) if tolerance is None else export_onnx(model, tolerance=tolerance)
+    with working(f"exporting {model} to ONNX and checking it against PyTorch…", enabled=not no_progress):
+        result = export_onnx(model) if tolerance is None else export_onnx(model, tolerance=tolerance)
     parity = result.parity
     table = Table("output", "shape", "max |onnx − torch|", "max |torch|")
     shapes = {item["name"]: item["shape"] for item in result.entry["outputs"]}

@@ -160,6 +160,7 @@ def resume(
 
     Example: oculi jobs resume my-job --epochs 20
     """
+    from oculi.jobs.progress import follow_progress
     from oculi.jobs.runner import dispatch, run_attached
     from oculi.jobs.runner import resume as requeue
 
@@ -171,22 +172,32 @@ def resume(
         dispatch(store)
         console.print(f"follow it with `oculi jobs logs {name} --follow`")
         return
-    job = run_attached(job, store, echo=console.print)
+    with follow_progress(job["job_dir"], console, enabled=not job["spec"].get("entry_point")):
+        job = run_attached(job, store, echo=console.print)
     _report_end(job)
 
 
 @app.command("wait")
 def wait(name: str = typer.Argument(..., help="Job name."),
-         timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds.")) -> None:
+         timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds."),
+         no_progress: bool = typer.Option(False, "--no-progress", help="Hide the step bar drawn on a terminal "
+                                          "while a built-in algorithm's job trains.")) -> None:
     """Wait until a job ends; exits 0 when it Completed or Stopped, 5 when it Failed.
 
     Example: oculi jobs wait my-job
     """
+    from oculi.jobs.progress import follow_progress
     from oculi.jobs.runner import wait as wait_for
+    from oculi.jobs.status import TERMINAL
 
     store = _store()
-    job = wait_for(name, store, timeout=timeout,
-                   on_change=lambda j: console.print(f"{name}: {j['status']}/{j['secondary_status']}"))
+    job = store.get(name)
+    # a step bar on a terminal while a built-in algorithm's job trains (a script reports no steps)
+    trains = job.get("kind", "training") == "training" and not job["spec"].get("entry_point")
+    with follow_progress(job["job_dir"], console,
+                         enabled=trains and not no_progress and job["secondary_status"] not in TERMINAL):
+        job = wait_for(name, store, timeout=timeout,
+                       on_change=lambda j: console.print(f"{name}: {j['status']}/{j['secondary_status']}"))
     _report_end(job)
 
 

@@ -37,7 +37,8 @@ def train(
                                                "attribute that holds the labels, when the lines have several "
                                                "(same as -p label_attribute=NAME)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Allow writing over an existing bundle in --output."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the step progress bar (drawn only when the "
+                                     "output is a terminal; a log or a pipe gets one line per epoch)."),
     name: str | None = typer.Option(None, "--name", help="Job name (default <algorithm or script>-YYYY-MM-DD-"
                                     "HH-MM-SS-mmm)."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Return at once: the job runs in a background "
@@ -113,6 +114,7 @@ def train(
         _train_under_torchrun(algorithm, train, validation, channel, param, recipe, output, init_model, image_root,
                               no_progress, overwrite)
         return
+    from oculi.jobs.progress import follow_progress
     from oculi.jobs.runner import JobSpec, dispatch, run_attached, submit
     from oculi.jobs.store import JobStore
 
@@ -139,7 +141,9 @@ def train(
         console.print(f"follow it: oculi jobs logs {job['name']} --follow   ·   wait: oculi jobs wait {job['name']}")
         return
     console.print(f"job {job['name']} (log {job['log_path']})")
-    job = run_attached(job, store, echo=console.print if entry_point is None else _plain)
+    # a step bar on a terminal (a script reports no steps: its own output is shown as it comes)
+    with follow_progress(job["job_dir"], console, enabled=entry_point is None and not no_progress):
+        job = run_attached(job, store, echo=console.print if entry_point is None else _plain)
     result = job.get("result")
     if job["secondary_status"] == "Stopped" or result is None:
         console.print(f"job {job['name']} {job['secondary_status']}; resume it with `oculi jobs resume {job['name']}`")

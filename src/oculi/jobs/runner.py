@@ -383,15 +383,38 @@ def job_callbacks(name: str) -> list[Any]:
     :class:`~oculi.engine.callbacks.CallbackFactory` so that it also runs inside torchrun's ranks."""
     if os.environ.get("RANK", "0") != "0":
         return []
-    return [_job_progress(JobStore(), name)]
+    store = JobStore()
+    return [_job_progress(store, name, Path(store.get(name)["job_dir"]))]
 
 
-def _job_progress(store: JobStore, name: str) -> Any:
-    """A Lightning callback that moves the job to Training / Uploading and records metrics and checkpoints."""
+def _job_progress(store: JobStore, name: str, folder: Path) -> Any:
+    """A Lightning callback that moves the job to Training / Uploading, records metrics and checkpoints, and
+    writes the step progress a foreground command draws (:mod:`oculi.jobs.progress`, ``folder/progress.json``)."""
     import lightning as L
+
+    from oculi.jobs.progress import ProgressRecorder, progress_path, total_steps
+
+    recorder = ProgressRecorder(progress_path(folder))
+
+    def record(trainer: L.Trainer, phase: str, batch: int, batches: Any, force: bool = False) -> None:
+        recorder(force=force, epoch=trainer.current_epoch + 1, epochs=trainer.max_epochs, step=trainer.global_step,
+                 steps=total_steps(trainer), phase=phase, batch=batch,
+                 batches=batches if isinstance(batches, int) else None)
 
     class JobProgress(L.Callback):
         at_epoch_end = False
+
+        def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                               batch_idx: int) -> None:
+            record(trainer, "train", batch_idx + 1, trainer.num_training_batches,
+                   force=batch_idx + 1 >= trainer.num_training_batches)
+
+        def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
+                                    batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+            if trainer.sanity_checking:
+                return
+            counts = trainer.num_val_batches
+            record(trainer, "validate", batch_idx + 1, counts[dataloader_idx] if counts else None)
 
         def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
             # Record a checkpoint in the store only once its file is in place (ModelCheckpoint runs after us).
