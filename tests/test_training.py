@@ -323,12 +323,23 @@ def test_ctrl_c_keeps_the_best_epoch_so_far(tiny_split, tmp_path):
         args += ["-p", f"{k}={v}"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (
-            (out / "metrics.csv").exists() and len((out / "metrics.csv").read_text().splitlines()) >= 3):
+
+    def hang(what: str) -> str:
+        """A hang guard's failure message: what did not happen, and everything the training printed."""
+        proc.kill()
+        return f"hang guard: {what}; the training printed:\n{proc.communicate()[0]}"
+
+    # Generous limits that only stop a hung run; they fail with the run's own output, not a bare timeout.
+    deadline = time.monotonic() + 300
+    while not ((out / "metrics.csv").exists() and len((out / "metrics.csv").read_text().splitlines()) >= 3):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(hang("no two epochs written to metrics.csv within 300 s (or the run ended first)"))
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=120)
+    try:
+        output, _ = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.fail(hang("still running 300 s after Ctrl-C"))
     assert proc.returncode == 130, output
     assert "interrupted after" in output
     meta = json.loads((out / "model.json").read_text())
