@@ -32,7 +32,22 @@ def test_double_registration_is_a_programming_error():
         reg.register("a", 2)
 
 
-def test_builtin_algorithms_are_registered():
-    from oculi.algorithms import ALGORITHMS
+# The built-ins, one per task. A new algorithm registers beside them; the test checks every registered entry.
+BUILTINS = {"image-classification": "classification", "object-detection": "detection",
+            "semantic-segmentation": "segmentation"}
 
-    assert "image-classification" in ALGORITHMS
+
+def test_every_builtin_algorithm_is_registered_under_its_own_name():
+    """All three built-ins are in the registry (not only the first one registered), each under the name it
+    carries, with its own task; every registered entry is a working Algorithm: ``get_algorithm`` returns it, its
+    hyperparameter defaults validate, and its objective metric is a validation metric."""
+    from oculi.algorithms import ALGORITHMS, Algorithm, get_algorithm
+    from oculi.config import resolve
+
+    assert set(BUILTINS) <= set(ALGORITHMS.names()), ALGORITHMS.names()
+    assert {name: get_algorithm(name).task for name in BUILTINS} == BUILTINS
+    for name in ALGORITHMS:
+        algorithm = ALGORITHMS.get(name)
+        assert isinstance(algorithm, Algorithm) and algorithm.name == name and get_algorithm(name) is algorithm
+        assert resolve(algorithm.hyperparameters, algorithm=name) is not None  # defaults need no value
+        assert algorithm.metric.startswith("validation:"), (name, algorithm.metric)

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import pytest
 import torch
+import torch.nn.functional as F
 from typer.testing import CliRunner
 
 from oculi.artifacts import WEIGHTS, load_bundle, pack
@@ -157,15 +160,81 @@ def test_freeze_backbone_trains_only_the_head(tiny_split, tmp_path):
     assert changed and all(k.startswith("fc.") for k in changed), changed
 
 
-def test_weighted_loss_and_balanced_sampling_on_imbalanced_data(tmp_path):
-    data = make_class_folders(tmp_path / "a", per_class=20, classes=("circle",))
-    make_class_folders(tmp_path / "a", per_class=4, classes=("square",), seed=5)
+class TrainingView(L.Callback):
+    """Records what training itself sees, batch by batch: the targets of every batch the training loader yields
+    (per epoch), the logits the module computed for it and the loss it back-propagated."""
+
+    def __init__(self) -> None:
+        self.targets: list[list[torch.Tensor]] = []  # [epoch][batch] int64 [B]
+        self.steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (logits, targets, loss)
+        self._logits: torch.Tensor | None = None
+        self._batch: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pl_module.register_forward_hook(self._keep_logits)
+
+    def _keep_logits(self, _module: torch.nn.Module, _args: object, output: torch.Tensor) -> None:
+        self._logits = output.detach().float()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.targets.append([])
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        self._batch = batch
+        self.targets[-1].append(batch[1].detach().cpu())
+
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
+        assert self._logits is not None and self._batch is not None
+        self.steps.append((self._logits.cpu(), self._batch[1].detach().cpu(), loss.detach().float().cpu()))
+
+
+def _imbalanced(root: Path) -> Path:
+    """20 circle and 4 square images: with validation_fraction=0.25 training gets 15 circles and 3 squares."""
+    data = make_class_folders(root, per_class=20, classes=("circle",))
+    make_class_folders(root, per_class=4, classes=("square",), seed=5)
+    return data
+
+
+def test_weighted_loss_changes_the_loss_training_back_propagates(tmp_path):
+    """use_weighted_loss: the loss of every training step is the cross-entropy weighted by inverse class frequency
+    (n / (classes × count) = 18 / (2 × [15, 3]) = [0.6, 3.0]) — recomputed here from the step's own logits and
+    targets — and not the plain mean, which differs on batches that mix the classes. The sampler is untouched: no
+    epoch draws more than the 3 squares the training split holds."""
+    view = TrainingView()
     lines: list[str] = []
-    train("image-classification", {"train": data},
-          {**TINY, "use_weighted_loss": "1", "balanced_sampling": "1", "validation_fraction": "0.25"},
-          output=tmp_path / "m", progress=False, echo=lines.append)
+    train("image-classification", {"train": _imbalanced(tmp_path / "a")},
+          {**TINY, "epochs": "4", "use_weighted_loss": "1", "validation_fraction": "0.25"},
+          output=tmp_path / "m", progress=False, echo=lines.append, callbacks=[view])
     histogram = next(line for line in lines if "class histogram" in line)
     assert "circle 15" in histogram and "square 3" in histogram
+    weights = torch.tensor([18 / (2 * 15), 18 / (2 * 3)])
+    assert len(view.steps) == 8  # 4 epochs × 2 batches of 8 (the last partial batch is dropped)
+    separable = 0
+    for logits, targets, loss in view.steps:
+        weighted = F.cross_entropy(logits, targets, weight=weights)
+        plain = F.cross_entropy(logits, targets)
+        assert torch.allclose(loss, weighted, rtol=1e-5, atol=1e-6), (loss, weighted, plain, targets)
+        separable += int(abs(weighted - plain) > 1e-3)
+    assert separable >= 2, "no step told the weighted loss from the plain one; the check proves nothing"
+    assert all(int((t == 1).sum()) <= 3 for epoch in view.targets for t in [torch.cat(epoch)]), view.targets
+
+
+def test_balanced_sampling_changes_the_batches_training_sees(tmp_path):
+    """balanced_sampling: the batches the training loader yields (after the engine made it resumable) hold both
+    classes about equally — 3 squares among 18 training images drawn with probability ∝ 1 / class count — where a
+    plain shuffle yields at most 3 squares per epoch (3/16 = 19 % of the draws). The loss stays the plain mean."""
+    view = TrainingView()
+    train("image-classification", {"train": _imbalanced(tmp_path / "a")},
+          {**TINY, "epochs": "4", "balanced_sampling": "1", "validation_fraction": "0.25"},
+          output=tmp_path / "m", progress=False, echo=quiet, callbacks=[view])
+    drawn = torch.cat([t for epoch in view.targets for t in epoch])
+    assert len(view.targets) == 4 and len(drawn) == 64
+    squares = int((drawn == 1).sum())
+    # Expected 32 of 64; a plain shuffle gives at most 12. (Binomial(64, 0.5) < 20 has probability 0.001.)
+    assert squares >= 20, f"{squares} squares in 64 draws: the sampler does not balance the classes"
+    for logits, targets, loss in view.steps:
+        assert torch.allclose(loss, F.cross_entropy(logits, targets), rtol=1e-5, atol=1e-6)
 
 
 def test_top_k_and_early_stopping(tiny_split, tmp_path):
@@ -255,12 +324,23 @@ def test_ctrl_c_keeps_the_best_epoch_so_far(tiny_split, tmp_path):
         args += ["-p", f"{k}={v}"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (
-            (out / "metrics.csv").exists() and len((out / "metrics.csv").read_text().splitlines()) >= 3):
+
+    def hang(what: str) -> str:
+        """A hang guard's failure message: what did not happen, and everything the training printed."""
+        proc.kill()
+        return f"hang guard: {what}; the training printed:\n{proc.communicate()[0]}"
+
+    # Generous limits that only stop a hung run; they fail with the run's own output, not a bare timeout.
+    deadline = time.monotonic() + 300
+    while not ((out / "metrics.csv").exists() and len((out / "metrics.csv").read_text().splitlines()) >= 3):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(hang("no two epochs written to metrics.csv within 300 s (or the run ended first)"))
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=120)
+    try:
+        output, _ = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.fail(hang("still running 300 s after Ctrl-C"))
     assert proc.returncode == 130, output
     assert "interrupted after" in output
     meta = json.loads((out / "model.json").read_text())

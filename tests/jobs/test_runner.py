@@ -14,7 +14,7 @@ import pytest
 from oculi.errors import DataError, JobError
 from oculi.jobs import runner
 from oculi.jobs.store import JobStore
-from tests.jobs.conftest import spec, until
+from tests.jobs.conftest import spec, story, until, wait_ended
 
 
 def _run_detached(store, job_spec):
@@ -32,7 +32,8 @@ def test_kill_9_is_found_dead_and_resume_matches_an_uninterrupted_run(store, job
     until(lambda: (store.get(victim)["checkpoint"] or {}).get("epoch", 0) >= 1, poll=0.05, what="one epoch")
     pid = store.get(victim)["pid"]
     os.kill(pid, signal.SIGKILL)
-    until(lambda: runner.is_alive(pid, None) is False, timeout=10, what="worker gone")
+    until(lambda: runner.is_alive(pid, None) is False, timeout=60, what="worker gone",
+          explain=lambda: story(store, victim))
     at = store.get(victim)["checkpoint"]
     assert at["epoch"] in (1, 2) and not at["mid_epoch"]
     runner.dispatch(store)  # what every oculi command does first
@@ -43,8 +44,8 @@ def test_kill_9_is_found_dead_and_resume_matches_an_uninterrupted_run(store, job
     job = runner.resume(victim, store=store)
     assert job["secondary_status"] == "Pending"
     runner.dispatch(store)
-    done = runner.wait(victim, store, timeout=180)
-    ref = runner.wait(reference, store, timeout=180)
+    done = wait_ended(store, victim)
+    ref = wait_ended(store, reference)
     assert done["secondary_status"] == ref["secondary_status"] == "Completed"
     log = Path(done["log_path"]).read_text()
     assert f"resumed from epoch {at['epoch']}, step {6 * at['epoch']}" in log
@@ -62,12 +63,19 @@ def test_kill_9_is_found_dead_and_resume_matches_an_uninterrupted_run(store, job
 def test_stop_is_graceful_then_resume_and_extend(store, job_data):
     name = _run_detached(store, spec(job_data, epochs="50"))
     until(lambda: store.get(name)["secondary_status"] == "Training", what="training")
-    until(lambda: store.get(name)["checkpoint"] is not None, what="first epoch")
+    until(lambda: store.get(name)["checkpoint"] is not None, what="first epoch", explain=lambda: story(store, name))
+    finished = store.get(name)["checkpoint"]["epoch"]  # epochs done when the stop is asked (of 50)
     asked = time.monotonic()
     runner.stop(name, store)
-    stopped = runner.wait(name, store, timeout=60, poll=0.05)
+    stopped = wait_ended(store, name)  # a generous hang guard; promptness is checked in epochs below
     took = time.monotonic() - asked
-    assert stopped["secondary_status"] == "Stopped" and took < 10, took
+    at = stopped["checkpoint"]
+    assert stopped["secondary_status"] == "Stopped", story(store, name)
+    # The stop is honoured at the next step boundary: the checkpoint comes in the epoch running when it was asked
+    # or, if that epoch ended meanwhile, the next one (``epoch`` counts completed epochs) — far from the 50 asked
+    # for. Counted in epochs, not seconds, so a loaded machine cannot fail it; the seconds go in the message.
+    assert at["epoch"] <= finished + 2, (f"asked after epoch {finished}, stopped at {at} after {took:.1f} s\n"
+                                         + story(store, name))
     log = Path(stopped["log_path"]).read_text()
     assert "stop requested: checkpoint written" in log
     assert (Path(stopped["job_dir"]) / "checkpoints" / "last.ckpt").exists()
@@ -77,7 +85,6 @@ def test_stop_is_graceful_then_resume_and_extend(store, job_data):
         runner.stop(name, store)
 
     # resume in this process to one epoch past the stop: continues from the stop's step, then completes
-    at = store.get(name)["checkpoint"]
     # mid-epoch; or, when the stop came at an epoch's last step, after that epoch's validation (its own checkpoint)
     assert (at["mid_epoch"] and at["step"] > 6 * at["epoch"]) or (not at["mid_epoch"] and at["step"] == 6 * at["epoch"])
     runner.resume(name, epochs=at["epoch"] + 1, store=store, attached=True)
@@ -169,7 +176,7 @@ def test_ten_jobs_at_once_all_recorded_none_over_the_limit(store, mini_data, mon
     try:
         assert not errors and len(set(names)) == 10
         for name in names:
-            assert runner.wait(name, store, timeout=300)["secondary_status"] == "Completed"
+            assert wait_ended(store, name)["secondary_status"] == "Completed", story(store, name)
     finally:
         watching.set()
         watcher.join()
