@@ -74,8 +74,7 @@ def trained(shapes, tmp_path_factory):
 
 
 def test_object_detection_trains_and_bundles(trained, shapes):
-    from oculi import load_model
-    from oculi import evaluate
+    from oculi import evaluate, load_model
 
     result, lines, in_memory = trained
     assert any("num_classes=auto → 2" in line for line in lines)
