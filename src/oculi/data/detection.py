@@ -26,7 +26,7 @@ def _is_sagemaker_annotations(folder: Path) -> bool:
         return False
     try:
         data = json.loads(first.read_text(encoding="utf-8-sig"))
-    except (ValueError, UnicodeDecodeError, OSError):
+    except (ValueError, RecursionError, UnicodeDecodeError, OSError):
         return False
     return isinstance(data, dict) and isinstance(data.get("annotations"), list) and "images" not in data
 

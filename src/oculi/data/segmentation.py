@@ -22,7 +22,7 @@ def _first_record(path: Path) -> dict | None:
                 if line.strip():
                     record = json.loads(line)
                     return record if isinstance(record, dict) else None
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
         return None
     return None
 

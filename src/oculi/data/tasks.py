@@ -114,7 +114,7 @@ def _is_detection(path: Path) -> bool:
         first = next((line for line in f if line.strip()), "{}")
     try:
         record = json.loads(first)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         return False
     return isinstance(record, dict) and any(isinstance(v, dict) and "annotations" in v for v in record.values())
 

@@ -26,7 +26,7 @@ def is_coco(path: Path) -> bool:
         return False
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (ValueError, UnicodeDecodeError, OSError):
+    except (ValueError, RecursionError, UnicodeDecodeError, OSError):
         return False
     return isinstance(data, dict) and isinstance(data.get("images"), list) and "annotations" in data
 
@@ -38,8 +38,9 @@ def placeholder_categories(data: dict[str, Any], where: str) -> tuple[set[Any], 
     "supercategory": "bees-x1"}``). Readers leave them out, so they do not become an empty class."""
     categories = [c for c in data.get("categories") or [] if isinstance(c, dict)]
     used = {a.get("category_id") for a in data.get("annotations") or [] if isinstance(a, dict)}
-    parents = {c.get("supercategory") for c in categories}
-    placeholders = [c for c in categories if c.get("id") not in used and c.get("name") in parents
+    parents = {c.get("supercategory") for c in categories if isinstance(c.get("supercategory"), str)}
+    placeholders = [c for c in categories if c.get("id") not in used and isinstance(c.get("name"), str)
+                    and c.get("name") in parents
                     and any(o is not c and o.get("supercategory") == c.get("name") for o in categories)]
     if not placeholders:
         return set(), []
@@ -56,13 +57,23 @@ def _load(json_path: Path) -> dict[str, Any]:
         raise DataError(f"{json_path}: COCO annotation file not found.")
     try:
         data = json.loads(json_path.read_text(encoding="utf-8-sig"))
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError, UnicodeDecodeError) as e:
         raise DataError(f"{json_path}: not valid JSON ({e}).") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataError(
             f"{json_path}: not a COCO file; expected an object with \"images\", \"annotations\" and \"categories\" "
             "lists."
         )
+    for key in ("annotations", "categories"):
+        if data.get(key) is not None and not isinstance(data[key], list):
+            raise DataError(f"{json_path}: \"{key}\" is {type(data[key]).__name__} {data[key]!r:.40}; a COCO file "
+                            f"holds a list of objects there. Fix \"{key}\" (or write [] when there are none).")
+    for key, id_keys in (("images", ("id",)), ("annotations", ("id", "image_id", "category_id")),
+                         ("categories", ("id",))):
+        for entry in data.get(key) or []:
+            for id_key in id_keys if isinstance(entry, dict) else ():
+                if isinstance(entry.get(id_key), (list, dict)):  # an id must be usable as a key; keep it as text
+                    entry[id_key] = json.dumps(entry[id_key])
     return data
 
 

@@ -110,12 +110,12 @@ def _describe_json(path: Path) -> tuple[str, str] | None:
         return None
     try:
         return _describe_json_value(json.loads(text))
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     lines = [line for line in text.splitlines() if line.strip()]  # a one-record-per-line VIA/LS file
     try:
         return _describe_json_value(json.loads(lines[0])) if len(lines) == 1 else None
-    except (ValueError, IndexError):
+    except (ValueError, RecursionError, IndexError):
         return None
 
 

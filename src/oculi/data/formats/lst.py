@@ -56,6 +56,17 @@ def is_lst(path: Path) -> bool:
     return any(_looks_like_lst_line(line) for line in lines)
 
 
+MAX_CLASSES = 100_000
+"""The most classes a class id may imply (ImageNet-21k has about 22,000): a larger id is a broken label, refused
+before it makes a class list of that length."""
+
+
+def too_large_message(class_id: int) -> str:
+    """The finding text for a class id at or above :data:`MAX_CLASSES`."""
+    return (f"class id {class_id} is larger than oculi supports ({MAX_CLASSES:,} classes); the line is left out. "
+            "Class ids count 0, 1, 2, … — fix the label.")
+
+
 def gap_finding(first_use: dict[int, tuple[str, int]]) -> Finding | None:
     """The warning for class ids with gaps (``first_use``: each used class id → the file and line first using
     it): ids ``0…max`` are classes, so an unused id in between is a phantom, empty class. Names the first use of
@@ -90,7 +101,7 @@ def read_lst(path: Path, image_root: Path | None = None, classes: list[str] | No
     if not path.is_file():
         raise DataError(f"{path}: .lst file not found.")
     root = Path(image_root) if image_root is not None else path.parent
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     findings: list[Finding] = []
     samples: list[Sample] = []
     seen_index: dict[int, int] = {}
@@ -153,6 +164,9 @@ def read_lst(path: Path, image_root: Path | None = None, classes: list[str] | No
             continue
         if width == 1:
             target: int | tuple[int, ...] = labels[0]
+            if labels[0] >= MAX_CLASSES:
+                error("label_out_of_range", lineno, too_large_message(labels[0]))
+                continue
             count = len(classes) if classes is not None else num_classes
             if labels[0] < 0 or (count is not None and labels[0] >= count):
                 limit = f"0–{count - 1}" if count is not None else "≥ 0"

@@ -55,7 +55,7 @@ from oculi.data.formats.boxes import (
     target_size,
     unknown_class,
 )
-from oculi.data.formats.lst import gap_finding
+from oculi.data.formats.lst import MAX_CLASSES, gap_finding, too_large_message
 from oculi.errors import ConfigError, DataError
 from oculi.types import BoxTarget, Finding, Sample, SampleSet
 
@@ -76,7 +76,7 @@ def is_manifest(path: Path) -> bool:
             for line in f:
                 if line.strip():
                     return isinstance(json.loads(line), dict)
-    except (UnicodeDecodeError, OSError, ValueError):
+    except (UnicodeDecodeError, OSError, ValueError, RecursionError):
         return False
     return False
 
@@ -108,7 +108,7 @@ def _parse_label(value: Any) -> int | list[int] | None:
     if isinstance(value, str) and value.strip().startswith("["):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     if isinstance(value, list):
         items = [_whole(v) for v in value]
@@ -170,12 +170,12 @@ def _open_records(path: Path, findings: list[Finding]) -> list:
 
 def _read_records(path: Path, findings: list[Finding]) -> list[tuple[int, dict[str, Any]]]:
     records = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig", errors="replace").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             findings.append(Finding("error", "bad_json", f"not valid JSON ({e}).", str(path), lineno))
             continue
         if not isinstance(record, dict):
@@ -311,6 +311,9 @@ def read_manifest(
                 'them ([1, 0, 1], "[0, 2]").',
             )
             continue
+        if isinstance(label, int) and label >= MAX_CLASSES:
+            error("label_out_of_range", lineno, too_large_message(label))
+            continue
         metadata = record.get(f"{attribute}-metadata")
         if isinstance(metadata, dict):
             if isinstance(metadata.get("type"), str):
@@ -324,6 +327,8 @@ def read_manifest(
                 class_id = _whole(key)
                 if class_id is None or not isinstance(name, str):
                     error("bad_label", lineno, f"class-map entry {key!r}: {name!r} is not id: name.")
+                elif isinstance(class_id, int) and class_id >= MAX_CLASSES:
+                    error("label_out_of_range", lineno, f"class-map entry {key!r}: " + too_large_message(class_id))
                 elif names.setdefault(class_id, name) != name:
                     error(
                         "class_name_conflict",
@@ -363,6 +368,8 @@ def read_manifest(
         name = names.get(class_id)
         if class_id < 0:
             error("label_out_of_range", lineno, f"class id {class_id} is negative; class ids are 0, 1, 2, ….")
+        elif class_id >= MAX_CLASSES:
+            error("label_out_of_range", lineno, too_large_message(class_id))
         elif classes is not None and name is not None:
             if name in class_index:
                 return class_index[name]

@@ -74,7 +74,7 @@ def read_label_map(path: Path) -> dict[str, Any]:
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise DataError(f"{path}: cannot read the label map ({e}). Expected JSON such as {{\"scale\": \"3\"}} or "
                         "{\"map\": {\"0\": 5, \"1\": 0}}.") from None
     return parse_label_map(data, str(path))

@@ -119,7 +119,7 @@ def read_sagemaker_json(images: Path | None, annotations: Path, classes: list[st
     for file in files:
         try:
             record = json.loads(file.read_text(encoding="utf-8-sig"))
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, RecursionError, UnicodeDecodeError) as e:
             findings.append(Finding("error", "bad_json", f"not valid JSON ({e}); the image is left out.", str(file)))
             continue
         if not isinstance(record, dict):

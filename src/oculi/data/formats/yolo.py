@@ -28,7 +28,7 @@ from oculi.data.formats.boxes import (
     target_size,
     unique_stems,
 )
-from oculi.data.formats.lst import gap_finding
+from oculi.data.formats.lst import MAX_CLASSES, gap_finding, too_large_message
 from oculi.errors import DataError
 from oculi.types import IMAGE_EXTENSIONS, BoxTarget, Finding, Sample, SampleSet
 
@@ -47,6 +47,9 @@ def _yaml_names(path: Path) -> list[str] | None:
             by_id = {int(k): str(v) for k, v in names.items()}
         except ValueError:
             raise DataError(f"{path}: `names:` keys must be class ids 0, 1, 2, ….") from None
+        if max(by_id, default=0) >= MAX_CLASSES:
+            raise DataError(f"{path}: `names:` has class id {max(by_id)}, more than oculi supports ({MAX_CLASSES:,} "
+                            "classes). Class ids count 0, 1, 2, … — fix the key.")
         return [by_id.get(i, str(i)) for i in range(max(by_id, default=-1) + 1)]
     if isinstance(names, list):
         return [str(n) for n in names]
@@ -62,7 +65,8 @@ def _names_from_file(path: Path) -> list[str]:
         if names is None:
             raise DataError(f"{path}: no `names:` list or dict in this YAML file.")
         return names
-    return [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    return [line.strip() for line in lines if line.strip()]
 
 
 def _data_yaml(root: Path) -> Path | None:
@@ -264,11 +268,12 @@ def read_yolo(path: Path, names: Path | list[str] | None = None, classes: list[s
                                     str(label_file)))
             continue
         rows = []
-        for lineno, line in enumerate(label_file.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        text = label_file.read_text(encoding="utf-8-sig", errors="replace")  # binary junk → bad_line findings
+        for lineno, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 fields = line.split()
                 rows.append((lineno, fields))
-                if fields[0].isdigit():
+                if fields[0].isdigit() and int(fields[0]) < MAX_CLASSES:
                     max_id = max(max_id, int(fields[0]))
                     first_use.setdefault(int(fields[0]), (str(label_file), lineno))
         parsed.append((label_file, image, rows))
@@ -300,6 +305,10 @@ def read_yolo(path: Path, names: Path | list[str] | None = None, classes: list[s
             except ValueError:
                 findings.append(Finding("error", "bad_line", f"expected `class cx cy w h` (5 numbers, normalised "
                                         f"0–1); got {' '.join(fields)!r:.80}. The line is left out.",
+                                        str(label_file), lineno))
+                continue
+            if class_id >= MAX_CLASSES:
+                findings.append(Finding("error", "label_out_of_range", too_large_message(class_id),
                                         str(label_file), lineno))
                 continue
             name = name_list[class_id] if 0 <= class_id < len(name_list) else None
