@@ -57,3 +57,17 @@ def test_export_shows_a_spinner_on_a_terminal_and_nothing_in_a_pipe(classifier, 
     assert piped.returncode == 0, piped.stderr[-2000:]
     assert "exporting" not in piped.stdout + piped.stderr and "\x1b[" not in piped.stdout + piped.stderr
     assert "parity: passed" in piped.stdout
+
+
+def test_convert_shows_a_spinner_on_a_terminal_and_nothing_in_a_pipe(oculi_home, tmp_path):
+    from oculi.data.synthetic import write_detection_data
+
+    env = _env(oculi_home)
+    source = write_detection_data(tmp_path / "coco", count=4)["train"]
+    rc, out = _run_in_pty(_oculi("data", "convert", str(source), "--to", "manifest", str(tmp_path / "a")), env)
+    assert rc == 0, out[-2000:]
+    assert "converting" in ANSI.sub("", out) and any((tmp_path / "a").iterdir())
+    piped = subprocess.run(_oculi("data", "convert", str(source), "--to", "manifest", str(tmp_path / "b")),
+                           capture_output=True, text=True, env=env, timeout=600)
+    assert piped.returncode == 0, piped.stderr[-2000:]
+    assert "converting" not in piped.stdout + piped.stderr and any((tmp_path / "b").iterdir())

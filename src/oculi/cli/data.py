@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from oculi.cli.common import console, err_console, parse_channels, parse_image_roots
+from oculi.cli.common import console, err_console, parse_channels, parse_image_roots, working
 from oculi.data.channels import read_channel, resolve_classification_channels, split_layout
 from oculi.data.checks import check_classification, check_path
 from oculi.data.detection import DETECTION_FORMATS
@@ -262,9 +262,10 @@ def convert(
         convertible = [t for t in DATA_TASKS.names() if DATA_TASKS.get(t).convert is not None]
         raise ConfigError(f"--task got {task!r}; expected auto, {' or '.join(convertible)}.")
     options = {"copy_images": copy_images, "names": names} if copy_images or names is not None else {}
-    ledger = convert_data(source, to, out, task=task, source_format=source_format, annotations=annotations,
-                          image_roots=parse_image_roots(image_root), overwrite=overwrite,
-                          label_attribute=label_attribute, **options)
+    with working(f"converting {source} to {to}…", enabled=not json_output):
+        ledger = convert_data(source, to, out, task=task, source_format=source_format, annotations=annotations,
+                              image_roots=parse_image_roots(image_root), overwrite=overwrite,
+                              label_attribute=label_attribute, **options)
     if json_output:
         typer.echo(json.dumps(ledger.to_dict(), indent=2, ensure_ascii=False))
     else:
