@@ -65,7 +65,8 @@ def main() -> int:
         size = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).sqrt() / side
         ratio = (boxes[:, 2] - boxes[:, 0]) / (boxes[:, 3] - boxes[:, 1])
         generator = ssd.anchor_generator
-        print(f"\n{args.dataset} train split, image_shape {side}: {len(boxes)} true boxes, {len(anchors)} default boxes")
+        print(f"\n{args.dataset} train split, image_shape {side}: {len(boxes)} true boxes, "
+              f"{len(anchors)} default boxes")
         print(f"  matched at IoU ≥ {args.overlap_threshold}: {(best >= args.overlap_threshold).float().mean():.1%}"
               f"   best IoU {percentiles(best)}")
         print(f"  default boxes per true box at IoU ≥ 0.5: {(iou >= 0.5).sum(dim=1).float().mean():.2f}")

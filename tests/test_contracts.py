@@ -1,7 +1,8 @@
 """Contract tests over the registries: every registered algorithm, with its tiny configuration
-(``Algorithm.tiny_hyperparameters``) on its task's generated data (``DataTask.synthesize``), goes the whole way —
-prepare, train through the engine, bundle, predict, every codec, ONNX export, stop + resume, batch transform and a
-real server. A new algorithm is tested by registering it (timm's ``tests/test_models.py`` is the model)."""
+(``Algorithm.tiny_hyperparameters``, and each of its ``tiny_variants`` — another network on the same contract, such
+as detection's FCOS) on its task's generated data (``DataTask.synthesize``), goes the whole way — prepare, train
+through the engine, bundle, predict, every codec, ONNX export, stop + resume, batch transform and a real server. A
+new algorithm is tested by registering it (timm's ``tests/test_models.py`` is the model)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,14 @@ from oculi.engine.training import TrainResult, train
 from oculi.tasks import TASKS, get_task, load_predictor
 
 ALGORITHM_NAMES = ALGORITHMS.names()
+# every algorithm with its tiny configuration, then each of its variants: (algorithm, variant or "")
+CASES = [(name, variant) for name in ALGORITHM_NAMES for variant in ["", *get_algorithm(name).tiny_variants]]
+
+
+def tiny_hyperparameters(name: str, variant: str) -> dict[str, str]:
+    """The tiny configuration of ``name`` with ``variant``'s overrides."""
+    algorithm = get_algorithm(name)
+    return {**algorithm.tiny_hyperparameters, **(algorithm.tiny_variants[variant] if variant else {})}
 QUIET = {"progress": False, "echo": lambda _line: None}
 
 
@@ -63,16 +72,16 @@ class Trained:
     images: list[Path]
 
 
-@pytest.fixture(scope="module", params=ALGORITHM_NAMES)
+@pytest.fixture(scope="module", params=CASES, ids=[f"{n}[{v}]" if v else n for n, v in CASES])
 def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    name = request.param
+    name, variant = request.param
     algorithm = get_algorithm(name)
     assert algorithm.tiny_hyperparameters, f"{name} registers no tiny configuration"
-    root = tmp_path_factory.mktemp(name)
+    root = tmp_path_factory.mktemp(f"{name}-{variant}" if variant else name)
     synthesize = DATA_TASKS.get(algorithm.task).synthesize
     assert synthesize is not None, f"task {algorithm.task} cannot generate data"
     channels = synthesize(root / "data", 0)
-    hyperparameters = {**algorithm.tiny_hyperparameters, "checkpoint_interval": "0"}
+    hyperparameters = {**tiny_hyperparameters(name, variant), "checkpoint_interval": "0"}
     keep = KeepModels()
     result = train(name, channels, hyperparameters, output=root / "model", callbacks=[keep], **QUIET)
     images = sorted(p for p in (root / "data").rglob("*.png") if "annotation" not in str(p))[:2]
@@ -92,11 +101,11 @@ def test_every_algorithm_names_a_registered_task_with_every_part():
     assert set(TASKS.names()) == set(DATA_TASKS.names())
 
 
-@pytest.mark.parametrize("name", ALGORITHM_NAMES)
-def test_prepare_reads_the_generated_data(name, tmp_path):
+@pytest.mark.parametrize(("name", "variant"), CASES)
+def test_prepare_reads_the_generated_data(name, variant, tmp_path):
     algorithm = get_algorithm(name)
     channels = DATA_TASKS.get(algorithm.task).synthesize(tmp_path, 1)
-    hp = algorithm.hyperparameters.model_validate(algorithm.tiny_hyperparameters)
+    hp = algorithm.hyperparameters.model_validate(tiny_hyperparameters(name, variant))
     prepared = algorithm.prepare(channels, hp, init_meta=None, image_roots=None, progress=False)
     assert len(prepared.train) > 0 and len(prepared.validation) > 0
     assert len(prepared.classes) >= 2

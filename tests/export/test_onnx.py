@@ -76,7 +76,7 @@ SIZES = ((32, 32), (48, 40), (90, 120), (32, 32), (200, 64))
 
 
 def test_model_json_records_the_export(exported):
-    anchors = load_predictor(exported["detection"], precision="float32").default_boxes.shape[0]
+    anchors = load_predictor(exported["detection"], precision="float32").priors.shape[0]
     expected = {
         "classification": (["batch", 3, 32, 32], {"logits": ["batch", 3]}),
         "detection": (["batch", 3, 96, 96], {"cls_logits": ["batch", anchors, 3],

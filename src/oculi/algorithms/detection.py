@@ -1,6 +1,7 @@
 """``object-detection``: SageMaker's Object Detection algorithm (SSD) on torchvision's SSD building blocks, with
-VGG-16, ResNet-50 or EfficientNet-Lite0 base networks, on-the-fly box-consistent augmentation and VOC-style
-``validation:mAP`` at ``overlap_threshold``."""
+VGG-16, ResNet-50 or EfficientNet-Lite0 base networks — or, with ``network=fcos``, torchvision's anchor-free FCOS
+on a feature pyramid (:mod:`oculi.algorithms.detection_networks`) — on-the-fly box-consistent augmentation and
+VOC-style ``validation:mAP`` at ``overlap_threshold``."""
 
 from __future__ import annotations
 
@@ -22,14 +23,14 @@ from oculi.algorithms.base import (
     resolve_common,
     with_resolved,
 )
-from oculi.algorithms.detection_export import ssd_export_plan
+from oculi.algorithms.detection_export import detection_export_plan
 from oculi.algorithms.detection_models import (
-    build_ssd,
     freeze_by_pattern,
     from_model_labels,
     ssd_input_spec,
     to_model_targets,
 )
+from oculi.algorithms.detection_networks import NETWORKS
 from oculi.algorithms.optim import build_optimizer, build_schedule
 from oculi.config import AUTO, Auto, HyperParameters, Range
 from oculi.errors import ConfigError, DataError
@@ -44,6 +45,9 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
                                     "Inferred from the data when omitted; a disagreeing value is an error.")
     num_training_samples: int | None = Field(None, ge=1, description="Number of training images (accepted; "
                                              "oculi counts them and warns on a mismatch).")
+    network: Literal[tuple(NETWORKS.names())] = Field(  # type: ignore[valid-type]
+        "ssd", description="oculi addition. The detector: ssd (SageMaker's SSD) or fcos (anchor-free, feature "
+        "pyramid from stride 8 — small objects; efficientnet-lite0 or resnet-50 base network).")
     base_network: Literal["vgg-16", "resnet-50", "efficientnet-lite0"] = Field(
         "efficientnet-lite0", description="Base network. vgg-16 and resnet-50 take ImageNet weights from "
         "pretrained_weights; efficientnet-lite0's install with oculi. (SageMaker defaults to vgg-16.)")
@@ -182,8 +186,9 @@ class ObjectDetection(Algorithm):
     summary = "Object detection: SSD with a VGG-16, ResNet-50 or EfficientNet-Lite0 base network."
     hyperparameters = ObjectDetectionHyperparameters
     metric = "validation:mAP"
-    export_plan = staticmethod(ssd_export_plan)
+    export_plan = staticmethod(detection_export_plan)
     tiny_hyperparameters = {"image_shape": "128", "mini_batch_size": "4", "num_workers": "0", "epochs": "2"}
+    tiny_variants = {"fcos": {"network": "fcos"}}
 
     def prepare(self, channels: dict[str, Any], hp: HyperParameters, *, init_meta: dict[str, Any] | None,
                 image_roots: dict[str, Path] | None, progress: bool) -> PreparedData:
@@ -256,10 +261,10 @@ class ObjectDetection(Algorithm):
     def build_model(self, hp: HyperParameters, classes: list[str], *, pretrained: bool) -> nn.Module:
         assert isinstance(hp, ObjectDetectionHyperparameters)
         weights = Path(hp.pretrained_weights).expanduser() if hp.pretrained_weights and pretrained else None
-        return build_ssd(hp.base_network, len(classes), hp.image_shape,
-                         pretrained=pretrained and hp.use_pretrained_model, pretrained_weights=weights,
-                         frozen_batch_norm=hp.use_pretrained_model,
-                         nms_threshold=hp.nms_threshold, nms_topk=hp.nms_topk)
+        return NETWORKS.get(hp.network).build(hp.base_network, len(classes), hp.image_shape,
+                                              pretrained=pretrained and hp.use_pretrained_model,
+                                              pretrained_weights=weights, frozen_batch_norm=hp.use_pretrained_model,
+                                              nms_threshold=hp.nms_threshold, nms_topk=hp.nms_topk)
 
     def lightning_module(self, model: nn.Module, data: PreparedData) -> L.LightningModule:
         hp = data.hyperparameters

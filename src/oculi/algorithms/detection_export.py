@@ -1,6 +1,7 @@
-"""SSD's ONNX export plan (the detection algorithm's own, see :attr:`oculi.algorithms.base.Algorithm.export_plan`):
-the network part (:class:`~oculi.algorithms.detection_models.SSDNetwork`: base network + heads) is exported and
-compared on generated images; then the whole predictor — default boxes, decoding and NMS in torch — runs with
+"""The detection networks' ONNX export plan (the detection algorithm's own, see
+:attr:`oculi.algorithms.base.Algorithm.export_plan`): the network part (base network + heads, the registered
+network's ``network``, e.g. :class:`~oculi.algorithms.detection_models.SSDNetwork`) is exported and compared on
+generated images; then the whole predictor — default boxes or anchors, decoding and NMS in torch — runs with
 either runtime and the final detections are compared."""
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ COMPARED_DETECTIONS = 20
 BOX_TOLERANCE_PIXELS = 0.5
 
 
-def ssd_export_plan(model: nn.Module, spec: dict[str, Any]) -> ExportPlan:
-    """SSD: ``images [batch, 3, S, S]`` → ``cls_logits``, ``bbox_regression``; batches of 2 and 1 at the network
-    size, then final detections compared on those 3 images and one of another size and aspect."""
+def detection_export_plan(model: nn.Module, spec: dict[str, Any]) -> ExportPlan:
+    """``images [batch, 3, S, S]`` → the network's outputs (SSD: ``cls_logits``, ``bbox_regression``; FCOS adds
+    ``bbox_ctrness``); batches of 2 and 1 at the network size, then final detections compared on those 3 images
+    and one of another size and aspect."""
+    from oculi.algorithms.detection_networks import network_of
+
+    outputs = list(network_of(model).outputs)
     width, height = model.transform.fixed_size
     images = sample_images(3, height, width, seed=1)
     samples = [model.transform([i.float() / 255.0 for i in images[:2]])[0].tensors,
                model.transform([images[2].float() / 255.0])[0].tensors]
     others = sample_images(1, round(height * 0.75), round(width * 1.25), seed=3)
-    return ExportPlan(["cls_logits", "bbox_regression"],
-                      {"images": {0: "batch"}, "cls_logits": {0: "batch"}, "bbox_regression": {0: "batch"}},
+    return ExportPlan(outputs, {"images": {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
                       samples[0], samples, final_check=partial(_check_detections, images + others))
 
 

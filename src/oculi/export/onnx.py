@@ -56,7 +56,7 @@ class ParityReport:
     difference ``max_abs_diff`` and the largest torch magnitude ``max_abs_torch`` over every sample;
     ``samples``: the network input shapes checked; ``final``: the plan's checks of the whole predictor with either
     runtime, by name (SSD: ``detections``, the final boxes after decoding and NMS — see
-    :func:`oculi.algorithms.detection.ssd_export_plan`)."""
+    :func:`oculi.algorithms.detection_export.detection_export_plan`)."""
 
     tolerance: float
     samples: list[list[int]]
@@ -177,7 +177,7 @@ def export_onnx(model: str | Path, *, tolerance: float = DEFAULT_TOLERANCE) -> E
     bundle's input size (segmentation: a landscape batch of 2 and a portrait image, both long sides at
     ``base_size``; classification and detection: batches of 3/2 and 1). Every output must agree within
     ``tolerance`` × max(1, the output's largest magnitude); a plan with a final check runs it too (SSD bundles
-    compare the final detections, see :func:`oculi.algorithms.detection.ssd_export_plan`). Otherwise
+    compare the final detections, see :func:`oculi.algorithms.detection_export.detection_export_plan`). Otherwise
     :class:`ArtifactError` is raised and the bundle is left untouched.
 
     A ``model.tar.gz`` is re-packed with ``model.onnx`` and the updated model.json (written to a temporary name

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from oculi.algorithms.detection_models import SSDNetwork, ssd_default_boxes, ssd_detections
+from oculi.algorithms.detection_networks import network_of
 from oculi.artifacts import ModelBundle
 from oculi.inference.predictor import Predictor
 
@@ -53,8 +53,9 @@ class Detections:
 
 class DetectionPredictor(Predictor):
     """Runs an object-detection bundle. ``predict`` returns :class:`Detections` per image. The runtime runs the
-    SSD's network (:class:`~oculi.algorithms.detection_models.SSDNetwork`); resizing, normalisation, box decoding
-    and NMS run in torch for every runtime (torchvision's own code)."""
+    detector's network part (its registered network's ``network``, see
+    :mod:`oculi.algorithms.detection_networks`); resizing, normalisation, box decoding and NMS run in torch for
+    every runtime (torchvision's own code)."""
 
     task: ClassVar[str] = "detection"
     default_batch_size: ClassVar[int] = 8
@@ -62,22 +63,22 @@ class DetectionPredictor(Predictor):
     def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu", runtime: str = "torch",
                  precision: str = "auto") -> None:
         super().__init__(bundle, device, runtime, precision)  # full-size decode: boxes in the original pixels
-        self.default_boxes = ssd_default_boxes(self.model)
+        self.kind = network_of(self.model)
+        self.priors = self.kind.priors(self.model)
 
     def network(self) -> torch.nn.Module:
-        """The SSD without pre/post-processing: normalised ``float32 [B, 3, S, S]`` → ``(cls_logits, bbox_regression)``
-        (see :class:`~oculi.algorithms.detection_models.SSDNetwork`)."""
-        return SSDNetwork(self.model)
+        """The detector without pre/post-processing: normalised ``float32 [B, 3, S, S]`` → its output tensors
+        (SSD: ``(cls_logits, bbox_regression)``, see :class:`~oculi.algorithms.detection_models.SSDNetwork`)."""
+        return network_of(self.model).network(self.model)
 
     @torch.inference_mode()
     def detect(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
-        """``uint8 [3, H, W]`` images (any sizes) → SSD outputs with boxes in each image's own pixels
-        (torchvision's labels: background = 0), exactly what ``SSD.forward`` returns in eval mode."""
+        """``uint8 [3, H, W]`` images (any sizes) → detections with boxes in each image's own pixels
+        (torchvision's labels: background = 0), exactly what the detector's forward returns in eval mode."""
         sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
         batch, _ = self.model.transform([img.to(self.device).float() / 255.0 for img in images])
-        cls_logits, bbox_regression = self.runtime(batch.tensors)
-        return ssd_detections(self.model, self.default_boxes, cls_logits.to(self.device),
-                              bbox_regression.to(self.device), sizes)
+        outputs = tuple(out.to(self.device) for out in self.runtime(batch.tensors))
+        return self.kind.finish(self.model, self.priors, outputs, sizes)
 
     def predict_batch(self, images: list[torch.Tensor], min_score: float = 0.0, **options: Any) -> list[Detections]:
         """``uint8 [3, H, W]`` images → one :class:`Detections` each, keeping those scoring at least

@@ -1,0 +1,64 @@
+"""The detection networks ``object-detection`` can train (``-p network=…``), one registered entry each: how to
+build it, its exportable part, and how to finish a forward from that part's outputs. Training, evaluation,
+prediction, serving, batch transform and ONNX export reach a network only through its entry, so a new network is
+its module plus one ``NETWORKS.register`` line here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models.detection.fcos import FCOS
+from torchvision.models.detection.ssd import SSD
+
+from oculi.algorithms.detection_fcos import FCOSNetwork, build_fcos, fcos_detections, fcos_locations
+from oculi.algorithms.detection_models import SSDNetwork, build_ssd, ssd_default_boxes, ssd_detections
+from oculi.registry import Registry
+
+
+@dataclass(frozen=True)
+class DetectionNetwork:
+    """One detection network.
+
+    - ``build(base_network, num_classes, image_size, *, pretrained, pretrained_weights, frozen_batch_norm,
+      nms_threshold, nms_topk)`` → the torchvision detector (training: ``model(images, targets)`` → loss dict;
+      eval: ``model(images)`` → ``[{"boxes", "scores", "labels"}]``, labels with the background shift);
+    - ``network(model)`` → the part without pre/post-processing: normalised ``float32 [B, 3, S, S]`` → the tuple
+      of tensors named ``outputs`` (what ONNX export writes);
+    - ``priors(model)`` → what ``finish`` needs that depends only on the input size (default boxes, anchors),
+      computed once per predictor;
+    - ``finish(model, priors, outputs, original_sizes)`` → the eval-mode detections, boxes in each original
+      image's pixels, exactly as the detector's own forward."""
+
+    summary: str
+    model_type: type[nn.Module]
+    build: Callable[..., nn.Module]
+    network: Callable[[nn.Module], nn.Module]
+    outputs: tuple[str, ...]
+    priors: Callable[[nn.Module], Any]
+    finish: Callable[[nn.Module, Any, tuple[torch.Tensor, ...], list[tuple[int, int]]], list[dict[str, Any]]]
+
+
+def _ssd_finish(model: nn.Module, priors: Any, outputs: tuple[torch.Tensor, ...],
+                original_sizes: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    return ssd_detections(model, priors, *outputs, original_sizes)
+
+
+NETWORKS: Registry[DetectionNetwork] = Registry("detection network")
+NETWORKS.register("ssd", DetectionNetwork(
+    "SSD (SageMaker's): default boxes on 4–7 feature maps, hard-negative mining", SSD, build_ssd, SSDNetwork,
+    ("cls_logits", "bbox_regression"), ssd_default_boxes, _ssd_finish))
+NETWORKS.register("fcos", DetectionNetwork(
+    "FCOS: anchor-free, feature pyramid P3–P7 (strides 8–128), focal loss", FCOS, build_fcos, FCOSNetwork,
+    ("cls_logits", "bbox_regression", "bbox_ctrness"), fcos_locations, fcos_detections))
+
+
+def network_of(model: nn.Module) -> DetectionNetwork:
+    """The registered network ``model`` (a built detector) is an instance of."""
+    for name in NETWORKS.names():
+        if isinstance(model, NETWORKS.get(name).model_type):
+            return NETWORKS.get(name)
+    raise TypeError(f"{type(model).__name__} is not a registered detection network ({', '.join(NETWORKS.names())})")
