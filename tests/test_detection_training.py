@@ -112,6 +112,9 @@ def test_object_detection_errors_name_the_fix(shapes, tmp_path):
     with pytest.raises(ConfigError, match="not \"C,H,W\""):
         train("object-detection", shapes, {**TINY_SSD, "image_shape": "3,300,300"}, output=tmp_path / "b",
               progress=False, echo=lambda *_: None)
+    with pytest.raises(ConfigError, match="network=fcos.*not vgg-16"):
+        train("object-detection", shapes, {**TINY_SSD, "network": "fcos", "base_network": "vgg-16"},
+              output=tmp_path / "d", progress=False, echo=lambda *_: None)
     with pytest.raises(ConfigError, match="matches no parameter"):
         train("object-detection", shapes, {**TINY_SSD, "freeze_layer_pattern": "^conv1_"}, output=tmp_path / "c",
               progress=False, echo=lambda *_: None)

@@ -90,6 +90,9 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
         if self.pretrained_weights and not self.use_pretrained_model:
             problems.append("`pretrained_weights` is set but `use_pretrained_model` is 0; pass "
                             "-p use_pretrained_model=1 or drop pretrained_weights.")
+        if self.network == "fcos" and self.base_network == "vgg-16":
+            problems.append("`network=fcos` builds its feature pyramid on efficientnet-lite0 or resnet-50, not "
+                            "vgg-16; pass -p base_network=efficientnet-lite0, or -p network=ssd.")
         if problems:
             raise ValueError("\n  - ".join(problems))
         return self
@@ -183,7 +186,8 @@ class ObjectDetection(Algorithm):
 
     name = "object-detection"
     task = "detection"
-    summary = "Object detection: SSD with a VGG-16, ResNet-50 or EfficientNet-Lite0 base network."
+    summary = ("Object detection: SSD with a VGG-16, ResNet-50 or EfficientNet-Lite0 base network, or FCOS (-p "
+               "network=fcos) on a feature pyramid.")
     hyperparameters = ObjectDetectionHyperparameters
     metric = "validation:mAP"
     export_plan = staticmethod(detection_export_plan)
