@@ -25,6 +25,7 @@ function redraw() {
     drawn.get(title).update(list.map((name) => ({ name, color: names.indexOf(name), points: [...byName.get(name)].sort((a, b) => a[0] - b[0]) })));
   }
   charts.dataset.points = String(rows.length);
+  charts.dataset.last = String(rows[rows.length - 1][0]); // the newest row shown (tests time its arrival)
 }
 
 function appendLog(text) {
