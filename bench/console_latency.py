@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import os
 import random
 import sqlite3
@@ -41,7 +42,7 @@ def fill(home: Path, jobs: int, epochs: int) -> list[str]:
     for n, name in enumerate(names):
         status = statuses[n % 7 % 3]
         created = now + n * 60
-        final = '{"validation:accuracy": %.4f, "validation:loss": %.4f}' % (0.5 + n % 50 / 100, 1 - n % 50 / 100)
+        final = json.dumps({"validation:accuracy": 0.5 + n % 50 / 100, "validation:loss": 1 - n % 50 / 100})
         rows.append((name, "training" if n % 10 else "transform", "image-classification", status, status,
                      '{"attached": true, "channels": {"train": "/data/train"}, "hyperparameters": {"epochs": "100"}}',
                      '{"epochs": 100, "learning_rate": 0.1}', f"{home}/jobs/{name}", f"{home}/jobs/{name}/model",
@@ -49,9 +50,9 @@ def fill(home: Path, jobs: int, epochs: int) -> list[str]:
                      final, 1))
         for k, s in enumerate(("Pending", "Starting", "Training", "Uploading", status)):
             transitions.append((name, s, s, created + k, "bench"))
-    db.executemany("INSERT INTO jobs (name, kind, algorithm, status, secondary_status, spec, hyperparameters, job_dir, "
-                   "model_dir, log_path, created_at, training_start, training_end, updated_at, final_metrics, attempts) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.executemany("INSERT INTO jobs (name, kind, algorithm, status, secondary_status, spec, hyperparameters, "
+                   "job_dir, model_dir, log_path, created_at, training_start, training_end, updated_at, final_metrics, "
+                   "attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     db.executemany("INSERT INTO job_transitions (job, status, secondary_status, time, message) VALUES (?, ?, ?, ?, ?)",
                    transitions)
     for start in range(0, jobs, 500):

@@ -5,7 +5,7 @@ export async function drawLabels(stage, img, labels, caption) {
   tags(caption, labels.classes || []);
 }
 
-export async function drawAnswer(stage, img, answer, classes, out) {
+export async function drawAnswer(stage, img, answer, classes, out, minScore = 0) {
   const probabilities = answer.prediction || [];
   const top = probabilities.map((p, i) => [classes[i] ?? `class ${i}`, p]).sort((a, b) => b[1] - a[1]).slice(0, 5);
   const bars = document.createElement("div");

@@ -22,7 +22,10 @@ export async function overlay(stage, img) {
   stage.querySelector("svg.overlay")?.remove();
   const svg = svgEl("svg", { class: "overlay", viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "xMidYMid meet" });
   stage.appendChild(svg);
-  return { svg, width, height };
+  // image pixels per CSS pixel as drawn (the SVG scales like the image: "contain"), to size text and strokes
+  const r = svg.getBoundingClientRect();
+  const unit = r.width && r.height ? 1 / Math.min(r.width / width, r.height / height) : 1;
+  return { svg, width, height, unit };
 }
 
 export const COLOURS = ["#f43f5e", "#22c55e", "#3b82f6", "#eab308", "#a855f7", "#06b6d4", "#f97316", "#84cc16"];

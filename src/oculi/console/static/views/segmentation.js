@@ -41,7 +41,7 @@ export async function drawLabels(stage, img, labels, caption) {
   tags(caption, labels.classes || []);
 }
 
-export async function drawAnswer(stage, img, answer, classes, out) {
+export async function drawAnswer(stage, img, answer, classes, out, minScore = 0) {
   if (answer.mask_png_base64) await lay(stage, img, `data:image/png;base64,${answer.mask_png_base64}`, true);
   const shares = Object.entries(answer.fractions || {}).filter(([, v]) => v > 0.001).sort((a, b) => b[1] - a[1]);
   out.textContent = shares.map(([k, v]) => `${k} ${(v * 100).toFixed(1)}%`).join(" · ");
