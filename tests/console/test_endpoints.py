@@ -59,6 +59,11 @@ def test_try_it_on_a_served_detection_model_draws_boxes(console, page, detection
     # the invocation shows in the variant's request count
     p.goto(f"{console.url}/endpoints")
     assert p.locator("section.card table tr:has(td) td").nth(3).inner_text() == "1"
+    # weights are editable: the endpoint server applies them
+    p.fill("input[name='weight.AllTraffic']", "2.5")
+    p.click(".weights-save")
+    p.wait_for_url("**/endpoints")
+    assert p.input_value("input[name='weight.AllTraffic']") == "2.5"
     page.check("the endpoints page")
 
 

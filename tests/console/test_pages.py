@@ -57,7 +57,7 @@ def test_every_page_loads_clean_at_desktop_and_phone_width(console, page, home_e
     p.goto(f"{console.url}/jobs/finished-1")
     p.wait_for_selector("#charts svg path.series", state="attached")
     assert p.get_attribute("#charts", "data-points") == str(4 * 3)
-    assert p.locator("td:has-text('0.05') .auto").count() == 1
+    assert p.locator("#hyperparameters div:has-text('learning_rate') .auto").count() == 1
     assert p.get_attribute("#model-link", "href") == "/models/finished-1"
 
     p.set_viewport_size({"width": 390, "height": 844})

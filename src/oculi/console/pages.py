@@ -547,6 +547,23 @@ def router() -> APIRouter:
                            error=str(e), values=form)
         return RedirectResponse("/endpoints", status_code=303)
 
+    @r.post("/endpoints/{name}/{endpoint}/weights")
+    async def weights(request: Request, name: str, endpoint: str) -> Response:
+        from oculi.console.remote import set_weights
+
+        item = _store(request).lookup("endpoint", name)
+        form = await request.form()
+        values = {}
+        for key, value in form.items():
+            if key.startswith("weight."):
+                try:
+                    values[key.removeprefix("weight.")] = float(str(value))
+                except ValueError:
+                    raise ConfigError(f"the weight of variant {key.removeprefix('weight.')!r} got {value!r}; "
+                                      "expected a number ≥ 0, e.g. 1.") from None
+        await asyncio.to_thread(set_weights, item["location"], endpoint, values)
+        return RedirectResponse("/endpoints", status_code=303)
+
     @r.post("/endpoints/{name}/{endpoint}/invoke")
     async def invoke(request: Request, name: str, endpoint: str) -> Response:
         from oculi.console.remote import invoke_endpoint

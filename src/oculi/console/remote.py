@@ -72,6 +72,27 @@ def describe_endpoints(url: str) -> dict[str, Any]:
     return {"endpoints": described, "error": None}
 
 
+def set_weights(url: str, endpoint: str, weights: dict[str, float]) -> dict[str, Any]:
+    """UpdateEndpointWeightsAndCapacities on the server at ``url`` (weights only); returns the endpoint as it now
+    is. The server's refusal (an unknown variant, a negative weight) is a ConfigError with its message."""
+    body = json.dumps({"DesiredWeightsAndCapacities": [{"VariantName": k, "DesiredWeight": v}
+                                                       for k, v in weights.items()]}).encode()
+    request = urllib.request.Request(f"{url}/api/endpoints/{quote(endpoint, safe='')}/weights", data=body,
+                                     method="POST", headers={"Content-Type": "application/json", **_headers()})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+            return json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        try:
+            message = json.loads(e.read()).get("message", e.reason)
+        except (json.JSONDecodeError, AttributeError):
+            message = e.reason
+        raise ConfigError(f"the endpoint server at {url} refused the weights: {message}") from None
+    except (urllib.error.URLError, OSError) as e:
+        raise ConfigError(f"cannot reach the endpoint server at {url} ({getattr(e, 'reason', e)}); is `oculi "
+                          "serve` running?") from None
+
+
 def invoke_endpoint(url: str, endpoint: str, body: bytes, content_type: str) -> tuple[int, str, bytes]:
     """POST image ``body`` to ``/endpoints/ENDPOINT/invocations`` asking for SageMaker's JSON answer; returns
     (status, content type, body) as the server answered (its JSON error on failure)."""
