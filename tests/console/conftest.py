@@ -142,10 +142,17 @@ def page(browser, request) -> Iterator[Watched]:
 def until(page, expression: str, timeout: float = 60, what: str = "") -> object:
     """Poll the page's ``expression`` (JavaScript) every 0.1 s until it is truthy; returns its value. Playwright's
     ``wait_for_function`` evaluates strings with ``eval``, which the console's Content-Security-Policy forbids.
-    ``timeout`` is a hang guard, not a speed assertion."""
+    A navigation in between is waited out. ``timeout`` is a hang guard, not a speed assertion."""
+    from playwright.sync_api import Error
+
     deadline = time.monotonic() + timeout
     while True:
-        value = page.evaluate(expression)
+        try:
+            value = page.evaluate(expression)
+        except Error as e:  # the page is navigating (a form's redirect, the job page reloading as the job ends)
+            if "context was destroyed" not in str(e) and "navigat" not in str(e):
+                raise
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
