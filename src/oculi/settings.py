@@ -33,7 +33,8 @@ class Settings(BaseSettings):
                                      "$OCULI_HOME/oculi.db).",
                                      json_schema_extra={"example": "postgresql+psycopg://user@host/oculi"})
     token: str | None = Field(None, description="Bearer token of the servers' control planes (`oculi serve`'s "
-                              "/api/…, `oculi jobs serve`); required to listen on anything but loopback.",
+                              "/api/…, `oculi jobs serve`, every page of `oculi console`); required to listen on "
+                              "anything but loopback.",
                               json_schema_extra={"example": "$(openssl rand -hex 16)"})
     max_parallel_jobs: int = Field(1, ge=1, description="Jobs (training, transform) that run at once; the "
                                    "others wait in the queue.", json_schema_extra={"example": "2"})

@@ -71,6 +71,22 @@ metrics_table = sa.Table(
     sa.Column("value", sa.Float, nullable=False),
     sa.Column("time", sa.Float, nullable=False),
 )
+# What a user registers besides jobs (the console's datasets, models and endpoints): one row per (kind, name).
+catalog_table = sa.Table(
+    "catalog", metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),  # dataset, model, endpoint
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("location", sa.Text, nullable=False),  # a path (dataset, model) or a URL (endpoint)
+    sa.Column("info", sa.JSON),  # what was recognised at registration: task, format, classes …
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+# The jobs list pages through thousands of jobs newest first, by status or kind; indexes created on old stores too.
+INDEXES = (
+    sa.Index("ix_jobs_created", jobs_table.c.created_at, jobs_table.c.name),
+    sa.Index("ix_jobs_status_created", jobs_table.c.status, jobs_table.c.created_at),
+    sa.Index("ix_jobs_kind_created", jobs_table.c.kind, jobs_table.c.created_at),
+)
+CATALOG_KINDS = ("dataset", "model", "endpoint")
 
 
 def default_url() -> str:
@@ -134,6 +150,8 @@ class JobStore:
                 try:
                     with engine.begin() as conn:
                         metadata.create_all(conn, checkfirst=True)
+                        for index in INDEXES:  # create_all skips the indexes of tables that already exist
+                            index.create(conn, checkfirst=True)
                     break
                 except (OperationalError, IntegrityError, sa.exc.ProgrammingError):
                     if attempt == SCHEMA_ATTEMPTS - 1:
@@ -206,6 +224,24 @@ class JobStore:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    def page(self, *, status: str | None = None, kind: str | None = None, name: str | None = None,
+             offset: int = 0, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
+        """One page of jobs, newest first, and how many match: ``status`` (primary), ``kind`` (training,
+        transform), ``name`` (a case-insensitive part of the name). Reads the ``spec`` column too (small)."""
+        where = []
+        if status:
+            where.append(jobs_table.c.status == status)
+        if kind:
+            where.append(jobs_table.c.kind == kind)
+        if name:
+            escaped = name.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append(sa.func.lower(jobs_table.c.name).like(f"%{escaped}%", escape="\\"))
+        query = (jobs_table.select().where(*where).order_by(jobs_table.c.created_at.desc(), jobs_table.c.name.desc())
+                 .offset(offset).limit(limit))
+        with self.engine.connect() as conn:
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(jobs_table).where(*where)).scalar_one())
+            return [dict(r) for r in conn.execute(query).mappings()], total
+
     def update(self, name: str, **fields: Any) -> None:
         """Set plain fields (not the status: use :meth:`transition`)."""
         assert "status" not in fields and "secondary_status" not in fields
@@ -270,6 +306,64 @@ class JobStore:
         if rows:
             with self._tx() as conn:
                 conn.execute(metrics_table.insert(), rows)
+
+    def metrics_after(self, name: str, after: int = 0) -> list[dict[str, Any]]:
+        """Rows ``{id, epoch, step, name, value, time}`` recorded after row ``after`` (0: all), oldest first —
+        what a live view polls for."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(metrics_table.c.id, metrics_table.c.epoch, metrics_table.c.step,
+                                          metrics_table.c.name, metrics_table.c.value, metrics_table.c.time)
+                                .where(metrics_table.c.job == name, metrics_table.c.id > after)
+                                .order_by(metrics_table.c.id)).mappings()
+            return [dict(r) for r in rows]
+
+    def latest_metrics(self, names: list[str]) -> dict[str, dict[str, float]]:
+        """The last value of each metric of each job in ``names`` (one query, for a page of jobs)."""
+        if not names:
+            return {}
+        last = (sa.select(sa.func.max(metrics_table.c.id)).where(metrics_table.c.job.in_(names))
+                .group_by(metrics_table.c.job, metrics_table.c.name))
+        out: dict[str, dict[str, float]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(sa.select(metrics_table.c.job, metrics_table.c.name, metrics_table.c.value)
+                                  .where(metrics_table.c.id.in_(last))):
+                out.setdefault(r.job, {})[r.name] = r.value
+        return out
+
+    # ---- catalog (registered datasets, models, endpoints) ------------------------------------------------------
+    def register(self, kind: str, name: str, location: str, info: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record a dataset / model / endpoint under ``name`` (unique per kind); a taken name is a JobError."""
+        assert kind in CATALOG_KINDS
+        row = {"kind": kind, "name": name, "location": location, "info": info or {}, "created_at": time.time()}
+        try:
+            with self._tx() as conn:
+                conn.execute(catalog_table.insert().values(**row))
+        except IntegrityError:
+            raise JobError(f"A {kind} named {name!r} is already registered; pick another name or remove it "
+                           "first.") from None
+        return row
+
+    def unregister(self, kind: str, name: str) -> None:
+        """Forget a registered item (its files stay)."""
+        with self._tx() as conn:
+            conn.execute(catalog_table.delete().where(catalog_table.c.kind == kind, catalog_table.c.name == name))
+
+    def registered(self, kind: str) -> list[dict[str, Any]]:
+        """Every registered item of ``kind``, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(catalog_table.select().where(catalog_table.c.kind == kind)
+                                .order_by(catalog_table.c.created_at)).mappings()
+            return [dict(r) for r in rows]
+
+    def lookup(self, kind: str, name: str) -> dict[str, Any]:
+        """The registered item ``name`` of ``kind``, or a JobError saying where to register it."""
+        with self.engine.connect() as conn:
+            row = conn.execute(catalog_table.select().where(catalog_table.c.kind == kind,
+                                                            catalog_table.c.name == name)).mappings().first()
+        if row is None:
+            raise JobError(f"No {kind} named {name!r} is registered in {self.where()}; register it on the console's "
+                           f"{kind}s page.")
+        return dict(row)
 
     def drop_metrics_after(self, name: str, epoch: int) -> None:
         """Forget metrics of epochs after ``epoch`` (a resumed job redoes them)."""

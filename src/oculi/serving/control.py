@@ -120,13 +120,9 @@ def control_router() -> APIRouter:
     return router
 
 
-def create_app(token: str | None = None, routers: Sequence[APIRouter] = (), dispatch_loop: bool = True,
-               host: str = LOOPBACK, allowed_hosts: Sequence[str] = ()) -> FastAPI:
-    """The oculi server app: the control plane plus any extra ``routers`` (the data plane, later). ``token``:
-    when set, every request (docs and schema included) needs ``Authorization: Bearer <token>``; ``host``: the
-    address it will be bound to and ``allowed_hosts`` extra Host names it answers to (see
-    :class:`~oculi.serving.guard.Access`; ``app.state.oculi_access.secret`` is the token script-mode jobs need).
-    ``dispatch_loop``: find dead workers and start queued jobs at startup and every few seconds."""
+def dispatch_lifespan() -> Callable[[FastAPI], Any]:
+    """A FastAPI lifespan that runs the queue while the server runs: at startup and every few seconds, dead
+    workers are found and queued jobs start (what every server over the job store does)."""
     stop = threading.Event()
 
     def loop() -> None:
@@ -141,11 +137,21 @@ def create_app(token: str | None = None, routers: Sequence[APIRouter] = (), disp
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if dispatch_loop:  # server start: dead workers are found, queued jobs start
-            threading.Thread(target=loop, name="oculi-dispatch", daemon=True).start()
+        threading.Thread(target=loop, name="oculi-dispatch", daemon=True).start()
         yield
         stop.set()
 
+    return lifespan
+
+
+def create_app(token: str | None = None, routers: Sequence[APIRouter] = (), dispatch_loop: bool = True,
+               host: str = LOOPBACK, allowed_hosts: Sequence[str] = ()) -> FastAPI:
+    """The oculi server app: the control plane plus any extra ``routers`` (the data plane, later). ``token``:
+    when set, every request (docs and schema included) needs ``Authorization: Bearer <token>``; ``host``: the
+    address it will be bound to and ``allowed_hosts`` extra Host names it answers to (see
+    :class:`~oculi.serving.guard.Access`; ``app.state.oculi_access.secret`` is the token script-mode jobs need).
+    ``dispatch_loop``: find dead workers and start queued jobs at startup and every few seconds."""
+    lifespan = dispatch_lifespan() if dispatch_loop else None
     # With a token the guard (a middleware) asks for it on every request, so the schema and docs are guarded too.
     access = Access(host=host, allowed_hosts=tuple(allowed_hosts), token=token or None, token_everywhere=True)
     app = oculi_app("oculi", "Local SageMaker-style computer vision: control plane (training jobs).", access,

@@ -109,6 +109,9 @@ class Access:
     token_everywhere: bool = False
     guarded: tuple[str, ...] = ("/api/",)
     secret: str = field(default="", repr=False)
+    cookie: str | None = None  # a cookie that may carry the token instead of the header (the console's login)
+    public: tuple[str, ...] = ()  # path prefixes that need no token (a login page and the assets it uses)
+    login: str | None = None  # where a browser asking for a page without the token is sent (303)
 
     def __post_init__(self) -> None:
         if not self.secret:
@@ -140,13 +143,27 @@ class Access:
         """Whether ``path`` belongs to the control plane."""
         return any(path.startswith(p) or path == p.rstrip("/") for p in self.guarded)
 
+    def cookie_authorised(self, cookie_header: str) -> bool:
+        """Whether a ``Cookie`` header carries this server's token in :attr:`cookie` (only with ``OCULI_TOKEN``)."""
+        if not (self.cookie and self.token and cookie_header):
+            return False
+        from http.cookies import CookieError, SimpleCookie
+
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(cookie_header)
+        except CookieError:
+            return False
+        morsel = jar.get(self.cookie)
+        return morsel is not None and hmac.compare_digest(morsel.value.encode(), self.secret.encode())
+
     def authorised(self, authorization: str) -> bool:
         """Whether an ``Authorization`` header carries this server's token (``OCULI_TOKEN`` or the per-process
         one)."""
         return bearer_matches(authorization, self.secret)
 
 
-def _cross_origin(headers: dict[str, str], authority: str) -> str | None:
+def cross_origin(headers: dict[str, str], authority: str) -> str | None:
     """Why a browser request comes from another web origin, or ``None`` when it does not."""
     origin = headers.get("origin")
     if origin is not None:
@@ -172,23 +189,35 @@ def check(access: Access, scope: Scope) -> OculiError | None:
             "reaching it under another name (DNS rebinding) is refused. If you reach it under that name on "
             f"purpose, start the server with --allowed-hosts {name} (or OCULI_ALLOWED_HOSTS={name}).")
     path = scope.get("path", "")
+    if any(path.startswith(p) for p in access.public):
+        return None
     if not access.is_guarded(path) and not (access.token and access.token_everywhere):
         return None
     with_token = access.authorised(headers.get("authorization", ""))
-    if access.token and not with_token:
-        return Unauthorized("missing or wrong token: send `Authorization: Bearer $OCULI_TOKEN`.")
+    # a cookie is sent by the browser whatever page asks, so it is the token for reading only: state changes with
+    # it still pass the cross-origin check below
+    by_cookie = not with_token and access.cookie_authorised(headers.get("cookie", ""))
+    if access.token and not (with_token or by_cookie):
+        login = f" or log in at {access.login}" if access.login else ""
+        return Unauthorized(f"missing or wrong token: send `Authorization: Bearer $OCULI_TOKEN`{login}.")
     if not access.is_guarded(path) or with_token:
         return None
     client = scope.get("client") or ("", 0)
-    if not is_loopback(str(client[0])):
+    if not is_loopback(str(client[0])) and not by_cookie:
         return Forbidden("the control plane answers only this machine while no token is set; start the server "
                          "with OCULI_TOKEN=<secret> and send `Authorization: Bearer <secret>`.")
     unsafe = scope["type"] == "websocket" or scope.get("method", "GET") not in SAFE_METHODS
-    why = _cross_origin(headers, authority) if unsafe else None
+    why = cross_origin(headers, authority) if unsafe else None
     if why is not None:
         return Forbidden(f"refused a cross-origin request: {why}. A web page may not change this server's "
                          "state; use the oculi CLI, the SDK or curl, or send `Authorization: Bearer <token>`.")
     return None
+
+
+def _wants_page(scope: Scope) -> bool:
+    """Whether a request is a browser's GET of a page (it accepts HTML), not an API call."""
+    accept = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"accept"), "")
+    return scope.get("method") == "GET" and "text/html" in accept
 
 
 class Guard:
@@ -209,6 +238,14 @@ class Guard:
                     return
                 from oculi.serving.http import oculi_error_response
 
+                if isinstance(error, Unauthorized) and self.access.login and _wants_page(scope):
+                    from urllib.parse import quote
+
+                    from starlette.responses import RedirectResponse
+
+                    target = f"{self.access.login}?next={quote(scope.get('path', '/'), safe='/')}"
+                    await RedirectResponse(target, status_code=303)(scope, receive, send)
+                    return
                 response = oculi_error_response(error)
                 if isinstance(error, Unauthorized):
                     response.headers["WWW-Authenticate"] = "Bearer"

@@ -60,6 +60,9 @@ class TaskContract:
     - ``data``: the data layer's half (:class:`~oculi.data.tasks.DataTask`): recognition, data check,
       conversion.
     - ``annotation_kind``: what a labeler draws for it (``class``, ``box``, ``mask``).
+    - ``view``: the console's drawing module for its labels and answers (``oculi/console/static/views/<view>.js``);
+      ``view_labels(target, classes)``: a sample's target as the JSON that module draws (class names; boxes
+      ``{"box": [x1, y1, x2, y2] absolute pixels, "label"}``; a mask as an RGBA PNG data URL).
     - Milestone-2 hooks, filled by the issues that need them (None until then): ``explanation_target`` (what a
       CAM explains for one result), ``monitoring_statistics`` (per-prediction statistics a monitor tracks),
       ``audit`` (the data audit's label-issue finder)."""
@@ -76,6 +79,8 @@ class TaskContract:
     transform_batch_size: int
     data: DataTask
     annotation_kind: str
+    view: str
+    view_labels: Callable[[Any, list[str]], dict[str, Any]]
     explanation_target: Callable[..., Any] | None = None
     monitoring_statistics: Callable[..., Any] | None = None
     audit: Callable[..., Any] | None = None

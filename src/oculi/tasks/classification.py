@@ -83,8 +83,15 @@ def show(predictor: ClassificationPredictor, images: list[Path], options: Predic
     console.print(table)
 
 
+def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
+    """The console's labels of a sample: ``{"classes": [name, …]}`` (one name, or several for multi-label)."""
+    indices = [] if target is None else list(target) if isinstance(target, tuple | list) else [int(target)]
+    return {"classes": [classes[i] if 0 <= i < len(classes) else str(i) for i in indices]}
+
+
 CONTRACT = TaskContract(
     name="classification", title="image classification", predictor=ClassificationPredictor, codec=CODEC,
     evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=ClassificationResponse,
     show=show, transform_batch_size=32, data=DATA_TASKS.get("classification"), annotation_kind="class",
+    view="classification", view_labels=view_labels,
 )

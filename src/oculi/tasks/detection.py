@@ -95,8 +95,18 @@ def show(predictor: DetectionPredictor, images: list[Path], options: PredictOpti
         console.print(table if result.boxes else f"{path}: no detections")
 
 
+def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
+    """The console's labels of a sample: ``{"boxes": [{"box": [x1, y1, x2, y2], "label"}], "width", "height"}``
+    (``xyxy`` absolute pixels of the image as stored)."""
+    boxes = [] if target is None else [
+        {"box": [round(float(v), 1) for v in box], "label": classes[label] if 0 <= label < len(classes) else str(label)}
+        for box, label in zip(target.boxes, target.labels, strict=False)]
+    return {"boxes": boxes, "width": getattr(target, "width", None), "height": getattr(target, "height", None)}
+
+
 CONTRACT = TaskContract(
     name="detection", title="object detection", predictor=DetectionPredictor, codec=CODEC, evaluate=evaluate,
     export_plan=None, friendly=friendly, friendly_schema=DetectionResponse, show=show, transform_batch_size=8,
     data=DATA_TASKS.get("detection"), annotation_kind="box",
+    view="detection", view_labels=view_labels,
 )

@@ -100,8 +100,35 @@ def show(predictor: SegmentationPredictor, images: list[Path], options: PredictO
             console.print(table)
 
 
+def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
+    """The console's labels of a sample: ``{"mask": <RGBA PNG data URL, class colours, ignored and background
+    pixels transparent>, "classes": [names present]}`` at the mask's own size."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from oculi.data.formats.masks import load_mask, voc_palette
+
+    if target is None:
+        return {"mask": None, "classes": []}
+    mask = load_mask(target)
+    palette = np.asarray(voc_palette(), dtype=np.uint8)
+    rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
+    shown = (mask > 0) & (mask < len(palette))
+    rgba[shown, :3] = palette[mask[shown]]
+    rgba[shown, 3] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG", optimize=False)
+    present = sorted({int(v) for v in np.unique(mask) if 0 <= v < len(classes)})
+    return {"mask": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"),
+            "classes": [classes[i] for i in present]}
+
+
 CONTRACT = TaskContract(
     name="segmentation", title="semantic segmentation", predictor=SegmentationPredictor, codec=CODEC,
     evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=SegmentationResponse, show=show,
     transform_batch_size=4, data=DATA_TASKS.get("segmentation"), annotation_kind="mask",
+    view="segmentation", view_labels=view_labels,
 )

@@ -1,0 +1,153 @@
+"""Screenshots of every console page for the README (``docs/console-*.png``, 1280×800; one at phone width, one in
+the dark theme), taken in headless Chromium from a console over real records: tiny generated data registered as
+datasets, a classification job and a detection job trained through the job runner (with an evaluation report),
+a stopped job, a few dozen recorded ones, and the detection model served by ``oculi serve`` for the try-it box.
+Prints the files it wrote. Takes a few minutes on 2 cores.
+
+Usage: python bench/console_screenshots.py [--out docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def records(root: Path) -> dict[str, Path]:
+    """Generate the data, run the jobs, write the evaluation report; returns the paths the pages need."""
+    from oculi.data import synthetic
+    from oculi.jobs import runner
+    from oculi.jobs.store import JobStore
+    from oculi.tasks import evaluate
+
+    store = JobStore()
+    classification = synthetic.write_classification_data(root / "shapes-classes", per_class=24, size=48)
+    detection = synthetic.write_detection_data(root / "shapes-boxes", count=48)
+    synthetic.write_segmentation_data(root / "shapes-masks", count=12, size=(96, 72))
+    for n in range(36):  # older jobs, so the list has pages
+        job = store.create({"name": f"ants-bees-sweep-{n:02d}", "algorithm": "image-classification",
+                            "job_dir": str(root / "old"), "model_dir": str(root / "old"),
+                            "log_path": str(root / "old.log"), "spec": {"attached": True}})
+        store.update(job["name"], created_at=time.time() - 86_400 * (n + 1))
+        for status in (("Failed",), ("Stopping", "Stopped"))[n % 2]:
+            store.transition(job["name"], status, "recorded")
+
+    def run(name: str, algorithm: str, channels: dict[str, Path], **hp: str) -> dict:
+        from oculi.algorithms import get_algorithm
+
+        spec = runner.JobSpec(algorithm=algorithm, name=name, channels={k: str(v) for k, v in channels.items()},
+                              hyperparameters={**get_algorithm(algorithm).tiny_hyperparameters, **hp})
+        return runner.run_attached(runner.submit(spec, store, attached=True), store, echo=lambda _line: None)
+
+    shapes = run("shapes-resnet20", "image-classification", classification, epochs="8", learning_rate="auto")
+    evaluate(shapes["model_dir"], classification["validation"], output=Path(shapes["model_dir"]).parent / "evaluation",
+             progress=False)
+    run("shapes-resnet20-lr", "image-classification", classification, epochs="8", learning_rate="0.01")
+    boxes = run("shapes-ssd", "object-detection", detection, epochs="12")
+    stopped = runner.submit(runner.JobSpec(algorithm="image-classification", name="shapes-long",
+                                           channels={k: str(v) for k, v in classification.items()},
+                                           hyperparameters={"epochs": "3", "image_shape": "3,48,48",
+                                                            "num_layers": "20", "num_workers": "0"}), store)
+    runner.stop(stopped["name"], store)
+    return {"detection_model": Path(boxes["model_dir"]), "classes": classification["train"],
+            "boxes": detection["train"], "masks": root / "shapes-masks", "query": detection["validation"]}
+
+
+def main() -> None:
+    """Build the records, serve the console and the detection endpoint, take the screenshots."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("docs"))
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="oculi-console-shots-"))
+    os.environ["OCULI_HOME"] = str(root / "home")
+    os.environ.pop("OCULI_TOKEN", None)
+    from playwright.sync_api import sync_playwright
+
+    from oculi.console.app import create_app
+    from oculi.serving.server import BackgroundServer, ServeOptions, build_app, endpoint_config
+
+    paths = records(root)
+    endpoint = BackgroundServer(build_app(endpoint_config([paths["detection_model"]], None), ServeOptions(),
+                                          echo=lambda _line: None)).start()
+    console = BackgroundServer(create_app(dispatch_loop=False)).start()
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            url = console.url
+
+            def shot(name: str, target=page) -> None:
+                time.sleep(0.4)
+                file = args.out / f"console-{name}.png"
+                target.screenshot(path=str(file))
+                written.append(file)
+
+            for name, path in (("classes", paths["classes"]), ("boxes", paths["boxes"]), ("masks", paths["masks"])):
+                page.goto(f"{url}/datasets")
+                page.fill("#dataset-name", f"shapes-{name}")
+                page.fill("#dataset-path", str(path))
+                page.click("#register")
+                page.wait_for_url(f"**/datasets/shapes-{name}")
+            page.goto(f"{url}/endpoints")
+            page.fill("#ep-name", "local-serve")
+            page.fill("#ep-url", endpoint.url)
+            page.click("form.stack button[type=submit]")
+            page.wait_for_url("**/endpoints")
+
+            page.goto(f"{url}/jobs")
+            shot("jobs")
+            page.goto(f"{url}/jobs/shapes-resnet20")
+            page.wait_for_selector("#charts svg")
+            shot("job")
+            page.goto(f"{url}/jobs/new")
+            page.fill("#channel-train", str(paths["classes"]))
+            page.fill("#hp-mini_batch_size", "0")
+            page.click("#submit")
+            page.wait_for_selector("#form-error")
+            shot("new-job")
+            page.goto(f"{url}/models")
+            shot("models")
+            page.goto(f"{url}/models/shapes-resnet20")
+            page.wait_for_selector("#charts svg")
+            shot("model")
+            page.goto(f"{url}/models/compare?m=shapes-resnet20&m=shapes-resnet20-lr")
+            page.wait_for_selector("#charts svg")
+            shot("compare")
+            page.goto(f"{url}/datasets")
+            shot("datasets")
+            for name in ("boxes", "masks"):
+                page.goto(f"{url}/datasets/shapes-{name}")
+                page.wait_for_selector(".cell.drawn")
+                shot(f"dataset-{name}")
+            page.goto(f"{url}/endpoints")
+            query = next(Path(paths["query"]).parent.rglob("*.png"))
+            page.set_input_files(".tryit-file", str(query))
+            page.wait_for_selector(".tryit.answered")
+            page.locator(".tryit").scroll_into_view_if_needed()
+            shot("endpoints")
+            phone = browser.new_page(viewport={"width": 390, "height": 844})
+            phone.goto(f"{url}/jobs/shapes-resnet20")
+            phone.wait_for_selector("#charts svg")
+            shot("job-phone", phone)
+            dark = browser.new_page(viewport={"width": 1280, "height": 800}, color_scheme="dark")
+            dark.goto(f"{url}/jobs/shapes-ssd")
+            dark.wait_for_selector("#charts svg")
+            shot("job-dark", dark)
+            browser.close()
+    finally:
+        console.stop()
+        endpoint.stop()
+    for file in written:
+        print(file)
+
+
+if __name__ == "__main__":
+    main()
