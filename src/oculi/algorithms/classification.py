@@ -41,7 +41,9 @@ class ImageClassificationHyperparameters(TrainingHyperparameters):
                                     "when omitted; a value that disagrees with the data is an error.")
     num_training_samples: int | None = Field(None, ge=1, description="Number of training images (SageMaker "
                                              "requires it; oculi counts them and warns on a mismatch).")
-    epochs: int = Field(30, ge=1, description="Passes over the training data.")
+    epochs: Range(int, ge=1) | Auto = Field(AUTO, json_schema_extra={"example": "30"}, description="Passes over "
+                                            "the training data. auto = 30 (SageMaker's default), or with max_runtime "
+                                            "as many as the time budget allows.")
     learning_rate: Range(float, gt=0, le=1) | Auto = Field(
         AUTO, json_schema_extra={"example": "0.01"},
         description="Initial learning rate. auto = 0.1 (sgd/nag) or 0.001 (adam/rmsprop) from "
@@ -124,7 +126,7 @@ class ImageClassificationHyperparameters(TrainingHyperparameters):
         if self.resize != AUTO and self.resize < max(h, w):
             problems.append(f"`resize` ({self.resize}) must be ≥ the image_shape height and width ({h}×{w}); "
                             f"pass -p resize={round(max(h, w) * 256 / 224)} or leave it out.")
-        if self.checkpoint_frequency and self.checkpoint_frequency > self.epochs:
+        if self.checkpoint_frequency and self.epochs != AUTO and self.checkpoint_frequency > self.epochs:
             problems.append(f"`checkpoint_frequency` ({self.checkpoint_frequency}) must be ≤ `epochs` "
                             f"({self.epochs}).")
         # Resolved sets (saved bundles, re-validation) hold every field; only a user's own choice can conflict.

@@ -53,7 +53,9 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
                                            "state dict for a vgg-16/resnet-50 base network.")
     image_shape: int = Field(300, ge=64, description="Square input side in pixels (SageMaker: 300 or 512; "
                              "smaller sizes train faster). Not a \"C,H,W\" string.")
-    epochs: int = Field(30, ge=1, description="Passes over the training data.")
+    epochs: Range(int, ge=1) | Auto = Field(AUTO, json_schema_extra={"example": "30"}, description="Passes over "
+                                            "the training data. auto = 30 (SageMaker's default), or with max_runtime "
+                                            "as many as the time budget allows.")
     learning_rate: Range(float, gt=0, le=1) | Auto = Field(
         AUTO, json_schema_extra={"example": "0.001"},
         description="Initial learning rate of the extra layers and heads; a pretrained base network learns at a "
@@ -148,7 +150,8 @@ class DetectionModule(L.LightningModule):
                   if g["params"]]
         opt = build_optimizer(groups, self.hp)
         total = int(self.trainer.estimated_stepping_batches)
-        self.warmup_steps = min(WARMUP_STEPS, max(1, total // 10))
+        # warmup_cosine warms up itself
+        self.warmup_steps = 0 if self.hp.lr_scheduler == "warmup_cosine" else min(WARMUP_STEPS, max(1, total // 10))
         schedule = build_schedule(opt, self.hp, total)
         return {"optimizer": opt, "lr_scheduler": schedule} if schedule else opt
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
@@ -26,7 +26,7 @@ from oculi.algorithms.base import (
 )
 from oculi.algorithms.optim import build_optimizer, build_schedule
 from oculi.algorithms.segmentation_models import build_segmentation, segmentation_input_spec
-from oculi.config import HyperParameters
+from oculi.config import AUTO, Auto, HyperParameters, Range
 from oculi.data.transforms import normalize
 from oculi.errors import ConfigError
 from oculi.precision import memory_format
@@ -62,11 +62,17 @@ class SemanticSegmentationHyperparameters(TrainingHyperparameters):
                            "training; exactly at validation and inference), aspect kept.")
     crop_size: int = Field(240, gt=16, description="Side of the random square training crop; rounded up to a "
                            "multiple of 8.")
-    epochs: int = Field(10, ge=1, description="Passes over the training data.")
+    default_epochs: ClassVar[int] = 10
+
+    epochs: Range(int, ge=1) | Auto = Field(AUTO, json_schema_extra={"example": "10"}, description="Passes over "
+                                            "the training data. auto = 10 (SageMaker's default), or with max_runtime "
+                                            "as many as the time budget allows.")
     learning_rate: float = Field(0.001, gt=0, le=1, description="Initial learning rate.")
-    lr_scheduler: Literal["poly", "step", "cosine"] = Field(  # type: ignore[assignment]
-        "poly", description="poly: × (1 - step/total)^0.9; step: × lr_scheduler_factor at the epochs in "
-        "lr_scheduler_step; cosine: cosine decay to 0.")
+    lr_scheduler: Literal["auto", "poly", "step", "cosine", "warmup_cosine"] = Field(  # type: ignore[assignment]
+        AUTO, description="poly: × (1 - step/total)^0.9; step: × lr_scheduler_factor at the epochs in "
+        "lr_scheduler_step; cosine: cosine decay to 0; warmup_cosine: linear warm-up, then cosine decay to 0 over "
+        "the run (with max_runtime: over the steps the time budget allows). auto = warmup_cosine with max_runtime, "
+        "else step when lr_scheduler_step is set, else poly (SageMaker's default).")
     mini_batch_size: int = Field(16, ge=1, description="Images per training step.")
     validation_mini_batch_size: int = Field(16, ge=1, description="Images per validation step; 1 = score whole, "
                                             "uncropped images (long side base_size), >1 = centre crop_size crops.")
@@ -219,7 +225,7 @@ class SemanticSegmentation(Algorithm):
                     encoding=sets["train"].label_encoding)
         train, validation, report = checked_split(sets, hp, progress, notes)
         classes = train.classes
-        up = resolve_common(hp, train, classes, notes)
+        up = resolve_common(hp, train, classes, notes, default_schedule="poly")
         crop = -(-hp.crop_size // 8) * 8
         if crop != hp.crop_size:
             up["crop_size"] = crop
