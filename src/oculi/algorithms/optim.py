@@ -50,9 +50,9 @@ class WarmupCosine(torch.optim.lr_scheduler.LRScheduler):
         super().__init__(optimizer)
 
     def plan(self, total_steps: int) -> None:
-        """Make the run ``total_steps`` long (at least one step past the current one); the warm-up keeps its
+        """Make the run ``total_steps`` long (at least the steps already taken); the warm-up keeps its
         length unless the run became too short for it."""
-        self.total_steps = max(int(total_steps), self.last_epoch + 1)
+        self.total_steps = max(int(total_steps), self.last_epoch, 1)
         self.warmup_steps = min(self.warmup_steps, max(1, self.total_steps // 20))
 
     def factor(self, step: int) -> float:

@@ -214,10 +214,12 @@ class TimeBudget(L.Callback):
     - **Plan** (``plan_epochs``: epochs=auto, or a :class:`~oculi.algorithms.optim.WarmupCosine` schedule).
       After ``MEASURE_STEPS`` timed steps (the first step of an epoch, which waits for the loader, is not timed)
       the whole epochs that fit in the time left are estimated — steps × the median step time, plus validation
-      guessed at a third of a step per batch — keeping ``MARGIN`` of the time free, and capped by ``cap`` (an
+      guessed at a third of a step per batch — keeping ``MARGIN`` of the time left or half an epoch free, whichever
+      is more (one epoch may run slower), and capped by ``cap`` (an
       explicit ``epochs``). The trainer's ``max_epochs`` and every ``WarmupCosine``'s length follow. After every
       epoch the plan is made again from the measured epoch time (the mean of the last ``WINDOW`` epochs, end to
-      end: training, validation, checkpoints): it is shortened as soon as the planned epochs would not fit, and
+      end: training, validation, checkpoints; after the first epoch, which also paid for warm-up, its timed steps
+      and its validation): it is shortened as soon as the planned epochs would not fit, and
       lengthened when more than ``SLACK`` of the remaining epochs more would, so the schedule does not jitter.
       A run that plans thus completes within the limit. Under DDP rank 0 plans and the others take its plan."""
 
@@ -237,6 +239,8 @@ class TimeBudget(L.Callback):
         self.epoch_seconds: list[float] = []
         self.last_step: float | None = None
         self.last_epoch_end = time.monotonic()
+        self.validation_started = self.last_epoch_end
+        self.validation_seconds = 0.0
 
     def should_stop(self) -> bool:
         """Whether the time is up (then ``exceeded`` stays set)."""
@@ -262,7 +266,7 @@ class TimeBudget(L.Callback):
             self.step_seconds.append(now - self.last_step)
         self.last_step = now
         if self.plan_epochs and len(self.step_seconds) == self.MEASURE_STEPS and not self.epoch_seconds:
-            step = sorted(self.step_seconds)[len(self.step_seconds) // 2]  # the median: one slow step is noise
+            step = self._median_step()
             batches = sum(trainer.num_val_batches) if isinstance(trainer.num_val_batches, list) else 0
             validation = step * batches / 3
             epoch = step * trainer.num_training_batches + validation
@@ -270,20 +274,37 @@ class TimeBudget(L.Callback):
             self._plan(trainer, trainer.current_epoch + 1, finish, epoch,
                        f"{step:.2f} s per step, about {epoch:.1f} s per epoch with validation")
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    # Planned at the epoch's validation end, before the checkpoint callbacks save last.ckpt (they run after every
+    # other callback), so the checkpoint holds the new plan.
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
         now = time.monotonic()
+        self.validation_seconds = now - self.validation_started
         self.epoch_seconds.append(now - self.last_epoch_end)
         self.last_epoch_end = now
         if not self.plan_epochs:
             return
-        recent = self.epoch_seconds[1:][-self.WINDOW:] or self.epoch_seconds  # the first epoch pays for warm-up
-        epoch = sum(recent) / len(recent)
+        recent = self.epoch_seconds[1:][-self.WINDOW:]
+        if recent:
+            epoch = sum(recent) / len(recent)
+        elif len(self.step_seconds) >= 2:  # the first epoch also paid for warm-up: count its steps instead
+            epoch = self._median_step() * trainer.num_training_batches + self.validation_seconds
+        else:
+            epoch = self.epoch_seconds[0]
         self._plan(trainer, trainer.current_epoch + 1, 0.0, epoch, f"{epoch:.1f} s per epoch measured")
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.validation_started = time.monotonic()
+
+    def _median_step(self) -> float:
+        return sorted(self.step_seconds)[len(self.step_seconds) // 2]  # the median: one slow step is noise
 
     def _plan(self, trainer: L.Trainer, done: int, finish: float, epoch: float, how: str) -> None:
         """Plan the run's epochs: ``done`` epochs (the current one included) that end ``finish`` seconds from
         now, then as many ``epoch``-second epochs as fit in the time left."""
-        left = (self.deadline - time.monotonic()) * (1 - self.MARGIN) - finish
+        now_left = self.deadline - time.monotonic()
+        left = now_left - finish - max(self.MARGIN * now_left, epoch / 2)  # slack for one slower epoch
         fits = done + max(0, int(left // max(epoch, 1e-6)))
         if self.cap is not None:
             fits = min(fits, self.cap)
