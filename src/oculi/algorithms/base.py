@@ -287,6 +287,11 @@ class Algorithm(ABC):
     def input_spec(self, hp: HyperParameters) -> dict[str, Any]:
         """Preprocessing a bundle records for inference (sizes, mean/std, resize mode)."""
 
+    def after_training(self, module: L.LightningModule, metrics: dict[str, float], classes: list[str]) -> list[str]:
+        """Warnings about the trained model — the best epoch's ``metrics`` — printed after training (e.g. no
+        better than a trivial baseline); none by default."""
+        return []
+
     def check_init_model(self, hp: HyperParameters, classes: list[str], meta: dict[str, Any]) -> None:
         """Raise a ConfigError when an ``--init-model`` bundle cannot start this training (another algorithm,
         other classes); algorithms add their own architecture checks."""

@@ -10,7 +10,7 @@ import torch
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], hp: Any) -> torch.optim.Optimizer:
-    """The optimiser ``hp.optimizer`` names (sgd, nag, adam, rmsprop, adadelta, adagrad) at ``hp.learning_rate``
+    """The optimiser ``hp.optimizer`` names (sgd, nag, adam, adamw, rmsprop, adadelta, adagrad) at ``hp.learning_rate``
     with the algorithm's momentum / weight decay / betas / eps / gamma where it has them. ``params``: parameters,
     or torch parameter groups (dicts; a group's own ``lr`` overrides ``hp.learning_rate``)."""
     lr = float(hp.learning_rate)
@@ -21,9 +21,10 @@ def build_optimizer(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, An
         momentum = float(getattr(hp, "momentum", 0.0))
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
                                nesterov=name == "nag" and momentum > 0)
-    if name == "adam":
+    if name in ("adam", "adamw"):
         betas = (float(getattr(hp, "beta_1", 0.9)), float(getattr(hp, "beta_2", 0.999)))
-        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        kind = torch.optim.AdamW if name == "adamw" else torch.optim.Adam  # adamw: decoupled weight decay
+        return kind(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
     if name == "rmsprop":
         # Segmentation names the squared-gradient decay gamma1 and the momentum gamma2 (SageMaker's names).
         alpha = float(getattr(hp, "gamma1", getattr(hp, "gamma", 0.9)))

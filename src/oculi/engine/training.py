@@ -149,6 +149,9 @@ def train(
                           started=clock)
     interrupted = fit(setup, prepared, resume_from=resume_from)
     meta = write_bundle(run, prepared, setup, echo=echo)
+    warnings_ = run.algorithm.after_training(prepared.module, meta["metrics"], meta["classes"])
+    for line in warnings_:
+        echo(line)
 
     history = setup.history
     # a stop request that arrived during validation ends through Lightning's own SIGTERM handling instead
@@ -162,7 +165,7 @@ def train(
     seconds = time.perf_counter() - started
     return TrainResult(model_dir=run.output, metrics=meta["metrics"], best_epoch=history.best_epoch,
                        history=history.history, hyperparameters=meta["hyperparameters"], classes=meta["classes"],
-                       seconds=seconds, notes=prepared.data.notes, stopped=stopped,
+                       seconds=seconds, notes=[*prepared.data.notes, *warnings_], stopped=stopped,
                        resumed_from=setup.notice.resumed_from if setup.notice else None,
                        checkpoint=stopper.saved if stopper else None, budget=budget)
 
