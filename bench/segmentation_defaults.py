@@ -3,7 +3,8 @@ split of ``segmentation_isbi.py``, SageMaker's layout, label map scale 255), Dee
 240, the same epochs for each run:
 
 - SageMaker's defaults given explicitly (``optimizer=sgd``, ``learning_rate=0.001``: every layer at 0.001);
-- oculi's ``auto`` defaults (``optimizer=auto`` → adamw, ``backbone_lr_factor=auto`` → 0.1 when fine-tuning);
+- oculi's ``auto`` defaults (``optimizer=auto`` → adamw when fine-tuning, ``backbone_lr_factor=auto``);
+- the auto optimiser with every layer at the same rate (``backbone_lr_factor=1``);
 
 and the majority-class baseline (predicting the most frequent class everywhere) on the same 6 slices. Prints
 mIoU and pixel accuracy from ``oculi evaluate`` (full resolution) and the training time of each run.
@@ -27,13 +28,15 @@ from oculi.engine.training import train
 from oculi.tasks import evaluate
 
 RUNS = {"sagemaker (sgd, 0.001)": {"optimizer": "sgd", "learning_rate": "0.001"},
-        "oculi auto": {}}
+        "oculi auto": {},
+        "auto, backbone_lr_factor 1": {"backbone_lr_factor": "1"}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs", default=",".join(RUNS), help="comma-separated names of the runs to make")
     parser.add_argument("--data", type=Path, default=segmentation_isbi.DATA, help="the isbi2012-em folder")
     args = parser.parse_args()
     if not (args.data / "image").is_dir():
@@ -45,11 +48,12 @@ def main() -> None:
               f"{args.epochs} epochs, torch threads {torch.get_num_threads()}")
         print(f"{'run':<26}{'train s':>9}{'mIoU':>8}{'pixel acc':>11}")
         baseline = None
-        for name, settings in RUNS.items():
+        for name in args.runs.split(","):
+            settings = RUNS[name]
             start = time.perf_counter()
             result = train("semantic-segmentation", channels, {"algorithm": "deeplab", "epochs": str(args.epochs),
                                                                **settings},
-                           output=Path(tmp) / name.split()[0], progress=False, echo=lambda *_: None)
+                           output=Path(tmp) / name.replace(" ", "-"), progress=False, echo=lambda *_: None)
             seconds = time.perf_counter() - start
             scored = evaluate(result.model_dir, Path(tmp) / "em", progress=False)
             baseline = majority_baseline(torch.tensor(scored.confusion))

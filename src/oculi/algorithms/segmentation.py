@@ -39,9 +39,11 @@ class SemanticSegmentationHyperparameters(TrainingHyperparameters):
     """Hyperparameters of ``semantic-segmentation``: SageMaker's names, string forms and defaults (section b.4),
     plus oculi's additions. ``auto`` values are resolved before training and printed."""
 
-    backbone: Literal["resnet-50", "resnet-101", "efficientnet-lite0"] = Field(
+    backbone: Literal["resnet-50", "resnet-101", "efficientnet-lite0",
+                      "efficientnet-lite1", "efficientnet-lite2"] = Field(
         "efficientnet-lite0", description="Encoder. resnet-50/101 take ImageNet weights from pretrained_weights; "
-        "efficientnet-lite0's install with oculi. (SageMaker defaults to resnet-50.)")
+        "efficientnet-lite0/1/2's install with oculi (lite1/2: larger, slower, better ImageNet features). "
+        "(SageMaker defaults to resnet-50.)")
     use_pretrained_model: bool = Field(True, description="Start the backbone from ImageNet weights (the decoder "
                                        "is never pretrained).")
     pretrained_weights: str | None = Field(None, description="oculi addition. A .safetensors or torchvision .pth "
