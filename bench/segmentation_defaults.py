@@ -3,8 +3,8 @@ split of ``segmentation_isbi.py``, SageMaker's layout, label map scale 255), Dee
 240, the same epochs for each run:
 
 - SageMaker's defaults given explicitly (``optimizer=sgd``, ``learning_rate=0.001``: every layer at 0.001);
-- oculi's ``auto`` defaults (``optimizer=auto`` → adamw when fine-tuning, ``backbone_lr_factor=auto``);
-- the auto optimiser with every layer at the same rate (``backbone_lr_factor=1``);
+- oculi's ``auto`` defaults (``optimizer=auto`` → adamw at 0.001 when fine-tuning, every layer at that rate);
+- the same with the backbone at a tenth of the rate (``backbone_lr_factor=0.1``), the usual fine-tuning recipe;
 
 and the majority-class baseline (predicting the most frequent class everywhere) on the same 6 slices. Prints
 mIoU and pixel accuracy from ``oculi evaluate`` (full resolution) and the training time of each run.
@@ -27,9 +27,9 @@ from oculi.algorithms.segmentation import majority_baseline
 from oculi.engine.training import train
 from oculi.tasks import evaluate
 
-RUNS = {"sagemaker (sgd, 0.001)": {"optimizer": "sgd", "learning_rate": "0.001"},
+RUNS = {"sagemaker sgd 0.001": {"optimizer": "sgd", "learning_rate": "0.001"},
         "oculi auto": {},
-        "auto, backbone_lr_factor 1": {"backbone_lr_factor": "1"}}
+        "auto backbone_lr_factor=0.1": {"backbone_lr_factor": "0.1"}}
 
 
 def main() -> None:

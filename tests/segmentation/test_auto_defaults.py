@@ -1,5 +1,6 @@
 """Segmentation defaults that learn: optimizer / learning_rate / backbone_lr_factor ``auto`` resolved for
-fine-tuning (adamw, the backbone at a tenth) and printed, SageMaker's explicit values kept as they mean, and the
+fine-tuning (adamw at 0.001) and printed, SageMaker's explicit values kept as they mean, an explicit backbone
+factor honoured, and the
 majority-class baseline behind the "no better than predicting X everywhere" warning."""
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ def test_majority_baseline_scores_predicting_the_most_frequent_class_everywhere(
     assert "mIOU 0.3000 ≤ 0.3800" in warning and "pixel accuracy 0.4700 ≤ 0.7700" in warning
 
 
-@pytest.mark.parametrize(("given", "kind", "factor"), [({}, "AdamW", 0.1),
-                                                       ({"optimizer": "sgd", "learning_rate": "0.001"}, "SGD", 1.0)],
-                         ids=["auto", "sagemaker-explicit"])
+@pytest.mark.parametrize(("given", "kind", "factor"), [({}, "AdamW", 1.0),
+                                                       ({"optimizer": "sgd", "learning_rate": "0.001",
+                                                         "backbone_lr_factor": "0.1"}, "SGD", 0.1)],
+                         ids=["auto", "explicit"])
 def test_auto_fine_tunes_with_adamw_and_a_slower_backbone_and_explicit_values_mean_what_they_say(
         given, kind, factor, tmp_path):
     channels = write_segmentation_data(tmp_path / "data", count=4, size=(64, 48))
@@ -53,8 +55,8 @@ def test_auto_fine_tunes_with_adamw_and_a_slower_backbone_and_explicit_values_me
     (backbone_rate, _), (head_rate, _) = rates.groups
     assert head_rate == pytest.approx(0.001) and backbone_rate == pytest.approx(0.001 * factor)
     if not given:
-        assert "optimizer=auto → adamw, the pretrained backbone at a tenth of learning_rate" in text
-        assert "learning_rate=auto → 0.001" in text and "backbone_lr_factor=auto → 0.1" in text
+        assert "optimizer=auto → adamw (fine-tuning a pretrained backbone)" in text
+        assert "learning_rate=auto → 0.001" in text and "backbone_lr_factor=auto → 1" in text
     saved = result.hyperparameters
     assert (saved["optimizer"], saved["learning_rate"], saved["backbone_lr_factor"]) == (
         kind.lower(), 0.001, factor)
