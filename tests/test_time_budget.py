@@ -124,4 +124,5 @@ def test_the_ways_to_set_a_budget_and_the_conflicts_they_refuse(store, tiny_spli
 
     given = CliRunner().invoke(app, ["train", "image-classification", "--train", str(tiny_split["train"]),
                                      "--max-runtime", "30", "-p", "max_runtime=60"])
-    assert given.exit_code != 0 and "--max-runtime 30 conflicts with -p max_runtime=60" in given.output
+    assert isinstance(given.exception, ConfigError)  # the entry point turns it into a message and exit code
+    assert "--max-runtime 30 conflicts with -p max_runtime=60" in str(given.exception)
