@@ -220,7 +220,8 @@ class TimeBudget(L.Callback):
       epoch the plan is made again from the measured epoch time (the mean of the last ``WINDOW`` epochs, end to
       end: training, validation, checkpoints; after the first epoch, which also paid for warm-up, its timed steps
       and its validation): it is shortened as soon as the planned epochs would not fit, and
-      lengthened when more than ``SLACK`` of the remaining epochs more would, so the schedule does not jitter.
+      lengthened when more than ``SLACK`` of the remaining epochs more would fit (any whole epoch in a short
+      run), so a long schedule does not jitter.
       A run that plans thus completes within the limit. Under DDP rank 0 plans and the others take its plan."""
 
     MEASURE_STEPS = 5
@@ -309,8 +310,8 @@ class TimeBudget(L.Callback):
         if self.cap is not None:
             fits = min(fits, self.cap)
         planned = fits
-        if self.plans and self.planned is not None and self.planned <= fits <= self.planned + max(
-                1, int(self.SLACK * (self.planned - done))):
+        if self.plans and self.planned is not None and self.planned <= fits <= self.planned + int(
+                self.SLACK * (self.planned - done)):
             planned = self.planned  # still fits, and not enough more to be worth changing the schedule
         if trainer.world_size > 1:
             planned = trainer.strategy.broadcast(planned, src=0)
