@@ -97,7 +97,7 @@ def test_feature_maps_follow_image_size() -> None:
 
 def test_efficientnet_lite0_loads_every_backbone_tensor() -> None:
     model = build_ssd("efficientnet-lite0", 2, SIZE, pretrained=True)
-    shipped = backbones.efficientnet_lite0_imagenet_state()
+    shipped = backbones.efficientnet_lite_imagenet_state()
     body = model.backbone.body.state_dict()
     assert len(body) > 250 and set(body) <= set(shipped)
     for key in body:

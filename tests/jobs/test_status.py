@@ -18,7 +18,8 @@ LEGAL = {
     ("Training", "Uploading"), ("Training", "Stopping"), ("Training", "Failed"),
     ("Uploading", "Completed"), ("Uploading", "Stopping"), ("Uploading", "Failed"),
     ("Stopping", "Stopped"), ("Stopping", "Failed"),
-    ("Completed", "Pending"), ("Stopped", "Pending"), ("Failed", "Pending"),
+    ("Training", "MaxRuntimeExceeded"), ("Uploading", "MaxRuntimeExceeded"), ("Stopping", "MaxRuntimeExceeded"),
+    ("Completed", "Pending"), ("Stopped", "Pending"), ("Failed", "Pending"), ("MaxRuntimeExceeded", "Pending"),
 }
 ALL_PAIRS = list(itertools.product([None, *S.SECONDARY_STATUSES], S.SECONDARY_STATUSES))
 
@@ -27,7 +28,7 @@ def test_primary_status_of_every_secondary_status():
     assert {s: S.PRIMARY[s] for s in S.SECONDARY_STATUSES} == {
         "Pending": "InProgress", "Starting": "InProgress", "Training": "InProgress", "Uploading": "InProgress",
         "Stopping": "Stopping", "Stopped": "Stopped", "Completed": "Completed", "Failed": "Failed",
-        "Transforming": "InProgress"}
+        "Transforming": "InProgress", "MaxRuntimeExceeded": "Stopped"}
 
 
 @pytest.mark.parametrize(("current", "new"), ALL_PAIRS)
@@ -56,7 +57,8 @@ def _walk_to(store, name, target):
              "Uploading": ["Starting", "Training", "Uploading"],
              "Completed": ["Starting", "Training", "Uploading", "Completed"],
              "Stopping": ["Stopping"], "Stopped": ["Stopping", "Stopped"], "Failed": ["Failed"],
-             "Transforming": ["Starting", "Transforming"]}
+             "Transforming": ["Starting", "Transforming"],
+             "MaxRuntimeExceeded": ["Starting", "Training", "MaxRuntimeExceeded"]}
     store.create(_record(name))
     for step in paths[target]:
         store.transition(name, step)

@@ -197,7 +197,11 @@ def test_sagemaker_hyperparameter_forms():
         "early_stopping": "True", "validation_mini_batch_size": "1"}, algorithm="semantic-segmentation")
     assert hp.lr_scheduler_step == [10, 20] and hp.syncbn and not hp.use_pretrained_model
     defaults = SemanticSegmentationHyperparameters()
-    assert (defaults.epochs, defaults.base_size, defaults.crop_size, defaults.learning_rate) == (10, 520, 240, 0.001)
+    # epochs, learning_rate, optimizer and lr_scheduler are auto: SageMaker's 10 / 0.001 / sgd / poly unless
+    # max_runtime or a pretrained backbone make another choice (resolved and printed before training)
+    assert (defaults.epochs, defaults.base_size, defaults.crop_size, defaults.learning_rate) == ("auto", 520, 240,
+                                                                                                 "auto")
+    assert SemanticSegmentationHyperparameters.default_epochs == 10
     assert (defaults.early_stopping_min_epochs, defaults.early_stopping_patience) == (5, 4)
     with pytest.raises(ConfigError, match="lr_scheduler_step"):
         resolve(SemanticSegmentationHyperparameters, {"lr_scheduler": "step"})

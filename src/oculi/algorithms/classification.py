@@ -41,7 +41,9 @@ class ImageClassificationHyperparameters(TrainingHyperparameters):
                                     "when omitted; a value that disagrees with the data is an error.")
     num_training_samples: int | None = Field(None, ge=1, description="Number of training images (SageMaker "
                                              "requires it; oculi counts them and warns on a mismatch).")
-    epochs: int = Field(30, ge=1, description="Passes over the training data.")
+    epochs: Range(int, ge=1) | Auto = Field(AUTO, json_schema_extra={"example": "30"}, description="Passes over "
+                                            "the training data. auto = 30 (SageMaker's default), or with max_runtime "
+                                            "as many as the time budget allows.")
     learning_rate: Range(float, gt=0, le=1) | Auto = Field(
         AUTO, json_schema_extra={"example": "0.01"},
         description="Initial learning rate. auto = 0.1 (sgd/nag) or 0.001 (adam/rmsprop) from "
@@ -65,9 +67,10 @@ class ImageClassificationHyperparameters(TrainingHyperparameters):
     num_layers: int = Field(18, description="ResNet depth: 18, 34, 50, 101, 152 (ImageNet-style), or 20, 32, 44, "
                             "56, 110 for small (CIFAR-size) images. (SageMaker defaults to 152.)",
                             json_schema_extra={"valid": " | ".join(map(str, NUM_LAYERS))})
-    architecture: Literal["resnet", "efficientnet-lite0"] = Field(
-        "resnet", description="oculi addition. resnet (depth from num_layers) or efficientnet-lite0, whose "
-        "ImageNet weights install with oculi.")
+    architecture: Literal["resnet", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"] = Field(
+        "resnet", description="oculi addition. resnet (depth from num_layers) or efficientnet-lite0/1/2, whose "
+        "ImageNet weights install with oculi; lite1/2 are larger and slower, trained at 240/260 px (image_shape "
+        "follows unless given).")
     use_pretrained_model: bool = Field(False, description="1 = start from ImageNet weights and re-initialise only "
                                        "the head (efficientnet-lite0: shipped weights; resnet: pretrained_weights).")
     pretrained_weights: str | None = Field(None, description="oculi addition. A .safetensors or torchvision .pth "
@@ -124,14 +127,14 @@ class ImageClassificationHyperparameters(TrainingHyperparameters):
         if self.resize != AUTO and self.resize < max(h, w):
             problems.append(f"`resize` ({self.resize}) must be ≥ the image_shape height and width ({h}×{w}); "
                             f"pass -p resize={round(max(h, w) * 256 / 224)} or leave it out.")
-        if self.checkpoint_frequency and self.checkpoint_frequency > self.epochs:
+        if self.checkpoint_frequency and self.epochs != AUTO and self.checkpoint_frequency > self.epochs:
             problems.append(f"`checkpoint_frequency` ({self.checkpoint_frequency}) must be ≤ `epochs` "
                             f"({self.epochs}).")
         # Resolved sets (saved bundles, re-validation) hold every field; only a user's own choice can conflict.
         user_set = not (info.context or {}).get("resolved")
-        if user_set and self.architecture == "efficientnet-lite0" and "num_layers" in self.model_fields_set:
+        if user_set and self.architecture in backbones.LITES and "num_layers" in self.model_fields_set:
             problems.append("`num_layers` applies to architecture=resnet only, but `architecture` is "
-                            "efficientnet-lite0; drop one of them.")
+                            f"{self.architecture}; drop one of them.")
         if self.use_pretrained_model and self.architecture == "resnet" and self.num_layers not in \
                 backbones.IMAGENET_RESNETS:
             problems.append(f"`use_pretrained_model=1` needs an ImageNet depth (18, 34, 50, 101, 152); "
@@ -254,10 +257,15 @@ class ImageClassification(Algorithm):
             up["learning_rate"] = base / 10 if fine_tune else base
             notes.append(f"learning_rate=auto → {up['learning_rate']:g} ({hp.optimizer}, "
                          f"{'fine-tuning' if fine_tune else 'from scratch'})")
+        native = backbones.LITE_INPUT_SIZES.get(hp.architecture, 224)
+        if native != 224 and "image_shape" not in hp.model_fields_set:
+            up["image_shape"] = (3, native, native)
+            notes.append(f"image_shape → 3,{native},{native} ({hp.architecture}'s ImageNet input size; "
+                         "-p image_shape=3,H,W to choose)")
+        shape = up.get("image_shape", hp.image_shape)
         if hp.resize == AUTO:
-            up["resize"] = round(max(hp.image_shape[1:]) * 256 / 224)
-            notes.append(f"resize=auto → {up['resize']} (shorter side before the {hp.image_shape[1]}×"
-                         f"{hp.image_shape[2]} crop)")
+            up["resize"] = round(max(shape[1:]) * 256 / 224)
+            notes.append(f"resize=auto → {up['resize']} (shorter side before the {shape[1]}×{shape[2]} crop)")
         return up
 
     def _data(self, data: SampleSet, hp: ImageClassificationHyperparameters, classes: list[str],
@@ -286,9 +294,9 @@ class ImageClassification(Algorithm):
             if hp.pretrained_weights:
                 path = Path(hp.pretrained_weights).expanduser()
                 backbones.load_backbone(model, backbones.read_state_dict(path), str(path))
-            elif hp.architecture == "efficientnet-lite0":
-                backbones.load_backbone(model, backbones.efficientnet_lite0_imagenet_state(),
-                                        "efficientnet-lite0 ImageNet weights")
+            elif hp.architecture in backbones.LITES:
+                backbones.load_backbone(model, backbones.efficientnet_lite_imagenet_state(hp.architecture),
+                                        f"{hp.architecture} ImageNet weights")
             else:
                 raise ConfigError(
                     f"use_pretrained_model=1 with a ResNet-{hp.num_layers} needs its ImageNet weights as a local "
@@ -329,7 +337,7 @@ class ImageClassification(Algorithm):
 
     def input_spec(self, hp: HyperParameters) -> dict[str, Any]:
         assert isinstance(hp, ImageClassificationHyperparameters)
-        lite = hp.architecture == "efficientnet-lite0"
+        lite = hp.architecture in backbones.LITES
         return {"mode": "resize_center_crop", "resize": hp.resize, "height": hp.image_shape[1],
                 "width": hp.image_shape[2],
                 "mean": list(backbones.LITE_MEAN if lite else backbones.IMAGENET_MEAN),

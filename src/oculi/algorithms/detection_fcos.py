@@ -1,6 +1,6 @@
 """FCOS networks for ``object-detection`` (``-p network=fcos``): torchvision's anchor-free one-stage detector
 (:class:`~torchvision.models.detection.FCOS`: centre sampling, sigmoid focal loss, GIoU box loss, centre-ness, NMS)
-over a feature pyramid (P3–P7, strides 8–128) on the EfficientNet-Lite0 or ResNet-50 base network.
+over a feature pyramid (P3–P7, strides 8–128) on an EfficientNet-Lite (0, 1, 2) or ResNet-50 base network.
 
 It follows SSD's contract (:mod:`oculi.algorithms.detection_models`): images are stretched to the square
 ``image_size × image_size`` input and normalised by the base network's statistics, labels carry the background
@@ -23,10 +23,11 @@ from torchvision.models.detection.fcos import FCOS, FCOSHead
 from torchvision.models.detection.image_list import ImageList
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelP6P7
 
+from oculi.algorithms import backbones
 from oculi.algorithms.detection_models import _load_all, _pretrained_state, ssd_input_spec
 from oculi.errors import ConfigError
 
-BASE_NETWORKS = ("efficientnet-lite0", "resnet-50")
+BASE_NETWORKS = (*backbones.LITES, "resnet-50")
 PYRAMID_CHANNELS = 64
 HEAD_CONVS = 2
 STRIDES = (8, 16, 32, 64, 128)
@@ -90,7 +91,8 @@ def _body(base_network: str, state: tuple[dict[str, torch.Tensor], str] | None) 
         return ResNetC3C5(network), [512, 1024, 2048]
     import timm
 
-    body = timm.create_model("efficientnet_lite0", pretrained=False, features_only=True, out_indices=(2, 3, 4))
+    body = timm.create_model(backbones.timm_name(base_network), pretrained=False, features_only=True,
+                             out_indices=(2, 3, 4))
     if state is not None:
         _load_all(body, *state)
     return body, list(body.feature_info.channels())
@@ -99,7 +101,7 @@ def _body(base_network: str, state: tuple[dict[str, torch.Tensor], str] | None) 
 def build_fcos(base_network: str, num_classes: int, image_size: int, *, pretrained: bool = False,
                pretrained_weights: Path | None = None, frozen_batch_norm: bool = False, nms_threshold: float = 0.45,
                nms_topk: int = 400, score_threshold: float = 0.05, detections_per_image: int = 200) -> FCOS:
-    """An FCOS detector for ``num_classes`` object classes on ``base_network`` (efficientnet-lite0 or resnet-50),
+    """An FCOS detector for ``num_classes`` object classes on ``base_network`` (efficientnet-lite* or resnet-50),
     for ``image_size × image_size`` inputs; the same arguments and label convention as
     :func:`~oculi.algorithms.detection_models.build_ssd` (the network has ``num_classes + 1`` class outputs, class
     0 unused). Raises :class:`ConfigError` for a base network FCOS has no pyramid for."""

@@ -31,7 +31,7 @@ from torchvision.models.detection.ssd import SSD, SSDHead, _vgg_extractor
 from oculi.algorithms import backbones
 from oculi.errors import ArtifactError, ConfigError
 
-BASE_NETWORKS = ("vgg-16", "resnet-50", "efficientnet-lite0")
+BASE_NETWORKS = ("vgg-16", "resnet-50", *backbones.LITES)
 MAX_FEATURE_MAPS = 6  # SSD300's six scales; VGG-16 at ≥ 512 keeps torchvision's seventh (SSD512)
 MIN_IMAGE_SIZE = 64
 
@@ -147,8 +147,8 @@ def _pretrained_state(base_network: str, pretrained: bool, pretrained_weights: P
         return None
     if pretrained_weights is not None:
         return backbones.read_state_dict(pretrained_weights), str(pretrained_weights)
-    if base_network == "efficientnet-lite0":
-        return backbones.efficientnet_lite0_imagenet_state(), "the shipped EfficientNet-Lite0 ImageNet weights"
+    if base_network in backbones.LITES:
+        return backbones.efficientnet_lite_imagenet_state(base_network), f"the shipped {base_network} ImageNet weights"
     example = {"vgg-16": "vgg16-397923af.pth", "resnet-50": "resnet50-0676ba61.pth"}[base_network]
     raise ConfigError(f"base_network={base_network} with pretrained=True (use_pretrained_model=1) needs ImageNet "
                       f"weights from a local file: pass pretrained_weights=<torchvision {base_network} state dict, "
@@ -181,19 +181,20 @@ def _resnet_features(image_size: int, pretrained: tuple[dict[str, torch.Tensor],
     return MultiScaleFeatures(ResNetBody(network), extras, [1024, 2048, *channels[: len(extras)]])
 
 
-def _lite0_features(image_size: int, pretrained: tuple[dict[str, torch.Tensor], str] | None
-                    ) -> MultiScaleFeatures:
+def _lite_features(lite: str, image_size: int, pretrained: tuple[dict[str, torch.Tensor], str] | None
+                   ) -> MultiScaleFeatures:
     import timm
 
-    # Stride-16 (112 channels) and stride-32 (320 channels) block outputs, as SSDLite uses.
-    body = timm.create_model("efficientnet_lite0", pretrained=False, features_only=True, out_indices=(3, 4))
+    # Stride-16 and stride-32 block outputs (Lite0: 112 and 320 channels; Lite2: 120 and 352), as SSDLite uses.
+    body = timm.create_model(backbones.timm_name(lite), pretrained=False, features_only=True, out_indices=(3, 4))
     if pretrained is not None:
         _load_all(body, *pretrained)
+    stride16, stride32 = body.feature_info.channels()
     channels = [256, 256, 128, 128]
-    extras = nn.ModuleList(_extra_block(cin, cout) for cin, cout in zip([320, *channels[:-1]], channels,
+    extras = nn.ModuleList(_extra_block(cin, cout) for cin, cout in zip([stride32, *channels[:-1]], channels,
                                                                           strict=True))
     extras = _fitting_extras(extras, -(-image_size // 32), MAX_FEATURE_MAPS - 2)
-    return MultiScaleFeatures(body, extras, [112, 320, *channels[: len(extras)]])
+    return MultiScaleFeatures(body, extras, [stride16, stride32, *channels[: len(extras)]])
 
 
 def default_boxes(base_network: str, image_size: int, num_maps: int) -> Float32DefaultBoxes:
@@ -248,8 +249,10 @@ def build_ssd(base_network: str, num_classes: int, image_size: int, *, pretraine
         raise ConfigError(f"image_shape got {image_size}; expected an integer ≥ {MIN_IMAGE_SIZE} (SageMaker uses "
                           "300 or 512). Pass e.g. -p image_shape=300.")
     state = _pretrained_state(base_network, pretrained, pretrained_weights)
-    build = {"vgg-16": _vgg_features, "resnet-50": _resnet_features, "efficientnet-lite0": _lite0_features}
-    features = build[base_network](image_size, state)
+    if base_network in backbones.LITES:
+        features: nn.Module = _lite_features(base_network, image_size, state)
+    else:
+        features = {"vgg-16": _vgg_features, "resnet-50": _resnet_features}[base_network](image_size, state)
     if frozen_batch_norm and isinstance(features, MultiScaleFeatures):
         from timm.layers import freeze_batch_norm_2d
 
@@ -331,8 +334,8 @@ def ssd_input_spec(base_network: str, image_size: int) -> dict[str, Any]:
     """Pre-processing of an SSD for a model bundle: images (``[0, 1]`` floats) are stretched to
     ``height × width`` = ``image_size × image_size`` and normalised per channel with ``mean``/``std``
     (ImageNet statistics for vgg-16/resnet-50 — torchvision's ``vgg16-397923af.pth`` convention, not the 0–255
-    Caffe one — and 0.5/0.5 for efficientnet-lite0). Output boxes are mapped back to the original image."""
-    lite = base_network == "efficientnet-lite0"
+    Caffe one — and 0.5/0.5 for efficientnet-lite0/1/2). Output boxes are mapped back to the original image."""
+    lite = base_network in backbones.LITES
     return {"mode": "resize_stretch", "height": image_size, "width": image_size,
             "mean": list(backbones.LITE_MEAN if lite else backbones.IMAGENET_MEAN),
             "std": list(backbones.LITE_STD if lite else backbones.IMAGENET_STD)}

@@ -38,7 +38,7 @@ from oculi.algorithms import backbones
 from oculi.errors import ArtifactError, ConfigError
 
 SEGMENTATION_ALGORITHMS = ("fcn", "psp", "deeplab")
-SEGMENTATION_BACKBONES = ("resnet-50", "resnet-101", "efficientnet-lite0")
+SEGMENTATION_BACKBONES = ("resnet-50", "resnet-101", *backbones.LITES)
 _WEIGHT_EXAMPLES = {"resnet-50": "resnet50-0676ba61.pth", "resnet-101": "resnet101-63fe2227.pth"}
 
 
@@ -62,21 +62,21 @@ class DilatedResNet(nn.Module):
         return low, self.layer4(self.layer3(self.layer2(low)))
 
 
-class Lite0Features(nn.Module):
-    """timm's EfficientNet-Lite0 blocks up to the last stage, that stage dilated: ``float [B, 3, H, W]`` →
-    ``[B, 320, H/16, W/16]`` (and the stride-4 features of stage 1, ``[B, 24, H/4, W/4]``). Parameter names are
-    timm's under ``body.`` (``body.blocks.6.0…``)."""
+class LiteFeatures(nn.Module):
+    """timm's EfficientNet-Lite0/1/2 blocks up to the last stage, that stage dilated: ``float [B, 3, H, W]`` →
+    ``[B, out_channels, H/16, W/16]`` (Lite0 320 channels, Lite2 352) and the stride-4 features of stage 1
+    (``[B, low_channels, H/4, W/4]``, 24 channels). Parameter names are timm's under ``body.``
+    (``body.blocks.6.0…``)."""
 
-    out_channels = 320
     output_stride = 16
-    low_channels = 24
 
-    def __init__(self) -> None:
+    def __init__(self, lite: str = "efficientnet-lite0") -> None:
         super().__init__()
         import timm
 
-        self.body = timm.create_model("efficientnet_lite0", pretrained=False, features_only=True,
+        self.body = timm.create_model(backbones.timm_name(lite), pretrained=False, features_only=True,
                                       out_indices=(1, 4), output_stride=self.output_stride)
+        self.low_channels, self.out_channels = self.body.feature_info.channels()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(stride-4 features, features of the last stage)``."""
@@ -176,8 +176,8 @@ def _head(algorithm: str, in_channels: int, num_classes: int, output_stride: int
 def _imagenet_state(backbone: str, weights: Path | None) -> tuple[dict[str, torch.Tensor], str]:
     if weights is not None:
         return backbones.read_state_dict(weights), str(weights)
-    if backbone == "efficientnet-lite0":
-        return backbones.efficientnet_lite0_imagenet_state(), "the shipped EfficientNet-Lite0 ImageNet weights"
+    if backbone in backbones.LITES:
+        return backbones.efficientnet_lite_imagenet_state(backbone), f"the shipped {backbone} ImageNet weights"
     raise ConfigError(f"backbone={backbone} with use_pretrained_model=1 needs ImageNet weights from a local file: "
                       f"pass -p pretrained_weights=~/weights/{_WEIGHT_EXAMPLES[backbone]} (a torchvision state "
                       "dict, .pth or .safetensors), or -p backbone=efficientnet-lite0 (its weights install with "
@@ -216,10 +216,11 @@ def build_segmentation(algorithm: str, backbone: str, num_classes: int, *, pretr
         raise ConfigError(f"backbone got {backbone!r}; expected one of {', '.join(SEGMENTATION_BACKBONES)}.")
     if pretrained_weights is not None and not pretrained:
         raise ConfigError("pretrained_weights was given with use_pretrained_model=0; drop one of them.")
-    body: nn.Module = Lite0Features() if backbone == "efficientnet-lite0" else DilatedResNet(int(backbone[7:]))
+    lite = backbone in backbones.LITES
+    body: nn.Module = LiteFeatures(backbone) if lite else DilatedResNet(int(backbone[7:]))
     if pretrained:
         state, source = _imagenet_state(backbone, pretrained_weights)
-        _load_backbone(body, state, source, "body." if backbone == "efficientnet-lite0" else "")
+        _load_backbone(body, state, source, "body." if lite else "")
     head = _head(algorithm, body.out_channels, num_classes, body.output_stride)
     if not skip:
         return SegmentationNet(body, head)
@@ -230,10 +231,10 @@ def build_segmentation(algorithm: str, backbone: str, num_classes: int, *, pretr
 def segmentation_input_spec(backbone: str, base_size: int, crop_size: int,
                             label_encoding: dict[str, Any] | None) -> dict[str, Any]:
     """Pre/post-processing a bundle records: images are rescaled so the long side is ``base_size`` (aspect kept),
-    normalised with ``mean``/``std`` (ImageNet statistics for ResNets, 0.5/0.5 for efficientnet-lite0); the
+    normalised with ``mean``/``std`` (ImageNet statistics for ResNets, 0.5/0.5 for efficientnet-lite0/1/2); the
     logits are scaled back to the original image size; predicted class indices are written in
     ``label_encoding`` (the training label map; None = class indices)."""
-    lite = backbone == "efficientnet-lite0"
+    lite = backbone in backbones.LITES
     return {"mode": "segmentation", "base_size": base_size, "crop_size": crop_size,
             "mean": list(backbones.LITE_MEAN if lite else backbones.IMAGENET_MEAN),
             "std": list(backbones.LITE_STD if lite else backbones.IMAGENET_STD),

@@ -36,6 +36,10 @@ def train(
     label_attribute: str | None = typer.Option(None, "--label-attribute", help="Augmented manifests: the "
                                                "attribute that holds the labels, when the lines have several "
                                                "(same as -p label_attribute=NAME)."),
+    max_runtime: float | None = typer.Option(None, "--max-runtime", help="Seconds of training (SageMaker's "
+                                             "MaxRuntimeInSeconds; same as -p max_runtime=S): the run stops there "
+                                             "with a checkpoint and the best model, and with epochs and "
+                                             "lr_scheduler left auto plans its epochs and schedule to fit."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Allow writing over an existing bundle in --output."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the step progress bar (drawn only when the "
                                      "output is a terminal; a log or a pipe gets one line per epoch)."),
@@ -77,6 +81,8 @@ def train(
     Example: oculi train image-classification --train data/train --validation data/val
     -p architecture=efficientnet-lite0 -p use_pretrained_model=1 -p epochs=5 --output models/ants
 
+    The best model in 15 minutes: oculi train object-detection --train bees --max-runtime 900
+
     Segmentation: oculi train semantic-segmentation --train em/train -c train_annotation=em/train_annotation
     --validation em/validation -c validation_annotation=em/validation_annotation -p num_classes=2 --output models/em
 
@@ -104,6 +110,7 @@ def train(
     elif source_dir or metric_definition:
         raise ConfigError("--source-dir and --metric-definition belong to script mode; add --entry-point SCRIPT.")
     param = _with_label_attribute(param, label_attribute, script_mode=entry_point is not None)
+    param = _with_max_runtime(param, max_runtime, script_mode=entry_point is not None)
     if "LOCAL_RANK" in os.environ:  # a rank of the user's own torchrun: not a job
         if entry_point is not None:
             raise ConfigError("Script mode does not run under torchrun: start your script with torchrun yourself, "
@@ -145,9 +152,15 @@ def train(
     with follow_progress(job["job_dir"], console, enabled=entry_point is None and not no_progress):
         job = run_attached(job, store, echo=console.print if entry_point is None else _plain)
     result = job.get("result")
+    budget = getattr(result, "budget", None)
     if job["secondary_status"] == "Stopped" or result is None:
         console.print(f"job {job['name']} {job['secondary_status']}; resume it with `oculi jobs resume {job['name']}`")
         return
+    if budget:
+        console.print(f"max_runtime {budget['max_runtime']:g} s: {budget['epochs']} epoch(s)"
+                      + (" trained before the limit stopped training (MaxRuntimeExceeded; resume it with `oculi "
+                         f"jobs resume {job['name']}`)" if budget["exceeded"] else " fitted in the budget"),
+                      markup=False)
     if entry_point is not None:
         _report_script(job, result)
         return
@@ -217,6 +230,25 @@ def _with_label_attribute(param: list[str] | None, label_attribute: str | None, 
     if given is not None and given != label_attribute:
         raise ConfigError(f"--label-attribute {label_attribute} conflicts with -p label_attribute={given}; pass one.")
     return [*param, f"label_attribute={label_attribute}"] if given is None else param
+
+
+def _with_max_runtime(param: list[str], max_runtime: float | None, script_mode: bool) -> list[str]:
+    """``param`` plus ``max_runtime=S`` for ``--max-runtime S``; a different ``-p max_runtime`` or script mode is a
+    :class:`ConfigError`."""
+    from oculi.errors import ConfigError
+
+    if max_runtime is None:
+        return param
+    if script_mode:
+        raise ConfigError("--max-runtime applies to built-in algorithms; a script keeps its own time.")
+    given = _params(param).get("max_runtime")
+    try:
+        same = given is None or float(given) == max_runtime
+    except ValueError:
+        same = False
+    if not same:
+        raise ConfigError(f"--max-runtime {max_runtime:g} conflicts with -p max_runtime={given}; pass one.")
+    return [*param, f"max_runtime={max_runtime:g}"] if given is None else param
 
 
 def _params(param: list[str] | None) -> dict[str, str]:

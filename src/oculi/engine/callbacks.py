@@ -16,6 +16,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from oculi.algorithms.optim import WarmupCosine
 from oculi.errors import ConfigError
 
 
@@ -167,8 +168,9 @@ class GracefulStop(L.Callback):
     run as the next epoch starts: a checkpoint taken between the last step and the validation would resume past
     the validation (Lightning does not run it again), losing that epoch's metrics and its chance to be the best."""
 
-    def __init__(self, should_stop: Callable[[], bool], path: Path, echo: Callable[[str], None]) -> None:
-        self.should_stop, self.path, self.echo = should_stop, path, echo
+    def __init__(self, should_stop: Callable[[], bool], path: Path, echo: Callable[[str], None],
+                 reason: Callable[[], str] = lambda: "stop requested") -> None:
+        self.should_stop, self.path, self.echo, self.reason = should_stop, path, echo, reason
         self.requested = False
         self.at_epoch_end = False
         self.saved: dict[str, int] | None = None
@@ -188,7 +190,7 @@ class GracefulStop(L.Callback):
             return
         trainer.save_checkpoint(self.path, weights_only=False)
         self.saved = {"epoch": trainer.current_epoch, "step": trainer.global_step}
-        self.echo(f"stop requested: checkpoint written at epoch {trainer.current_epoch + 1}, step "
+        self.echo(f"{self.reason()}: checkpoint written at epoch {trainer.current_epoch + 1}, step "
                   f"{trainer.global_step} ({self.path})")
         raise StopTraining
 
@@ -196,9 +198,135 @@ class GracefulStop(L.Callback):
         if not self.at_epoch_end:
             return
         self.saved = {"epoch": trainer.current_epoch, "step": trainer.global_step}
-        self.echo(f"stop requested: checkpoint written at the end of epoch {trainer.current_epoch}, step "
+        self.echo(f"{self.reason()}: checkpoint written at the end of epoch {trainer.current_epoch}, step "
                   f"{trainer.global_step} ({self.path})")
         raise StopTraining
+
+
+class TimeBudget(L.Callback):
+    """SageMaker's ``MaxRuntimeInSeconds`` for the built-in algorithms: ``max_runtime`` seconds from ``started``
+    (a ``time.monotonic()`` reading at the start of the run, so data reading counts).
+
+    - **Limit.** :meth:`should_stop` (polled by :class:`GracefulStop` after every step) says yes once the time is
+      up: training stops at that step boundary with a checkpoint, the bundle holds the best epoch, and
+      ``exceeded`` is set (the job ends Stopped/MaxRuntimeExceeded). Writing them happens after the limit, as in
+      SageMaker's 120 s after SIGTERM.
+    - **Plan** (``plan_epochs``: epochs=auto, or a :class:`~oculi.algorithms.optim.WarmupCosine` schedule).
+      After ``MEASURE_STEPS`` timed steps (the first step of an epoch, which waits for the loader, is not timed)
+      the whole epochs that fit in the time left are estimated — steps × the median step time, plus validation
+      guessed at a third of a step per batch — keeping ``MARGIN`` of the time left or half an epoch free, whichever
+      is more (one epoch may run slower), and capped by ``cap`` (an
+      explicit ``epochs``). The trainer's ``max_epochs`` and every ``WarmupCosine``'s length follow. After every
+      epoch the plan is made again from the measured epoch time (the mean of the last ``WINDOW`` epochs, end to
+      end: training, validation, checkpoints; after the first epoch, which also paid for warm-up, its timed steps
+      and its validation): it is shortened as soon as the planned epochs would not fit, and
+      lengthened when more than ``SLACK`` of the remaining epochs more would fit (any whole epoch in a short
+      run), so a long schedule does not jitter.
+      A run that plans thus completes within the limit. Under DDP rank 0 plans and the others take its plan."""
+
+    MEASURE_STEPS = 5
+    MARGIN = 0.03
+    WINDOW = 3
+    SLACK = 0.1
+
+    def __init__(self, max_runtime: float, started: float, *, cap: int | None, plan_epochs: bool,
+                 echo: Callable[[str], None]) -> None:
+        self.max_runtime, self.deadline = float(max_runtime), started + float(max_runtime)
+        self.cap, self.plan_epochs, self.echo = cap, plan_epochs, echo
+        self.exceeded = False
+        self.planned: int | None = None  # epochs of the current plan
+        self.plans = 0  # plans made by this run (a resumed run plans again, for its own time)
+        self.step_seconds: list[float] = []
+        self.epoch_seconds: list[float] = []
+        self.last_step: float | None = None
+        self.last_epoch_end = time.monotonic()
+        self.validation_started = self.last_epoch_end
+        self.validation_seconds = 0.0
+
+    def should_stop(self) -> bool:
+        """Whether the time is up (then ``exceeded`` stays set)."""
+        self.exceeded = self.exceeded or time.monotonic() >= self.deadline
+        return self.exceeded
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"planned": self.planned}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.planned = state["planned"]
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.last_epoch_end = time.monotonic()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.last_step = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        now = time.monotonic()
+        if self.last_step is not None:
+            self.step_seconds.append(now - self.last_step)
+        self.last_step = now
+        if self.plan_epochs and len(self.step_seconds) == self.MEASURE_STEPS and not self.epoch_seconds:
+            step = self._median_step()
+            batches = sum(trainer.num_val_batches) if isinstance(trainer.num_val_batches, list) else 0
+            validation = step * batches / 3
+            epoch = step * trainer.num_training_batches + validation
+            finish = step * (trainer.num_training_batches - batch_idx - 1) + validation
+            self._plan(trainer, trainer.current_epoch + 1, finish, epoch,
+                       f"{step:.2f} s per step, about {epoch:.1f} s per epoch with validation")
+
+    # Planned at the epoch's validation end, before the checkpoint callbacks save last.ckpt (they run after every
+    # other callback), so the checkpoint holds the new plan.
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        now = time.monotonic()
+        self.validation_seconds = now - self.validation_started
+        self.epoch_seconds.append(now - self.last_epoch_end)
+        self.last_epoch_end = now
+        if not self.plan_epochs:
+            return
+        recent = self.epoch_seconds[1:][-self.WINDOW:]
+        if recent:
+            epoch = sum(recent) / len(recent)
+        elif len(self.step_seconds) >= 2:  # the first epoch also paid for warm-up: count its steps instead
+            epoch = self._median_step() * trainer.num_training_batches + self.validation_seconds
+        else:
+            epoch = self.epoch_seconds[0]
+        self._plan(trainer, trainer.current_epoch + 1, 0.0, epoch, f"{epoch:.1f} s per epoch measured")
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.validation_started = time.monotonic()
+
+    def _median_step(self) -> float:
+        return sorted(self.step_seconds)[len(self.step_seconds) // 2]  # the median: one slow step is noise
+
+    def _plan(self, trainer: L.Trainer, done: int, finish: float, epoch: float, how: str) -> None:
+        """Plan the run's epochs: ``done`` epochs (the current one included) that end ``finish`` seconds from
+        now, then as many ``epoch``-second epochs as fit in the time left."""
+        now_left = self.deadline - time.monotonic()
+        left = now_left - finish - max(self.MARGIN * now_left, epoch / 2)  # slack for one slower epoch
+        fits = done + max(0, int(left // max(epoch, 1e-6)))
+        if self.cap is not None:
+            fits = min(fits, self.cap)
+        planned = fits
+        if self.plans and self.planned is not None and self.planned <= fits <= self.planned + int(
+                self.SLACK * (self.planned - done)):
+            planned = self.planned  # still fits, and not enough more to be worth changing the schedule
+        if trainer.world_size > 1:
+            planned = trainer.strategy.broadcast(planned, src=0)
+        if self.plans and planned == self.planned:
+            return
+        first = not self.plans
+        self.planned, self.plans = planned, self.plans + 1
+        trainer.fit_loop.max_epochs = planned
+        total = planned * trainer.num_training_batches
+        for config in trainer.lr_scheduler_configs:
+            if isinstance(config.scheduler, WarmupCosine):
+                config.scheduler.plan(total)
+        capped = " (the epochs given)" if self.cap is not None and planned == self.cap else ""
+        self.echo(f"time budget{'' if first else ' re-planned'}: {how}; {self.deadline - time.monotonic():.0f} s of "
+                  f"max_runtime {self.max_runtime:g} s left → {planned} epoch(s){capped}, {total} steps")
 
 
 class PeriodicCheckpoint(L.Callback):

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from oculi.algorithms.base import Algorithm, PreparedData
     from oculi.config import HyperParameters
-    from oculi.engine.callbacks import EpochHistory, GracefulStop, ResumeNotice
+    from oculi.engine.callbacks import EpochHistory, GracefulStop, ResumeNotice, TimeBudget
     from oculi.engine.data_order import ResumableLoader
     from oculi.engine.distributed import Distributed, Plan
 
@@ -50,6 +50,9 @@ class TrainResult:
     stopped: bool = False  # a stop request (job stop, SIGTERM) ended training early; the bundle holds the best epoch
     resumed_from: dict[str, int] | None = None  # {"epoch", "step"} a resumed run continued from
     checkpoint: dict[str, int] | None = None  # {"epoch", "step"} of the stop checkpoint, when stopped
+    # with max_runtime: {"max_runtime": s, "epochs": the epochs the budget allowed (planned, or trained when not
+    # planned), "exceeded": whether the limit stopped training (SageMaker's MaxRuntimeExceeded)}
+    budget: dict[str, Any] | None = None
 
 
 def default_output(algorithm: str) -> Path:
@@ -121,7 +124,7 @@ def train(
     from oculi.engine import distributed as ddp
     from oculi.engine.callbacks import CallbackFactory
 
-    started = time.perf_counter()
+    started, clock = time.perf_counter(), time.monotonic()
     _quiet_lightning()
     run = plan_run(algorithm, channels, hyperparameters, recipe=recipe, output=output, init_model=init_model,
                    overwrite=overwrite, checkpoint_dir=checkpoint_dir, distributed=distributed)
@@ -142,14 +145,19 @@ def train(
 
     prepared = prepare(run, image_roots=image_roots, progress=progress, echo=echo)
     setup = build_trainer(run, prepared, progress=progress, echo=echo, stop_requested=stop_requested,
-                          resume_from=resume_from, restart_schedule=restart_schedule, callbacks=callbacks)
+                          resume_from=resume_from, restart_schedule=restart_schedule, callbacks=callbacks,
+                          started=clock)
     interrupted = fit(setup, prepared, resume_from=resume_from)
     meta = write_bundle(run, prepared, setup, echo=echo)
+    warnings_ = run.algorithm.after_training(prepared.module, meta["metrics"], meta["classes"])
+    for line in warnings_:
+        echo(line)
 
     history = setup.history
     # a stop request that arrived during validation ends through Lightning's own SIGTERM handling instead
     stopper = setup.stopper
     stopped = interrupted and stopper is not None and (stopper.requested or bool(stop_requested and stop_requested()))
+    budget = _budget_summary(setup, stopped, echo)
     if interrupted and not stopped:
         kept = f"the best epoch so far ({history.best_epoch})" if history.best_epoch else "the initial weights"
         echo(f"interrupted after {len(history.history)} epoch(s); the bundle in {run.output} holds {kept}")
@@ -157,9 +165,25 @@ def train(
     seconds = time.perf_counter() - started
     return TrainResult(model_dir=run.output, metrics=meta["metrics"], best_epoch=history.best_epoch,
                        history=history.history, hyperparameters=meta["hyperparameters"], classes=meta["classes"],
-                       seconds=seconds, notes=prepared.data.notes, stopped=stopped,
+                       seconds=seconds, notes=[*prepared.data.notes, *warnings_], stopped=stopped,
                        resumed_from=setup.notice.resumed_from if setup.notice else None,
-                       checkpoint=stopper.saved if stopper else None)
+                       checkpoint=stopper.saved if stopper else None, budget=budget)
+
+
+def _budget_summary(setup: TrainerSetup, stopped: bool, echo: Callable[[str], None]) -> dict[str, Any] | None:
+    """What the time budget allowed (None without ``max_runtime``), said in one line."""
+    budget = setup.budget
+    if budget is None:
+        return None
+    trained = len(setup.history.history)
+    exceeded = stopped and budget.exceeded
+    epochs = budget.planned if budget.planned is not None and not exceeded else trained
+    if exceeded:
+        echo(f"max_runtime {budget.max_runtime:g} s reached after {trained} complete epoch(s): training stopped "
+             "(MaxRuntimeExceeded); the checkpoint and the best epoch's model are written")
+    else:
+        echo(f"time budget: max_runtime {budget.max_runtime:g} s allowed {epochs} epoch(s)")
+    return {"max_runtime": budget.max_runtime, "epochs": epochs, "exceeded": exceeded}
 
 
 @dataclass
@@ -271,17 +295,21 @@ class TrainerSetup:
     history: EpochHistory
     stopper: GracefulStop | None
     notice: ResumeNotice | None
+    budget: TimeBudget | None = None
 
 
 def build_trainer(run: RunPlan, prepared: Prepared, *, progress: bool = False, echo: Callable[[str], None] = print,
                   stop_requested: Callable[[], bool] | None = None, resume_from: Path | str | None = None,
-                  restart_schedule: bool = False, callbacks: Sequence[Any] = ()) -> TrainerSetup:
-    """Step 3, build the trainer: the callbacks (data position and random state for exact resume, per-epoch
-    history, best/last/periodic checkpoints, early stopping, stop requests, resume notice, a progress bar on a
-    terminal, then the caller's ``callbacks`` — objects or :class:`CallbackFactory`) and the ``Trainer`` with the
-    precision and process layout of the run."""
+                  restart_schedule: bool = False, callbacks: Sequence[Any] = (),
+                  started: float | None = None) -> TrainerSetup:
+    """Step 3, build the trainer: the callbacks (data position and random state for exact resume, the time budget
+    of ``max_runtime`` counted from ``started`` — a ``time.monotonic()`` reading, default now —, per-epoch
+    history, best/last/periodic checkpoints, early stopping, stop requests and the time limit, resume notice, a
+    progress bar on a terminal, then the caller's ``callbacks`` — objects or :class:`CallbackFactory`) and the
+    ``Trainer`` with the precision and process layout of the run."""
     import lightning as L
 
+    from oculi.config import AUTO
     from oculi.engine.callbacks import (
         AtomicCheckpointIO,
         CallbackFactory,
@@ -292,14 +320,22 @@ def build_trainer(run: RunPlan, prepared: Prepared, *, progress: bool = False, e
         RandomState,
         RelativeEarlyStopping,
         ResumeNotice,
+        TimeBudget,
     )
     from oculi.engine.data_order import DataPosition
 
     algo, hp, out, ckpt_dir = run.algorithm, prepared.hyperparameters, run.output, run.checkpoint_dir
     history = EpochHistory(algo.metric, algo.metric_mode, out / "metrics.csv", echo)
     extra = [made for c in callbacks for made in (c.build() if isinstance(c, CallbackFactory) else [c])]
+    budget = None
+    if getattr(hp, "max_runtime", None):
+        auto_epochs = run.hyperparameters.epochs == AUTO  # the epochs are the budget's to plan
+        budget = TimeBudget(hp.max_runtime, time.monotonic() if started is None else started,
+                            cap=None if auto_epochs else hp.epochs,
+                            plan_epochs=auto_epochs or hp.lr_scheduler == "warmup_cosine", echo=echo)
     made: list[L.Callback] = [
         DataPosition(prepared.train_loader),
+        *([budget] if budget else []),  # before the history: an epoch's line shows the epochs planned after it
         history,
         RandomState([prepared.train_loader]),
         L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=algo.metric,
@@ -318,7 +354,15 @@ def build_trainer(run: RunPlan, prepared: Prepared, *, progress: bool = False, e
     if getattr(hp, "early_stopping", False):
         made.append(RelativeEarlyStopping(algo.metric, algo.metric_mode, hp.early_stopping_min_epochs,
                                           hp.early_stopping_patience, hp.early_stopping_tolerance, echo))
-    stopper = GracefulStop(stop_requested, ckpt_dir / "last.ckpt", echo) if stop_requested else None
+    stopper = None
+    if budget is not None:
+        def should_stop() -> bool:
+            return bool(stop_requested and stop_requested()) or budget.should_stop()
+
+        stopper = GracefulStop(should_stop, ckpt_dir / "last.ckpt", echo, reason=lambda: (
+            f"max_runtime {budget.max_runtime:g} s reached" if budget.exceeded else "stop requested"))
+    elif stop_requested:
+        stopper = GracefulStop(stop_requested, ckpt_dir / "last.ckpt", echo)
     if stopper:
         made.append(stopper)
     notice = ResumeNotice(echo, restart_schedule) if resume_from else None
@@ -330,8 +374,10 @@ def build_trainer(run: RunPlan, prepared: Prepared, *, progress: bool = False, e
         logger=False, enable_model_summary=False, num_sanity_val_steps=0, enable_progress_bar=show_bar,
         default_root_dir=out, log_every_n_steps=1, plugins=[AtomicCheckpointIO()],
     )
-    echo(f"training {algo.name} for {hp.epochs} epoch(s), precision {hp.precision_dtype}, output {out}")
-    return TrainerSetup(trainer=trainer, history=history, stopper=stopper, notice=notice)
+    length = (f"as many epochs as max_runtime {hp.max_runtime:g} s allows" if budget and budget.cap is None
+              else f"{hp.epochs} epoch(s)" + (f" at most, within max_runtime {hp.max_runtime:g} s" if budget else ""))
+    echo(f"training {algo.name} for {length}, precision {hp.precision_dtype}, output {out}")
+    return TrainerSetup(trainer=trainer, history=history, stopper=stopper, notice=notice, budget=budget)
 
 
 def fit(setup: TrainerSetup, prepared: Prepared, *, resume_from: Path | str | None = None) -> bool:
@@ -354,14 +400,18 @@ def fit(setup: TrainerSetup, prepared: Prepared, *, resume_from: Path | str | No
     return False
 
 
-def bundle_meta(run: RunPlan, prepared: Prepared, history: EpochHistory) -> dict[str, Any]:
-    """The ``model.json`` of a run: algorithm, task, resolved hyperparameters, classes, input spec, the best
-    epoch's metrics and the per-epoch history, and the dataset (fingerprint of the training and validation
-    samples, image counts, class histogram)."""
+def bundle_meta(run: RunPlan, prepared: Prepared, history: EpochHistory,
+                planned_epochs: int | None = None) -> dict[str, Any]:
+    """The ``model.json`` of a run: algorithm, task, resolved hyperparameters (``epochs``: the ``planned_epochs``
+    of a time budget, when it planned them), classes, input spec, the best epoch's metrics and the per-epoch
+    history, and the dataset (fingerprint of the training and validation samples, image counts, class
+    histogram)."""
     from oculi.artifacts import dataset_fingerprint
 
     algo, data = run.algorithm, prepared.data
     hp = prepared.hyperparameters
+    if planned_epochs is not None:
+        hp = hp.model_copy(update={"epochs": planned_epochs})
     best = next((row for row in history.history if row["epoch"] == history.best_epoch), {})
     counts = data.train.class_counts()
     return {
@@ -395,7 +445,10 @@ def write_bundle(run: RunPlan, prepared: Prepared, setup: TrainerSetup, *,
     ddp.check_replicas(run.layout, setup.trainer.global_step, model, run.output, echo)
     load_state(model, history.best_model_state(module), "best epoch weights")
     model = model.to(memory_format=torch.contiguous_format).cpu().eval()
-    meta = bundle_meta(run, prepared, history)
+    planned = None
+    if setup.budget is not None and setup.budget.cap is None:  # epochs=auto: record what the budget allowed
+        planned = setup.budget.planned or max(1, len(history.history))
+    meta = bundle_meta(run, prepared, history, planned)
     if run.layout.is_global_zero:
         save_bundle(run.output, meta, model)
     return meta

@@ -95,7 +95,7 @@ def evaluate_segmentation(predictor: Any, data: Path | SampleSet, *, output: Pat
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from torchmetrics.classification import MulticlassConfusionMatrix
 
-    from oculi.algorithms.segmentation import confusion_scores
+    from oculi.algorithms.segmentation import baseline_warning, confusion_scores, majority_baseline
     from oculi.data.segmentation import read_segmentation
 
     classes = predictor.classes
@@ -133,6 +133,9 @@ def evaluate_segmentation(predictor: Any, data: Path | SampleSet, *, output: Pat
             bar.advance(task)
     confusion = metric.compute()
     miou, pixel_accuracy, per_class = confusion_scores(confusion)
+    warning = baseline_warning(majority_baseline(confusion), miou, pixel_accuracy, classes)
+    if warning:
+        notes.append(warning)
     result = SegmentationEvaluation(
         metrics={"mIOU": round(miou, 6), "pixel_accuracy": round(pixel_accuracy, 6)},
         per_class={name: None if v is None else round(v, 6) for name, v in zip(classes, per_class, strict=True)},

@@ -42,7 +42,7 @@ def describe(job: dict[str, Any], store: JobStore) -> dict[str, Any]:
     instances = int(distributed.get("nodes") or 0) or int((job["hyperparameters"] or {}).get("instance_count")
                                                            or spec.get("hyperparameters", {}).get("instance_count")
                                                            or 1)
-    training_end = job["training_end"] if job["secondary_status"] in ("Completed", "Failed", "Stopped") else None
+    training_end = job["training_end"] if job["status"] in ("Completed", "Failed", "Stopped") else None
     described = {
         "TrainingJobName": job["name"],
         "TrainingJobArn": f"arn:oculi:local:training-job/{job['name']}",
@@ -72,6 +72,9 @@ def describe(job: dict[str, Any], store: JobStore) -> dict[str, Any]:
                   "Checkpoint": job["checkpoint"], "Attempts": job["attempts"],
                   **({"Distributed": distributed} if distributed else {})},
     }
+    max_runtime = hp.get("max_runtime")
+    if max_runtime not in (None, "", "None"):
+        described["StoppingCondition"] = {"MaxRuntimeInSeconds": int(float(max_runtime))}
     if job["failure_reason"]:
         described["FailureReason"] = job["failure_reason"]
     return described

@@ -505,9 +505,13 @@ def run_job(name: str, store: JobStore | None = None, echo: Callable[[str], None
                 stop_requested=watch, callbacks=[CallbackFactory(f"{__name__}:job_callbacks", {"name": name})],
                 distributed=Distributed(**spec["distributed"]) if spec.get("distributed") else None,
             )
+            exceeded = bool(result.budget and result.budget["exceeded"])
             job = _finish(store, name, log, metrics=result.metrics, stopped=result.stopped,
-                          stop_message="stopped at a step boundary; checkpoint written",
-                          hyperparameters=result.hyperparameters)
+                          stop_message=f"MaxRuntimeInSeconds ({result.budget['max_runtime']:g} s) reached: stopped "
+                          "at a step boundary; checkpoint and the best epoch's model written" if exceeded
+                          else "stopped at a step boundary; checkpoint written",
+                          hyperparameters=result.hyperparameters,
+                          end_as=S.MAX_RUNTIME_EXCEEDED if exceeded else S.STOPPED)
         job["result"] = result
     except KeyboardInterrupt:  # Ctrl-C on an attached run
         job = _end_stopped(store, name, "interrupted (Ctrl-C)", log)
@@ -584,25 +588,30 @@ def _run_script(job: dict[str, Any], store: JobStore, log: Callable[[str], None]
     return result
 
 
-def _end_stopped(store: JobStore, name: str, message: str, log: Callable[[str], None]) -> dict[str, Any]:
+def _end_stopped(store: JobStore, name: str, message: str, log: Callable[[str], None],
+                 end_as: str = S.STOPPED) -> dict[str, Any]:
+    """Move the job to Stopped (through Stopping), or straight to ``end_as`` = MaxRuntimeExceeded (SageMaker's
+    secondary status of a job its time limit stopped)."""
     job = store.get(name)
-    if job["secondary_status"] != S.STOPPING:
+    if job["secondary_status"] != S.STOPPING and end_as == S.STOPPED:
         job = store.transition(name, S.STOPPING, message)
-    job = store.transition(name, S.STOPPED, message, pid=None, training_end=time.time())
+    job = store.transition(name, end_as, message, pid=None, training_end=time.time())
     log(f"job {name} stopped; resume it with `oculi jobs resume {name}`")
     return job
 
 
 def _finish(store: JobStore, name: str, log: Callable[[str], None], *, metrics: dict[str, float], stopped: bool,
-            stop_message: str, hyperparameters: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Record how a run that returned ended: Stopped (``stopped``: a stop request ended it, ``stop_message`` says
-    how) or Completed, with ``metrics`` as the final metrics and the resolved ``hyperparameters``."""
+            stop_message: str, hyperparameters: dict[str, Any] | None = None,
+            end_as: str = S.STOPPED) -> dict[str, Any]:
+    """Record how a run that returned ended: Stopped (``stopped``: a stop request or the time limit ended it —
+    ``end_as`` Stopped or MaxRuntimeExceeded —, ``stop_message`` says how) or Completed, with ``metrics`` as the
+    final metrics and the resolved ``hyperparameters``."""
     fields: dict[str, Any] = {"final_metrics": dict(metrics)}
     if hyperparameters:
         fields["hyperparameters"] = hyperparameters
     if stopped:
         store.update(name, **fields)
-        return _end_stopped(store, name, stop_message, log)
+        return _end_stopped(store, name, stop_message, log, end_as)
     job = store.get(name)
     if job["secondary_status"] == S.STOPPING:  # a stop arrived while the bundle was being written
         store.update(name, **fields)
@@ -702,7 +711,8 @@ def resume(name: str, epochs: int | None = None, store: JobStore | None = None,
             raise JobError(f"Job {name!r} has no checkpoint ({ckpt} is missing: it ended before its first epoch "
                            "finished). Start a new job with the same settings instead.")
         trained = (job["checkpoint"] or {}).get("epoch")
-        current = int((job["hyperparameters"] or {}).get("epochs") or spec["hyperparameters"].get("epochs") or 0)
+        given = str((job["hyperparameters"] or {}).get("epochs") or spec["hyperparameters"].get("epochs") or 0)
+        current = int(given) if given.isdigit() else 0  # "auto": the run had not planned its epochs yet
         extend = False
         if epochs is not None:
             if trained is not None and epochs <= trained:

@@ -5,8 +5,12 @@ A job's state is its *secondary* status; the primary ``TrainingJobStatus`` follo
     (created) → Pending → Starting → Training → Uploading → Completed
                    │          │          │          │
                    └──────────┴──────────┴──────────┴──→ Stopping → Stopped
+                                         Training / Uploading / Stopping ──→ MaxRuntimeExceeded  (primary Stopped)
                    └──────────┴──────────┴──────────┴──→ Failed       (Stopping → Failed too)
-    Completed / Stopped / Failed → Pending                             (``oculi jobs resume``)
+    Completed / Stopped / MaxRuntimeExceeded / Failed → Pending        (``oculi jobs resume``)
+
+``MaxRuntimeExceeded`` is SageMaker's: the job reached ``StoppingCondition.MaxRuntimeInSeconds`` (the
+``max_runtime`` hyperparameter) and stopped; as in SageMaker, its model (the best epoch so far) is written.
 
 A batch transform job (``kind`` ``transform``) runs ``Starting → Transforming → Completed`` instead, with the same
 stop and failure edges; it is never resumed (rerunning the transform skips the images already done).
@@ -26,28 +30,31 @@ PRIMARY_STATUSES = (IN_PROGRESS, COMPLETED, FAILED, STOPPING, STOPPED)
 # The SecondaryStatus values oculi uses (a subset of SageMaker's; no instances to launch, no image to download).
 PENDING, STARTING, TRAINING, UPLOADING = "Pending", "Starting", "Training", "Uploading"
 TRANSFORMING = "Transforming"  # a batch transform job's working state (oculi's; SageMaker reports only the primary)
-SECONDARY_STATUSES = (PENDING, STARTING, TRAINING, UPLOADING, STOPPING, STOPPED, COMPLETED, FAILED, TRANSFORMING)
+MAX_RUNTIME_EXCEEDED = "MaxRuntimeExceeded"
+SECONDARY_STATUSES = (PENDING, STARTING, TRAINING, UPLOADING, STOPPING, STOPPED, COMPLETED, FAILED, TRANSFORMING,
+                      MAX_RUNTIME_EXCEEDED)
 
 PRIMARY: dict[str, str] = {
     PENDING: IN_PROGRESS, STARTING: IN_PROGRESS, TRAINING: IN_PROGRESS, UPLOADING: IN_PROGRESS,
     STOPPING: STOPPING, STOPPED: STOPPED, COMPLETED: COMPLETED, FAILED: FAILED,
-    TRANSFORMING: IN_PROGRESS,
+    TRANSFORMING: IN_PROGRESS, MAX_RUNTIME_EXCEEDED: STOPPED,
 }
 
 # Secondary statuses a worker process owns (it must be alive while the job is in one of them).
 ACTIVE = frozenset({STARTING, TRAINING, UPLOADING, STOPPING, TRANSFORMING})
-TERMINAL = frozenset({COMPLETED, FAILED, STOPPED})
+TERMINAL = frozenset({COMPLETED, FAILED, STOPPED, MAX_RUNTIME_EXCEEDED})
 
 TRANSITIONS: dict[str | None, frozenset[str]] = {
     None: frozenset({PENDING}),  # a new job waits for a slot in the local queue
     PENDING: frozenset({STARTING, STOPPING, FAILED}),
     STARTING: frozenset({TRAINING, TRANSFORMING, STOPPING, FAILED}),
     TRANSFORMING: frozenset({COMPLETED, STOPPING, FAILED}),
-    TRAINING: frozenset({UPLOADING, STOPPING, FAILED}),
-    UPLOADING: frozenset({COMPLETED, STOPPING, FAILED}),
-    STOPPING: frozenset({STOPPED, FAILED}),
+    TRAINING: frozenset({UPLOADING, STOPPING, FAILED, MAX_RUNTIME_EXCEEDED}),
+    UPLOADING: frozenset({COMPLETED, STOPPING, FAILED, MAX_RUNTIME_EXCEEDED}),
+    STOPPING: frozenset({STOPPED, FAILED, MAX_RUNTIME_EXCEEDED}),
     COMPLETED: frozenset({PENDING}),  # resume --epochs N extends a finished job
     STOPPED: frozenset({PENDING}),
+    MAX_RUNTIME_EXCEEDED: frozenset({PENDING}),
     FAILED: frozenset({PENDING}),
 }
 

@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
         dispatch(store)  # this slot is free now: start the next pending job
     finally:
         store.dispose()
-    return 0 if job["secondary_status"] in ("Completed", "Stopped") else 1
+    return 0 if job["status"] in ("Completed", "Stopped") else 1
 
 
 if __name__ == "__main__":

@@ -44,6 +44,8 @@ class CreateTrainingJob(BaseModel):
     EntryPoint: str | None = Field(None, description="Script mode: the training script.")
     SourceDir: str | None = Field(None, description="Script mode: the folder holding the script.")
     MetricDefinitions: list[dict[str, str]] | None = Field(None, description="Script mode: [{Name, Regex}].")
+    StoppingCondition: dict[str, int] | None = Field(None, description="{\"MaxRuntimeInSeconds\": N}: the "
+                                                     "max_runtime hyperparameter (built-in algorithms).")
 
 
 def control_router() -> APIRouter:
@@ -62,8 +64,16 @@ def control_router() -> APIRouter:
         if body.EntryPoint is not None or body.SourceDir is not None:
             require_token(request, "a script-mode job (EntryPoint/SourceDir) runs the script's code")
         s = store()
+        hyperparameters = dict(body.HyperParameters)
+        for key, value in (body.StoppingCondition or {}).items():
+            if key != "MaxRuntimeInSeconds":
+                raise ConfigError(f"StoppingCondition.{key} is not supported; oculi takes MaxRuntimeInSeconds.")
+            if "max_runtime" in hyperparameters:
+                raise ConfigError("StoppingCondition.MaxRuntimeInSeconds and HyperParameters.max_runtime are the "
+                                  "same setting; pass one.")
+            hyperparameters["max_runtime"] = str(value)
         spec = runner.JobSpec(algorithm=body.AlgorithmName, channels=body.InputDataConfig,
-                              hyperparameters=body.HyperParameters, name=body.TrainingJobName,
+                              hyperparameters=hyperparameters, name=body.TrainingJobName,
                               output=body.OutputPath, entry_point=body.EntryPoint, source_dir=body.SourceDir,
                               metric_definitions=body.MetricDefinitions)
         job = runner.submit(spec, s)

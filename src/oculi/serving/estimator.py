@@ -6,7 +6,9 @@
     est.model_data                                                 # the model bundle folder
     Estimator.attach("image-classification-2026-…")               # re-attach to a job by name
 
-``Estimator(entry_point="train.py", source_dir=…)`` is script mode. ``deploy()`` serves the trained model as a
+``Estimator(entry_point="train.py", source_dir=…)`` is script mode. ``max_run=900`` is SageMaker's
+``StoppingCondition.MaxRuntimeInSeconds`` (the ``max_runtime`` hyperparameter; unlike SageMaker's SDK there is no
+one-day default: without it a job has no time limit). ``deploy()`` serves the trained model as a
 local endpoint.
 """
 
@@ -25,12 +27,19 @@ class Estimator:
     def __init__(self, algorithm: str | None = None, hyperparameters: dict[str, Any] | None = None, *,
                  entry_point: str | None = None, source_dir: str | None = None,
                  metric_definitions: list[dict[str, str]] | None = None, output_path: str | None = None,
-                 base_job_name: str | None = None) -> None:
+                 base_job_name: str | None = None, max_run: float | None = None) -> None:
         if algorithm is None and entry_point is None:
             raise ConfigError("Estimator needs an algorithm (e.g. Estimator(\"image-classification\")) or "
                               "entry_point=\"train.py\" for script mode.")
         self.algorithm, self.entry_point, self.source_dir = algorithm, entry_point, source_dir
         self.hyperparameters = dict(hyperparameters or {})
+        if max_run is not None:
+            if entry_point is not None:
+                raise ConfigError("max_run applies to built-in algorithms; a script keeps its own time.")
+            if self.hyperparameters.get("max_runtime") is not None:
+                raise ConfigError(f"max_run={max_run:g} and hyperparameters max_runtime="
+                                  f"{self.hyperparameters['max_runtime']} are the same setting; pass one.")
+            self.hyperparameters["max_runtime"] = f"{float(max_run):g}"
         self.metric_definitions = metric_definitions
         self.output_path, self.base_job_name = output_path, base_job_name
         self.latest_training_job: str | None = None
@@ -94,7 +103,7 @@ class Estimator:
     def model_data(self) -> Path:
         """The model bundle folder of the latest job (it must have completed or stopped)."""
         job = self._store().get(self._name())
-        if job["secondary_status"] not in ("Completed", "Stopped"):
+        if job["status"] not in ("Completed", "Stopped"):  # Stopped/MaxRuntimeExceeded has its model too
             raise JobError(f"Training job {job['name']} is {job['status']}/{job['secondary_status']}; its model "
                            "is there once it has Completed (est.wait()).")
         return Path(job["model_dir"])

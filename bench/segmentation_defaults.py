@@ -1,0 +1,68 @@
+"""Segmentation defaults that learn: ``semantic-segmentation`` on ../shared/data/isbi2012-em (the seeded 24 / 6
+split of ``segmentation_isbi.py``, SageMaker's layout, label map scale 255), DeepLab on EfficientNet-Lite0, crop
+240, the same epochs for each run:
+
+- SageMaker's defaults given explicitly (``optimizer=sgd``, ``learning_rate=0.001``: every layer at 0.001);
+- oculi's ``auto`` defaults (``optimizer=auto`` → adamw at 0.001 when fine-tuning, every layer at that rate);
+- the same with the backbone at a tenth of the rate (``backbone_lr_factor=0.1``), the usual fine-tuning recipe;
+
+and the majority-class baseline (predicting the most frequent class everywhere) on the same 6 slices. Prints
+mIoU and pixel accuracy from ``oculi evaluate`` (full resolution) and the training time of each run.
+
+Usage: .venv/bin/python bench/segmentation_defaults.py [--epochs 20] [--seed 0] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import segmentation_isbi
+import torch
+from segmentation_isbi import layout
+
+from oculi.algorithms.segmentation import majority_baseline
+from oculi.engine.training import train
+from oculi.tasks import evaluate
+
+RUNS = {"sagemaker sgd 0.001": {"optimizer": "sgd", "learning_rate": "0.001"},
+        "oculi auto": {},
+        "auto backbone_lr_factor=0.1": {"backbone_lr_factor": "0.1"}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs", default=",".join(RUNS), help="comma-separated names of the runs to make")
+    parser.add_argument("--data", type=Path, default=segmentation_isbi.DATA, help="the isbi2012-em folder")
+    args = parser.parse_args()
+    if not (args.data / "image").is_dir():
+        raise SystemExit(f"{args.data} is absent; this benchmark needs the isbi2012-em slices (pass --data).")
+    segmentation_isbi.DATA = args.data
+    with tempfile.TemporaryDirectory() as tmp:
+        channels = layout(Path(tmp) / "em", args.seed)
+        print(f"isbi2012-em, 24 train / 6 validation (seed {args.seed}), deeplab on efficientnet-lite0, crop 240, "
+              f"{args.epochs} epochs, torch threads {torch.get_num_threads()}")
+        print(f"{'run':<26}{'train s':>9}{'mIoU':>8}{'pixel acc':>11}")
+        baseline = None
+        for name in args.runs.split(","):
+            settings = RUNS[name]
+            start = time.perf_counter()
+            result = train("semantic-segmentation", channels, {"algorithm": "deeplab", "epochs": str(args.epochs),
+                                                               **settings},
+                           output=Path(tmp) / name.replace(" ", "-"), progress=False, echo=lambda *_: None)
+            seconds = time.perf_counter() - start
+            scored = evaluate(result.model_dir, Path(tmp) / "em", progress=False)
+            baseline = majority_baseline(torch.tensor(scored.confusion))
+            print(f"{name:<26}{seconds:>9.0f}{scored.metrics['mIOU']:>8.3f}{scored.metrics['pixel_accuracy']:>11.3f}"
+                  + ("  (no better than the baseline: warned)" if any("no better" in n for n in scored.notes)
+                     else ""), flush=True)
+        miou, accuracy, _ = baseline
+        print(f"{'majority class everywhere':<26}{'':>9}{miou:>8.3f}{accuracy:>11.3f}")
+
+
+if __name__ == "__main__":
+    main()
