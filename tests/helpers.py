@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +42,10 @@ def make_class_folders(root: Path, per_class: int = 12, size: int = 32, seed: in
 # Settings that make image-classification tiny and fast on CPU (same code path as the real configuration).
 TINY = {"epochs": "1", "image_shape": "3,32,32", "num_layers": "20", "mini_batch_size": "8", "num_workers": "0",
         "learning_rate": "0.05"}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a test server)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

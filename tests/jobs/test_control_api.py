@@ -16,14 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import TINY
+from tests.helpers import TINY, free_port
 from tests.jobs.conftest import until
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -43,7 +37,7 @@ class Served:
 def server(oculi_home, request):
     """Start ``oculi jobs serve`` (token from the test's parameter, if any); yields a :class:`Served`."""
     token = getattr(request, "param", None)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "OCULI_HOME": str(oculi_home)}
     env.pop("OCULI_TOKEN", None)
     if token:
@@ -117,7 +111,7 @@ def test_every_request_needs_the_token_when_one_is_set(server):
 def test_refuses_a_public_address_without_a_token(oculi_home):
     env = {k: v for k, v in os.environ.items() if k != "OCULI_TOKEN"}
     result = subprocess.run([sys.executable, "-c", "from oculi.cli import main; main()", "jobs", "serve", "--host",
-                             "0.0.0.0", "--port", str(_free_port())], env=env, capture_output=True, text=True,
+                             "0.0.0.0", "--port", str(free_port())], env=env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2
     assert "without a token" in result.stderr and "OCULI_TOKEN" in result.stderr and "Traceback" not in result.stderr

@@ -8,7 +8,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from oculi.jobs import runner
 from oculi.jobs import status as S
 from oculi.jobs.store import JobStore
+from tests.helpers import free_port
 from tests.jobs.conftest import spec
 
 
@@ -28,11 +28,6 @@ def _binary(name: str) -> str | None:
     candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))  # Debian keeps them off PATH
     return candidates[-1] if candidates else None
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +46,7 @@ def postgres_url():
         entry = pwd.getpwnam(user)
         os.chmod(root, 0o755)
         os.chown(root, entry.pw_uid, entry.pw_gid)
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
     try:
         subprocess.run([*prefix, initdb, "-D", str(data), "-U", "oculi", "--auth=trust", "-E", "UTF8"],
                        check=True, capture_output=True, timeout=120)

@@ -4,7 +4,6 @@ endpoint configuration's errors name the key and the fix; the SDK deploys a bund
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,17 +17,12 @@ from oculi.cli import app
 from oculi.errors import ConfigError
 from oculi.serving.config import Batching, config_from_models, load_config, parse_config
 from oculi.serving.sdk import EndpointError, EndpointPredictor
+from tests.helpers import free_port
 from tests.serving.conftest import encoded, metric
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_sigterm_finishes_requests_in_flight_then_exits(bundles, tmp_path):
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "-m", "oculi.cli", "serve", str(bundles["segmentation"]), "--port",
                              str(port), "--max-batch-size", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

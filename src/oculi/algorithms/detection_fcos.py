@@ -24,7 +24,7 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelP6P7
 
 from oculi.algorithms import backbones
-from oculi.algorithms.detection_models import _load_all, _pretrained_state, ssd_input_spec
+from oculi.algorithms.detection_models import _load_all, _pretrained_state, check_sizes, ssd_input_spec
 from oculi.errors import ConfigError
 
 BASE_NETWORKS = (*backbones.LITES, "resnet-50")
@@ -108,9 +108,7 @@ def build_fcos(base_network: str, num_classes: int, image_size: int, *, pretrain
     if base_network not in BASE_NETWORKS:
         raise ConfigError(f"network=fcos takes base_network {' or '.join(BASE_NETWORKS)}; got {base_network!r}. "
                           "Pass -p base_network=efficientnet-lite0, or -p network=ssd for vgg-16.")
-    if num_classes < 1:
-        raise ConfigError(f"num_classes got {num_classes}; expected an integer ≥ 1 (object classes, background "
-                          "excluded). Pass e.g. -p num_classes=2.")
+    check_sizes(num_classes, image_size)
     body, channels = _body(base_network, _pretrained_state(base_network, pretrained, pretrained_weights))
     if frozen_batch_norm:
         from timm.layers import freeze_batch_norm_2d

@@ -214,6 +214,17 @@ def default_boxes(base_network: str, image_size: int, num_maps: int) -> Float32D
     return Float32DefaultBoxes(ratios, scales=scales)
 
 
+def check_sizes(num_classes: int, image_size: int) -> None:
+    """Raise :class:`ConfigError` naming the fix when a detector would get no object class or an input below
+    :data:`MIN_IMAGE_SIZE` (shared by every detection network's builder)."""
+    if num_classes < 1:
+        raise ConfigError(f"num_classes got {num_classes}; expected an integer ≥ 1 (object classes, background "
+                          "excluded). Pass e.g. -p num_classes=2.")
+    if image_size < MIN_IMAGE_SIZE:
+        raise ConfigError(f"image_shape got {image_size}; expected an integer ≥ {MIN_IMAGE_SIZE} (SageMaker uses "
+                          "300 or 512). Pass e.g. -p image_shape=300.")
+
+
 def build_ssd(base_network: str, num_classes: int, image_size: int, *, pretrained: bool = False,
               pretrained_weights: Path | None = None, frozen_batch_norm: bool = False, nms_threshold: float = 0.45,
               nms_topk: int = 400, score_threshold: float = 0.01, detections_per_image: int = 200) -> SSD:
@@ -242,12 +253,7 @@ def build_ssd(base_network: str, num_classes: int, image_size: int, *, pretraine
     if base_network not in BASE_NETWORKS:
         raise ConfigError(f"base_network got {base_network!r}; expected one of {', '.join(BASE_NETWORKS)}. "
                           "Pass e.g. -p base_network=vgg-16.")
-    if num_classes < 1:
-        raise ConfigError(f"num_classes got {num_classes}; expected an integer ≥ 1 (object classes, background "
-                          "excluded). Pass e.g. -p num_classes=2.")
-    if image_size < MIN_IMAGE_SIZE:
-        raise ConfigError(f"image_shape got {image_size}; expected an integer ≥ {MIN_IMAGE_SIZE} (SageMaker uses "
-                          "300 or 512). Pass e.g. -p image_shape=300.")
+    check_sizes(num_classes, image_size)
     state = _pretrained_state(base_network, pretrained, pretrained_weights)
     if base_network in backbones.LITES:
         features: nn.Module = _lite_features(base_network, image_size, state)
