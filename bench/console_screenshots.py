@@ -4,7 +4,9 @@ datasets, a classification job and a detection job trained through the job runne
 a stopped job, a few dozen recorded ones, and the detection model served by ``oculi serve`` for the try-it box.
 Prints the files it wrote. Takes a few minutes on 2 cores.
 
-Usage: python bench/console_screenshots.py [--out docs]
+``--phone DIR`` also writes every page at phone width (390 px, whole page) to DIR, for checking by eye.
+
+Usage: python bench/console_screenshots.py [--out docs] [--phone DIR]
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def main() -> None:
     """Build the records, serve the console and the detection endpoint, take the screenshots."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--phone", type=Path, help="also write every page at phone width to this folder")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="oculi-console-shots-"))
     os.environ["OCULI_HOME"] = str(root / "home")
@@ -141,6 +144,22 @@ def main() -> None:
             dark.goto(f"{url}/jobs/shapes-ssd")
             dark.wait_for_selector("#charts svg")
             shot("job-dark", dark)
+            if args.phone:
+                args.phone.mkdir(parents=True, exist_ok=True)
+                pages = [("jobs", "/jobs", "table"), ("job", "/jobs/shapes-resnet20", "#charts svg"),
+                         ("new-job", "/jobs/new", "#submit"), ("models", "/models", "table"),
+                         ("model", "/models/shapes-resnet20", "#charts svg"),
+                         ("compare", "/models/compare?m=shapes-resnet20&m=shapes-resnet20-lr", "#charts svg"),
+                         ("datasets", "/datasets", "table"), ("dataset-boxes", "/datasets/shapes-boxes", ".cell.drawn"),
+                         ("dataset-masks", "/datasets/shapes-masks", ".cell.drawn"),
+                         ("endpoints", "/endpoints", "form")]
+                for name, path, ready in pages:
+                    phone.goto(f"{url}{path}")
+                    phone.wait_for_selector(ready)
+                    time.sleep(0.4)
+                    file = args.phone / f"console-{name}-phone.png"
+                    phone.screenshot(path=str(file), full_page=True)
+                    written.append(file)
             browser.close()
     finally:
         console.stop()
