@@ -44,6 +44,19 @@ def numbered(path: Path, image: Path, many: bool) -> Path:
 
 
 @dataclass(frozen=True)
+class Proposal:
+    """A model's pre-label of one image for the labeling room: ``label`` in the annotation kind's JSON
+    (``{"classes": [index, …]}``; ``{"boxes": [{"box": [x1, y1, x2, y2] pixels, "label", "confidence"}], "width",
+    "height"}``; for masks ``{"width", "height"}`` with the class-index ``mask`` ``uint8 [H, W]`` beside it),
+    ``confidence`` in [0, 1] (what automated labeling thresholds) and ``uncertainty`` (higher = label first)."""
+
+    label: dict[str, Any]
+    confidence: float
+    uncertainty: float
+    mask: Any = None
+
+
+@dataclass(frozen=True)
 class TaskContract:
     """One task's contract.
 
@@ -65,7 +78,9 @@ class TaskContract:
       ``{"box": [x1, y1, x2, y2] absolute pixels, "label"}``; a mask as an RGBA PNG data URL).
     - Milestone-2 hooks, filled by the issues that need them (None until then): ``explanation_target`` (what a
       CAM explains for one result), ``monitoring_statistics`` (per-prediction statistics a monitor tracks),
-      ``audit`` (the data audit's label-issue finder)."""
+      ``audit`` (the data audit's label-issue finder), ``propose(predictor, images, threshold)`` (labeling:
+      one :class:`Proposal` per image file — the pre-label, its confidence and the uncertainty the labeling queue
+      is ordered by; ``threshold`` is detection's decision threshold)."""
 
     name: str
     title: str
@@ -84,4 +99,5 @@ class TaskContract:
     explanation_target: Callable[..., Any] | None = None
     monitoring_statistics: Callable[..., Any] | None = None
     audit: Callable[..., Any] | None = None
+    propose: Callable[..., list[Proposal]] | None = None
     extras: dict[str, Any] = field(default_factory=dict)

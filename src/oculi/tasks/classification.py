@@ -15,7 +15,7 @@ from oculi.data.tasks import DATA_TASKS
 from oculi.data.transforms import normalize
 from oculi.inference.classification import ClassificationPredictor, ClassPrediction
 from oculi.inference.codecs import TaskCodec, json_bytes
-from oculi.tasks.base import PredictOptions, TaskContract
+from oculi.tasks.base import PredictOptions, Proposal, TaskContract
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -89,9 +89,27 @@ def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
     return {"classes": [classes[i] if 0 <= i < len(classes) else str(i) for i in indices]}
 
 
+def propose(predictor: ClassificationPredictor, images: list[Path], threshold: float = 0.5,
+            measure: str = "margin") -> list[Proposal]:
+    """Pre-labels for labeling: the most probable class, its probability as the confidence, and the uncertainty
+    by ``measure`` — ``margin`` (1 − (p₁ − p₂), the gap between the two best classes) or ``entropy`` (of the
+    probabilities, divided by log(classes) so it lies in [0, 1])."""
+    import math
+
+    out = []
+    for result in predictor.predict(list(images)):
+        probs = sorted(result.probabilities, reverse=True)
+        if measure == "entropy":
+            uncertainty = -sum(p * math.log(p) for p in probs if p > 0) / math.log(max(2, len(probs)))
+        else:
+            uncertainty = 1.0 - (probs[0] - (probs[1] if len(probs) > 1 else 0.0))
+        out.append(Proposal({"classes": [result.predicted_index]}, float(probs[0]), float(uncertainty)))
+    return out
+
+
 CONTRACT = TaskContract(
     name="classification", title="image classification", predictor=ClassificationPredictor, codec=CODEC,
     evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=ClassificationResponse,
     show=show, transform_batch_size=32, data=DATA_TASKS.get("classification"), annotation_kind="class",
-    view="classification", view_labels=view_labels,
+    view="classification", view_labels=view_labels, propose=propose,
 )

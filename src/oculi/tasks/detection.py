@@ -13,7 +13,7 @@ from oculi.data.tasks import DATA_TASKS
 from oculi.errors import ConfigError
 from oculi.inference.codecs import TaskCodec, json_bytes
 from oculi.inference.detection import DetectionPredictor, Detections
-from oculi.tasks.base import PredictOptions, TaskContract, numbered
+from oculi.tasks.base import PredictOptions, Proposal, TaskContract, numbered
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -104,9 +104,28 @@ def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
     return {"boxes": boxes, "width": getattr(target, "width", None), "height": getattr(target, "height", None)}
 
 
+LOWEST_SCORE = 0.05  # detections below this never count towards a proposal's uncertainty
+
+
+def propose(predictor: DetectionPredictor, images: list[Path], threshold: float = 0.5) -> list[Proposal]:
+    """Pre-labels for labeling: the boxes scoring at least ``threshold`` (pixels, with their scores). Uncertainty:
+    how close the closest box score (≥ 0.05) sits to ``threshold`` — 1 on it, 0 at 0 or 1, 0 with no boxes;
+    confidence = 1 − uncertainty."""
+    out = []
+    reach = max(threshold, 1.0 - threshold)
+    for result in predictor.predict(list(images), min_score=LOWEST_SCORE):
+        closeness = [1.0 - abs(s - threshold) / reach for s in result.scores]
+        uncertainty = max(closeness, default=0.0)
+        boxes = [{"box": [round(float(v), 2) for v in box], "label": int(label), "confidence": round(float(s), 4)}
+                 for box, s, label in zip(result.boxes, result.scores, result.labels, strict=True) if s >= threshold]
+        out.append(Proposal({"boxes": boxes, "width": result.width, "height": result.height},
+                            1.0 - uncertainty, uncertainty))
+    return out
+
+
 CONTRACT = TaskContract(
     name="detection", title="object detection", predictor=DetectionPredictor, codec=CODEC, evaluate=evaluate,
     export_plan=None, friendly=friendly, friendly_schema=DetectionResponse, show=show, transform_batch_size=8,
     data=DATA_TASKS.get("detection"), annotation_kind="box",
-    view="detection", view_labels=view_labels,
+    view="detection", view_labels=view_labels, propose=propose,
 )

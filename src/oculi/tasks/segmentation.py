@@ -16,7 +16,7 @@ from oculi.data.transforms import normalize
 from oculi.errors import ConfigError
 from oculi.inference.codecs import TaskCodec, json_bytes
 from oculi.inference.segmentation import SegmentationPredictor, SegmentationResult
-from oculi.tasks.base import PredictOptions, TaskContract, numbered
+from oculi.tasks.base import PredictOptions, Proposal, TaskContract, numbered
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -126,9 +126,26 @@ def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
             "classes": [classes[i] for i in present]}
 
 
+def propose(predictor: SegmentationPredictor, images: list[Path], threshold: float = 0.5) -> list[Proposal]:
+    """Pre-labels for labeling: the predicted class-index mask (``uint8 [H, W]`` at the image's size).
+    Uncertainty: the mean pixel entropy of the class probabilities, divided by log(classes) (in [0, 1]);
+    confidence = 1 − uncertainty. ``threshold`` does not apply."""
+    import math
+
+    out = []
+    for path in images:
+        image = predictor.to_tensor(path)
+        probs = predictor.logits(image).float().softmax(0)
+        entropy = -(probs * probs.clamp_min(1e-12).log()).sum(0).mean().item() / math.log(max(2, probs.shape[0]))
+        mask = probs.argmax(0).to(torch.uint8).numpy()
+        out.append(Proposal({"width": int(image.shape[-1]), "height": int(image.shape[-2])}, 1.0 - entropy,
+                            entropy, mask))
+    return out
+
+
 CONTRACT = TaskContract(
     name="segmentation", title="semantic segmentation", predictor=SegmentationPredictor, codec=CODEC,
     evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=SegmentationResponse, show=show,
     transform_batch_size=4, data=DATA_TASKS.get("segmentation"), annotation_kind="mask",
-    view="segmentation", view_labels=view_labels,
+    view="segmentation", view_labels=view_labels, propose=propose,
 )
