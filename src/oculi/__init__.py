@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "train", "evaluate", "load_model", "Estimator", "Model", "EndpointPredictor"]
+__all__ = ["__version__", "train", "evaluate", "load_model", "Estimator", "Model", "EndpointPredictor", "LabelingJob"]
 
 if TYPE_CHECKING:
     from oculi.inference import Predictor
+    from oculi.labeling import LabelingJob
     from oculi.serving.estimator import Estimator
     from oculi.serving.sdk import EndpointPredictor, Model
 
@@ -26,6 +27,10 @@ def __getattr__(name: str) -> Any:
         from oculi.serving.estimator import Estimator
 
         return Estimator
+    if name == "LabelingJob":  # labeling jobs (Ground Truth's shapes)
+        from oculi.labeling import LabelingJob
+
+        return LabelingJob
     if name in ("Model", "EndpointPredictor"):  # deploy a bundle as a local endpoint / call an endpoint
         from oculi.serving import sdk
 

@@ -228,7 +228,8 @@ def list_jobs(store: JobStore | None = None) -> list[dict[str, Any]]:
             for j in store.labeling_jobs()]
 
 
-def _open(store: JobStore, name: str) -> dict[str, Any]:
+def labeling_job_open(store: JobStore, name: str) -> dict[str, Any]:
+    """Job ``name``'s row if it is InProgress, else a JobError (its labels can no longer change)."""
     job = store.labeling_job(name)
     if job["status"] != IN_PROGRESS:
         raise JobError(f"Labeling job {name!r} is {job['status']}; labels can be changed only while it is "
@@ -242,7 +243,7 @@ def next_item(name: str, worker: str, exclude: tuple[int, ...] = (), store: JobS
     uncertainty, then input order); None when no unlabeled item is free. A job whose items are all labeled is
     Completed and its output written."""
     store = store or JobStore()
-    _open(store, name)
+    labeling_job_open(store, name)
     item = store.lease_item(name, worker, lease_seconds, exclude)
     if item is None and not store.label_counts(name).get("unlabeled"):
         store.update_labeling(name, status=COMPLETED)
@@ -257,7 +258,7 @@ def save_label(name: str, idx: int, label: Any, worker: str, *, mask: Any = None
     from oculi.labeling.masks import mask_path, save_mask
 
     store = store or JobStore()
-    job = _open(store, name)
+    job = labeling_job_open(store, name)
     item = store.labeling_item(name, idx)
     kind = kind_of(job)
     clean = kind.check(label, job["spec"]["categories"], bool(job["spec"].get("multi_label")))
@@ -287,6 +288,12 @@ def output_lines(job: dict[str, Any], store: JobStore) -> list[dict[str, Any]]:
     kind, out = kind_of(job), output_dir(job)
     return [{**item["source"]["line"], **kind.line(item, job, out)}
             for item in store.labeling_items(job["name"], ("human", "machine"))]
+
+
+def write_manifest(path: Path, items: list[dict[str, Any]], job: dict[str, Any]) -> Path:
+    """Write ``items``' output lines (Ground Truth's shape) to the manifest ``path``."""
+    kind, out = kind_of(job), output_dir(job)
+    return _write_lines(path, [{**item["source"]["line"], **kind.line(item, job, out)} for item in items])
 
 
 def export(name: str, to: str | Path | None = None, store: JobStore | None = None) -> Path:
