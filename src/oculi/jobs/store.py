@@ -451,8 +451,9 @@ class JobStore:
     def lease_item(self, name: str, worker: str, seconds: float,
                    exclude: tuple[int, ...] = ()) -> dict[str, Any] | None:
         """Hand an unlabeled item of job ``name`` to ``worker`` for ``seconds``: the one it already holds (oldest
-        lease first, so a reload shows the same image), else the free item of highest priority (lowest index among
-        equals). The lease is a compare-and-set update, so two workers never get the same item. None: none left."""
+        lease first and not extended, so a reload shows the same image), else the free item of highest priority
+        (lowest index among equals). The lease is a compare-and-set update, so two workers never get the same
+        item. None: none left."""
         items = labeling_items_table
         for _ in range(20):
             now = time.time()
@@ -461,11 +462,12 @@ class JobStore:
             if exclude:
                 base = base.where(items.c.idx.not_in(exclude))
             with self.engine.connect() as conn:
-                row = conn.execute(base.where(items.c.worker == worker, items.c.lease_until >= now)
-                                   .order_by(items.c.lease_until, items.c.idx).limit(1)).mappings().first()
-                if row is None:
-                    row = conn.execute(base.where(free).order_by(items.c.priority.desc(), items.c.idx)
-                                       .limit(1)).mappings().first()
+                held = conn.execute(base.where(items.c.worker == worker, items.c.lease_until >= now)
+                                    .order_by(items.c.lease_until, items.c.idx).limit(1)).mappings().first()
+                if held is not None:  # kept as it is: re-leasing would reorder what a reload shows
+                    return dict(held)
+                row = conn.execute(base.where(free).order_by(items.c.priority.desc(), items.c.idx)
+                                   .limit(1)).mappings().first()
             if row is None:
                 return None
             with self._tx() as conn:
