@@ -80,7 +80,7 @@ const session = new Session(async (item) => {
   boxes = source.boxes.map((b) => ({ box: [...b.box], label: b.label }));
   status(item.state === "unlabeled" ? "" : `labeled (${item.state})`);
   render();
-  viewport.focus();
+  viewport.focus({ preventScroll: true });
 });
 stage.onchange = render;
 

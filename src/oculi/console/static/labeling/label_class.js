@@ -14,7 +14,7 @@ const session = new Session(async (item) => {
   markClass(chosen, proposed);
   status(item.state === "unlabeled" ? "" : `labeled (${item.state})`);
   await stage.open(imageUrl(item.idx));
-  document.getElementById("viewport").focus();
+  document.getElementById("viewport").focus({ preventScroll: true });
 });
 
 async function save(classes) {
