@@ -132,6 +132,10 @@ def router() -> APIRouter:
         return JSONResponse({"item": None if item is None else jobs.item_view(job, item),
                              "counters": jobs.counters(store, name), "status": job["status"]})
 
+    @r.get("/api/labeling/{name}/mine")
+    def mine(request: Request, name: str) -> JSONResponse:
+        return JSONResponse({"labeled": _store(request).labeled_by(name, _labeler(request))})
+
     @r.get("/api/labeling/{name}/items/{idx}")
     def item(request: Request, name: str, idx: int) -> JSONResponse:
         store = _store(request)

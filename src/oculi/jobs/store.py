@@ -529,3 +529,12 @@ class JobStore:
             rows = conn.execute(sa.select(items.c.state, sa.func.count()).where(items.c.job == name)
                                 .group_by(items.c.state))
             return {state: int(n) for state, n in rows}
+
+    def labeled_by(self, name: str, worker: str, limit: int = 500) -> list[int]:
+        """The items of job ``name`` that ``worker`` labeled, oldest first (at most the last ``limit``)."""
+        items = labeling_items_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(items.c.idx).where(items.c.job == name, items.c.worker == worker,
+                                                             items.c.state == "human")
+                                .order_by(items.c.labeled_at.desc()).limit(limit))
+            return [int(r.idx) for r in rows][::-1]

@@ -77,6 +77,18 @@ def _manifest_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
+def _names_images(path: Path) -> bool:
+    """Whether the JSON-lines file ``path`` names its images in ``source-ref`` (not e.g. a one-line COCO file)."""
+    from oculi.data.formats.manifest import IMAGE_ATTRIBUTES
+
+    with path.open(encoding="utf-8-sig") as f:
+        first = next((line for line in f if line.strip()), "{}")
+    try:
+        return any(k in json.loads(first) for k in IMAGE_ATTRIBUTES)
+    except ValueError:
+        return False
+
+
 def read_input(path: Path, task: str, categories: list[str]) -> tuple[list[dict[str, Any]], list[Any]]:
     """The items of a new job and their pre-labels from ``path``: a folder of images (recursively), an input
     manifest (``source-ref`` lines; labels already on the lines become pre-labels), or any labelled dataset the
@@ -95,7 +107,7 @@ def read_input(path: Path, task: str, categories: list[str]) -> tuple[list[dict[
         if not images:
             raise DataError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS[:4])} …) in this folder.")
         return [{"line": {"source-ref": str(p)}, "image": str(p)} for p in images], [None] * len(images)
-    sources = _manifest_lines(path) if is_manifest(path) else None
+    sources = _manifest_lines(path) if is_manifest(path) and _names_images(path) else None
     kind = KINDS.get(get_task(task).annotation_kind)
     labels: dict[str, Any] = {}
     try:  # labelled data: the task's readers (the plug-in point for every format the data layer reads)

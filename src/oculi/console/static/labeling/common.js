@@ -92,11 +92,15 @@ export class Session {
     return r.item;
   }
 
-  async start() { this.present(await this.lease([])); }
+  async start() {
+    // what this browser labeled before (a reload, another day): ← walks back through it
+    this.history = (await (await call("/mine")).json()).labeled;
+    this.present(await this.lease([]));
+  }
 
   present(item) {
     this.item = item;
-    if (item) { this.history.push(item.idx); this.pos = this.history.length - 1; }
+    if (item) { this.history.push(item.idx); this.pos = this.history.length - 1; } else this.pos = this.history.length;
     this.show(item);
     if (item) this.prefetch();
   }
