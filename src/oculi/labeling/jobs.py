@@ -252,10 +252,11 @@ def labeling_job_open(store: JobStore, name: str) -> dict[str, Any]:
 def next_item(name: str, worker: str, exclude: tuple[int, ...] = (), store: JobStore | None = None,
               lease_seconds: float = LEASE_SECONDS) -> dict[str, Any] | None:
     """Lease the next unlabeled item of job ``name`` to ``worker`` (the image it already holds first, then by
-    uncertainty, then input order); None when no unlabeled item is free. A job whose items are all labeled is
-    Completed and its output written."""
+    uncertainty, then input order); None when no unlabeled item is free or the job is no longer InProgress. A
+    job whose items are all labeled is Completed and its output written."""
     store = store or JobStore()
-    labeling_job_open(store, name)
+    if store.labeling_job(name)["status"] != IN_PROGRESS:
+        return None
     item = store.lease_item(name, worker, lease_seconds, exclude)
     if item is None and not store.label_counts(name).get("unlabeled"):
         store.update_labeling(name, status=COMPLETED)
