@@ -53,7 +53,15 @@ def test_label_by_keyboard_box_and_brush_reload_export_train(console, home_env, 
 
     p.goto(f"{console.url}/labeling")
     assert p.locator("#labeling-jobs tbody tr").count() == 3
-    page.check("labeling list")
+    p.fill("#lj-name", "from-form")  # the create form makes the same job `oculi label create` makes
+    p.select_option("#lj-task", "detection")
+    p.fill("#lj-input", str(tmp_path / "photos"))
+    p.fill("#lj-classes", "bee, wasp")
+    p.click("#create")
+    p.wait_for_url(f"{console.url}/labeling/from-form")
+    assert store.labeling_job("from-form")["spec"]["categories"] == ["bee", "wasp"]
+    assert "2" in p.locator("#counters").inner_text()
+    page.check("labeling list and form")
 
     # classification: keys 1–3 label three images, each key saves and moves on
     p.goto(f"{console.url}/labeling/shapes/annotate")

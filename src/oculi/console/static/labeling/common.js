@@ -135,7 +135,11 @@ export class Session {
     await this.load(this.history[this.pos]);
   }
 
-  markSaved(label) { if (this.item) { this.item.state = "human"; this.item.label = label; } }
+  markSaved(label) {
+    if (!this.item) return;
+    this.item.state = "human"; this.item.label = label;
+    document.getElementById("file").textContent = `${this.item.file} (#${this.item.idx}, human)`;
+  }
 }
 
 /** The stage: `img` (and any overlay) drawn at image pixels, scaled and moved inside `viewport`. */
