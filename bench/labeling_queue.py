@@ -62,7 +62,7 @@ def main() -> None:
             except httpx.TransportError:
                 time.sleep(0.2)
         clients = []
-        for w in range(args.workers):
+        for _ in range(args.workers):
             client = httpx.Client(base_url=url, headers={"origin": url}, timeout=30)
             client.get("/labeling/bench/annotate", headers={"accept": "text/html"})  # sets the labeler cookie
             clients.append(client)

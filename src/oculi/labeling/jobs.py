@@ -137,8 +137,8 @@ def _categories(task: str, classes: list[str] | str) -> list[str]:
         raise ConfigError("--classes is empty; name the label categories, e.g. --classes bee,wasp.")
     if len(set(names)) != len(names):
         raise ConfigError(f"--classes repeats a name ({', '.join(names)}); each category once.")
-    if KINDS.get(get_task(task).annotation_kind).attribute_suffix == "-ref" and BACKGROUND.lower() not in \
-            (n.lower() for n in names):
+    if KINDS.get(get_task(task).annotation_kind).attribute_suffix == "-ref" and \
+            names[0].lower().strip("_") not in ("background", "0"):
         names = [BACKGROUND, *names]  # Ground Truth's semantic segmentation: class 0 is the unpainted background
     if len(names) > 255:
         raise ConfigError(f"--classes names {len(names)} categories; at most 255.")
@@ -152,7 +152,9 @@ def create(name: str, task: str, input: str | Path, classes: list[str] | str, *,
     ``input`` (folder of images, input manifest or a labelled dataset: its labels become pre-labels), ``classes``
     (the label categories, list or comma-separated), ``multi_label`` (classification), ``instructions`` (text or
     a file), ``output`` (default ``$OCULI_HOME/labeling``), ``label_attribute`` (default the job name; ends in
-    ``-ref`` for segmentation, as Ground Truth requires). Returns the store row."""
+    ``-ref`` for segmentation, as Ground Truth requires). Segmentation classes get ``BACKGROUND`` first (class 0,
+    what is left unpainted) unless the first one already is the background (``background``, ``_background_``,
+    ``0``). Returns the store row."""
     from oculi.tasks import get_task
 
     check_name(name)
