@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from oculi.errors import ConfigError, DataError, JobError
@@ -213,3 +214,19 @@ def test_cli(images: tuple[Path, dict[str, str]]) -> None:
     assert exported.exit_code == 0 and "output.manifest" in exported.output
     assert runner.invoke(app, ["label", "stop", "cli-1"]).exit_code == 0
     assert JobStore().labeling_job("cli-1")["status"] == "Stopped"
+
+
+def test_mask_dataset_labels_become_mask_proposals(tmp_path: Path) -> None:
+    from oculi.data.synthetic import write_segmentation_data
+    from oculi.labeling.masks import proposal_path
+
+    write_segmentation_data(tmp_path / "seg", count=3, size=(64, 48))
+    job = jobs.create("seg-pre", "segmentation", tmp_path / "seg", ["0", "1", "2"])  # the dataset's class names
+    items = JobStore().labeling_items("seg-pre")
+    assert len(items) == 3 + 2  # train and validation images
+    for item in items:
+        image = Path(item["source"]["image"])
+        truth = np.asarray(Image.open(image.parent.parent / f"{image.parent.name}_annotation" / image.name))
+        proposal = load_values(proposal_path(jobs.output_dir(job), item["idx"]))
+        assert item["proposal"] == {"width": 64, "height": 48}
+        assert np.array_equal(proposal, truth)

@@ -155,6 +155,7 @@ def create(name: str, task: str, input: str | Path, classes: list[str] | str, *,
     ``-ref`` for segmentation, as Ground Truth requires). Segmentation classes get ``BACKGROUND`` first (class 0,
     what is left unpainted) unless the first one already is the background (``background``, ``_background_``,
     ``0``). Returns the store row."""
+    from oculi.labeling.masks import proposal_path, save_mask
     from oculi.tasks import get_task
 
     check_name(name)
@@ -174,8 +175,11 @@ def create(name: str, task: str, input: str | Path, classes: list[str] | str, *,
     spec = {"input": str(Path(input).expanduser().resolve()), "output": str(out), "categories": categories,
             "multi_label": multi_label, "instructions": str(instructions or ""), "pre_labels": sum(
                 p is not None for p in proposals)}
+    masks = {i: p.pop("values") for i, p in enumerate(proposals) if isinstance(p, dict) and "values" in p}
     job = store.create_labeling({"name": name, "task": contract.name, "label_attribute": attribute, "spec": spec},
                                 sources, proposals)
+    for idx, values in masks.items():  # mask pre-labels: the proposal PNGs the annotation page loads
+        save_mask(values, proposal_path(output_dir(job), idx), len(categories))
     manifest = output_dir(job) / "manifests" / "input" / "input.manifest"
     _write_lines(manifest, [s["line"] for s in sources])
     store.update_labeling(name, spec={**spec, "input_manifest": str(manifest)})

@@ -145,6 +145,23 @@ def from_box_target(target: Any, classes: list[str], categories: list[str]) -> d
     return {"boxes": boxes, "width": int(target.width), "height": int(target.height)}
 
 
+def from_mask_target(target: Any, classes: list[str], categories: list[str]) -> dict[str, Any] | None:
+    """A segmentation sample's :class:`~oculi.types.MaskTarget` as a pre-label over ``categories``: the image size
+    and, under ``"values"``, the ``uint8 [H, W]`` class indices (classes matched by name; others and ignored pixels
+    become 0) — written as the item's proposal PNG when the job is created."""
+    from oculi.data.formats.masks import load_mask
+
+    if target is None:
+        return None
+    mask = load_mask(target)
+    lookup = np.zeros(max(len(classes), 1) + 1, dtype=np.uint8)
+    for i, name in enumerate(classes):
+        if name in categories:
+            lookup[i] = categories.index(name)
+    values = lookup[np.where((mask >= 0) & (mask < len(classes)), mask, len(classes))]
+    return {"width": int(mask.shape[1]), "height": int(mask.shape[0]), "values": values}
+
+
 def _meta(item: dict[str, Any], job: dict[str, Any], kind_type: str) -> dict[str, Any]:
     return {"job-name": f"labeling-job/{job['name']}", "human-annotated": "yes" if item["state"] == "human" else "no",
             "creation-date": datetime.fromtimestamp(item["labeled_at"] or 0, UTC).replace(tzinfo=None).isoformat(),
@@ -222,5 +239,5 @@ KINDS: Registry[AnnotationKind] = Registry("annotation kind")
 KINDS.register("class", AnnotationKind("class", check_class, agree_class, from_class_target, line_class,
                                        page="label_class"))
 KINDS.register("box", AnnotationKind("box", check_box, agree_box, from_box_target, line_box, page="label_box"))
-KINDS.register("mask", AnnotationKind("mask", check_mask, agree_mask, None, line_mask, attribute_suffix="-ref",
-                                      page="label_mask"))
+KINDS.register("mask", AnnotationKind("mask", check_mask, agree_mask, from_mask_target, line_mask,
+                                      attribute_suffix="-ref", page="label_mask"))
