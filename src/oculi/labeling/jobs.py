@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -330,4 +329,4 @@ def export(name: str, to: str | Path | None = None, store: JobStore | None = Non
 def item_view(job: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
     """What an annotation page needs of an item: index, state, label, pre-label, image file name."""
     return {"idx": item["idx"], "state": item["state"], "label": item["label"], "proposal": item["proposal"],
-            "confidence": item["confidence"], "file": Path(item["source"]["image"]).name, "time": time.time()}
+            "confidence": item["confidence"], "file": Path(item["source"]["image"]).name}
