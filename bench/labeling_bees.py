@@ -65,10 +65,11 @@ def main() -> None:
           f"machine-labeled at the {args.accuracy} target, {machine_acc:.3f} of them right on the held-back truth "
           f"({time.perf_counter() - started:.0f} s)")
     scores = {}
-    for label, manifest in (("human + machine", job.export()), ("all human", home / "train.manifest")):
+    runs = (("human + machine", job.export(), "bees-auto"), ("all human", home / "train.manifest", "bees-500"))
+    for label, manifest, attribute in runs:
         out = home / label.replace(" ", "").replace("+", "-")
-        oculi.train("object-detection", {"train": str(manifest)}, hyperparameters, output=out, progress=False,
-                    echo=lambda *_: None)
+        oculi.train("object-detection", {"train": str(manifest)}, {**hyperparameters, "label_attribute": attribute},
+                    output=out, progress=False, echo=lambda *_: None)
         report = oculi.evaluate(out, home / "test.manifest", progress=False,
                                 image_roots={"s3://sagemaker-remars/datasets/na-bees/500": bees / "images"})
         scores[label] = report.metrics["mAP_50"]

@@ -138,7 +138,8 @@ def auto_label(name: str, *, accuracy: float = 0.95, holdout: float = 0.25, algo
                                          [i for i in human if i["idx"] not in held_ids], job)
     algorithm = algorithm or default_algorithm(job["task"])
     spec = JobSpec(algorithm=algorithm, channels={"train": str(train_manifest)},
-                   hyperparameters={k: str(v) for k, v in (hyperparameters or {}).items()},
+                   hyperparameters={"label_attribute": job["label_attribute"],  # input lines may carry others
+                                    **{k: str(v) for k, v in (hyperparameters or {}).items()}},
                    name=f"{name}-auto-{round_}-{int(time.time())}"[:63])
     training = runner.submit(spec, store, attached=True)
     finished = run_attached(training, store, echo=echo or (lambda _line: None))
