@@ -65,13 +65,13 @@ def main() -> None:
           f"machine-labeled at the {args.accuracy} target, {machine_acc:.3f} of them right on the held-back truth "
           f"({time.perf_counter() - started:.0f} s)")
     scores = {}
+    roots = {"s3://sagemaker-remars/datasets/na-bees/500": bees / "images"}  # the manifests' S3 image references
     runs = (("human + machine", job.export(), "bees-auto"), ("all human", home / "train.manifest", "bees-500"))
     for label, manifest, attribute in runs:
         out = home / label.replace(" ", "").replace("+", "-")
         oculi.train("object-detection", {"train": str(manifest)}, {**hyperparameters, "label_attribute": attribute},
-                    output=out, progress=False, echo=lambda *_: None)
-        report = oculi.evaluate(out, home / "test.manifest", progress=False,
-                                image_roots={"s3://sagemaker-remars/datasets/na-bees/500": bees / "images"})
+                    output=out, progress=False, echo=lambda *_: None, image_roots=roots)
+        report = oculi.evaluate(out, home / "test.manifest", progress=False, image_roots=roots)
         scores[label] = report.metrics["mAP_50"]
         print(f"mAP@0.5 on {args.test} test images, trained on {label} labels ({args.budget} s budget): "
               f"{scores[label]:.3f}")

@@ -135,7 +135,7 @@ def auto_label(name: str, *, accuracy: float = 0.95, holdout: float = 0.25, algo
     held_ids = {i["idx"] for i in held}
     folder = out / "auto" / f"round-{round_}"
     train_manifest = jobs.write_manifest(folder / "train.manifest",
-                                         [i for i in human if i["idx"] not in held_ids], job)
+                                         [i for i in human if i["idx"] not in held_ids], job, local=True)
     algorithm = algorithm or default_algorithm(job["task"])
     spec = JobSpec(algorithm=algorithm, channels={"train": str(train_manifest)},
                    hyperparameters={"label_attribute": job["label_attribute"],  # input lines may carry others

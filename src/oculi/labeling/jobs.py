@@ -308,10 +308,18 @@ def output_lines(job: dict[str, Any], store: JobStore) -> list[dict[str, Any]]:
             for item in store.labeling_items(job["name"], ("human", "machine"))]
 
 
-def write_manifest(path: Path, items: list[dict[str, Any]], job: dict[str, Any]) -> Path:
-    """Write ``items``' output lines (Ground Truth's shape) to the manifest ``path``."""
+def write_manifest(path: Path, items: list[dict[str, Any]], job: dict[str, Any], *, local: bool = False) -> Path:
+    """Write ``items``' output lines (Ground Truth's shape) to the manifest ``path``; ``local``: with
+    ``source-ref`` replaced by the local image file it was resolved to (for training on this machine)."""
     kind, out = kind_of(job), output_dir(job)
-    return _write_lines(path, [{**item["source"]["line"], **kind.line(item, job, out)} for item in items])
+    lines = []
+    for item in items:
+        line = {**item["source"]["line"], **kind.line(item, job, out)}
+        if local:
+            line = {("source-ref" if k == "image-ref" else k): v for k, v in line.items()}
+            line["source-ref"] = item["source"]["image"]
+        lines.append(line)
+    return _write_lines(path, lines)
 
 
 def export(name: str, to: str | Path | None = None, store: JobStore | None = None) -> Path:
