@@ -230,3 +230,18 @@ def test_mask_dataset_labels_become_mask_proposals(tmp_path: Path) -> None:
         proposal = load_values(proposal_path(jobs.output_dir(job), item["idx"]))
         assert item["proposal"] == {"width": 64, "height": 48}
         assert np.array_equal(proposal, truth)
+
+
+def test_chained_s3_manifest_keeps_its_lines_and_trains_on_local_files(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "images" / "a.jpg")
+    earlier = {"source-ref": "s3://bucket/photos/a.jpg", "old": 1, "old-metadata": {"class-name": "x"}}
+    (tmp_path / "input.manifest").write_text(json.dumps(earlier) + "\n")
+    job = jobs.create("chain-1", "classification", tmp_path / "input.manifest", CLASSES, label_attribute="new")
+    jobs.save_label("chain-1", 0, {"classes": [1]}, "alice")
+    line = json.loads(jobs.export("chain-1").read_text())
+    assert {k: line[k] for k in earlier} == earlier  # Ground Truth's chaining: the input line plus the new label
+    assert line["new"] == 1 and line["new-metadata"]["class-name"] == "square"
+    local = json.loads(jobs.write_manifest(tmp_path / "local.manifest", JobStore().labeling_items("chain-1"), job,
+                                           local=True).read_text())
+    assert local["source-ref"] == str((tmp_path / "images" / "a.jpg").resolve())
