@@ -15,6 +15,7 @@ from oculi.algorithms.base import ExportPlan
 from oculi.data.tasks import DataTask
 from oculi.inference.codecs import TaskCodec
 from oculi.inference.predictor import Predictor
+from oculi.types import SampleSet
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -65,7 +66,13 @@ class TaskContract:
       ``{"box": [x1, y1, x2, y2] absolute pixels, "label"}``; a mask as an RGBA PNG data URL).
     - Milestone-2 hooks, filled by the issues that need them (None until then): ``explanation_target`` (what a
       CAM explains for one result), ``monitoring_statistics`` (per-prediction statistics a monitor tracks),
-      ``audit`` (the data audit's label-issue finder)."""
+      ``audit`` (the data audit's label-issue finder: ``audit(sets, context)`` → findings, see
+      :mod:`oculi.analysis.labels`).
+    - Analysis hooks (:mod:`oculi.analysis`): ``embedding_features(network, images)`` — normalised ``float32
+      [B, 3, H, W]`` → penultimate features ``[B, D]`` of the predictor's ``network()``; ``embedding_regions(target)``
+      — the ``xyxy`` pixel boxes of a sample worth embedding as crops besides the whole image (detection: its
+      boxes); ``write_manifest(sample_set, path)`` — write samples of the task as an augmented manifest (the
+      audit's ``clean.manifest``)."""
 
     name: str
     title: str
@@ -84,4 +91,7 @@ class TaskContract:
     explanation_target: Callable[..., Any] | None = None
     monitoring_statistics: Callable[..., Any] | None = None
     audit: Callable[..., Any] | None = None
+    embedding_features: Callable[[Any, Any], Any] | None = None
+    embedding_regions: Callable[[Any], list[tuple[float, float, float, float]]] = lambda target: []
+    write_manifest: Callable[[SampleSet, Path], Any] | None = None
     extras: dict[str, Any] = field(default_factory=dict)

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from oculi.algorithms.base import ExportPlan
 from oculi.data.synthetic import sample_images
+from oculi.data.formats.mask_manifest import write_mask_manifest
 from oculi.data.tasks import DATA_TASKS
 from oculi.data.transforms import normalize
 from oculi.errors import ConfigError
@@ -126,9 +127,17 @@ def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
             "classes": [classes[i] for i in present]}
 
 
+def embedding_features(network: Any, images: torch.Tensor) -> torch.Tensor:
+    """Penultimate features: the segmentation backbone's deepest feature map averaged over space ``[B, C]``."""
+    from oculi.analysis.embeddings import pooled_backbone
+
+    return pooled_backbone(network, images)
+
+
 CONTRACT = TaskContract(
     name="segmentation", title="semantic segmentation", predictor=SegmentationPredictor, codec=CODEC,
     evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=SegmentationResponse, show=show,
     transform_batch_size=4, data=DATA_TASKS.get("segmentation"), annotation_kind="mask",
-    view="segmentation", view_labels=view_labels,
+    view="segmentation", view_labels=view_labels, embedding_features=embedding_features,
+    write_manifest=write_mask_manifest,
 )
