@@ -205,10 +205,14 @@ def quality_findings(items: Sequence[Item], stats: Sequence[ImageStats]) -> list
     col = {name: np.array([getattr(s, name) for s in stats], dtype=np.float64)
            for name in ("brightness", "sharpness", "entropy", "colourfulness", "aspect")}
     area = np.log(np.array([s.width * s.height for s in stats], dtype=np.float64))
-    sharp = np.log1p(col["sharpness"])
+    # Darkening or flattening a picture lowers the Laplacian's variance too: blur is judged on sharpness per unit
+    # of contrast variance, so dark images are not also called blurry.
+    relative = col["sharpness"] / np.maximum(np.array([s.contrast for s in stats]) * 255, 1.0) ** 2
+    sharp = np.log(relative + 1e-6)
     median_sharp = float(np.median(col["sharpness"]))
+    elongation = np.log(np.maximum(col["aspect"], 1 / col["aspect"]))  # portrait and landscape alike
     checks = [  # kind, robust z (bad side positive), absolute guard, detail, fix
-        ("blurry", -robust_z(sharp, 0.3), col["sharpness"] < 0.35 * median_sharp,
+        ("blurry", -robust_z(sharp, 0.3), relative < 0.35 * np.median(relative),
          lambda s: f"sharpness {s.sharpness:.0f} (collection median {median_sharp:.0f})",
          "remove it, or keep it only if blurred pictures occur in use"),
         ("dark", -robust_z(col["brightness"], 0.05), col["brightness"] < 0.25,
@@ -219,8 +223,7 @@ def quality_findings(items: Sequence[Item], stats: Sequence[ImageStats]) -> list
          lambda s: f"entropy {s.entropy:.2f} bits", "remove it: it holds almost nothing to learn from"),
         ("odd_size", np.abs(robust_z(area, 0.35)), np.abs(area - np.median(area)) > math.log(6),
          lambda s: f"{s.width}×{s.height} px", "check it is the right picture; resize or remove it"),
-        ("odd_aspect", np.abs(robust_z(np.log(col["aspect"]), 0.15)),
-         np.abs(np.log(col["aspect"]) - np.median(np.log(col["aspect"]))) > math.log(1.8),
+        ("odd_aspect", robust_z(elongation, 0.15), elongation - np.median(elongation) > math.log(1.8),
          lambda s: f"aspect ratio {s.aspect:.2f}", "check it is not a strip, a banner or a stitched picture"),
     ]
     findings = []

@@ -43,7 +43,11 @@ def out_of_fold_probabilities(sample_set: SampleSet, context: AuditContext) -> n
     labels = np.array([s.target for s in sample_set.samples])
     fold = fold_assignment(labels, context.folds, context.seed)
     probabilities = np.zeros((len(labels), sample_set.num_classes), dtype=np.float32)
-    hyperparameters = {**FOLD_HYPERPARAMETERS, "seed": str(context.seed), **context.hyperparameters}
+    defaults = dict(FOLD_HYPERPARAMETERS)
+    if {"architecture", "num_layers"} & set(context.hyperparameters):  # another network: drop the transfer set-up
+        for key in ("architecture", "use_pretrained_model", "freeze"):
+            defaults.pop(key)
+    hyperparameters = {**defaults, "seed": str(context.seed), **context.hyperparameters}
     for k in range(context.folds):
         held = np.flatnonzero(fold == k)
         folder = context.output / "folds" / f"fold-{k}"
