@@ -107,6 +107,7 @@ class AuditReport:
     notes: list[str]
     seconds: float
     model: str | None = None
+    embedding_model: str | None = None
 
     def by_kind(self) -> dict[str, list[AuditFinding]]:
         """Findings grouped by kind, in :data:`KINDS` order, best score first."""
@@ -121,7 +122,8 @@ class AuditReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON of ``audit.json``."""
-        return {"task": self.task, "model": self.model, "label_scores": self.label_scores, "jobs": self.jobs,
+        return {"task": self.task, "model": self.model, "embedding_model": self.embedding_model,
+                "label_scores": self.label_scores, "jobs": self.jobs,
                 "notes": self.notes, "seconds": round(self.seconds, 2),
                 "images": {split: len(s) for split, s in self.sets.items()},
                 "counts": {kind: len(items) for kind, items in self.by_kind().items()},
@@ -368,7 +370,7 @@ def audit(channels: Sequence[str | Path], output: Path, *, task: str = "auto", m
                              "fold models are used)")
     report = AuditReport(task_name, sets, findings, dict(zip((i.sample.image for i in items), stats, strict=True)),
                          context.label_scores, context.jobs, context.notes, time.perf_counter() - start,
-                         str(model) if model else None)
+                         str(model) if model else None, str(embedding_model) if embedding_model else None)
     write_outputs(report, output, contract)
     return report
 
