@@ -85,3 +85,24 @@ def test_approximate_index_agrees_with_exact_and_round_trips(tmp_path):
     loaded = VectorIndex.load(tmp_path / "index")
     assert np.array_equal(loaded.vectors, vectors) and loaded.items == index.items
     assert np.array_equal(loaded.search(queries, 10, approximate=True)[1], approx)
+
+
+def test_detection_index_holds_box_crops_and_searches_by_box(tmp_path):
+    from oculi.algorithms import get_algorithm
+    from oculi.data.tasks import DATA_TASKS
+    from oculi.engine.training import train
+
+    channels = DATA_TASKS.get("detection").synthesize(tmp_path / "data", 0)
+    tiny = {**get_algorithm("object-detection").tiny_hyperparameters, "epochs": "1"}
+    result = train("object-detection", channels, tiny, output=tmp_path / "model", progress=False,
+                   echo=lambda *_: None)
+    index = embed(result.model_dir, [f"{name}={path}" for name, path in channels.items()], tmp_path / "index",
+                  progress=False)
+    boxes = [item for item in index.items if item["box"] is not None]
+    assert boxes and len(index) == len(boxes) + sum(item["box"] is None for item in index.items)
+    target = boxes[len(boxes) // 2]
+    hits = search(tmp_path / "index", target["image"], box=tuple(target["box"]), k=3)
+    assert all(hit["box"] is not None for hit in hits)  # a box query finds boxes
+    assert (hits[0]["image"], hits[0]["box"]) == (target["image"], target["box"]) and hits[0]["score"] > 0.999
+    whole = search(tmp_path / "index", target["image"], k=1)
+    assert whole[0]["box"] is None and whole[0]["image"] == target["image"]

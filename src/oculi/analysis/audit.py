@@ -272,12 +272,12 @@ def duplicate_findings(items: Sequence[Item], stats: Sequence[ImageStats],
             distance = 0 if exact else int(bits[r, np.flatnonzero(earlier == m)[0]])
             other, item = items[m], items[n]
             if other.split != item.split:
-                kind, fix = "leakage", (f"the same picture is in {other.split} ({other.file}): remove it from "
-                                        f"{item.split}, or the validation score is inflated")
+                kind, fix = "leakage", (f"the same picture is in {other.split} (related): remove it from "
+                                        f"{item.split}, or the {item.split} score is inflated")
             elif exact:
-                kind, fix = "exact_duplicate", f"identical to {other.file}: keep one"
+                kind, fix = "exact_duplicate", "identical to the related file: keep one"
             else:
-                kind, fix = "near_duplicate", f"a resized/re-encoded/cropped copy of {other.file}: keep one"
+                kind, fix = "near_duplicate", "a resized/re-encoded/cropped copy of the related file: keep one"
             kept[n] = _finding(item, kind, 65.0 if exact else 64.0 - distance, fix, related=other.file,
                                detail="identical bytes" if exact else f"{distance} of 64 hash bits differ")
     return list(kept.values())

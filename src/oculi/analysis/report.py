@@ -22,7 +22,7 @@ body{font:14px system-ui,sans-serif;margin:1.5rem;color:#1d2330;background:#fafb
 h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem;border-bottom:1px solid #d8dde6;padding-bottom:.3rem}
 .grid{display:flex;flex-wrap:wrap;gap:.8rem}.card{width:180px;background:#fff;border:1px solid #d8dde6;
 border-radius:6px;padding:.5rem;font-size:12px;overflow-wrap:anywhere}.card img{max-width:160px;max-height:160px;
-display:block;margin:0 auto .4rem}.score{font-weight:600}.fix{color:#4a5468}.muted{color:#6b7486}
+display:block;margin:0 auto .4rem}.card img.related{max-width:80px;max-height:80px;margin:.3rem 0}.score{font-weight:600}.fix{color:#4a5468}.muted{color:#6b7486}
 table{border-collapse:collapse}td,th{padding:.2rem .7rem;border-bottom:1px solid #e3e7ee;text-align:left}
 """
 _AUDIT = """<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -39,7 +39,8 @@ label scores: {{ report.label_scores or "not computed" }} · {{ "%.1f"|format(re
 {% for f in items[:limit] %}<div class="card">{% if thumbs[f.file] %}<img src="{{ thumbs[f.file] }}" alt="">{% endif %}
 <div>{{ f.file.split("/")[-1] }}{% if f.line %} · line {{ f.line }}{% endif %} · {{ f.split }}</div>
 <div class="score">score {{ "%.3g"|format(f.score) }}</div><div>{{ f.detail }}</div>
-{% if f.related %}<div class="muted">↔ {{ f.related.split("/")[-1] }}</div>{% endif %}
+{% if f.related %}<div class="muted">↔ {{ f.related.split("/")[-1] }}</div>{% if thumbs[f.related] %}
+<img class="related" src="{{ thumbs[f.related] }}" alt="">{% endif %}{% endif %}
 <div class="fix">{{ f.fix }}</div></div>{% endfor %}</div>
 {% if items|length > limit %}<p class="muted">… {{ items|length - limit }} more in audit.json</p>{% endif %}
 {% endfor %}</body></html>"""
@@ -82,7 +83,8 @@ def write_audit_html(report: AuditReport, output: Path, limit: int = 60) -> Path
     """``output/report.html``: a table of counts and, per kind, thumbnails of the ``limit`` best-scored findings
     with their file, line, score, measurement and fix."""
     groups = report.by_kind()
-    thumbs = {f.file: thumbnail(Path(f.file), output) for items in groups.values() for f in items[:limit]}
+    shown = [f for items in groups.values() for f in items[:limit]]
+    thumbs = {path: thumbnail(Path(path), output) for f in shown for path in (f.file, f.related) if path}
     html = Environment(autoescape=True).from_string(_AUDIT).render(
         report=report, groups=groups, thumbs=thumbs, limit=limit, style=_STYLE,
         images=sum(len(s) for s in report.sets.values()))
