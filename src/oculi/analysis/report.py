@@ -22,7 +22,8 @@ body{font:14px system-ui,sans-serif;margin:1.5rem;color:#1d2330;background:#fafb
 h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem;border-bottom:1px solid #d8dde6;padding-bottom:.3rem}
 .grid{display:flex;flex-wrap:wrap;gap:.8rem}.card{width:180px;background:#fff;border:1px solid #d8dde6;
 border-radius:6px;padding:.5rem;font-size:12px;overflow-wrap:anywhere}.card img{max-width:160px;max-height:160px;
-display:block;margin:0 auto .4rem}.card img.related{max-width:80px;max-height:80px;margin:.3rem 0}.score{font-weight:600}.fix{color:#4a5468}.muted{color:#6b7486}
+display:block;margin:0 auto .4rem}
+.card img.related{max-width:80px;max-height:80px;margin:.3rem 0}.score{font-weight:600}.fix{color:#4a5468}.muted{color:#6b7486}
 table{border-collapse:collapse}td,th{padding:.2rem .7rem;border-bottom:1px solid #e3e7ee;text-align:left}
 """
 _AUDIT = """<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -49,7 +50,8 @@ _SHEET = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <style>{{ style }}</style></head><body><h1>Nearest to {{ query }}</h1>
 <div class="grid"><div class="card"><img src="{{ query_thumb }}" alt=""><div>query{% if box %} box {{ box }}{% endif %}
 </div></div>{% for hit in hits %}<div class="card"><img src="{{ hit.thumb }}" alt="">
-<div>{{ hit.rank }}. {{ hit.image.split("/")[-1] }}</div><div class="score">similarity {{ "%.3f"|format(hit.score) }}</div>
+<div>{{ hit.rank }}. {{ hit.image.split("/")[-1] }}</div>
+<div class="score">similarity {{ "%.3f"|format(hit.score) }}</div>
 <div class="muted">{{ hit.split }} {{ hit.labels|join(", ") }}{% if hit.box %} box {{ hit.box }}{% endif %}</div></div>
 {% endfor %}</div></body></html>"""
 

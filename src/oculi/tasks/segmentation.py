@@ -10,8 +10,8 @@ import torch
 from pydantic import BaseModel
 
 from oculi.algorithms.base import ExportPlan
-from oculi.data.synthetic import sample_images
 from oculi.data.formats.mask_manifest import write_mask_manifest
+from oculi.data.synthetic import sample_images
 from oculi.data.tasks import DATA_TASKS
 from oculi.data.transforms import normalize
 from oculi.errors import ConfigError
