@@ -23,7 +23,8 @@ h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem;border-bottom:1px solid 
 .grid{display:flex;flex-wrap:wrap;gap:.8rem}.card{width:180px;background:#fff;border:1px solid #d8dde6;
 border-radius:6px;padding:.5rem;font-size:12px;overflow-wrap:anywhere}.card img{max-width:160px;max-height:160px;
 display:block;margin:0 auto .4rem}
-.card img.related{max-width:80px;max-height:80px;margin:.3rem 0}.score{font-weight:600}.fix{color:#4a5468}.muted{color:#6b7486}
+.card img.related{max-width:80px;max-height:80px;margin:.3rem 0}
+.score{font-weight:600}.fix{color:#4a5468}.muted{color:#6b7486}
 table{border-collapse:collapse}td,th{padding:.2rem .7rem;border-bottom:1px solid #e3e7ee;text-align:left}
 """
 _AUDIT = """<!doctype html><html lang="en"><head><meta charset="utf-8">
