@@ -176,6 +176,12 @@ def read_sets(channels: Sequence[str | Path], *, task: str = "auto", image_roots
         paths[name.strip()] = Path(value).expanduser()
     if "train" not in paths:
         raise ConfigError("no `train` channel; pass train=PATH (e.g. `oculi data audit train=data/train`).")
+    if any(name.endswith("_annotation") or name == "label_map" for name in paths):  # SageMaker's mask layout
+        root = paths["train"].parent
+        if any(path.resolve() != (root / name).resolve() for name, path in paths.items()):
+            raise ConfigError("annotation channels are read from their dataset folder: pass the folder that holds "
+                              f"train/ and train_annotation/ as one PATH, e.g. `oculi data audit {root}`.")
+        return read_sets([root], task=task, image_roots=image_roots, label_attribute=label_attribute)
     data_task = recognise(paths["train"]) if task == "auto" else DATA_TASKS.get(task)
     if data_task.name == "classification":
         return data_task.name, resolve_classification_channels(paths, image_roots=image_roots,
