@@ -6,6 +6,7 @@ the given bundle's in-sample probabilities (weaker: a model that trained on a wr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from oculi.analysis.audit import AuditContext, AuditFinding, Item, _finding, progress_bar
 from oculi.errors import ConfigError, DataError
-from oculi.types import SampleSet
+from oculi.types import BoxTarget, SampleSet
 
 # Fold trainings: ImageNet transfer learning with a frozen backbone, short and seeded; `-p key=value` overrides.
 FOLD_HYPERPARAMETERS = {"architecture": "efficientnet-lite0", "use_pretrained_model": "1", "freeze": "backbone",
@@ -33,32 +34,30 @@ def fold_assignment(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return fold
 
 
-def out_of_fold_probabilities(sample_set: SampleSet, context: AuditContext) -> np.ndarray:
-    """``float32 [N, C]``: each sample's probabilities from the fold model that did not train on it. Each fold
-    is an attached training job on manifests written under ``context.output/folds/``."""
-    from oculi.data.formats.manifest import write_manifest
+def out_of_fold(sample_set: SampleSet, context: AuditContext, algorithm: str, defaults: dict[str, str],
+                strata: np.ndarray, predict: Callable[[Any, list[Path]], list[Any]]) -> list[Any]:
+    """Each sample's prediction (``predict(predictor, images)``, one per image) from the fold model that did not
+    train on it. The folds are stratified by ``strata``; each is an attached ``algorithm`` training job on
+    manifests (the task contract's ``write_manifest``) written under ``context.output/folds/``; ``defaults`` are
+    its hyperparameters below ``context.hyperparameters``."""
     from oculi.jobs.runner import JobSpec, run_attached, submit
-    from oculi.tasks import load_predictor
+    from oculi.tasks import get_task, load_predictor
 
-    labels = np.array([s.target for s in sample_set.samples])
-    fold = fold_assignment(labels, context.folds, context.seed)
-    probabilities = np.zeros((len(labels), sample_set.num_classes), dtype=np.float32)
-    defaults = dict(FOLD_HYPERPARAMETERS)
-    if {"architecture", "num_layers"} & set(context.hyperparameters):  # another network: drop the transfer set-up
-        for key in ("architecture", "use_pretrained_model", "freeze"):
-            defaults.pop(key)
+    write = get_task(sample_set.task).write_manifest
+    fold = fold_assignment(strata, context.folds, context.seed)
+    out: list[Any] = [None] * len(sample_set)
     hyperparameters = {**defaults, "seed": str(context.seed), **context.hyperparameters}
     for k in range(context.folds):
         held = np.flatnonzero(fold == k)
         folder = context.output / "folds" / f"fold-{k}"
-        train = write_manifest(sample_set.with_samples([sample_set.samples[n] for n in np.flatnonzero(fold != k)]),
-                               folder / "train.manifest")
-        validation = write_manifest(sample_set.with_samples([sample_set.samples[n] for n in held]),
-                                    folder / "validation.manifest")
-        context.echo(f"fold {k + 1}/{context.folds}: training on {len(labels) - len(held)} images, "
+        folder.mkdir(parents=True, exist_ok=True)
+        write(sample_set.with_samples([sample_set.samples[n] for n in np.flatnonzero(fold != k)]),
+              folder / "train.manifest")
+        write(sample_set.with_samples([sample_set.samples[n] for n in held]), folder / "validation.manifest")
+        context.echo(f"fold {k + 1}/{context.folds}: training on {len(sample_set) - len(held)} images, "
                      f"predicting {len(held)}")
-        job = submit(JobSpec(algorithm="image-classification", channels={"train": str(train),
-                                                                          "validation": str(validation)},
+        job = submit(JobSpec(algorithm=algorithm, channels={"train": str(folder / "train.manifest"),
+                                                            "validation": str(folder / "validation.manifest")},
                              hyperparameters=hyperparameters), attached=True)
         done = run_attached(job, echo=None)
         context.jobs.append(job["name"])
@@ -68,9 +67,10 @@ def out_of_fold_probabilities(sample_set: SampleSet, context: AuditContext) -> n
         predictor = load_predictor(job["model_dir"], precision="float32")
         if k == 0:
             context.embedding_model = Path(job["model_dir"])
-        probabilities[held] = _probabilities(predictor, [sample_set.samples[n].image for n in held],
-                                             sample_set.classes, context.progress)
-    return probabilities
+        for n, prediction in zip(held, predict(predictor, [sample_set.samples[n].image for n in held]),
+                                 strict=True):
+            out[n] = prediction
+    return out
 
 
 def _probabilities(predictor: Any, images: list[Path], classes: list[str], progress: bool) -> np.ndarray:
@@ -118,7 +118,14 @@ def classification_label_issues(sets: dict[str, SampleSet], context: AuditContex
         if context.folds > min(counts[counts > 0]):
             raise ConfigError(f"--folds {context.folds} exceeds the smallest class's {min(counts[counts > 0])} "
                               "images; pass a smaller --folds.")
-        probabilities = out_of_fold_probabilities(together, context)
+        defaults = dict(FOLD_HYPERPARAMETERS)
+        if {"architecture", "num_layers"} & set(context.hyperparameters):  # another network: no transfer set-up
+            for key in ("architecture", "use_pretrained_model", "freeze"):
+                defaults.pop(key)
+        labels = np.array([s.target for s in together.samples])
+        probabilities = np.stack(out_of_fold(
+            together, context, "image-classification", defaults, labels,
+            lambda predictor, images: list(_probabilities(predictor, images, train.classes, context.progress))))
         context.label_scores = "out_of_fold"
     labels = np.array([s.target for s in together.samples])
     issues = find_label_issues(labels, probabilities, filter_by="prune_by_noise_rate")
@@ -132,3 +139,101 @@ def classification_label_issues(sets: dict[str, SampleSet], context: AuditContex
             f"({probabilities[n, believed]:.2f})",
             detail=f"given {train.classes[labels[n]]}, P(given) = {probabilities[n, labels[n]]:.2f}"))
     return findings
+
+
+# Detection folds: SSD on ImageNet EfficientNet-Lite0, short and seeded; `-p key=value` overrides.
+DETECTION_FOLD_HYPERPARAMETERS = {"base_network": "efficientnet-lite0", "use_pretrained_model": "1", "epochs": "10",
+                                  "image_shape": "256", "mini_batch_size": "8"}
+_DETECTION_KINDS = (  # cleanlab box score, finding kind, fix
+    ("overlooked", "missing_box", "a {label} the model sees ({score:.2f}) at {box} has no box: add it"),
+    ("swap", "swapped_class", "the {label} box at {box} looks like another class: check its class"),
+    ("badloc", "misplaced_box", "the {label} box at {box} fits the object badly: redraw it"),
+)
+
+
+def _cleanlab_boxes(target: BoxTarget | None) -> dict[str, np.ndarray]:
+    boxes = np.array(target.boxes if target else [], dtype=np.float32).reshape(-1, 4)
+    return {"bboxes": boxes, "labels": np.array(target.labels if target else [], dtype=np.int64)}
+
+
+def _cleanlab_predictions(result: Any, num_classes: int) -> np.ndarray:
+    """A :class:`~oculi.inference.detection.Detections` as cleanlab's per-class ``[M, 5]`` arrays."""
+    per_class = np.empty(num_classes, dtype=object)
+    rows = np.array([[*box, score] for box, score in zip(result.boxes, result.scores, strict=True)],
+                    dtype=np.float32).reshape(-1, 5)
+    labels = np.array(result.labels, dtype=np.int64)
+    for k in range(num_classes):
+        per_class[k] = rows[labels == k]
+    return per_class
+
+
+def detection_findings(items: list[Item], classes: list[str], predictions: list[np.ndarray],
+                       threshold: float = 0.5) -> list[AuditFinding]:
+    """Label issues of detection samples from per-image predictions in cleanlab's format: an image is flagged
+    when cleanlab's ``find_label_issues`` flags it, once per kind of its worst boxes — ``missing_box``
+    (cleanlab's overlooked score), ``swapped_class`` (swap) and ``misplaced_box`` (badloc) — below
+    ``threshold``; the score is 1 − that box score."""
+    from cleanlab.object_detection.filter import find_label_issues
+    from cleanlab.object_detection.rank import (
+        compute_badloc_box_scores,
+        compute_overlooked_box_scores,
+        compute_swap_box_scores,
+    )
+
+    labels = [_cleanlab_boxes(item.sample.target) for item in items]
+    flagged = find_label_issues(labels, predictions)
+    scores = {"overlooked": compute_overlooked_box_scores(labels=labels, predictions=predictions),
+              "swap": compute_swap_box_scores(labels=labels, predictions=predictions),
+              "badloc": compute_badloc_box_scores(labels=labels, predictions=predictions)}
+    findings = []
+    for n in np.flatnonzero(flagged):
+        for name, kind, fix in _DETECTION_KINDS:
+            box_scores = np.nan_to_num(np.asarray(scores[name][n], dtype=np.float64), nan=1.0)
+            if not len(box_scores) or box_scores.min() >= threshold:
+                continue
+            b = int(np.argmin(box_scores))
+            if name == "overlooked":
+                rows = np.concatenate([np.c_[p, np.full(len(p), k)] for k, p in enumerate(predictions[n])])
+                box, label, seen = rows[b, :4], classes[int(rows[b, 5])], float(rows[b, 4])
+            else:
+                box, label, seen = labels[n]["bboxes"][b], classes[int(labels[n]["labels"][b])], 0.0
+            where = "[" + ", ".join(f"{v:.0f}" for v in box) + "]"
+            findings.append(_finding(items[n], kind, 1 - float(box_scores[b]),
+                                     fix.format(label=label, box=where, score=seen),
+                                     detail=f"cleanlab {name} score {box_scores[b]:.2f}"))
+    return findings
+
+
+def detection_label_issues(sets: dict[str, SampleSet], context: AuditContext) -> list[AuditFinding]:
+    """Missing, swapped and misplaced boxes (:func:`detection_findings`) from out-of-fold detections of
+    ``context.folds`` object-detection trainings, or ``context.model``'s (in-sample)."""
+    train = sets["train"]
+    items = [Item(split, n, s) for split, ss in sets.items() for n, s in enumerate(ss.samples)]
+    together = train.with_samples([i.sample for i in items])
+    if len(together) < 2 * context.folds:
+        context.notes.append(f"label issues need at least {2 * context.folds} images")
+        return []
+
+    def predict(predictor: Any, images: list[Path]) -> list[np.ndarray]:
+        if predictor.classes != train.classes:
+            raise DataError(f"{predictor.bundle.path}: the model's classes {predictor.classes} differ from the "
+                            f"data's {train.classes}; audit with a model trained on these classes.")
+        out = []
+        with progress_bar("detecting", len(images), context.progress) as advance:
+            for image in images:
+                out.append(_cleanlab_predictions(predictor.predict(image, min_score=0.05), train.num_classes))
+                advance(1)
+        return out
+
+    if context.model is not None:
+        from oculi.tasks import load_predictor
+
+        predictions = predict(load_predictor(context.model, precision="float32"), [s.image for s in together.samples])
+        context.label_scores = "in_sample"
+        context.notes.append("label scores come from --model, which may have trained on these boxes (in-sample)")
+    else:
+        strata = np.array([min(s.target.labels) if s.target and s.target.labels else -1 for s in together.samples])
+        predictions = out_of_fold(together, context, "object-detection", DETECTION_FOLD_HYPERPARAMETERS, strata,
+                                  predict)
+        context.label_scores = "out_of_fold"
+    return detection_findings(items, train.classes, predictions)

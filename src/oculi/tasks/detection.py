@@ -117,10 +117,18 @@ def embedding_regions(target: Any) -> list[tuple[float, float, float, float]]:
     return [] if target is None else [tuple(box) for box in target.boxes]
 
 
+def audit(sets: dict[str, Any], context: Any) -> Any:
+    """Missing, swapped and misplaced boxes with cleanlab's object-detection module; see
+    :func:`oculi.analysis.labels.detection_label_issues`."""
+    from oculi.analysis.labels import detection_label_issues
+
+    return detection_label_issues(sets, context)
+
+
 CONTRACT = TaskContract(
     name="detection", title="object detection", predictor=DetectionPredictor, codec=CODEC, evaluate=evaluate,
     export_plan=None, friendly=friendly, friendly_schema=DetectionResponse, show=show, transform_batch_size=8,
     data=DATA_TASKS.get("detection"), annotation_kind="box",
     view="detection", view_labels=view_labels, embedding_features=embedding_features,
-    embedding_regions=embedding_regions, write_manifest=write_detection_manifest,
+    embedding_regions=embedding_regions, write_manifest=write_detection_manifest, audit=audit,
 )
