@@ -58,3 +58,31 @@ def test_missing_swapped_and_misplaced_boxes_are_found(tmp_path):
         assert len(named & files) >= 2, (kind, [(f.file, f.kind, f.detail) for f in findings])
     missing = next(f for f in findings if f.kind == "missing_box" and f.file in injected["missing_box"])
     assert "has no box" in missing.fix and np.isfinite(missing.score)
+
+
+def test_wrong_mask_regions_are_found(tmp_path):
+    import torch
+    import torch.nn.functional as F
+
+    from oculi.analysis.labels import SEGMENTATION_SIDE, segmentation_findings
+    from oculi.data.formats.masks import load_mask
+    from oculi.data.synthetic import write_segmentation_data
+
+    write_segmentation_data(tmp_path / "data", seed=2, count=24)
+    _, sets = read_sets([tmp_path / "data"])
+    train = sets["train"]
+    size = (SEGMENTATION_SIDE, SEGMENTATION_SIDE)
+    masks = np.stack([F.interpolate(torch.from_numpy(load_mask(s.target))[None, None].float(), size=size,
+                                    mode="nearest")[0, 0].long().numpy() for s in train.samples])
+    k = train.num_classes
+    probabilities = np.full((len(masks), k, *size), 0.1 / (k - 1), dtype=np.float32)
+    np.put_along_axis(probabilities, masks[:, None], 0.9, axis=1)  # a model that agrees with the true masks
+    rng = np.random.default_rng(0)
+    wrong = rng.choice(len(masks), 4, replace=False)
+    for n in wrong:  # relabel a 20×20 square as the next class
+        y, x = rng.integers(0, SEGMENTATION_SIDE - 20, 2)
+        masks[n, y:y + 20, x:x + 20] = (masks[n, y:y + 20, x:x + 20] + 1) % k
+    items = [Item("train", n, s) for n, s in enumerate(train.samples)]
+    findings = segmentation_findings(items, train.classes, masks, probabilities)
+    assert {f.file for f in findings} == {str(train.samples[n].image) for n in wrong}
+    assert all(f.kind == "wrong_mask" and "check the mask in [" in f.fix for f in findings)

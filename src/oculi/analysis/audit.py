@@ -33,8 +33,9 @@ from oculi.types import Sample, SampleSet
 Z_LIMIT = 3.0
 NEAR_DUPLICATE_BITS = 8  # perceptual-hash bits that may differ between near duplicates (of 64)
 OUTLIER_NEIGHBOURS = 5
-KINDS = ("label_issue", "leakage", "exact_duplicate", "near_duplicate", "outlier", "blurry", "dark", "bright",
-         "low_information", "odd_size", "odd_aspect", "grayscale", "unreadable")
+KINDS = ("label_issue", "missing_box", "swapped_class", "misplaced_box", "wrong_mask", "leakage", "exact_duplicate",
+         "near_duplicate", "outlier", "blurry", "dark", "bright", "low_information", "odd_size", "odd_aspect",
+         "grayscale", "unreadable")
 
 
 @dataclass(frozen=True)

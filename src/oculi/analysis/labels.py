@@ -237,3 +237,88 @@ def detection_label_issues(sets: dict[str, SampleSet], context: AuditContext) ->
                                   predict)
         context.label_scores = "out_of_fold"
     return detection_findings(items, train.classes, predictions)
+
+
+SEGMENTATION_SIDE = 64  # masks and probabilities are compared at this square size (cleanlab needs one shape)
+SEGMENTATION_MIN_SHARE = 0.02  # an image is flagged when at least this share of its pixels look mislabelled
+# Segmentation folds: ImageNet EfficientNet-Lite0 backbone, short and seeded; `-p key=value` overrides.
+SEGMENTATION_FOLD_HYPERPARAMETERS = {"backbone": "efficientnet-lite0", "use_pretrained_model": "1", "epochs": "10",
+                                     "crop_size": "240", "mini_batch_size": "8"}
+
+
+def segmentation_findings(items: list[Item], classes: list[str], masks: np.ndarray,
+                          probabilities: np.ndarray) -> list[AuditFinding]:
+    """``wrong_mask`` findings from cleanlab's segmentation ``find_label_issues``: ``masks int64 [N, S, S]`` (class
+    indices; ignored pixels set to the predicted class first) against ``probabilities float32 [N, K, S, S]``.
+    An image is flagged when at least :data:`SEGMENTATION_MIN_SHARE` of its pixels are; the score is that share,
+    the fix names the region (in the image's pixels) and the classes involved."""
+    from cleanlab.segmentation.filter import find_label_issues
+
+    predicted = probabilities.argmax(1)
+    masks = np.where((masks < 0) | (masks >= len(classes)), predicted, masks)
+    issues = find_label_issues(masks, probabilities, n_jobs=1, verbose=False)
+    findings = []
+    for n in np.flatnonzero(issues.mean(axis=(1, 2)) >= SEGMENTATION_MIN_SHARE):
+        ys, xs = np.nonzero(issues[n])
+        target = items[n].sample.target
+        sx, sy = (target.width or SEGMENTATION_SIDE) / SEGMENTATION_SIDE, \
+            (target.height or SEGMENTATION_SIDE) / SEGMENTATION_SIDE
+        given = classes[int(np.bincount(masks[n][ys, xs]).argmax())]
+        seen = classes[int(np.bincount(predicted[n][ys, xs]).argmax())]
+        region = f"[{xs.min() * sx:.0f}, {ys.min() * sy:.0f}, {(xs.max() + 1) * sx:.0f}, {(ys.max() + 1) * sy:.0f}]"
+        share = float(issues[n].mean())
+        findings.append(_finding(items[n], "wrong_mask", share, f"check the mask in {region}: labelled {given!r} "
+                                 f"where the model sees {seen!r}", detail=f"{share:.0%} of pixels look mislabelled"))
+    return findings
+
+
+def _segmentation_arrays(predictor: Any, samples: list[Any], classes: list[str],
+                         progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(masks [N, S, S], probabilities [N, K, S, S])`` of ``samples`` at :data:`SEGMENTATION_SIDE`."""
+    import torch
+    import torch.nn.functional as F
+
+    from oculi.data.formats.masks import load_mask
+
+    if predictor.classes != classes:
+        raise DataError(f"{predictor.bundle.path}: the model's classes {predictor.classes} differ from the data's "
+                        f"{classes}; audit with a model trained on these classes.")
+    size = (SEGMENTATION_SIDE, SEGMENTATION_SIDE)
+    masks, probabilities = [], []
+    with progress_bar("segmenting", len(samples), progress) as advance:
+        for sample in samples:
+            logits = predictor.logits(predictor.to_tensor(sample.image))
+            probabilities.append(F.interpolate(logits[None].float(), size=size, mode="bilinear",
+                                               align_corners=False)[0].softmax(0).numpy())
+            mask = torch.from_numpy(load_mask(sample.target))[None, None].float()
+            masks.append(F.interpolate(mask, size=size, mode="nearest")[0, 0].to(torch.int64).numpy())
+            advance(1)
+    return np.stack(masks), np.stack(probabilities).astype(np.float32)
+
+
+def segmentation_label_issues(sets: dict[str, SampleSet], context: AuditContext) -> list[AuditFinding]:
+    """Images with likely wrong masks (:func:`segmentation_findings`) from out-of-fold probabilities of
+    ``context.folds`` segmentation trainings, or ``context.model``'s (in-sample)."""
+    train = sets["train"]
+    items = [Item(split, n, s) for split, ss in sets.items() for n, s in enumerate(ss.samples)]
+    together = train.with_samples([i.sample for i in items])
+    if len(together) < 2 * context.folds:
+        context.notes.append(f"label issues need at least {2 * context.folds} images")
+        return []
+    if context.model is not None:
+        from oculi.tasks import load_predictor
+
+        masks, probabilities = _segmentation_arrays(load_predictor(context.model, precision="float32"),
+                                                    together.samples, train.classes, context.progress)
+        context.label_scores = "in_sample"
+        context.notes.append("label scores come from --model, which may have trained on these masks (in-sample)")
+    else:
+        by_path = {s.image: s for s in together.samples}
+        pairs = out_of_fold(together, context, "semantic-segmentation", SEGMENTATION_FOLD_HYPERPARAMETERS,
+                            np.zeros(len(together), dtype=np.int64),
+                            lambda predictor, images: list(zip(*_segmentation_arrays(
+                                predictor, [by_path[p] for p in images], train.classes, context.progress),
+                                strict=True)))
+        masks, probabilities = np.stack([m for m, _ in pairs]), np.stack([p for _, p in pairs])
+        context.label_scores = "out_of_fold"
+    return segmentation_findings(items, train.classes, masks, probabilities)

@@ -134,10 +134,18 @@ def embedding_features(network: Any, images: torch.Tensor) -> torch.Tensor:
     return pooled_backbone(network, images)
 
 
+def audit(sets: dict[str, Any], context: Any) -> Any:
+    """Images with likely wrong masks, with cleanlab's segmentation module; see
+    :func:`oculi.analysis.labels.segmentation_label_issues`."""
+    from oculi.analysis.labels import segmentation_label_issues
+
+    return segmentation_label_issues(sets, context)
+
+
 CONTRACT = TaskContract(
     name="segmentation", title="semantic segmentation", predictor=SegmentationPredictor, codec=CODEC,
     evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=SegmentationResponse, show=show,
     transform_batch_size=4, data=DATA_TASKS.get("segmentation"), annotation_kind="mask",
     view="segmentation", view_labels=view_labels, embedding_features=embedding_features,
-    write_manifest=write_mask_manifest,
+    write_manifest=write_mask_manifest, audit=audit,
 )
