@@ -53,7 +53,8 @@ class ApproximateIndex:
         result = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         keys = np.asarray(result.keys, dtype=np.int64).reshape(len(queries), -1)
         distances = np.asarray(result.distances, dtype=np.float32).reshape(len(queries), -1)
-        counts = np.asarray(result.counts).reshape(-1)
+        # one query gives usearch's Matches (no counts), several its BatchMatches
+        counts = np.asarray(result.counts if hasattr(result, "counts") else [len(result.keys)]).reshape(-1)
         valid = np.arange(keys.shape[1])[None, :] < counts[:, None]
         return np.where(valid, 1 - distances, -np.inf), np.where(valid, keys, -1)
 
