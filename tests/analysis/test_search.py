@@ -81,6 +81,7 @@ def test_approximate_index_agrees_with_exact_and_round_trips(tmp_path):
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
     assert recall >= 0.9 and (exact[:, 0] == np.arange(200)).all()
     assert np.allclose(approx_scores[:, 0], exact_scores[:, 0], atol=1e-4)
+    assert np.array_equal(index.search(queries[:1], 10, approximate=True)[1], approx[:1])  # a single query too
     index.save(tmp_path / "index")
     loaded = VectorIndex.load(tmp_path / "index")
     assert np.array_equal(loaded.vectors, vectors) and loaded.items == index.items

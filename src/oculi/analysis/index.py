@@ -41,7 +41,10 @@ class ApproximateIndex:
     def __init__(self, dimension: int) -> None:
         from usearch.index import Index
 
-        self.index = Index(ndim=dimension, metric="cos", dtype="f32")
+        # wider candidate lists than usearch's defaults: recall@10 on clustered 256-d data (bench/analysis_search.py,
+        # 10⁴ vectors) rose from 0.81 to 0.98 for a 1.4× longer build
+        self.index = Index(ndim=dimension, metric="cos", dtype="f32", connectivity=16, expansion_add=128,
+                           expansion_search=256)
 
     def add(self, vectors: np.ndarray) -> None:
         """Add ``float32 [N, D]`` vectors with keys 0…N-1 (after those already there)."""
