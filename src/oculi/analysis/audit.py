@@ -373,8 +373,8 @@ def audit(channels: Sequence[str | Path], output: Path, *, task: str = "auto", m
         exclude = {n for n, i in enumerate(items) if (i.split, i.file) in dup_index}
         findings += outlier_findings(items, vectors, exclude=exclude)
     else:
-        context.notes.append("outliers need embeddings: pass --model BUNDLE (or audit classification data, whose "
-                             "fold models are used)")
+        context.notes.append("outliers need embeddings: pass --model BUNDLE (or let the label step train its fold "
+                             "models)")
     report = AuditReport(task_name, sets, findings, dict(zip((i.sample.image for i in items), stats, strict=True)),
                          context.label_scores, context.jobs, context.notes, time.perf_counter() - start,
                          str(model) if model else None, str(embedding_model) if embedding_model else None)

@@ -27,7 +27,8 @@ def audit(
     task: str = TaskOption,
     model: Path | None = typer.Option(None, "--model", help="A bundle of the data's task: its embeddings find "
                                       "outliers and its predictions score labels (in-sample). Without it, "
-                                      "classification trains --folds short jobs for out-of-fold predictions."),
+                                      "--folds short trainings of the task's built-in algorithm (ordinary jobs) "
+                                      "give out-of-fold predictions, and the first fold's model the embeddings."),
     folds: int = typer.Option(3, "--folds", min=2, help="Out-of-fold trainings for label issues."),
     hyperparameter: list[str] | None = typer.Option(None, "--hyperparameter", "-p", help="Override a fold "
                                                     "training's hyperparameter, e.g. -p epochs=2. Repeatable."),
@@ -40,8 +41,9 @@ def audit(
 ) -> None:
     """Audit a dataset before training: blurry, dark, bright, low-information, odd-sized and grayscale images
     (relative to the collection), exact and near duplicates within and across splits (leakage), outliers in
-    the model's embedding space, and wrong labels (classification: cleanlab on out-of-fold predictions of
-    --folds short trainings, which run as ordinary jobs).
+    the model's embedding space, and wrong labels with cleanlab on out-of-fold predictions of --folds short
+    trainings (ordinary jobs): classification labels; detection missing, swapped and misplaced boxes;
+    segmentation mask regions. --no-labels skips the trainings.
 
     Writes OUTPUT/audit.json (each finding: file, line, kind, score, fix), OUTPUT/report.html (thumbnails per
     kind) and OUTPUT/clean.manifest (the training split without flagged images).
