@@ -438,6 +438,26 @@ def prelabels(path: Path, task: str, classes: list[str], *, image_root: Path | N
     return [(sample.image, sample.target) for sample in sample_set.samples]
 
 
+def tool_output(to: str, out: Path) -> Path:
+    """The file a conversion to the tool format ``to`` writes under ``out``: ``out`` itself when it has the
+    format's suffix (``.json`` for ``labelstudio``, ``.xml`` for ``cvat``), else ``out/labelstudio.json`` or
+    ``out/annotations.xml`` (the name CVAT's export gives it)."""
+    out = Path(out)
+    suffix, name = (".json", "labelstudio.json") if to == "labelstudio" else (".xml", "annotations.xml")
+    return out if out.suffix.lower() == suffix else out / name
+
+
+def write_tool(sample_set: SampleSet, to: str, path: Path) -> list[Finding]:
+    """Write ``sample_set`` (any task) as the tool format ``to`` (one of :data:`WRITTEN_TOOL_FORMATS`) at
+    ``path``; returns the writer's findings."""
+    from oculi.data.formats.cvat import write_cvat
+    from oculi.data.formats.labelstudio import write_labelstudio
+
+    if to not in WRITTEN_TOOL_FORMATS:
+        raise ConfigError(f"oculi writes {' and '.join(WRITTEN_TOOL_FORMATS)} files, not {to!r}.")
+    return (write_labelstudio if to == "labelstudio" else write_cvat)(sample_set, path)
+
+
 def relative_name(image: Path, folder: Path) -> str:
     """How a written tool file names ``image``: relative to the file's ``folder`` when below it, else absolute."""
     image = Path(image).resolve()
