@@ -71,10 +71,12 @@ def convert_data(source: Path, to: str, out: Path, *, task: str = "auto", **opti
     or a target format it does not write."""
     data_task = recognise(Path(source), convertible=True) if task == "auto" else DATA_TASKS.get(task)
     fallback = [t for t in ordered() if t.convert is not None][-1]
-    if task == "auto" and data_task is fallback and to not in data_task.convert_formats:
-        # no task recognised the data and the fallback does not write ``to``: read it with the last task that
-        # does, whose reader then says what it expected
-        writers = [t for t in ordered() if to in t.convert_formats]
+    separate_labels = options.get("annotations") is not None or options.get("names") is not None
+    if task == "auto" and data_task is fallback and (to not in data_task.convert_formats or separate_labels):
+        # no task recognised the data, and the fallback does not write ``to`` or the labels are in a separate
+        # annotation folder / names file (never so for class folders): read it with the last task that writes
+        # ``to``, whose reader then says what it expected
+        writers = [t for t in ordered() if to in t.convert_formats and t is not fallback]
         data_task = writers[-1] if writers else data_task
     if data_task.convert is None:
         convertible = ", ".join(t.name for t in ordered() if t.convert is not None)

@@ -165,7 +165,7 @@ def write_cvat(sample_set: SampleSet, xml_path: Path) -> list[Finding]:
     ``<box>``, segmentation → one ``<mask>`` per class present (class 0, the background, unpainted; ignored
     pixels not written: info ``ignore_not_written``). Images are named relative to the file's folder when below
     it, else by absolute path."""
-    from oculi.data.formats.boxes import target_size
+    from oculi.data.formats.boxes import number, target_size
     from oculi.data.formats.masks import load_mask
     from oculi.types import IGNORE_INDEX
 
@@ -203,7 +203,8 @@ def write_cvat(sample_set: SampleSet, xml_path: Path) -> list[Finding]:
         elif sample_set.task == "detection":
             for (x0, y0, x1, y1), index in zip(sample.target.boxes, sample.target.labels, strict=True):
                 ET.SubElement(image, "box", label=sample_set.classes[index], source="manual", occluded="0",
-                              xtl=f"{x0:.2f}", ytl=f"{y0:.2f}", xbr=f"{x1:.2f}", ybr=f"{y1:.2f}", z_order="0")
+                              xtl=str(number(x0)), ytl=str(number(y0)), xbr=str(number(x1)), ybr=str(number(y1)),
+                              z_order="0")
         else:
             ignored += int((mask == IGNORE_INDEX).sum())
             for value in np.unique(mask):

@@ -455,7 +455,25 @@ def write_tool(sample_set: SampleSet, to: str, path: Path) -> list[Finding]:
 
     if to not in WRITTEN_TOOL_FORMATS:
         raise ConfigError(f"oculi writes {' and '.join(WRITTEN_TOOL_FORMATS)} files, not {to!r}.")
-    return (write_labelstudio if to == "labelstudio" else write_cvat)(sample_set, path)
+    findings = (write_labelstudio if to == "labelstudio" else write_cvat)(sample_set, path)
+    if sample_set.task == "detection":
+        findings += difficult_dropped(sample_set, "Label Studio" if to == "labelstudio" else "CVAT", str(path))
+    return findings
+
+
+def difficult_dropped(sample_set: SampleSet, fmt: str, where: str) -> list[Finding]:
+    """One warning per ``difficult`` box of a detection ``sample_set`` written to ``fmt``, which has no such flag
+    (the box is written as an ordinary one)."""
+    findings = []
+    for sample in sample_set.samples:
+        target = sample.target
+        for box, label, hard in zip(target.boxes, target.labels, target.difficult or (), strict=False):
+            if hard:
+                findings.append(Finding("warning", "difficult_not_representable", f"the "
+                                        f"{sample_set.classes[label]!r} box at {[round(v, 2) for v in box]} is marked "
+                                        f"difficult; {fmt} has no such flag, so it is written as an ordinary box.",
+                                        sample.where() or where))
+    return findings
 
 
 def relative_name(image: Path, folder: Path) -> str:
