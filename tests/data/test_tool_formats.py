@@ -27,9 +27,6 @@ from oculi.types import BoxTarget
 from tests.data.conftest import make_image
 
 runner = CliRunner()
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "data" / "format-fixtures"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/data/format-fixtures")
 
 
 # --- Label Studio's brush RLE, checked against the reference coder ----------------------------------------------------
@@ -310,10 +307,8 @@ def test_labelme_folder_reads_and_converts(labelme: Path, tmp_path: Path) -> Non
 
 # --- VIA --------------------------------------------------------------------------------------------------------------
 
-def test_via_fixture_from_the_tool(tmp_path: Path) -> None:
-    path = FIXTURES / "via" / "via_bbox.json"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent (../shared/data/format-fixtures)")
+def test_via_fixture_from_the_tool(shared_data: Path, tmp_path: Path) -> None:
+    path = shared_data / "format-fixtures" / "via" / "via_bbox.json"
     ledger = convert(path, "cvat", tmp_path / "cvat")
     assert (ledger.images_in, ledger.images_out, ledger.boxes_in, ledger.boxes_out) == (2, 2, 10, 10)
     assert ledger.boxes_per_class_in == {"###": 2, "c": 2, "n": 2, "o": 2, "z": 2}
@@ -402,3 +397,40 @@ def test_prelabels_index_into_the_job_classes(cvat: Path) -> None:
     assert isinstance(a, BoxTarget) and sorted(a.labels) == [0, 2]
     tags = prelabels(cvat / "annotations.xml", "classification", ["bee", "flower"])
     assert [(p.name, t) for p, t in tags] == [("a.png", 1)]
+
+
+# --- training on them -------------------------------------------------------------------------------------------------
+
+def shapes_export(root: Path, count: int, seed: int) -> Path:
+    """``count`` 96×72 PNGs with one red rectangle (class ``box``) and a Label Studio export of it in percent."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    tasks = []
+    root.mkdir(parents=True)
+    for i in range(count):
+        canvas = rng.integers(0, 60, (72, 96, 3)).astype(np.uint8)
+        w, h = (int(v) for v in rng.integers(20, 40, 2))
+        x, y = int(rng.integers(0, 96 - w)), int(rng.integers(0, 72 - h))
+        canvas[y:y + h, x:x + w] = (230, 60, 60)
+        Image.fromarray(canvas).save(root / f"{i}.png")
+        value = {"x": 100 * x / 96, "y": 100 * y / 72, "width": 100 * w / 96, "height": 100 * h / 72,
+                 "rotation": 0, "rectanglelabels": ["box"]}
+        tasks.append({"id": i, "data": {"image": f"/data/upload/3/{i:08x}-{i}.png"},
+                      "annotations": [{"id": i, "result": [ls_result("rectanglelabels", value, (96, 72), i)]}]})
+    path = root / "export.json"
+    path.write_text(json.dumps(tasks))
+    return path
+
+
+def test_train_reads_a_labelstudio_export_as_its_channel(tmp_path: Path) -> None:
+    from oculi.artifacts import load_bundle
+    from oculi.engine.training import train
+
+    channels = {"train": shapes_export(tmp_path / "train", 12, 1), "validation": shapes_export(tmp_path / "val", 4, 2)}
+    result = train("object-detection", channels, {"image_shape": "96", "mini_batch_size": "4", "num_workers": "0",
+                                                  "epochs": "1"}, output=tmp_path / "model", progress=False,
+                   echo=lambda _: None)
+    assert result.classes == ["box"]
+    assert load_bundle(result.model_dir).classes == ["box"]
+    assert "validation:mAP" in result.metrics

@@ -87,7 +87,13 @@ def read_channel(
     if not path.exists():
         raise DataError(f"{path}: not found. Pass a folder of class sub-folders, a .lst file or a manifest.")
     if tool_format(path) is not None:
-        return to_classification(read_tool(path, image_root=image_root), classes)
+        label_file = read_tool(path, image_root=image_root)
+        if label_file.items and "tag" not in label_file.kinds():
+            held = ", ".join(sorted(label_file.kinds())) or "no label"
+            raise DataError(f"{path}: a {label_file.format} file with no image-level class (Label Studio Choices, "
+                            f"CVAT <tag>): it holds {held} regions, which are object detection or semantic "
+                            "segmentation data. Train object-detection or semantic-segmentation on it.")
+        return to_classification(label_file, classes)
     if path.is_dir():
         splits = split_layout(path)
         if splits is not None:

@@ -175,7 +175,7 @@ def _readers() -> dict[str, tuple[Any, Any]]:
 def tool_format(path: Path) -> str | None:
     """The tool format of ``path`` (one of :data:`TOOL_FORMATS`) recognised by content — a file, a folder of
     labelme JSON files, or a folder holding exactly one tool file at its top (a CVAT export's
-    ``annotations.xml`` next to ``images/``) — else None."""
+    ``annotations.xml`` next to ``images/``; a folder with several sub-folders is never one) — else None."""
     path = Path(path)
     found = _tool_file(path)
     return found[0] if found else None
@@ -187,6 +187,8 @@ def _tool_file(path: Path) -> tuple[str, Path] | None:
         return next(((name, path) for name, (recognise, _) in readers.items() if recognise(path)), None)
     if not path.is_dir():
         return None
+    if len([p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]) > 1:
+        return None  # class folders (or a dataset's split folders) beside a stray tool file: not a tool export
     if readers["labelme"][0](path):
         return "labelme", path
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".json", ".xml")
