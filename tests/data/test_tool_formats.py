@@ -29,7 +29,7 @@ from tests.data.conftest import make_image
 runner = CliRunner()
 
 
-# --- Label Studio's brush RLE, checked against the reference coder ----------------------------------------------------
+# --- Label Studio's brush RLE, checked against the reference coder ----------------------------------------------
 
 def reference_encode(arr: np.ndarray) -> list[int]:
     """label-studio-converter's ``brush.encode_rle`` as it is written there: a bit string built run by run."""
@@ -103,7 +103,7 @@ def test_a_truncated_brush_code_is_an_error() -> None:
         decode_rle(code[: len(code) // 2])
 
 
-# --- files as the tools write them -------------------------------------------------------------------------------------
+# --- files as the tools write them -------------------------------------------------------------------------------
 
 def ls_result(kind: str, value: dict, size: tuple[int, int], n: int) -> dict:
     return {"id": f"r{n}", "type": kind, "from_name": "label", "to_name": "image", "original_width": size[0],
@@ -197,7 +197,25 @@ def test_labelstudio_choices_are_classification_and_convert_to_cvat_tags(tmp_pat
     assert report.ok
 
 
-# --- CVAT -----------------------------------------------------------------------------------------------------------
+def test_class_folders_to_labelstudio_and_multi_label_tags_round_trip(class_folders: Path, tmp_path: Path) -> None:
+    ledger = convert(class_folders, "labelstudio", tmp_path / "ls")
+    assert ledger.source_format == "folders" and ledger.boxes_per_class_out == ledger.boxes_per_class_in
+    assert (ledger.images_in, ledger.images_out) == (11, 11)
+    multi = tmp_path / "multi.xml"
+    images = sorted(class_folders.glob("*/*.*g"))[:3]
+    tags = "".join(f'<image id="{i}" name="{p}" width="24" height="16">' + "".join(
+        f'<tag label="{c}" source="manual"/>' for c in labels) + "</image>"
+        for i, (p, labels) in enumerate(zip(images, [["sky", "sea"], ["sea"], ["sky"]], strict=True)))
+    multi.write_text(f"<annotations><version>1.1</version>{tags}</annotations>")
+    read = read_channel(multi)
+    assert read.multi_label and read.classes == ["sea", "sky"]
+    assert [s.target for s in read.samples] == [(1, 0), (0,), (1,)]
+    back = convert(multi, "labelstudio", tmp_path / "multi-ls")
+    assert back.boxes_per_class_out == {"sea": 2, "sky": 2}
+    assert [s.target for s in read_channel(Path(back.target)).samples] == [(1, 0), (0,), (1,)]
+
+
+# --- CVAT -----------------------------------------------------------------------------------------------------
 
 CVAT_XML = """<?xml version="1.0" encoding="utf-8"?>
 <annotations>
@@ -263,7 +281,7 @@ def test_cvat_writes_what_it_reads(cvat: Path, tmp_path: Path) -> None:
     assert sorted(s.target.boxes for s in back.samples) == sorted(s.target.boxes for s in read_detection(cvat).samples)
 
 
-# --- labelme ----------------------------------------------------------------------------------------------------------
+# --- labelme ----------------------------------------------------------------------------------------------------
 
 def labelme_file(path: Path, image: str, size: tuple[int, int], shapes: list[dict]) -> None:
     path.write_text(json.dumps({"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": image,
@@ -305,7 +323,7 @@ def test_labelme_folder_reads_and_converts(labelme: Path, tmp_path: Path) -> Non
     assert 90 <= int((two == 1).sum()) <= 121  # the 10×10 square, with the rasteriser's edge rule
 
 
-# --- VIA --------------------------------------------------------------------------------------------------------------
+# --- VIA --------------------------------------------------------------------------------------------------------
 
 def test_via_fixture_from_the_tool(shared_data: Path, tmp_path: Path) -> None:
     path = shared_data / "format-fixtures" / "via" / "via_bbox.json"
@@ -363,7 +381,7 @@ def test_via2_project_with_dropdown_attribute(tmp_path: Path) -> None:
     assert "unsupported_shape" in {f.code for f in read.findings}
 
 
-# --- corrupt files ----------------------------------------------------------------------------------------------------
+# --- corrupt files ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("name", "text", "expected"), [
     ("bad.json", '[{"id": 7, "data": {"image": "a.png"}, "annotations": [{"result": [{"type": "rectanglelabels", '
@@ -389,7 +407,7 @@ def test_corrupt_files_name_the_file_and_entry(tmp_path: Path, name: str, text: 
     assert str(path) in str(raised.value)
 
 
-# --- pre-labels for a labeling job ------------------------------------------------------------------------------------
+# --- pre-labels for a labeling job ------------------------------------------------------------------------------
 
 def test_prelabels_index_into_the_job_classes(cvat: Path) -> None:
     pairs = dict(prelabels(cvat / "annotations.xml", "detection", ["bee", "moth", "flower"]))
@@ -399,7 +417,7 @@ def test_prelabels_index_into_the_job_classes(cvat: Path) -> None:
     assert [(p.name, t) for p, t in tags] == [("a.png", 1)]
 
 
-# --- training on them -------------------------------------------------------------------------------------------------
+# --- training on them -------------------------------------------------------------------------------------------
 
 def shapes_export(root: Path, count: int, seed: int) -> Path:
     """``count`` 96×72 PNGs with one red rectangle (class ``box``) and a Label Studio export of it in percent."""

@@ -141,9 +141,9 @@ def read_segmentation(
     file (``annotations``: its image folder) has its polygons, masks and boxes painted into class masks (see
     :func:`~oculi.data.formats.tools.to_segmentation`); ``default_class``: the class of VIA regions without one."""
     from oculi.data.formats.coco_masks import read_coco_masks
-    from oculi.data.formats.tools import TOOL_FORMATS, read_tool, to_segmentation
     from oculi.data.formats.mask_manifest import read_mask_manifest
     from oculi.data.formats.masks import read_mask_folders
+    from oculi.data.formats.tools import TOOL_FORMATS, read_tool, to_segmentation
     from oculi.data.formats.voc_masks import read_voc_masks
 
     path = Path(path)
@@ -245,8 +245,9 @@ def convert_segmentation(source: Path, to: str, out: Path, *, source_format: str
     ``out/train_annotation`` (images copied); ``manifest`` → ``out/train.manifest`` + ``out/masks/``; ``voc`` →
     ``out/JPEGImages`` + ``out/SegmentationClass``; ``coco`` → ``out/annotations.json`` (RLE; images referenced);
     ``labelstudio`` → ``out/labelstudio.json`` (brush RLE); ``cvat`` → ``out/annotations.xml`` (``<mask>``); both
-    reference the images. ``default_class``: the class of VIA regions without one. An output that is (or holds) the input is refused, an existing one unless ``overwrite``; no image found is a
-    :class:`DataError` (see :func:`~oculi.data.convert.guard_output`)."""
+    reference the images. ``default_class``: the class of VIA regions without one. An output that is (or holds)
+    the input is refused, an existing one unless ``overwrite``; no image found is a :class:`DataError` (see
+    :func:`~oculi.data.convert.guard_output`)."""
     from oculi.data.convert import Ledger, guard_output, output_paths, require_images
     from oculi.data.formats.coco_masks import write_coco_masks
     from oculi.data.formats.mask_manifest import write_mask_manifest

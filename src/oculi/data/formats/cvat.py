@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from oculi.data.formats.foreign import xml_root
-from oculi.data.formats.tools import Item, LabelFile, Shape, find_image, image_roots, mask_rle, number, \
-    relative_name
+from oculi.data.formats.tools import Item, LabelFile, Shape, find_image, image_roots, mask_rle, number, relative_name
 from oculi.errors import DataError
 from oculi.types import Finding, SampleSet
 

@@ -17,8 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from oculi.data.formats.tools import Item, LabelFile, Shape, find_image, image_roots, load_json, mask_rle, number, \
-    relative_name
+from oculi.data.formats.tools import (
+    Item,
+    LabelFile,
+    Shape,
+    find_image,
+    image_roots,
+    load_json,
+    mask_rle,
+    number,
+    relative_name,
+)
 from oculi.errors import DataError
 from oculi.types import Finding, SampleSet
 
@@ -26,7 +35,7 @@ FORMAT = "labelstudio"
 _LABEL_KEYS = ("rectanglelabels", "polygonlabels", "brushlabels", "labels", "choices")
 
 
-# --- Label Studio's brush RLE --------------------------------------------------------------------------------------
+# --- Label Studio's brush RLE --------------------------------------------------------------------------------
 
 class _Bits:
     """Reads big-endian unsigned integers of any width from a byte string, bit after bit."""
@@ -115,7 +124,7 @@ def mask_brush(mask: np.ndarray) -> list[int]:
     return encode_rle(np.repeat(np.asarray(mask, dtype=bool).ravel().astype(np.uint8) * 255, 4))
 
 
-# --- reading ---------------------------------------------------------------------------------------------------------
+# --- reading ---------------------------------------------------------------------------------------------------
 
 def is_labelstudio(path: Path) -> bool:
     """True when ``path`` is a Label Studio JSON export: a JSON list of task objects with ``data`` and
@@ -250,7 +259,7 @@ def read_labelstudio(path: Path, image_root: Path | None = None) -> LabelFile:
     return LabelFile(FORMAT, path, items, findings=findings)
 
 
-# --- writing -------------------------------------------------------------------------------------------------------
+# --- writing -------------------------------------------------------------------------------------------------
 
 def _result(kind: str, value: dict[str, Any], size: tuple[int, int] | None, number_: int) -> dict:
     result = {"id": f"r{number_}", "type": kind, "from_name": "label" if kind != "choices" else "choice",

@@ -161,7 +161,7 @@ def rle_mask(rle: dict[str, Any]) -> Any:
     return coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()}).astype(bool)
 
 
-# --- recognition and reading -------------------------------------------------------------------------------------
+# --- recognition and reading -------------------------------------------------------------------------------
 
 def _readers() -> dict[str, tuple[Any, Any]]:
     from oculi.data.formats import cvat, labelme, labelstudio, via
@@ -181,20 +181,33 @@ def tool_format(path: Path) -> str | None:
     return found[0] if found else None
 
 
+def _file_format(path: Path) -> str | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _file_format_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def _file_format_cached(path: str, mtime: int, size: int) -> str | None:
+    """One content probe per file version: recognising a dataset asks several times (each task, then the reader)."""
+    return next((name for name, (recognise, _) in _readers().items() if recognise(Path(path))), None)
+
+
 def _tool_file(path: Path) -> tuple[str, Path] | None:
-    readers = _readers()
     if path.is_file():
-        return next(((name, path) for name, (recognise, _) in readers.items() if recognise(path)), None)
+        found = _file_format(path)
+        return (found, path) if found else None
     if not path.is_dir():
         return None
     if len([p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]) > 1:
         return None  # class folders (or a dataset's split folders) beside a stray tool file: not a tool export
-    if readers["labelme"][0](path):
-        return "labelme", path
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".json", ".xml")
                    and not p.name.startswith("."))
-    found = [(name, p) for p in files[:20] for name, (recognise, _) in readers.items()
-             if name != "labelme" and recognise(p)]
+    if files and _file_format(files[0]) == "labelme":
+        return "labelme", path
+    found = [(name, p) for p in files[:20] if (name := _file_format(p)) not in (None, "labelme")]
     return found[0] if len(found) == 1 else None
 
 
@@ -231,7 +244,7 @@ def _read_cached(path: str, format: str, mtime: int, size: int, image_root: str,
     return reader(Path(path), **options)
 
 
-# --- projections onto the tasks ------------------------------------------------------------------------------------
+# --- projections onto the tasks ------------------------------------------------------------------------------
 
 def _names(label_file: LabelFile, kinds: tuple[str, ...]) -> list[str]:
     """Class names: those the file declares, then the others met in ``kinds`` shapes in sorted order."""
