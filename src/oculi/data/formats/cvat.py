@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from oculi.data.formats.foreign import xml_root
-from oculi.data.formats.tools import Item, LabelFile, Shape, find_image, image_roots, mask_rle, number, relative_name
+from oculi.data.formats.tools import Item, LabelFile, Shape, as_number, find_image, image_roots, mask_rle, relative_name
 from oculi.errors import DataError
 from oculi.types import Finding, SampleSet
 
@@ -65,15 +65,15 @@ def _points(text: str | None, path: Path, where: str) -> tuple[tuple[float, floa
         parts = pair.split(",")
         if len(parts) != 2:
             raise DataError(f"{path}: {where}: points {text!r} are not `x,y;x,y;…` pixel pairs.")
-        points.append((number(parts[0], path, where, "x"), number(parts[1], path, where, "y")))
+        points.append((as_number(parts[0], path, where, "x"), as_number(parts[1], path, where, "y")))
     if len(points) < 3:
         raise DataError(f"{path}: {where}: a polygon needs at least 3 points; got {text!r}.")
     return tuple(points)
 
 
 def _box(element: ET.Element, path: Path, where: str) -> tuple[float, float, float, float]:
-    x0, y0, x1, y1 = (number(element.get(k), path, where, k) for k in ("xtl", "ytl", "xbr", "ybr"))
-    angle = math.radians(number(element.get("rotation", "0"), path, where, "rotation"))
+    x0, y0, x1, y1 = (as_number(element.get(k), path, where, k) for k in ("xtl", "ytl", "xbr", "ybr"))
+    angle = math.radians(as_number(element.get("rotation", "0"), path, where, "rotation"))
     if not angle:
         return x0, y0, x1, y1
     cx, cy, cos, sin = (x0 + x1) / 2, (y0 + y1) / 2, math.cos(angle), math.sin(angle)
@@ -84,7 +84,7 @@ def _box(element: ET.Element, path: Path, where: str) -> tuple[float, float, flo
 
 
 def _mask(element: ET.Element, width: int, height: int, path: Path, where: str) -> np.ndarray:
-    left, top, w, h = (int(number(element.get(k), path, where, k)) for k in ("left", "top", "width", "height"))
+    left, top, w, h = (int(as_number(element.get(k), path, where, k)) for k in ("left", "top", "width", "height"))
     try:
         counts = [int(v) for v in (element.get("rle") or "").split(",") if v.strip()]
     except ValueError:
@@ -118,8 +118,8 @@ def read_cvat(path: Path, image_root: Path | None = None) -> LabelFile:
         where = f"{path} (image {image.get('id', number_)}: {name})"
         if not name:
             raise DataError(f"{path}: <image> number {number_} has no name attribute.")
-        width = int(number(image.get("width"), path, where, "width"))
-        height = int(number(image.get("height"), path, where, "height"))
+        width = int(as_number(image.get("width"), path, where, "width"))
+        height = int(as_number(image.get("height"), path, where, "height"))
         item = Item(name, find_image(name, roots), width, height, where=where)
         elements = sorted(enumerate(image), key=lambda e: (int(e[1].get("z_order", "0") or 0), e[0]))
         for position, element in elements:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from oculi.data.formats.tools import Item, LabelFile, Shape, find_image, load_json, number, polygon_box
+from oculi.data.formats.tools import Item, LabelFile, Shape, as_number, find_image, load_json, polygon_box
 from oculi.errors import DataError
 from oculi.types import Finding
 
@@ -57,7 +57,7 @@ def _shape(shape: Any, path: Path, where: str, skipped: dict[str, int]) -> Shape
     raw = shape.get("points")
     if not isinstance(raw, list) or not all(isinstance(p, list) and len(p) == 2 for p in raw):
         raise DataError(f"{path}: {where}: \"points\" is {raw!r}; expected [[x, y], …].")
-    points = tuple((number(x, path, where, "x"), number(y, path, where, "y")) for x, y in raw)
+    points = tuple((as_number(x, path, where, "x"), as_number(y, path, where, "y")) for x, y in raw)
     if kind == "rectangle":
         if len(points) != 2:
             raise DataError(f"{path}: {where}: a rectangle holds 2 corner points; got {len(points)}.")

@@ -21,11 +21,11 @@ from oculi.data.formats.tools import (
     Item,
     LabelFile,
     Shape,
+    as_number,
     find_image,
     image_roots,
     load_json,
     mask_rle,
-    number,
     relative_name,
 )
 from oculi.errors import DataError
@@ -161,15 +161,15 @@ def _percent_points(value: dict[str, Any], width: float, height: float, path: Pa
                                                                   for p in points):
         raise DataError(f"{path}: {where}: a polygon needs \"points\" [[x, y], …] with at least 3 points; got "
                         f"{points!r}.")
-    return tuple((number(x, path, where, "x") * width / 100, number(y, path, where, "y") * height / 100)
+    return tuple((as_number(x, path, where, "x") * width / 100, as_number(y, path, where, "y") * height / 100)
                  for x, y in points)
 
 
 def _rectangle(value: dict[str, Any], width: float, height: float, path: Path,
                where: str) -> tuple[float, float, float, float]:
-    x, y, w, h = (number(value.get(k), path, where, k) for k in ("x", "y", "width", "height"))
+    x, y, w, h = (as_number(value.get(k), path, where, k) for k in ("x", "y", "width", "height"))
     x0, y0, bw, bh = x * width / 100, y * height / 100, w * width / 100, h * height / 100
-    angle = math.radians(number(value.get("rotation", 0) or 0, path, where, "rotation"))
+    angle = math.radians(as_number(value.get("rotation", 0) or 0, path, where, "rotation"))
     if not angle:
         return x0, y0, x0 + bw, y0 + bh
     cos, sin = math.cos(angle), math.sin(angle)  # rotated about (x0, y0): the box is the corners' bounding box
@@ -200,7 +200,8 @@ def _shapes(result: dict[str, Any], path: Path, where: str, findings: list[Findi
     if width is None or height is None:
         raise DataError(f"{path}: {where}: the result has no original_width/original_height, so its percent "
                         "coordinates cannot be placed; re-export the project from Label Studio.")
-    width, height = number(width, path, where, "original_width"), number(height, path, where, "original_height")
+    width = as_number(width, path, where, "original_width")
+    height = as_number(height, path, where, "original_height")
     sizes.append((int(width), int(height)))
     if key == "brushlabels" or value.get("format") == "rle":
         rle = value.get("rle")

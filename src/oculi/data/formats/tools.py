@@ -94,7 +94,7 @@ def load_json(path: Path, what: str) -> Any:
         raise DataError(f"{path}: cannot read the {what} file ({e}).") from None
 
 
-def number(value: Any, path: Path, where: str, what: str) -> float:
+def as_number(value: Any, path: Path, where: str, what: str) -> float:
     """``value`` as a float, else a :class:`DataError` naming the file, the entry and the field."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise DataError(f"{path}: {where}: {what} is {value!r}; expected a number. Fix or delete this entry.")
@@ -152,13 +152,6 @@ def mask_rle(mask: Any) -> dict[str, Any]:
 
     rle = coco_mask.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode()}
-
-
-def rle_mask(rle: dict[str, Any]) -> Any:
-    """The boolean ``[H, W]`` array of a COCO RLE dict made by :func:`mask_rle`."""
-    from pycocotools import mask as coco_mask
-
-    return coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()}).astype(bool)
 
 
 # --- recognition and reading -------------------------------------------------------------------------------

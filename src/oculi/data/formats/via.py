@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from oculi.data.formats.tools import Item, LabelFile, Shape, find_image, image_roots, load_json, number
+from oculi.data.formats.tools import Item, LabelFile, Shape, as_number, find_image, image_roots, load_json
 from oculi.errors import DataError
 from oculi.types import Finding
 
@@ -77,14 +77,14 @@ def _shape(region: Any, label: str, path: Path, where: str) -> Shape | None:
         raise DataError(f"{path}: {where}: a region needs \"shape_attributes\"; got {region!r}.")
     name = shape.get("name")
     if name == "rect":
-        x, y, w, h = (number(shape.get(k), path, where, k) for k in ("x", "y", "width", "height"))
+        x, y, w, h = (as_number(shape.get(k), path, where, k) for k in ("x", "y", "width", "height"))
         return Shape("box", label, box=(x, y, x + w, y + h), where=where)
     if name == "polygon":
         xs, ys = shape.get("all_points_x"), shape.get("all_points_y")
         if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys) or len(xs) < 3:
             raise DataError(f"{path}: {where}: a polygon needs all_points_x and all_points_y of the same length, "
                             f"at least 3; got {xs!r} and {ys!r}.")
-        points = tuple((number(x, path, where, "x"), number(y, path, where, "y")) for x, y in zip(xs, ys,
+        points = tuple((as_number(x, path, where, "x"), as_number(y, path, where, "y")) for x, y in zip(xs, ys,
                                                                                                  strict=True))
         return Shape("polygon", label, points=points, where=where)
     return None
