@@ -63,7 +63,7 @@ def decode_rle(rle: list[int] | bytes) -> np.ndarray:
     count = bits.read(32)
     word = bits.read(5) + 1
     sizes = [bits.read(4) + 1 for _ in range(4)]
-    if count > (bits.length * 1 << 16):
+    if count > bits.length << 16:  # a repeat block of under 32 bits codes at most 65,536 values
         raise ValueError(f"the header claims {count} values, more than the code can hold")
     out = np.zeros(count, dtype=np.uint8 if word <= 8 else np.uint32)
     i = 0
@@ -128,7 +128,8 @@ def mask_brush(mask: np.ndarray) -> list[int]:
 
 def is_labelstudio(path: Path) -> bool:
     """True when ``path`` is a Label Studio JSON export: a JSON list of task objects with ``data`` and
-    ``annotations`` (or ``completions``)."""
+    ``annotations`` (or ``completions``) — or a file that starts like one but is not valid JSON (a truncated
+    export), so that reading it says where it breaks."""
     path = Path(path)
     if not path.is_file() or path.suffix.lower() != ".json":
         return False
@@ -138,7 +139,9 @@ def is_labelstudio(path: Path) -> bool:
         if not head.startswith("["):
             return False
         data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
+    except ValueError:
+        return '"data"' in head and ('"annotations"' in head or '"completions"' in head)
+    except (OSError, RecursionError, UnicodeDecodeError):
         return False
     return isinstance(data, list) and bool(data) and all(
         isinstance(t, dict) and isinstance(t.get("data"), dict) and ("annotations" in t or "completions" in t)

@@ -142,7 +142,8 @@ def read_via(path: Path, image_root: Path | None = None, default_class: str = "o
                                 f"{' / '.join(sorted(used))!r} region attribute.", str(path)))
     if defaulted:
         findings.append(Finding("info", "default_class", f"{defaulted} region(s) have no class attribute; they are "
-                                f"read as class {default_class!r} (name it with --default-class).", str(path)))
+                                f"read as class {default_class!r} (name it with `oculi data convert … "
+                                "--default-class NAME`; Python: default_class=).", str(path)))
     for kind, count in skipped.items():
         findings.append(Finding("warning", "unsupported_shape", f"{count} {kind} region(s) are not read (oculi reads "
                                 "VIA rect and polygon regions).", str(path)))
