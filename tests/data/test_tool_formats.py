@@ -379,6 +379,12 @@ def test_via2_project_with_dropdown_attribute(tmp_path: Path) -> None:
     assert read.classes == ["bee", "wasp"]
     assert read.samples[0].target.boxes == ((2.0, 3.0, 12.0, 15.0), (20.0, 5.0, 30.0, 15.0))
     assert "unsupported_shape" in {f.code for f in read.findings}
+    for region, value in zip(regions, ("large", ""), strict=False):
+        region["region_attributes"]["size"] = value
+    path.write_text(json.dumps(project))
+    by_size = read_detection(path, label_attribute="size")  # another attribute holds the class
+    assert by_size.classes == ["large", "object"]
+    assert "1 region(s) have no class attribute" in {f.code: f.message for f in by_size.findings}["default_class"]
 
 
 # --- corrupt files ----------------------------------------------------------------------------------------------

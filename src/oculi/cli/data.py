@@ -1,5 +1,5 @@
-"""``oculi data check|split|sample`` for image-classification data and ``oculi data convert`` for object detection
-data."""
+"""``oculi data check|split|sample`` for image-classification data and ``oculi data convert`` for object detection,
+segmentation and labeling tools' (Label Studio, CVAT) data."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ LabelAttributeOption = Annotated[
     typer.Option(
         "--label-attribute",
         help="Augmented manifests: the attribute that holds the labels, when the lines have several "
-        "(e.g. class besides verified-class).",
+        "(e.g. class besides verified-class). VIA files: the region attribute that holds the class.",
     ),
 ]
 SeedOption = Annotated[
@@ -250,7 +250,8 @@ def convert(
         "--default-class", help="VIA: the class of regions without a class attribute (the balloon tutorial's "
         "files have none); default 'object'.")] = None,
 ) -> None:
-    """Convert object detection data between formats and print a ledger of what was read, written and changed.
+    """Convert object detection data between formats and print a ledger of what was read, written and changed
+    (segmentation masks and image-classification tags too).
 
     Boxes, class names and images are counted in and out; every box or image dropped or changed (clipped, empty,
     a difficult flag YOLO cannot hold, an image not found) is listed with its file and reason. The input is never

@@ -102,16 +102,17 @@ def read_detection(
     (SageMaker's hyperparameter): for formats whose files may not name their classes (manifests without a
     class-map, SageMaker JSON without categories, YOLO without names), the classes are ids ``0…num_classes-1`` and
     a box with a higher id is a ``label_out_of_range`` finding naming the file and line. ``label_attribute``: the
-    manifest attribute holding the boxes, when its lines have several. ``default_class``: the class of VIA regions
-    without a class attribute. Labeling tools' polygons and masks are read as their bounding boxes."""
+    manifest attribute holding the boxes, when its lines have several (VIA: the region attribute holding the
+    class). ``default_class``: the class of VIA regions without a class attribute. Labeling tools' polygons and
+    masks are read as their bounding boxes."""
     path = Path(path)
     if format != "auto" and format not in DETECTION_READ_FORMATS:
         raise ConfigError(f"detection format {format!r} is unknown; expected one of "
                           f"{', '.join(DETECTION_READ_FORMATS)}.")
     fmt = detect_format(path, annotations) if format == "auto" else format
     if fmt in TOOL_FORMATS:
-        return to_detection(read_tool(path, format=fmt, image_root=annotations, default_class=default_class),
-                            classes, num_classes)
+        return to_detection(read_tool(path, format=fmt, image_root=annotations, default_class=default_class,
+                                      class_attribute=label_attribute), classes, num_classes)
     if fmt == "manifest":
         if path.is_dir():
             found = sorted(path.glob("*.manifest"))

@@ -139,7 +139,8 @@ def read_segmentation(
     against a model); ``num_classes``: how many classes (SageMaker's hyperparameter), else inferred.
     ``label_attribute``: a manifest's ``…-ref`` mask attribute, when its lines have several. A labeling tool's
     file (``annotations``: its image folder) has its polygons, masks and boxes painted into class masks (see
-    :func:`~oculi.data.formats.tools.to_segmentation`); ``default_class``: the class of VIA regions without one."""
+    :func:`~oculi.data.formats.tools.to_segmentation`); ``default_class``: the class of VIA regions without one,
+    ``label_attribute`` the VIA region attribute holding the class."""
     from oculi.data.formats.coco_masks import read_coco_masks
     from oculi.data.formats.mask_manifest import read_mask_manifest
     from oculi.data.formats.masks import read_mask_folders
@@ -152,8 +153,8 @@ def read_segmentation(
                           f"{', '.join(SEGMENTATION_READ_FORMATS)}.")
     fmt = detect_format(path, annotations) if format == "auto" else format
     if fmt in TOOL_FORMATS:
-        sample_set = to_segmentation(read_tool(path, format=fmt, image_root=annotations,
-                                               default_class=default_class), classes)
+        sample_set = to_segmentation(read_tool(path, format=fmt, image_root=annotations, default_class=default_class,
+                                               class_attribute=label_attribute), classes)
     elif fmt == "sagemaker-masks":
         images, masks = (path, annotations) if annotations is not None else (_split_root(path, split) or
                                                                              (path, path))

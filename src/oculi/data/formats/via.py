@@ -125,16 +125,15 @@ def read_via(path: Path, image_root: Path | None = None, default_class: str = "o
             attributes = attributes if isinstance(attributes, dict) else {}
             attribute = _pick_attribute(attributes, class_attribute)
             label = _class(attributes.get(attribute)) if attribute else None
-            if label is None:
-                defaulted += 1
-                label = default_class
-            elif attribute:
-                used.add(attribute)
-            shape = _shape(region, label, path, entry_where)
+            shape = _shape(region, label or default_class, path, entry_where)
             if shape is None:
                 kind = str((region.get("shape_attributes") or {}).get("name"))
                 skipped[kind] = skipped.get(kind, 0) + 1
                 continue
+            if label is None:
+                defaulted += 1
+            else:
+                used.add(attribute)
             item.shapes.append(shape)
         items.append(item)
     if used:
