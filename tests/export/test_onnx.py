@@ -153,7 +153,7 @@ def test_onnx_runtime_errors_name_the_fix(classifier, exported, tmp_path):
     save_file({k: v.contiguous() for k, v in bundle_model.state_dict().items()}, str(stale / WEIGHTS))
     with pytest.raises(ArtifactError, match="exported from other weights.*oculi export"):
         load_predictor(stale, runtime="onnx")
-    with pytest.raises(ConfigError, match="runtime got 'tensorrt'; expected one of torch, onnx"):
+    with pytest.raises(ConfigError, match="runtime got 'tensorrt'; expected one of auto, torch, onnx"):
         load_predictor(exported["classification"], runtime="tensorrt")
     with pytest.raises(ConfigError, match="precision=bfloat16 applies to runtime=torch"):
         load_predictor(exported["classification"], runtime="onnx", precision="bfloat16")

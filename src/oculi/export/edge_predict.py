@@ -87,8 +87,9 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
         x1 = np.minimum(boxes[best, 2], boxes[order, 2])
         y1 = np.minimum(boxes[best, 3], boxes[order, 3])
         inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-        iou = inter / (areas[best] + areas[order] - inter)
-        order = order[iou <= threshold]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iou = inter / (areas[best] + areas[order] - inter)
+        order = order[~(iou > threshold)]  # as torchvision: a degenerate (0/0) overlap suppresses nothing
     return np.asarray(keep, dtype=np.int64)
 
 

@@ -96,6 +96,10 @@ class _Reader:
         """Start again from the first batch."""
         self.position = 0
 
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        """Every batch once (what onnxruntime's QDQ debugging tools iterate)."""
+        return iter({"images": batch} for batch in self.inputs)
+
 
 def recorded_channel(bundle: ModelBundle, given: str | Path | None, name: str, option: str) -> Path:
     """``given``, else the bundle's recorded channel ``name`` (model.json ``dataset.channels``) when it still
