@@ -89,9 +89,15 @@ def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
     return {"classes": [classes[i] if 0 <= i < len(classes) else str(i) for i in indices]}
 
 
+def edge(predictor: ClassificationPredictor) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The edge package's settings: the input spec (resize, crop, mean/std, softmax or sigmoid)."""
+    return {"input": predictor.spec}, {}
+
+
 CONTRACT = TaskContract(
     name="classification", title="image classification", predictor=ClassificationPredictor, codec=CODEC,
     evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=ClassificationResponse,
-    show=show, transform_batch_size=32, data=DATA_TASKS.get("classification"), annotation_kind="class",
-    view="classification", view_labels=view_labels,
+    show=show, transform_batch_size=32, data=DATA_TASKS.get("classification"), metric="accuracy",
+    annotation_kind="class",
+    view="classification", view_labels=view_labels, edge=edge,
 )
