@@ -60,10 +60,14 @@ class TaskContract:
     - ``transform_batch_size``: batch transform's default images per model call.
     - ``data``: the data layer's half (:class:`~oculi.data.tasks.DataTask`): recognition, data check,
       conversion.
+    - ``metric``: the headline key of its evaluator's ``report.metrics`` (higher is better): what gates a
+      quantized export and what an edge benchmark reports.
     - ``annotation_kind``: what a labeler draws for it (``class``, ``box``, ``mask``).
     - ``view``: the console's drawing module for its labels and answers (``oculi/console/static/views/<view>.js``);
       ``view_labels(target, classes)``: a sample's target as the JSON that module draws (class names; boxes
       ``{"box": [x1, y1, x2, y2] absolute pixels, "label"}``; a mask as an RGBA PNG data URL).
+    - ``edge(predictor)``: what its edge package's ``oculi_edge.json`` holds besides the task, classes and model
+      file (input spec, output format, detection's decoder) and the arrays written beside it (file name → array).
     - Milestone-2 hooks, filled by the issues that need them (None until then): ``explanation_target`` (what a
       CAM explains for one result), ``monitoring_statistics`` (per-prediction statistics a monitor tracks),
       ``audit`` (the data audit's label-issue finder: ``audit(sets, context)`` → findings, see
@@ -85,9 +89,11 @@ class TaskContract:
     show: Callable[[Predictor, list[Path], PredictOptions, Console], None]
     transform_batch_size: int
     data: DataTask
+    metric: str
     annotation_kind: str
     view: str
     view_labels: Callable[[Any, list[str]], dict[str, Any]]
+    edge: Callable[[Any], tuple[dict[str, Any], dict[str, Any]]]
     explanation_target: Callable[..., Any] | None = None
     monitoring_statistics: Callable[..., Any] | None = None
     audit: Callable[..., Any] | None = None

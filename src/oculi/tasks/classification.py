@@ -105,10 +105,17 @@ def audit(sets: dict[str, Any], context: Any) -> Any:
     return classification_label_issues(sets, context)
 
 
+def edge(predictor: ClassificationPredictor) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The edge package's settings: the input spec (resize, crop, mean/std, softmax or sigmoid)."""
+    return {"input": predictor.spec}, {}
+
+
 CONTRACT = TaskContract(
     name="classification", title="image classification", predictor=ClassificationPredictor, codec=CODEC,
     evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=ClassificationResponse,
-    show=show, transform_batch_size=32, data=DATA_TASKS.get("classification"), annotation_kind="class",
-    view="classification", view_labels=view_labels, audit=audit, embedding_features=embedding_features,
+    show=show, transform_batch_size=32, data=DATA_TASKS.get("classification"), metric="accuracy",
+    annotation_kind="class",
+    view="classification", view_labels=view_labels, edge=edge,
+    audit=audit, embedding_features=embedding_features,
     write_manifest=write_manifest,
 )

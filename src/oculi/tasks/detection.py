@@ -125,10 +125,18 @@ def audit(sets: dict[str, Any], context: Any) -> Any:
     return detection_label_issues(sets, context)
 
 
+def edge(predictor: DetectionPredictor) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The edge package's settings: the input spec and the network's decoder, its priors in ``priors.npy``."""
+    decoder, priors = predictor.kind.edge(predictor.model, predictor.priors)
+    return {"input": predictor.spec, "decoder": {**decoder, "priors": "priors.npy"}}, {"priors.npy": priors}
+
+
 CONTRACT = TaskContract(
     name="detection", title="object detection", predictor=DetectionPredictor, codec=CODEC, evaluate=evaluate,
     export_plan=None, friendly=friendly, friendly_schema=DetectionResponse, show=show, transform_batch_size=8,
-    data=DATA_TASKS.get("detection"), annotation_kind="box",
-    view="detection", view_labels=view_labels, embedding_features=embedding_features,
+    data=DATA_TASKS.get("detection"), metric="mAP",
+    annotation_kind="box",
+    view="detection", view_labels=view_labels, edge=edge,
+    embedding_features=embedding_features,
     embedding_regions=embedding_regions, write_manifest=write_detection_manifest, audit=audit,
 )

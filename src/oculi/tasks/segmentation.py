@@ -142,10 +142,24 @@ def audit(sets: dict[str, Any], context: Any) -> Any:
     return segmentation_label_issues(sets, context)
 
 
+def edge(predictor: SegmentationPredictor) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The edge package's settings: the input spec, and the mask PNG's pixel value per class (the label
+    encoding) and palette."""
+    import numpy as np
+
+    from oculi.data.formats.masks import encode_classes, voc_palette
+
+    values = encode_classes(np.arange(len(predictor.classes)), predictor.spec.get("label_encoding"))
+    return {"input": predictor.spec, "output": {"mask_values": [int(v) for v in values],
+                                                "palette": [v for rgb in voc_palette() for v in rgb]}}, {}
+
+
 CONTRACT = TaskContract(
     name="segmentation", title="semantic segmentation", predictor=SegmentationPredictor, codec=CODEC,
     evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=SegmentationResponse, show=show,
-    transform_batch_size=4, data=DATA_TASKS.get("segmentation"), annotation_kind="mask",
-    view="segmentation", view_labels=view_labels, embedding_features=embedding_features,
+    transform_batch_size=4, data=DATA_TASKS.get("segmentation"), metric="mIOU",
+    annotation_kind="mask",
+    view="segmentation", view_labels=view_labels, edge=edge,
+    embedding_features=embedding_features,
     write_manifest=write_mask_manifest, audit=audit,
 )
