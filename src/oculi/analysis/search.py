@@ -16,7 +16,7 @@ import numpy as np
 from oculi.analysis.audit import progress_bar, read_sets
 from oculi.analysis.cache import atomic_write
 from oculi.analysis.embeddings import Box, Embedder
-from oculi.analysis.index import VectorIndex
+from oculi.analysis.index import APPROXIMATE_FROM, VectorIndex
 from oculi.errors import ConfigError, DataError
 
 TAG_NEIGHBOURS = 10
@@ -57,6 +57,8 @@ def embed(model: str | Path, channels: Sequence[str | Path], output: str | Path,
     index = VectorIndex(vectors, items, str(Path(model).resolve()),
                         {"task": task_name, "model_task": embedder.contract.name,
                          "seconds": round(time.perf_counter() - start, 2)})
+    if len(index) >= APPROXIMATE_FROM:  # build the approximate index once, here, and save it with the vectors
+        index.search(vectors[:1], 1)
     index.save(Path(output))
     return index
 
