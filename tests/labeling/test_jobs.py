@@ -245,3 +245,18 @@ def test_chained_s3_manifest_keeps_its_lines_and_trains_on_local_files(tmp_path:
     local = json.loads(jobs.write_manifest(tmp_path / "local.manifest", JobStore().labeling_items("chain-1"), job,
                                            local=True).read_text())
     assert local["source-ref"] == str((tmp_path / "images" / "a.jpg").resolve())
+
+
+def test_labels_in_another_tools_format_become_pre_labels(shared_data: Path) -> None:
+    from oculi.tasks import get_task
+
+    via = shared_data / "format-fixtures" / "via" / "via_bbox.json"  # read by the data layer's VIA reader
+    read = get_task("detection").data.read_splits(via)["train"]
+    job = jobs.create("via-1", "detection", via, read.classes)
+    assert job["spec"]["pre_labels"] == len(read.samples)
+    by_image = {s.image.resolve(): s.target for s in read.samples}
+    for item in JobStore().labeling_items("via-1"):
+        target = by_image[Path(item["source"]["image"]).resolve()]
+        assert [b["box"] for b in item["proposal"]["boxes"]] == [[round(float(v), 2) for v in box]
+                                                               for box in target.boxes]
+        assert [b["label"] for b in item["proposal"]["boxes"]] == list(target.labels)
