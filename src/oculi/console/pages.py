@@ -80,6 +80,33 @@ def _model_path(job: dict[str, Any]) -> Path | None:
     return path if (path / "model.json").is_file() else None
 
 
+def model_rows(store: JobStore, page: int = 1) -> tuple[list[dict[str, Any]], int]:
+    """The Models page's rows ``{name, source, path, meta, created}``: on page 1 every registered model, then the
+    completed training jobs of ``page`` that wrote a bundle; and the number of completed training jobs."""
+    from oculi.artifacts import read_meta
+
+    out = []
+    for item in store.registered("model") if page == 1 else []:
+        try:
+            meta = read_meta(Path(item["location"]))
+        except OculiError as e:
+            meta = {"error": str(e)}
+        out.append({"name": item["name"], "source": "registered", "path": item["location"], "meta": meta,
+                    "created": (iso(item["created_at"]) or "")[:19].replace("T", " ")})
+    jobs, total = store.page(status=S.COMPLETED, kind="training", offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+    for job in jobs:
+        path = _model_path(job)
+        if path is None:
+            continue
+        try:
+            meta = read_meta(path)
+        except OculiError as e:
+            meta = {"error": str(e)}
+        out.append({"name": job["name"], "source": "job", "path": str(path), "meta": meta,
+                    "created": (iso(job["training_end"] or job["created_at"]) or "")[:19].replace("T", " ")})
+    return out, total
+
+
 def _hyperparameters(job: dict[str, Any], shown: dict[str, str]) -> list[dict[str, Any]]:
     """Rows ``{name, value, auto, asked}``: ``auto`` when the value was resolved from ``auto`` (asked for, or the
     default) before training."""
@@ -152,6 +179,23 @@ class _Splits:
                 self._cache.clear()
             self._cache[location] = hit
         return hit[1], hit[2]
+
+
+async def endpoints_page(request: Request, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """The Endpoints page: every endpoint server the store knows, described by asking it (the servers this console
+    started with their process state), the models it can start a server for, and ``context`` (a form's error and
+    values)."""
+    from oculi.console.launch import server_state
+    from oculi.console.remote import describe_endpoints
+
+    store = _store(request)
+    items = store.registered("endpoint")
+    described = await asyncio.gather(*(asyncio.to_thread(describe_endpoints, i["location"]) for i in items))
+    states = [server_state(i, not d["error"]) for i, d in zip(items, described, strict=True)]
+    models = [m for m in model_rows(store)[0] if "error" not in m["meta"]]
+    defaults = {"error": None, "values": {}, "start_error": None, "start_values": {}}
+    return _render(request, "endpoints.html", status_code, items=list(zip(items, described, states, strict=True)),
+                   models=models, stopped=request.query_params.get("stopped"), **{**defaults, **context})
 
 
 def router() -> APIRouter:
@@ -329,30 +373,7 @@ def router() -> APIRouter:
 
     # ---- models -----------------------------------------------------------------------------------------------
     def _models(request: Request, page: int) -> tuple[list[dict[str, Any]], int]:
-        from oculi.artifacts import read_meta
-
-        store = _store(request)
-        out = []
-        for item in store.registered("model") if page == 1 else []:
-            try:
-                meta = read_meta(Path(item["location"]))
-            except OculiError as e:
-                meta = {"error": str(e)}
-            out.append({"name": item["name"], "source": "registered", "path": item["location"], "meta": meta,
-                        "created": (iso(item["created_at"]) or "")[:19].replace("T", " ")})
-        jobs, total = store.page(status=S.COMPLETED, kind="training", offset=(page - 1) * PAGE_SIZE,
-                                 limit=PAGE_SIZE)
-        for job in jobs:
-            path = _model_path(job)
-            if path is None:
-                continue
-            try:
-                meta = read_meta(path)
-            except OculiError as e:
-                meta = {"error": str(e)}
-            out.append({"name": job["name"], "source": "job", "path": str(path), "meta": meta,
-                        "created": (iso(job["training_end"] or job["created_at"]) or "")[:19].replace("T", " ")})
-        return out, total
+        return model_rows(_store(request), page)
 
     @r.get("/models")
     def models(request: Request, page: int = Query(1, ge=1)) -> HTMLResponse:
@@ -518,12 +539,7 @@ def router() -> APIRouter:
     # ---- endpoints ----------------------------------------------------------------------------------------------
     @r.get("/endpoints")
     async def endpoints(request: Request) -> HTMLResponse:
-        from oculi.console.remote import describe_endpoints
-
-        items = _store(request).registered("endpoint")
-        described = await asyncio.gather(*(asyncio.to_thread(describe_endpoints, i["location"]) for i in items))
-        return _render(request, "endpoints.html", items=list(zip(items, described, strict=True)), error=None,
-                       values={})
+        return await endpoints_page(request)
 
     @r.post("/endpoints")
     async def register_endpoint(request: Request) -> Response:
@@ -541,10 +557,7 @@ def router() -> APIRouter:
                 raise ConfigError(f"cannot reach an oculi serve at {url}: {found['error']}")
             store.register("endpoint", name, url, {})
         except OculiError as e:
-            items = store.registered("endpoint")
-            described = await asyncio.gather(*(asyncio.to_thread(describe_endpoints, i["location"]) for i in items))
-            return _render(request, "endpoints.html", 400, items=list(zip(items, described, strict=True)),
-                           error=str(e), values=form)
+            return await endpoints_page(request, 400, error=str(e), values=form)
         return RedirectResponse("/endpoints", status_code=303)
 
     @r.post("/endpoints/{name}/{endpoint}/weights")
