@@ -5,6 +5,7 @@ dataset grid draws boxes and masks. Screenshots of each page go to the test's te
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -140,6 +141,21 @@ def test_a_job_submitted_from_the_form_trains_live_and_stops(console, page, home
     page.check("the stopped job page")
 
 
+def _bars(p, name: str) -> dict[str, int]:
+    """The bars of the dataset page's ``name`` histogram: {bin label: count} (from each bar's hover title)."""
+    titles = p.evaluate(f"[...document.querySelectorAll('.statistic[data-name=\"{name}\"] rect title')]"
+                        ".map((t) => t.textContent)")
+    assert titles, f"no {name} histogram drawn"
+    return {t.split(" (")[0]: int(t.rsplit(": ", 1)[1]) for t in titles}
+
+
+def _in_bin(label: str, value: float) -> bool:
+    if label.startswith("≥ "):
+        return value >= float(label[2:])
+    lo, hi = (float(v) for v in label.split("–"))
+    return lo <= value < hi
+
+
 def test_dataset_grid_draws_boxes_and_masks(console, page, home_env, tmp_path):
     data = tmp_path / "data"
     detection = synthetic.write_detection_data(data / "detection", count=6)
@@ -157,6 +173,12 @@ def test_dataset_grid_draws_boxes_and_masks(console, page, home_env, tmp_path):
     p.goto(f"{console.url}/datasets/shapes-boxes")
     until(p, "document.querySelectorAll('.cell.drawn').length === 6")
     assert p.locator(".cell svg.overlay rect").count() >= 6  # every generated image has a box
+    # the box-size histogram counts every box of the split, in the bin of its size
+    boxes = json.loads(detection["train"].read_text())["annotations"]
+    bars = _bars(p, "box-size")
+    assert sum(bars.values()) == len(boxes)
+    side = (boxes[0]["bbox"][2] * boxes[0]["bbox"][3]) ** 0.5
+    assert any(_in_bin(label, side) and n > 0 for label, n in bars.items())
     p.click(".cell a.imglink >> nth=0")
     p.wait_for_selector("#zoom[open] svg.overlay rect")
     p.goto(f"{console.url}/datasets/shapes-masks")
@@ -166,6 +188,8 @@ def test_dataset_grid_draws_boxes_and_masks(console, page, home_env, tmp_path):
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }""")
     assert coloured > 0, "the mask overlay is empty"
+    bars = _bars(p, "mask-area")  # one area per class per image: each generated scene shows at least one shape
+    assert sum(bars.values()) >= 4 and all(n >= 0 for n in bars.values())
     p.goto(f"{console.url}/datasets/shapes-masks?split=validation")
     until(p, "document.querySelectorAll('.cell.drawn').length === 2")
     page.check("dataset grids")

@@ -164,7 +164,7 @@ class _Splits:
     """Read datasets, kept while their path is unchanged (the grid's image requests reuse the page's read)."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[float, Any, dict[str, Any]]] = {}
+        self._cache: dict[str, tuple[Any, ...]] = {}  # location: (mtime, data task, splits[, statistics])
 
     def get(self, location: str) -> tuple[Any, dict[str, Any]]:
         from oculi.data.tasks import recognise
@@ -179,6 +179,25 @@ class _Splits:
                 self._cache.clear()
             self._cache[location] = hit
         return hit[1], hit[2]
+
+    def statistics(self, location: str) -> list[dict[str, Any]]:
+        """The task contract's label histograms of every split, merged per histogram: ``[{"name", "title",
+        "unit", "note", "counts": {split: {bin: n}}}]`` (kept with the read dataset; [] when the task has none)."""
+        from oculi.tasks import get_task
+
+        task, sets = self.get(location)
+        hit = self._cache[location]
+        if len(hit) == 4:
+            return hit[3]
+        hook = get_task(task.name).label_statistics
+        merged: dict[str, dict[str, Any]] = {}
+        for split, sample_set in sets.items() if hook is not None else ():
+            for h in hook(sample_set):
+                entry = merged.setdefault(h["name"], {**h, "counts": {}, "note": ""})
+                entry["counts"][split] = h["counts"]
+                entry["note"] = "; ".join(n for n in (entry["note"], h["note"] and f"{split}: {h['note']}") if n)
+        self._cache[location] = (*hit, list(merged.values()))
+        return self._cache[location][3]
 
 
 async def endpoints_page(request: Request, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -523,7 +542,8 @@ def router() -> APIRouter:
         check = item["info"].get("check") or {}
         return _render(request, "dataset.html", item=item, check=check, split=split, splits=list(sets), page=page,
                        pages=max(1, -(-len(samples) // GRID_SIZE)), total=len(samples), view=contract.view,
-                       cells=cells, cells_json=json.dumps(cells), histogram=json.dumps(check.get("counts", {})))
+                       cells=cells, cells_json=json.dumps(cells), histogram=json.dumps(check.get("counts", {})),
+                       statistics=splits.statistics(item["location"]))
 
     @r.get("/datasets/{name}/image/{split}/{index}")
     def dataset_image(request: Request, name: str, split: str, index: int) -> Response:

@@ -43,6 +43,19 @@ def numbered(path: Path, image: Path, many: bool) -> Path:
     return path.with_name(f"{path.stem}-{image.stem}{path.suffix}") if many else path
 
 
+def histogram(name: str, title: str, unit: str, values: Any, edges: list[float], note: str = "") -> dict[str, Any]:
+    """``{"name", "title", "unit", "note", "counts": {bin label: n}}``: ``values`` counted into the bins between
+    consecutive ``edges`` (the last bin open-ended), labelled ``"lo–hi"`` and ``"≥ lo"``."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    bounds = [*edges, np.inf]
+    labels = [f"{edges[i]:g}–{edges[i + 1]:g}" for i in range(len(edges) - 1)] + [f"≥ {edges[-1]:g}"]
+    counts = np.histogram(values, bins=bounds)[0] if values.size else np.zeros(len(labels), dtype=int)
+    return {"name": name, "title": title, "unit": unit, "note": note,
+            "counts": {label: int(n) for label, n in zip(labels, counts, strict=True)}}
+
+
 @dataclass(frozen=True)
 class TaskContract:
     """One task's contract.
@@ -65,7 +78,9 @@ class TaskContract:
       ``{"box": [x1, y1, x2, y2] absolute pixels, "label"}``; a mask as an RGBA PNG data URL).
     - Milestone-2 hooks, filled by the issues that need them (None until then): ``explanation_target`` (what a
       CAM explains for one result), ``monitoring_statistics`` (per-prediction statistics a monitor tracks),
-      ``audit`` (the data audit's label-issue finder)."""
+      ``audit`` (the data audit's label-issue finder).
+    - ``label_statistics(sample_set)``: histograms of its labels' geometry for the console's dataset page (boxes'
+      sizes, masks' areas) as :func:`histogram` dicts; None = nothing beyond the class counts."""
 
     name: str
     title: str
@@ -84,4 +99,5 @@ class TaskContract:
     explanation_target: Callable[..., Any] | None = None
     monitoring_statistics: Callable[..., Any] | None = None
     audit: Callable[..., Any] | None = None
+    label_statistics: Callable[[Any], list[dict[str, Any]]] | None = None
     extras: dict[str, Any] = field(default_factory=dict)

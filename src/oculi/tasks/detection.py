@@ -13,7 +13,7 @@ from oculi.data.tasks import DATA_TASKS
 from oculi.errors import ConfigError
 from oculi.inference.codecs import TaskCodec, json_bytes
 from oculi.inference.detection import DetectionPredictor, Detections
-from oculi.tasks.base import PredictOptions, TaskContract, numbered
+from oculi.tasks.base import PredictOptions, TaskContract, histogram, numbered
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -104,9 +104,20 @@ def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
     return {"boxes": boxes, "width": getattr(target, "width", None), "height": getattr(target, "height", None)}
 
 
+BOX_SIZE_EDGES = [0, 8, 16, 32, 64, 96, 128, 256, 512]  # COCO's small/medium/large split at 32 and 96
+
+
+def label_statistics(sample_set: Any) -> list[dict[str, Any]]:
+    """The dataset page's histogram of box sizes: √(width × height) of every box in pixels of the stored image
+    (COCO calls boxes under 32 px small, over 96 px large)."""
+    sizes = [((x2 - x1) * (y2 - y1)) ** 0.5 for sample in sample_set.samples if sample.target is not None
+             for x1, y1, x2, y2 in sample.target.boxes if x2 > x1 and y2 > y1]
+    return [histogram("box-size", "Box sizes", "√(width × height), px", sizes, BOX_SIZE_EDGES)]
+
+
 CONTRACT = TaskContract(
     name="detection", title="object detection", predictor=DetectionPredictor, codec=CODEC, evaluate=evaluate,
     export_plan=None, friendly=friendly, friendly_schema=DetectionResponse, show=show, transform_batch_size=8,
     data=DATA_TASKS.get("detection"), annotation_kind="box",
-    view="detection", view_labels=view_labels,
+    view="detection", view_labels=view_labels, label_statistics=label_statistics,
 )

@@ -127,7 +127,8 @@ export function lineChart(container, options = {}) {
   return { update, element: box };
 }
 
-/** A bar chart of `groups` ({group: {label: value}}) in `container`: one colour per group, labels along x. */
+/** A bar chart of `groups` ({group: {label: value}}) in `container`: one colour per group, labels along x.
+ * `options`: {title, xLabel, yLabel}. */
 export function barChart(container, groups, options = {}) {
   const names = Object.keys(groups);
   const labels = [...new Set(names.flatMap((g) => Object.keys(groups[g])))];
@@ -136,7 +137,7 @@ export function barChart(container, groups, options = {}) {
   container.appendChild(box);
   if (!labels.length) { box.textContent = "nothing to count"; return; }
   const rotate = labels.length > 6;
-  const bottom = rotate ? 70 : M.b;
+  const bottom = (rotate ? 70 : M.b) + (options.xLabel ? 14 : 0);
   const svg = el("svg", { viewBox: `0 0 ${W} ${H + (bottom - M.b)}`, role: "img", "aria-label": options.title || "histogram" }, box);
   const h = H + (bottom - M.b);
   const max = Math.max(1, ...names.flatMap((g) => Object.values(groups[g])));
@@ -154,6 +155,7 @@ export function barChart(container, groups, options = {}) {
   el("line", { x1: M.l, x2: W - M.r, y1: h - bottom, y2: h - bottom }, axis);
   el("text", { x: -(M.t + h - bottom) / 2, y: 12, transform: "rotate(-90)", "text-anchor": "middle" }, axis)
     .textContent = options.yLabel || "count";
+  if (options.xLabel) el("text", { x: (M.l + W - M.r) / 2, y: h - 3, "text-anchor": "middle" }, axis).textContent = options.xLabel;
   labels.forEach((label, i) => {
     const cx = M.l + band * i + band / 2;
     const t = el("text", rotate ? { x: cx, y: h - bottom + 10, transform: `rotate(40 ${cx} ${h - bottom + 10})` }
