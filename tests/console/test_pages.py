@@ -78,6 +78,7 @@ def test_jobs_list_filters_and_pages_on_the_server(console, page, home_env):
     start = time.time() - 10_000
     for n in range(120):
         fake_job(store, f"bulk-{n:03d}", "Stopped" if n % 2 else "Failed", created=start + n)
+    fake_job(store, "budget-1", "MaxRuntimeExceeded", epochs=1)
     p = page.page
     p.goto(f"{console.url}/jobs?name=bulk")
     assert p.inner_text("#count").startswith("1–50 of 120 jobs")
@@ -94,6 +95,13 @@ def test_jobs_list_filters_and_pages_on_the_server(console, page, home_env):
     p.fill("input[name=name]", "BULK-007")  # a part of the name, any case
     p.click(".filters button[type=submit]")
     assert p.inner_text("#count").startswith("1–1 of 1 job")
+    # the secondary status of a job its max_runtime budget stopped (primary Stopped) is a filter of its own
+    p.fill("input[name=name]", "")
+    p.select_option("select[name=status]", "MaxRuntimeExceeded")
+    p.click(".filters button[type=submit]")
+    p.wait_for_url("**status=MaxRuntimeExceeded**")
+    assert p.inner_text("#count").startswith("1–1 of 1 job")
+    assert p.locator("#jobs tbody tr").first.inner_text().startswith("budget-1")
     page.check("jobs list")
 
 

@@ -20,6 +20,9 @@ from oculi.jobs import status as S
 from oculi.jobs.store import JobStore, iso
 
 PAGE_SIZE = 50
+# the jobs list's status filter: the primary statuses, and the secondary one a user looks for on its own (a job
+# stopped by its max_runtime budget, primary Stopped)
+FILTER_STATUSES = (*S.PRIMARY_STATUSES, S.MAX_RUNTIME_EXCEEDED)
 GRID_SIZE = 24
 LOG_TAIL_BYTES = 32 * 1024
 EVENT_POLL_SECONDS = 0.5  # how often an open job page's event stream looks for new epochs, log lines, statuses
@@ -234,17 +237,19 @@ def router() -> APIRouter:
     @r.get("/jobs")
     def jobs(request: Request, status: str = "", kind: str = "", name: str = "",
              page: int = Query(1, ge=1)) -> HTMLResponse:
-        if status and status not in S.PRIMARY_STATUSES:
-            raise ConfigError(f"status {status!r} is not a job status; use one of {', '.join(S.PRIMARY_STATUSES)}.")
+        if status and status not in FILTER_STATUSES:
+            raise ConfigError(f"status {status!r} is not a job status; use one of {', '.join(FILTER_STATUSES)}.")
         store = _store(request)
-        rows, total = store.page(status=status or None, kind=kind or None, name=name.strip() or None,
-                                 offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+        primary = status in S.PRIMARY_STATUSES
+        rows, total = store.page(status=status if primary else None, secondary=status if not primary else None,
+                                 kind=kind or None, name=name.strip() or None, offset=(page - 1) * PAGE_SIZE,
+                                 limit=PAGE_SIZE)
         pages = max(1, -(-total // PAGE_SIZE))
         query = {k: v for k, v in (("status", status), ("kind", kind), ("name", name)) if v}
         return _render(request, "jobs.html", jobs=_job_rows(store, rows), total=total, page=page, pages=pages,
                        first=(page - 1) * PAGE_SIZE + 1 if rows else 0, last=(page - 1) * PAGE_SIZE + len(rows),
                        filters={"status": status, "kind": kind, "name": name}, query=query,
-                       statuses=S.PRIMARY_STATUSES, kinds=("training", "transform"))
+                       statuses=FILTER_STATUSES, kinds=("training", "transform"))
 
     @r.get("/jobs/new")
     def new_job(request: Request, algorithm: str = "") -> HTMLResponse:
@@ -282,7 +287,7 @@ def router() -> APIRouter:
     def _new_job_form(request: Request, algorithm: str, values: dict[str, str], error: str | None,
                       errors: dict[str, str], status_code: int = 200) -> HTMLResponse:
         from oculi.algorithms import ALGORITHMS
-        from oculi.config import _choices, describe
+        from oculi.config import describe, field_choices
 
         names = list(ALGORITHMS)
         algorithm = algorithm if algorithm in names else names[0]
@@ -290,7 +295,7 @@ def router() -> APIRouter:
         fields = chosen.hyperparameters.model_fields
         rows = []
         for row in describe(chosen.hyperparameters):
-            choices = [str(c) for c in _choices(fields[row["name"]].annotation)]
+            choices = field_choices(fields[row["name"]])
             rows.append({**row, "choices": choices if row["valid"] == " | ".join(choices) else [],
                          "suggest": choices, "value": values.get(f"hp.{row['name']}", ""),
                          "error": errors.get(f"hp.{row['name']}")})
