@@ -105,6 +105,35 @@ def test_jobs_list_filters_and_pages_on_the_server(console, page, home_env):
     page.check("jobs list")
 
 
+def test_curves_read_by_keyboard_and_on_a_log_scale(console, page, home_env):
+    fake_job(JobStore(), "curves-1", epochs=4)  # train:loss 1/epoch, validation:loss 1.2/epoch
+    p = page.page
+    p.goto(f"{console.url}/jobs/curves-1")
+    loss = p.locator(".chart", has=p.locator("h3", has_text="Loss"))
+    plot = loss.locator("svg")
+    plot.focus()  # focusable: the newest epoch's values show at once
+    tip = loss.locator(".tip")
+    assert "epoch 4" in tip.inner_text() and "train:loss: 0.25" in tip.inner_text()
+    p.keyboard.press("Home")
+    assert "epoch 1" in tip.inner_text() and "validation:loss: 1.2" in tip.inner_text()
+    p.keyboard.press("ArrowRight")
+    assert "epoch 2" in tip.inner_text() and "train:loss: 0.5" in tip.inner_text()
+    p.keyboard.press("Tab")
+    assert tip.is_hidden()
+
+    def gaps() -> tuple[float, float]:  # train:loss at epochs 1, 2, 4: 1, 0.5, 0.25
+        cy = [float(c.get_attribute("cy")) for c in plot.locator("g.c0 circle").all()]
+        return cy[1] - cy[0], cy[3] - cy[1]
+
+    linear = gaps()
+    assert linear[0] > 1.5 * linear[1]  # a linear axis: halving 1 → 0.5 spans twice 0.5 → 0.25
+    loss.locator("input.log-scale").check()
+    logged = gaps()
+    assert abs(logged[0] - logged[1]) < 0.5  # a log axis: equal ratios, equal distances
+    assert plot.locator("text", has_text="(log)").count() == 1
+    page.check("keyboard and log scale")
+
+
 def test_a_job_submitted_from_the_form_trains_live_and_stops(console, page, home_env, tiny_split, tmp_path):
     p = page.page
     p.goto(f"{console.url}/jobs/new")
