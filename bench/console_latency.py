@@ -20,6 +20,7 @@ import gzip
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -187,25 +188,29 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--requests", type=int, default=50)
-    parser.add_argument("--home", type=Path, default=None, help="OCULI_HOME to fill (default: a temp folder)")
+    parser.add_argument("--home", type=Path, help="OCULI_HOME to fill (default: a temp folder, removed at the end)")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="oculi-console-bench-"))
     os.environ["OCULI_HOME"] = str(home)
     os.environ.pop("OCULI_DATABASE_URL", None)
-    measure("sqlite", home, args)
-    print(f"[sqlite] database file {(home / 'oculi.db').stat().st_size / 2**20:.0f} MiB")
-    if not args.no_postgres:
-        from tests.postgres import PostgresUnavailable, throwaway_postgres
+    try:
+        measure("sqlite", home, args)
+        print(f"[sqlite] database file {(home / 'oculi.db').stat().st_size / 2**20:.0f} MiB")
+        if not args.no_postgres:
+            from tests.postgres import PostgresUnavailable, throwaway_postgres
 
-        try:
-            with throwaway_postgres() as url:
-                os.environ["OCULI_DATABASE_URL"] = url
-                measure("postgresql", home, args)
-        except PostgresUnavailable as e:
-            print(f"[postgresql] skipped: {e}")
-        finally:
-            os.environ.pop("OCULI_DATABASE_URL", None)
+            try:
+                with throwaway_postgres() as url:
+                    os.environ["OCULI_DATABASE_URL"] = url
+                    measure("postgresql", home, args)
+            except PostgresUnavailable as e:
+                print(f"[postgresql] skipped: {e}")
+            finally:
+                os.environ.pop("OCULI_DATABASE_URL", None)
+    finally:
+        if args.home is None:
+            shutil.rmtree(home, ignore_errors=True)
     files, raw, packed = asset_sizes()
     print(f"console assets: {files} files (static JS/CSS/SVG + templates), {raw / 1024:.1f} KiB, "
           f"{packed / 1024:.1f} KiB gzipped")

@@ -1,7 +1,8 @@
 """Screenshots of every console page for the README (``docs/console-*.png``, 1280×800; one at phone width, one in
 the dark theme), taken in headless Chromium from a console over real records: tiny generated data registered as
 datasets, a classification job and a detection job trained through the job runner (with an evaluation report),
-a stopped job, a few dozen recorded ones, and the detection model served by ``oculi serve`` for the try-it box.
+a stopped job, a few dozen recorded ones, and the detection model served by ``oculi serve`` — started from the
+Endpoints page's form, stopped at the end — for the try-it box.
 Prints the files it wrote. Takes a few minutes on 2 cores.
 
 ``--phone DIR`` also writes every page at phone width (390 px, whole page) to DIR, for checking by eye.
@@ -51,14 +52,23 @@ def records(root: Path) -> dict[str, Path]:
     evaluate(shapes["model_dir"], classification["validation"], output=Path(shapes["model_dir"]).parent / "evaluation",
              progress=False)
     run("shapes-resnet20-lr", "image-classification", classification, epochs="8", learning_rate="0.01")
-    boxes = run("shapes-ssd", "object-detection", detection, epochs="12")
+    run("shapes-ssd", "object-detection", detection, epochs="12")
     stopped = runner.submit(runner.JobSpec(algorithm="image-classification", name="shapes-long",
                                            channels={k: str(v) for k, v in classification.items()},
                                            hyperparameters={"epochs": "3", "image_shape": "3,48,48",
                                                             "num_layers": "20", "num_workers": "0"}), store)
     runner.stop(stopped["name"], store)
-    return {"detection_model": Path(boxes["model_dir"]), "classes": classification["train"],
+    return {"classes": classification["train"],
             "boxes": detection["train"], "masks": root / "shapes-masks", "query": detection["validation"]}
+
+
+def small_png(file: Path) -> None:
+    """Rewrite a screenshot as a 256-colour PNG (a page has few colours: about a third of the bytes)."""
+    from PIL import Image
+
+    with Image.open(file) as image:
+        small = image.convert("RGB").quantize(colors=256, dither=Image.Dither.NONE)
+    small.save(file, optimize=True)
 
 
 def main() -> None:
@@ -73,11 +83,11 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from oculi.console.app import create_app
-    from oculi.serving.server import BackgroundServer, ServeOptions, build_app, endpoint_config
+    from oculi.console.launch import stop_server
+    from oculi.jobs.store import JobStore
+    from oculi.serving.server import BackgroundServer
 
     paths = records(root)
-    endpoint = BackgroundServer(build_app(endpoint_config([paths["detection_model"]], None), ServeOptions(),
-                                          echo=lambda _line: None)).start()
     console = BackgroundServer(create_app(dispatch_loop=False)).start()
     args.out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -91,6 +101,7 @@ def main() -> None:
                 time.sleep(0.4)
                 file = args.out / f"console-{name}.png"
                 target.screenshot(path=str(file))
+                small_png(file)
                 written.append(file)
 
             for name, path in (("classes", paths["classes"]), ("boxes", paths["boxes"]), ("masks", paths["masks"])):
@@ -99,11 +110,11 @@ def main() -> None:
                 page.fill("#dataset-path", str(path))
                 page.click("#register")
                 page.wait_for_url(f"**/datasets/shapes-{name}")
-            page.goto(f"{url}/endpoints")
-            page.fill("#ep-name", "local-serve")
-            page.fill("#ep-url", endpoint.url)
-            page.click("form.stack button[type=submit]")
-            page.wait_for_url("**/endpoints")
+            page.goto(f"{url}/endpoints")  # start `oculi serve` for the detection model from the form
+            page.select_option("#start-model", "shapes-ssd")
+            page.fill("#start-name", "shapes-ssd-serve")
+            page.click("#start-form button[type=submit]")
+            page.wait_for_selector(".launch-state.running", timeout=180_000)  # the page reloads while it starts
 
             page.goto(f"{url}/jobs")
             shot("jobs")
@@ -162,8 +173,9 @@ def main() -> None:
                     written.append(file)
             browser.close()
     finally:
+        if any(item["name"] == "shapes-ssd-serve" for item in JobStore().registered("endpoint")):
+            stop_server(JobStore(), "shapes-ssd-serve")
         console.stop()
-        endpoint.stop()
     for file in written:
         print(file)
 
