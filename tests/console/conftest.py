@@ -160,7 +160,8 @@ def fake_job(store, name: str, end: str = "Completed", *, epochs: int = 0, model
              log: str = "", algorithm: str = "image-classification", created: float | None = None) -> dict:
     """Record a job that ran elsewhere: created attached (so no queue starts a worker for it), moved through the
     statuses to ``end`` (Completed, Stopped, MaxRuntimeExceeded, Failed, or Training to leave it running), with
-    ``epochs`` epochs of metrics, a log and, for a completed job, ``model_dir`` as its model. ``created`` back-dates it."""
+    ``epochs`` epochs of metrics, a log and, for a completed job, ``model_dir`` as its model. ``created``
+    back-dates it."""
     job_dir = Path(store.url.removeprefix("sqlite:///")).parent / "jobs" / name
     (job_dir / "logs").mkdir(parents=True, exist_ok=True)
     (job_dir / "logs" / "train.log").write_text(log)
