@@ -7,7 +7,10 @@ Prints the files it wrote. Takes a few minutes on 2 cores.
 
 ``--phone DIR`` also writes every page at phone width (390 px, whole page) to DIR, for checking by eye.
 
-Usage: python bench/console_screenshots.py [--out docs] [--phone DIR]
+``--records DIR`` keeps the data, jobs and store in DIR; a rerun reuses the jobs trained there (only the pages are
+taken again).
+
+Usage: python bench/console_screenshots.py [--out docs] [--phone DIR] [--records DIR]
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 def records(root: Path) -> dict[str, Path]:
-    """Generate the data, run the jobs, write the evaluation report; returns the paths the pages need."""
+    """Generate the data, run the jobs, write the evaluation report; returns the paths the pages need. Jobs already
+    completed in ``root`` (a rerun with ``--records``) are kept."""
     from oculi.data import synthetic
     from oculi.jobs import runner
     from oculi.jobs.store import JobStore
@@ -31,9 +35,9 @@ def records(root: Path) -> dict[str, Path]:
 
     store = JobStore()
     classification = synthetic.write_classification_data(root / "shapes-classes", per_class=24, size=48)
-    detection = synthetic.write_detection_data(root / "shapes-boxes", count=48)
+    detection = synthetic.write_detection_data(root / "shapes-boxes", count=16)
     synthetic.write_segmentation_data(root / "shapes-masks", count=12, size=(96, 72))
-    for n in range(36):  # older jobs, so the list has pages
+    for n in range(36 if store.find("ants-bees-sweep-00") is None else 0):  # older jobs, so the list has pages
         job = store.create({"name": f"ants-bees-sweep-{n:02d}", "algorithm": "image-classification",
                             "job_dir": str(root / "old"), "model_dir": str(root / "old"),
                             "log_path": str(root / "old.log"), "spec": {"attached": True}})
@@ -44,6 +48,12 @@ def records(root: Path) -> dict[str, Path]:
     def run(name: str, algorithm: str, channels: dict[str, Path], **hp: str) -> dict:
         from oculi.algorithms import get_algorithm
 
+        done = store.find(name)
+        if done is not None and done["status"] == "Completed":
+            return done
+        if done is not None:
+            raise SystemExit(f"job {name} in {root} is {done['status']}, not Completed: use a fresh --records folder")
+
         spec = runner.JobSpec(algorithm=algorithm, name=name, channels={k: str(v) for k, v in channels.items()},
                               hyperparameters={**get_algorithm(algorithm).tiny_hyperparameters, **hp})
         return runner.run_attached(runner.submit(spec, store, attached=True), store, echo=lambda _line: None)
@@ -52,12 +62,13 @@ def records(root: Path) -> dict[str, Path]:
     evaluate(shapes["model_dir"], classification["validation"], output=Path(shapes["model_dir"]).parent / "evaluation",
              progress=False)
     run("shapes-resnet20-lr", "image-classification", classification, epochs="8", learning_rate="0.01")
-    run("shapes-ssd", "object-detection", detection, epochs="12")
-    stopped = runner.submit(runner.JobSpec(algorithm="image-classification", name="shapes-long",
-                                           channels={k: str(v) for k, v in classification.items()},
-                                           hyperparameters={"epochs": "3", "image_shape": "3,48,48",
-                                                            "num_layers": "20", "num_workers": "0"}), store)
-    runner.stop(stopped["name"], store)
+    run("shapes-ssd", "object-detection", detection, epochs="6")
+    if store.find("shapes-long") is None:  # a job stopped while it waits for a slot
+        stopped = runner.submit(runner.JobSpec(algorithm="image-classification", name="shapes-long",
+                                               channels={k: str(v) for k, v in classification.items()},
+                                               hyperparameters={"epochs": "3", "image_shape": "3,48,48",
+                                                                "num_layers": "20", "num_workers": "0"}), store)
+        runner.stop(stopped["name"], store)
     return {"classes": classification["train"],
             "boxes": detection["train"], "masks": root / "shapes-masks", "query": detection["validation"]}
 
@@ -76,8 +87,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--phone", type=Path, help="also write every page at phone width to this folder")
+    parser.add_argument("--records", type=Path, help="keep the data, jobs and store here (a rerun reuses the jobs "
+                        "trained there; default: a temp folder)")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="oculi-console-shots-"))
+    root = args.records.resolve() if args.records else Path(tempfile.mkdtemp(prefix="oculi-console-shots-"))
     os.environ["OCULI_HOME"] = str(root / "home")
     os.environ.pop("OCULI_TOKEN", None)
     from playwright.sync_api import sync_playwright
@@ -104,7 +117,10 @@ def main() -> None:
                 small_png(file)
                 written.append(file)
 
+            known = {item["name"] for item in JobStore().registered("dataset")}
             for name, path in (("classes", paths["classes"]), ("boxes", paths["boxes"]), ("masks", paths["masks"])):
+                if f"shapes-{name}" in known:
+                    continue
                 page.goto(f"{url}/datasets")
                 page.fill("#dataset-name", f"shapes-{name}")
                 page.fill("#dataset-path", str(path))
@@ -145,6 +161,8 @@ def main() -> None:
             query = next(Path(paths["query"]).parent.rglob("*.png"))
             page.set_input_files(".tryit-file", str(query))
             page.wait_for_selector(".tryit.answered")
+            page.fill(".tryit-min", "0.1")  # a briefly trained model: draw its less confident boxes too
+            page.dispatch_event(".tryit-min", "input")
             page.locator(".tryit").scroll_into_view_if_needed()
             shot("endpoints")
             phone = browser.new_page(viewport={"width": 390, "height": 844})

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from oculi.errors import ConfigError, JobError
+from oculi.errors import ConfigError
 
 STOP_GRACE_SECONDS = 35.0  # `oculi serve` finishes requests in flight for up to 30 s on SIGTERM
 LOG_TAIL_BYTES = 2000
@@ -41,25 +41,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def resolve_model(store: Any, model: str) -> Path:
-    """The bundle folder of ``model``: a registered model, or a completed training job that wrote one; a JobError
-    naming the Models page otherwise."""
-    from oculi.console.pages import _model_path
-
-    try:
-        return Path(store.lookup("model", model)["location"])
-    except JobError:
-        job = store.find(model)
-        path = _model_path(job) if job else None
-        if path is None:
-            raise JobError(f"No model named {model!r}: pick one the Models page lists (a registered model or a "
-                           "completed training job).") from None
-        return path
-
-
 def start_server(store: Any, name: str, model: str) -> dict[str, Any]:
     """Start ``oculi serve`` for ``model`` on a free loopback port, recorded as endpoint server ``name``; returns
     the store's record. Its output goes to ``$OCULI_HOME/endpoints/NAME/serve.log``."""
+    from oculi.console.pages import find_model
     from oculi.jobs.runner import process_token
     from oculi.jobs.store import NAME_RULE
     from oculi.settings import oculi_home
@@ -70,7 +55,7 @@ def start_server(store: Any, name: str, model: str) -> dict[str, Any]:
     if any(item["name"] == name for item in store.registered("endpoint")):
         raise ConfigError(f"an endpoint server named {name!r} is already listed; pick another name or stop it "
                           "first.")
-    bundle = resolve_model(store, model)
+    bundle, _ = find_model(store, model)
     log = oculi_home() / "endpoints" / name / "serve.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     port = _free_port()

@@ -110,6 +110,20 @@ def model_rows(store: JobStore, page: int = 1) -> tuple[list[dict[str, Any]], in
     return out, total
 
 
+def find_model(store: JobStore, name: str) -> tuple[Path, dict[str, Any] | None]:
+    """The bundle folder of model ``name`` — a registered model, or a training job that wrote one (then also the
+    job) —, or a JobError pointing at the Models page."""
+    try:
+        return Path(store.lookup("model", name)["location"]), None
+    except JobError:
+        job = store.find(name)
+        path = _model_path(job) if job else None
+        if path is None:
+            raise JobError(f"No model named {name!r}: it is neither a registered model nor a job that wrote one. "
+                           "See the Models page.") from None
+        return path, job
+
+
 def _hyperparameters(job: dict[str, Any], shown: dict[str, str]) -> list[dict[str, Any]]:
     """Rows ``{name, value, auto, asked}``: ``auto`` when the value was resolved from ``auto`` (asked for, or the
     default) before training."""
@@ -429,16 +443,7 @@ def router() -> APIRouter:
     def _model(request: Request, name: str) -> tuple[Path, dict[str, Any], dict[str, Any] | None]:
         from oculi.artifacts import read_meta
 
-        store = _store(request)
-        try:
-            path = Path(store.lookup("model", name)["location"])
-            job = None
-        except JobError:
-            job = store.find(name)
-            path = _model_path(job) if job else None
-            if path is None:
-                raise JobError(f"No model named {name!r}: it is neither a registered model nor a job that wrote "
-                               "one. See the Models page.") from None
+        path, job = find_model(_store(request), name)
         return path, read_meta(path), job
 
     @r.get("/models/compare")
