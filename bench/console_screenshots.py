@@ -136,6 +136,7 @@ def main() -> None:
             shot("jobs")
             page.goto(f"{url}/jobs/shapes-resnet20")
             page.wait_for_selector("#charts svg")
+            page.check("#charts input.log-scale")  # the loss curves on a log scale
             shot("job")
             page.goto(f"{url}/jobs/new")
             page.fill("#channel-train", str(paths["classes"]))
@@ -161,9 +162,9 @@ def main() -> None:
             query = next(Path(paths["query"]).parent.rglob("*.png"))
             page.set_input_files(".tryit-file", str(query))
             page.wait_for_selector(".tryit.answered")
-            page.fill(".tryit-min", "0.1")  # a briefly trained model: draw its less confident boxes too
+            page.fill(".tryit-min", "0.25")  # a briefly trained model: draw its less confident boxes too
             page.dispatch_event(".tryit-min", "input")
-            page.locator(".tryit").scroll_into_view_if_needed()
+            page.evaluate("window.scrollTo(0, document.querySelector('section.server').offsetTop - 60)")
             shot("endpoints")
             phone = browser.new_page(viewport={"width": 390, "height": 844})
             phone.goto(f"{url}/jobs/shapes-resnet20")

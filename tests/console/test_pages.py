@@ -214,6 +214,8 @@ def test_dataset_grid_draws_boxes_and_masks(console, page, home_env, tmp_path):
     boxes = json.loads(detection["train"].read_text())["annotations"]
     bars = _bars(p, "box-size")
     assert sum(bars.values()) == len(boxes)
+    lows = [float(label.removeprefix("≥ ").split("–")[0]) for label in bars]
+    assert lows == sorted(lows), f"bins drawn out of order: {list(bars)}"
     side = (boxes[0]["bbox"][2] * boxes[0]["bbox"][3]) ** 0.5
     assert any(_in_bin(label, side) and n > 0 for label, n in bars.items())
     p.click(".cell a.imglink >> nth=0")

@@ -14,6 +14,7 @@ from oculi.types import BoxTarget, MaskTarget, Sample, SampleSet
 def test_histogram_bins_values_between_edges_with_an_open_last_bin():
     h = histogram("x", "X", "px", [0, 7.9, 8, 40, 1000], [0, 8, 32])
     assert h["counts"] == {"0–8": 2, "8–32": 1, "≥ 32": 2}
+    assert h["bins"] == ["0–8", "8–32", "≥ 32"]  # the order drawn
     assert histogram("x", "X", "px", [], [0, 8])["counts"] == {"0–8": 0, "≥ 8": 0}
 
 

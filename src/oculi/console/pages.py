@@ -199,7 +199,8 @@ class _Splits:
 
     def statistics(self, location: str) -> list[dict[str, Any]]:
         """The task contract's label histograms of every split, merged per histogram: ``[{"name", "title",
-        "unit", "note", "counts": {split: {bin: n}}}]`` (kept with the read dataset; [] when the task has none)."""
+        "unit", "note", "bins", "counts": {split: {bin: n}}}]`` (kept with the read dataset; [] when the task has
+        none)."""
         from oculi.tasks import get_task
 
         task, sets = self.get(location)

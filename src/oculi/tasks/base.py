@@ -44,15 +44,16 @@ def numbered(path: Path, image: Path, many: bool) -> Path:
 
 
 def histogram(name: str, title: str, unit: str, values: Any, edges: list[float], note: str = "") -> dict[str, Any]:
-    """``{"name", "title", "unit", "note", "counts": {bin label: n}}``: ``values`` counted into the bins between
-    consecutive ``edges`` (the last bin open-ended), labelled ``"lo–hi"`` and ``"≥ lo"``."""
+    """``{"name", "title", "unit", "note", "bins": [bin labels in order], "counts": {bin label: n}}``: ``values``
+    counted into the bins between consecutive ``edges`` (the last bin open-ended), labelled ``"lo–hi"`` and
+    ``"≥ lo"``."""
     import numpy as np
 
     values = np.asarray(values, dtype=np.float64)
     bounds = [*edges, np.inf]
     labels = [f"{edges[i]:g}–{edges[i + 1]:g}" for i in range(len(edges) - 1)] + [f"≥ {edges[-1]:g}"]
     counts = np.histogram(values, bins=bounds)[0] if values.size else np.zeros(len(labels), dtype=int)
-    return {"name": name, "title": title, "unit": unit, "note": note,
+    return {"name": name, "title": title, "unit": unit, "note": note, "bins": labels,
             "counts": {label: int(n) for label, n in zip(labels, counts, strict=True)}}
 
 

@@ -180,10 +180,10 @@ export function lineChart(container, options = {}) {
 }
 
 /** A bar chart of `groups` ({group: {label: value}}) in `container`: one colour per group, labels along x.
- * `options`: {title, xLabel, yLabel}. */
+ * `options`: {title, xLabel, yLabel, order (the labels in the order drawn; default: as they come)}. */
 export function barChart(container, groups, options = {}) {
   const names = Object.keys(groups);
-  const labels = [...new Set(names.flatMap((g) => Object.keys(groups[g])))];
+  const labels = options.order || [...new Set(names.flatMap((g) => Object.keys(groups[g])))];
   const box = document.createElement("div");
   box.className = "chart";
   container.appendChild(box);

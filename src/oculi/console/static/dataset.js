@@ -6,7 +6,7 @@ barChart(document.getElementById("histogram"), counts, { yLabel: "count" });
 // the task's label histograms (box sizes, mask areas): one chart each, a bar per split and bin
 for (const h of JSON.parse(document.getElementById("statistics-data").textContent)) {
   const box = document.querySelector(`.statistic[data-name="${h.name}"]`);
-  barChart(box, h.counts, { yLabel: "count", xLabel: h.unit, title: h.title });
+  barChart(box, h.counts, { yLabel: "count", xLabel: h.unit, title: h.title, order: h.bins });
 }
 
 const grid = document.getElementById("grid");
