@@ -255,12 +255,15 @@ class JobStore:
             return [dict(r) for r in conn.execute(query).mappings()]
 
     def page(self, *, status: str | None = None, kind: str | None = None, name: str | None = None,
-             offset: int = 0, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
-        """One page of jobs, newest first, and how many match: ``status`` (primary), ``kind`` (training,
-        transform), ``name`` (a case-insensitive part of the name). Reads the ``spec`` column too (small)."""
+             secondary: str | None = None, offset: int = 0, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
+        """One page of jobs, newest first, and how many match: ``status`` (primary), ``secondary`` (secondary
+        status, e.g. MaxRuntimeExceeded), ``kind`` (training, transform), ``name`` (a case-insensitive part of the
+        name). Reads the ``spec`` column too (small)."""
         where = []
         if status:
             where.append(jobs_table.c.status == status)
+        if secondary:
+            where.append(jobs_table.c.secondary_status == secondary)
         if kind:
             where.append(jobs_table.c.kind == kind)
         if name:

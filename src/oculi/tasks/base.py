@@ -44,6 +44,20 @@ def numbered(path: Path, image: Path, many: bool) -> Path:
     return path.with_name(f"{path.stem}-{image.stem}{path.suffix}") if many else path
 
 
+def histogram(name: str, title: str, unit: str, values: Any, edges: list[float], note: str = "") -> dict[str, Any]:
+    """``{"name", "title", "unit", "note", "bins": [bin labels in order], "counts": {bin label: n}}``: ``values``
+    counted into the bins between consecutive ``edges`` (the last bin open-ended), labelled ``"lo–hi"`` and
+    ``"≥ lo"``."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    bounds = [*edges, np.inf]
+    labels = [f"{edges[i]:g}–{edges[i + 1]:g}" for i in range(len(edges) - 1)] + [f"≥ {edges[-1]:g}"]
+    counts = np.histogram(values, bins=bounds)[0] if values.size else np.zeros(len(labels), dtype=int)
+    return {"name": name, "title": title, "unit": unit, "note": note, "bins": labels,
+            "counts": {label: int(n) for label, n in zip(labels, counts, strict=True)}}
+
+
 @dataclass(frozen=True)
 class Proposal:
     """A model's pre-label of one image for the labeling room: ``label`` in the annotation kind's JSON
@@ -92,7 +106,9 @@ class TaskContract:
       audit's ``clean.manifest``).
     - Labeling hook (:mod:`oculi.labeling`): ``propose(predictor, images, threshold)`` — one :class:`Proposal` per
       image file: the pre-label, its confidence and the uncertainty the labeling queue is ordered by (``threshold``
-      is detection's decision threshold)."""
+      is detection's decision threshold).
+    - ``label_statistics(sample_set)``: histograms of its labels' geometry for the console's dataset page (boxes'
+      sizes, masks' areas) as :func:`histogram` dicts; None = nothing beyond the class counts."""
 
     name: str
     title: str
@@ -117,4 +133,5 @@ class TaskContract:
     embedding_regions: Callable[[Any], list[tuple[float, float, float, float]]] = lambda target: []
     write_manifest: Callable[[SampleSet, Path], Any] | None = None
     propose: Callable[..., list[Proposal]] | None = None
+    label_statistics: Callable[[Any], list[dict[str, Any]]] | None = None
     extras: dict[str, Any] = field(default_factory=dict)

@@ -14,7 +14,7 @@ from oculi.data.tasks import DATA_TASKS
 from oculi.errors import ConfigError
 from oculi.inference.codecs import TaskCodec, json_bytes
 from oculi.inference.detection import DetectionPredictor, Detections
-from oculi.tasks.base import PredictOptions, Proposal, TaskContract, numbered
+from oculi.tasks.base import PredictOptions, Proposal, TaskContract, histogram, numbered
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -148,6 +148,15 @@ def propose(predictor: DetectionPredictor, images: list[Path], threshold: float 
         out.append(Proposal({"boxes": boxes, "width": result.width, "height": result.height},
                             1.0 - uncertainty, uncertainty))
     return out
+BOX_SIZE_EDGES = [0, 8, 16, 32, 64, 96, 128, 256, 512]  # COCO's small/medium/large split at 32 and 96
+
+
+def label_statistics(sample_set: Any) -> list[dict[str, Any]]:
+    """The dataset page's histogram of box sizes: √(width × height) of every box in pixels of the stored image
+    (COCO calls boxes under 32 px small, over 96 px large)."""
+    sizes = [((x2 - x1) * (y2 - y1)) ** 0.5 for sample in sample_set.samples if sample.target is not None
+             for x1, y1, x2, y2 in sample.target.boxes if x2 > x1 and y2 > y1]
+    return [histogram("box-size", "Box sizes", "√(width × height), px", sizes, BOX_SIZE_EDGES)]
 
 
 CONTRACT = TaskContract(
@@ -158,5 +167,5 @@ CONTRACT = TaskContract(
     view="detection", view_labels=view_labels, edge=edge,
     embedding_features=embedding_features,
     embedding_regions=embedding_regions, write_manifest=write_detection_manifest, audit=audit,
-    propose=propose,
+    propose=propose, label_statistics=label_statistics,
 )

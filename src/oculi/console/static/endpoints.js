@@ -43,3 +43,6 @@ for (const box of document.querySelectorAll(".tryit")) {
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); if (e.dataTransfer.files[0]) send(e.dataTransfer.files[0]); });
 }
+
+// a server started from this page is loading its model: look again until it answers (or has died)
+if (document.querySelector(".launch-state.starting")) setTimeout(() => location.reload(), 2000);
