@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "train", "evaluate", "load_model", "Estimator", "Model", "EndpointPredictor"]
+__all__ = ["__version__", "train", "evaluate", "load_model", "Estimator", "Model", "EndpointPredictor", "ModelPackage"]
 
 if TYPE_CHECKING:
     from oculi.inference import Predictor
+    from oculi.model_registry import ModelPackage
     from oculi.serving.estimator import Estimator
     from oculi.serving.sdk import EndpointPredictor, Model
 
@@ -30,6 +31,10 @@ def __getattr__(name: str) -> Any:
         from oculi.serving import sdk
 
         return getattr(sdk, name)
+    if name == "ModelPackage":  # a version in the model registry (oculi.model_registry)
+        from oculi.model_registry import ModelPackage
+
+        return ModelPackage
     raise AttributeError(f"module 'oculi' has no attribute {name!r}")
 
 

@@ -14,6 +14,7 @@ from oculi.cli import data as _data
 from oculi.cli import evaluate as _evaluate
 from oculi.cli import export as _export
 from oculi.cli import jobs as _jobs
+from oculi.cli import models as _models
 from oculi.cli import predict as _predict
 from oculi.cli import serve as _serve
 from oculi.cli import train as _train
@@ -41,6 +42,7 @@ app.command("console")(_console.console)
 app.add_typer(_data.app, name="data")
 app.add_typer(_algorithms.app, name="algorithms")
 app.add_typer(_jobs.app, name="jobs")
+app.add_typer(_models.app, name="models")
 
 
 @app.callback()

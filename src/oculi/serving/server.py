@@ -17,7 +17,7 @@ from oculi.errors import ConfigError
 from oculi.serving.app import ServerSettings, create_serving_app
 from oculi.serving.capture import DataCapture
 from oculi.serving.config import Batching, ServingConfig, config_from_models, load_config
-from oculi.serving.endpoints import Runtime, load_endpoints
+from oculi.serving.endpoints import Endpoint, Runtime, load_endpoints
 from oculi.serving.http import listen_socket
 from oculi.serving.metrics import ServingMetrics
 
@@ -38,6 +38,7 @@ class ServeOptions:
     token: str | None = None
     host: str = "127.0.0.1"
     allowed_hosts: tuple[str, ...] = ()
+    record_history: bool = True  # record deployments and weight changes in the model registry's history
 
 
 def endpoint_config(models: list[Path], config: Path | None) -> ServingConfig:
@@ -53,20 +54,57 @@ def endpoint_config(models: list[Path], config: Path | None) -> ServingConfig:
     return config_from_models(models)
 
 
+class DeploymentRecorder:
+    """Records an app's endpoints in the model registry's deployment history: Deployed at start-up, each
+    WeightsChanged, Stopped at shutdown (see :func:`oculi.model_registry.serving_at`)."""
+
+    def __init__(self) -> None:
+        self.endpoints: list[Endpoint] = []
+
+    @staticmethod
+    def _record(endpoint: Endpoint, event: str) -> None:
+        from oculi.model_registry import record_deployment
+
+        weights = endpoint.weights
+        record_deployment(endpoint.name, event, [
+            {"VariantName": v.name, "ModelDataUrl": str(v.model), "ModelPackageArn": v.package_arn,
+             "Weight": weights[v.name]} for v in endpoint.variants.values()])
+
+    def deployed(self, endpoints: list[Endpoint]) -> None:
+        """Record the endpoints as deployed; from now on weight changes are recorded too."""
+        self.endpoints = endpoints
+        for endpoint in endpoints:
+            self._record(endpoint, "Deployed")
+
+    def weights_changed(self, endpoint: Endpoint) -> None:
+        """Record new weights (ignored while the endpoints are being built)."""
+        if endpoint in self.endpoints:
+            self._record(endpoint, "WeightsChanged")
+
+    def stopped(self) -> None:
+        """Record that the endpoints stopped serving."""
+        for endpoint in self.endpoints:
+            self._record(endpoint, "Stopped")
+
+
 def build_app(config: ServingConfig, options: ServeOptions,
               echo: Callable[[str], None] = print) -> FastAPI:
     """Load every model now and return the app serving them."""
     if not 0 <= options.capture_percent <= 100:
         raise ConfigError(f"--capture-percent must be between 0 and 100, got {options.capture_percent:g}.")
     metrics = ServingMetrics()
-    endpoints = load_endpoints(config, metrics, options.batching, options.runtime, echo)
+    history = DeploymentRecorder() if options.record_history else None
+    endpoints = load_endpoints(config, metrics, options.batching, options.runtime, echo,
+                               on_weights=history.weights_changed if history else None)
+    if history is not None:
+        history.deployed(endpoints)
     capture = None
     if options.capture_dir is not None:
         capture = DataCapture(options.capture_dir, options.capture_percent,
                               on_drop=lambda e: metrics.capture_dropped.labels(e).inc())
         echo(f"data capture: {options.capture_percent:g} % of invocations → {options.capture_dir}")
     settings = ServerSettings(capture=capture, token=options.token, host=options.host,
-                              allowed_hosts=options.allowed_hosts,
+                              allowed_hosts=options.allowed_hosts, on_stop=history.stopped if history else None,
                               **({"max_body_bytes": options.max_body_bytes} if options.max_body_bytes else {}))
     return create_serving_app(endpoints, metrics, settings)
 
