@@ -191,7 +191,7 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
         try:
             yield
         finally:
-            for variant in variants:
+            for variant in [v for e in endpoints for v in e.variants.values()]:  # a multi-model endpoint's: now
                 variant.batcher.stop()
             if capture is not None:
                 capture.stop()
