@@ -21,6 +21,7 @@ from oculi.data.formats.boxes import copy_image, unique_stems
 from oculi.data.formats.coco import write_coco
 from oculi.data.formats.manifest import write_detection_manifest
 from oculi.data.formats.sagemaker_json import write_sagemaker_json
+from oculi.data.formats.recordio import write_recordio
 from oculi.data.formats.tools import WRITTEN_TOOL_FORMATS, tool_output, write_tool
 from oculi.data.formats.voc import write_voc
 from oculi.data.formats.yolo import write_yolo
@@ -99,6 +100,9 @@ def output_paths(to: str, out: Path, *, copy_images: bool = False, task: str = "
                 "voc": [out / "JPEGImages", out / "SegmentationClass", out / "ImageSets" / "Segmentation" /
                         "default.txt", out / "labelmap.txt"],
                 "coco": [out / "annotations.json"]}[to]
+    if to == "recordio":
+        path = out if out.suffix.lower() == ".rec" else out / "train.rec"
+        return [path, path.with_suffix(".idx")]
     if to == "sagemaker-json":
         return [out / "train_annotation", *([out / "train"] if copy_images else [])]
     if to in ("manifest", "coco"):
@@ -193,6 +197,9 @@ def _copied(sample_set: SampleSet, folder: Path, findings: list[Finding]) -> Sam
 def _write(sample_set: SampleSet, to: str, out: Path, copy_images: bool) -> tuple[list[Finding], Path]:
     """Write ``sample_set`` as ``to`` under ``out``; returns the findings and the path to read back."""
     findings: list[Finding] = []
+    if to == "recordio":  # the images go into the records (copy_images is implied)
+        path = out if out.suffix.lower() == ".rec" else out / "train.rec"
+        return findings, write_recordio(sample_set, path)
     if to == "sagemaker-json":
         images = out / "train" if copy_images else None
         findings += write_sagemaker_json(sample_set, images, out / "train_annotation")
@@ -291,7 +298,7 @@ def convert_detection(
 
 
 
-CLASSIFICATION_FORMATS = WRITTEN_TOOL_FORMATS
+CLASSIFICATION_FORMATS = (*WRITTEN_TOOL_FORMATS, "recordio")
 
 
 def convert_classification(source: Path, to: str, out: Path, *, copy_images: bool = False,

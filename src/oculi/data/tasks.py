@@ -117,6 +117,10 @@ def _is_detection(path: Path) -> bool:
         fmt = detect_format(path)
     except (DataError, OSError):
         return False
+    if fmt == "recordio":  # class ids or SageMaker's packed boxes: the first record tells
+        from oculi.data.formats.recordio import holds_boxes
+
+        return holds_boxes(path)
     if fmt in TOOL_FORMATS:  # a labeling tool's file: detection when it holds regions, not only image tags
         return bool(read_tool(path).kinds() & {"box", "polygon"})
     if fmt != "manifest":
