@@ -5,7 +5,6 @@ reported by index and byte offset, and training that reads images straight from 
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +21,8 @@ from oculi.data.formats.recordio import (
     read_recordio,
     record_path,
     unpack,
-    write_recordio,
     write_rec,
+    write_recordio,
 )
 from oculi.data.image import decode_image
 from oculi.data.synthetic import write_detection_data

@@ -20,8 +20,8 @@ from oculi.data.detection import DETECTION_FORMATS, read_detection
 from oculi.data.formats.boxes import copy_image, unique_stems
 from oculi.data.formats.coco import write_coco
 from oculi.data.formats.manifest import write_detection_manifest
-from oculi.data.formats.sagemaker_json import write_sagemaker_json
 from oculi.data.formats.recordio import write_recordio
+from oculi.data.formats.sagemaker_json import write_sagemaker_json
 from oculi.data.formats.tools import WRITTEN_TOOL_FORMATS, tool_output, write_tool
 from oculi.data.formats.voc import write_voc
 from oculi.data.formats.yolo import write_yolo
