@@ -4,7 +4,9 @@ reported by index and byte offset, and training that reads images straight from 
 
 from __future__ import annotations
 
+import json
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,7 +71,9 @@ def test_classification_round_trip_keeps_labels_and_pixels(tmp_path):
     for mine, theirs in zip(back.samples, original.samples, strict=True):
         assert str(mine.image).startswith(f"{rec}@")
         assert np.array_equal(decode_image(mine.image).numpy(), decode_image(theirs.image).numpy())
-    assert back.classes == ["0", "1", "2"]
+    assert back.classes == original.classes == ["circle", "square", "stripes"]  # from train.classes beside it
+    (tmp_path / "out" / "train.classes").unlink()
+    assert read_channel(rec).classes == ["0", "1", "2"]  # a plain im2rec file: class ids
 
 
 def test_multi_label_round_trip(tmp_path):
@@ -133,7 +137,37 @@ def test_training_reads_images_from_the_records(tmp_path):
     before = set(tmp_path.rglob("*"))
     result = train("image-classification", {"train": tmp_path / "rec" / "train.rec"},
                    {**TINY, "num_classes": "3"}, output=tmp_path / "model", progress=False, echo=lambda *_: None)
-    assert result.classes == ["0", "1", "2"]
+    assert result.classes == ["circle", "square", "stripes"]
     unpacked = [p for p in set(tmp_path.rglob("*")) - before
                 if p.suffix.lower() in (".jpg", ".png") and not p.is_relative_to(tmp_path / "model")]
     assert unpacked == []
+
+
+def test_transform_split_type_recordio_matches_the_image_files(classifier, tmp_path):
+    from oculi.batch import transform
+    from oculi.errors import ConfigError
+
+    folders = make_class_folders(tmp_path / "cls", per_class=2, size=32, seed=5)
+    convert(folders, "recordio", tmp_path / "rec")
+    rec = tmp_path / "rec" / "train.rec"
+    options = {"assemble_with": "line", "progress": False, "echo": None}
+    from_records = transform(classifier, rec, tmp_path / "out-rec", split_type="RecordIO", **options)
+    from_files = transform(classifier, folders, tmp_path / "out-files", **options)
+    assert from_records.done == from_files.done == 6 and from_records.failed == 0
+    rec_lines = [json.loads(line) for line in Path(from_records.assembled).read_text().splitlines()]
+    file_lines = [json.loads(line) for line in Path(from_files.assembled).read_text().splitlines()]
+    assert [r.pop("source") for r in rec_lines] == [f"record-{n:06d}" for n in range(6)]
+    for mine, theirs in zip(rec_lines, file_lines, strict=True):
+        theirs.pop("source")
+        assert mine["prediction"] == pytest.approx(theirs["prediction"], abs=1e-5)
+    with pytest.raises(ConfigError, match="needs a RecordIO .rec"):
+        transform(classifier, folders, tmp_path / "out-bad", split_type="RecordIO", **options)
+
+
+def test_convert_from_recordio_writes_the_images_out(tmp_path):
+    channels = write_detection_data(tmp_path / "det", count=3, size=(64, 48))
+    convert(channels["train"], "recordio", tmp_path / "det.rec")
+    ledger = convert(tmp_path / "det.rec", "coco", tmp_path / "coco")
+    back = read_detection(Path(ledger.target))
+    assert ledger.images_out == 3 and back.classes == ["box", "disc"]  # names kept beside the .rec
+    assert all(s.image.is_file() and s.image.parent == tmp_path / "coco" / "images" for s in back.samples)

@@ -19,8 +19,9 @@ from oculi.data.formats.yolo import is_yolo, read_yolo, yolo_splits
 from oculi.errors import ConfigError, DataError
 from oculi.types import Finding, SampleSet
 
-DETECTION_FORMATS = ("sagemaker-json", "manifest", "coco", "voc", "yolo", "labelstudio", "cvat", "recordio")
-DETECTION_READ_FORMATS = (*DETECTION_FORMATS, "labelme", "via")  # labelme and VIA are read, not written
+DETECTION_FORMATS = ("sagemaker-json", "manifest", "coco", "voc", "yolo", "labelstudio", "cvat")
+# RecordIO is written too (`--to recordio`), but holds no file names: the images come back named after the records.
+DETECTION_READ_FORMATS = (*DETECTION_FORMATS, "labelme", "via", "recordio")  # labelme and VIA are read, not written
 
 
 def _is_sagemaker_annotations(folder: Path) -> bool:

@@ -16,7 +16,8 @@ Each image record is MXNet's ``IRHeader`` — ``flag`` (uint32), ``label`` (floa
 
 Samples read from a ``.rec`` keep the file: their ``image`` is ``<file.rec>@<byte offset>`` (:func:`record_path`),
 which :mod:`oculi.data.image` decodes straight from the record, so training streams records without unpacking
-them to disk.
+them to disk. RecordIO holds class ids only; oculi writes the class names beside it (``train.classes``, one a
+line, ignored by SageMaker) and reads them back when present.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ IR_FORMAT = "<IfQQ"
 IR_SIZE = struct.calcsize(IR_FORMAT)  # 24
 MAX_LENGTH = (1 << 29) - 1
 _RECORD_PATH = re.compile(r"^(?P<file>.+\.rec)@(?P<offset>\d+)$", re.IGNORECASE)
+CLASSES_SUFFIX = ".classes"  # beside the .rec: one class name per line (RecordIO itself holds only class ids)
 DETECTION_HEADER = (2.0, 5.0)  # A (header width), B (label width per object), as SageMaker's examples write
 
 
@@ -261,11 +263,46 @@ def read_recordio(path: Path, classes: list[str] | None = None, num_classes: int
         findings.append(Finding("error", "bad_record", f"{e} The records after it are left out.", where))
     except OSError as e:
         raise DataError(f"{path}: cannot be read ({e}).") from None
+    names = path.with_suffix(CLASSES_SUFFIX)
+    named = ([line.strip() for line in names.read_text(encoding="utf-8").splitlines() if line.strip()]
+             if classes is None and names.is_file() else None)
+    if named and num_classes in (None, len(named)):
+        classes = named
+        if highest >= len(classes):
+            findings.append(Finding("error", "label_out_of_range", f"class id {highest} is beyond the "
+                                    f"{len(classes)} class names of {names.name}; fix or remove that file.", where))
     if classes is None:
         count = num_classes if num_classes is not None else highest + 1
         classes = [str(i) for i in range(count)]
     return SampleSet(samples, list(classes), task=task, multi_label=multi_label,  # type: ignore[arg-type]
                      format="recordio", source=str(path), findings=findings)
+
+
+def extract_images(sample_set: SampleSet, folder: Path) -> SampleSet:
+    """``sample_set`` (read from a ``.rec``) with each record's image written byte for byte to
+    ``folder/<rec name>-<record index>.<jpg|png|…>`` (by content) and the samples pointing there: what a
+    conversion to a format that references image files needs."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for n, sample in enumerate(sample_set.samples):
+        data = record_image(sample.image)
+        if data is None:  # already a file
+            samples.append(sample)
+            continue
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                suffix = {"JPEG": ".jpg"}.get(img.format or "", f".{(img.format or 'bin').lower()}")
+        except Exception:  # noqa: BLE001 - written as is; the data check of the output names it
+            suffix = ".bin"
+        target = folder / f"{Path(str(sample.image).rsplit('@', 1)[0]).stem}-{n:06d}{suffix}"
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        samples.append(Sample(target, sample.target, sample.origin))
+    return SampleSet(samples, sample_set.classes, sample_set.task, sample_set.multi_label, sample_set.format,
+                     sample_set.source, list(sample_set.findings), sample_set.class_ids, sample_set.label_encoding)
 
 
 def write_recordio(sample_set: SampleSet, path: Path) -> Path:
@@ -296,4 +333,10 @@ def write_recordio(sample_set: SampleSet, path: Path) -> Path:
             raise DataError(f"{sample.where()}: RecordIO holds class ids or boxes; this sample's label "
                             f"{target!r} is neither.")
         records.append((n, pack(label, image, record_id=n)))
-    return write_rec(path, records)
+    written = write_rec(path, records)
+    names = Path(path).with_suffix(CLASSES_SUFFIX)
+    if sample_set.classes != [str(i) for i in range(sample_set.num_classes)]:
+        tmp = names.with_name(names.name + ".tmp")
+        tmp.write_text("".join(f"{c}\n" for c in sample_set.classes), encoding="utf-8")
+        tmp.replace(names)
+    return written
