@@ -102,3 +102,31 @@ def test_concurrent_requests_load_each_model_once_and_evict_beyond_the_limit(mme
     assert counts["loaded_models"] == MAX_LOADED
     described = httpx.get(f"{mme.url}/api/endpoints/zoo").json()
     assert len(described["LoadedModels"]) == MAX_LOADED and described["MaxLoadedModels"] == MAX_LOADED
+
+
+def test_an_unloaded_model_is_freed(model_dir):
+    import asyncio
+    import gc
+    import time
+    import weakref
+
+    from oculi.serving.config import Batching
+    from oculi.serving.metrics import ServingMetrics
+    from oculi.serving.multimodel import multi_model_endpoint
+
+    endpoint = multi_model_endpoint(model_dir, "zoo", ServingMetrics(), Batching(), max_loaded=1)
+
+    async def use(*targets: str) -> list:
+        return [await endpoint.route(None, t) for t in targets]
+
+    first, _ = asyncio.run(use("m0", "m1"))  # m1 evicts m0
+    model = weakref.ref(first.predictor)
+    del first
+    deadline = time.monotonic() + 10
+    while model() is not None and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.05)
+    assert model() is None, "the evicted model is still referenced"
+    assert list(endpoint.variants) == ["m1"]
+    for variant in endpoint.variants.values():
+        variant.batcher.stop()

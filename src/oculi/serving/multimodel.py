@@ -13,6 +13,9 @@ the requests that chose it have been answered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import gc
 import threading
 import time
 from collections import OrderedDict
@@ -34,6 +37,13 @@ class ModelNotFound(OculiError):
     """``TargetModel`` is missing, or names no bundle under the endpoint's model folder."""
 
     http_status = 404
+
+
+def release_memory() -> None:
+    """Ask glibc to return freed heap pages to the system (a no-op elsewhere): without it the memory of an unloaded
+    model stays in the process, ready for reuse but counted as resident."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def model_names(directory: Path) -> list[str]:
@@ -147,15 +157,21 @@ class MultiModelEndpoint(Endpoint):
 
     def _evict(self, old: Variant) -> None:
         self.evictions.inc()
-        threading.Thread(target=self._retire, args=(old,), name=f"oculi-unload-{old.name}", daemon=True).start()
+        # the thread gets the model in a list it empties, so that no reference outlives the unload
+        threading.Thread(target=self._retire, args=([old],), name=f"oculi-unload-{old.name}", daemon=True).start()
 
-    @staticmethod
-    def _retire(variant: Variant) -> None:
-        """Stop an evicted model's batcher once the requests that chose it are answered; the model is then
-        garbage (no reference left)."""
+    def _retire(self, holder: list[Variant]) -> None:
+        """Stop an evicted model's batcher once the requests that chose it are answered, drop the last reference
+        to it (its queue-depth gauge) and give its memory back to the system."""
+        variant = holder.pop()
         while variant.batcher.depth:
             time.sleep(0.01)
         variant.batcher.stop()
+        with contextlib.suppress(KeyError):
+            self._metrics.queue_depth.remove(self.name, variant.name)
+        del variant
+        gc.collect()
+        release_memory()
 
     def describe(self) -> dict[str, Any]:
         """DescribeEndpoint with the models available and the ones loaded (with their statistics)."""
