@@ -1,7 +1,7 @@
 """The model registry, in SageMaker's shapes: a *model package group* (``ModelPackageGroup``) holds numbered
 versions (``ModelPackage``) of a model, each a registered bundle with its metrics, training job and dataset
 fingerprint (from the bundle's ``model.json``) and a ``ModelApprovalStatus``. ``group:NAME`` wherever a model is
-served names the group's latest approved version. Every deployment and weight change of an endpoint is recorded,
+served names the group's latest approved version (``group:NAME/VERSION`` one version). Every deployment and weight change of an endpoint is recorded,
 so :func:`serving_at` answers "what was serving at time T".
 
 Kept in the job store's database (tables ``model_package_groups``, ``model_packages``, ``endpoint_deployments``).
@@ -189,11 +189,21 @@ def latest_approved(group: str, store: JobStore | None = None) -> dict[str, Any]
 
 def resolve_model(model: str | Path) -> tuple[Path, str | None]:
     """A served model reference → (bundle path, ModelPackageArn or None): ``group:NAME`` is the group's latest
-    approved version; anything else is a path, returned unchanged."""
+    approved version, ``group:NAME/VERSION`` that version (unless rejected); anything else is a path, returned
+    unchanged."""
     text = str(model)
     if not text.startswith(GROUP_PREFIX):
         return Path(model), None
-    package = latest_approved(text[len(GROUP_PREFIX):])
+    group, _, version = text[len(GROUP_PREFIX):].partition("/")
+    if not version:
+        package = latest_approved(group)
+    elif not version.isdigit():
+        raise ModelRegistryError(f"{text!r}: the version after the / must be a number, e.g. group:{group}/2.")
+    else:
+        package = describe(group, int(version))
+        if package["ModelApprovalStatus"] == REJECTED:
+            raise ModelRegistryError(f"{text!r} is Rejected and is not served; approve it first (oculi models "
+                                     f"approve {group} --version {version}) or serve group:{group}.")
     return Path(package["ModelDataUrl"]), package["ModelPackageArn"]
 
 
@@ -270,4 +280,4 @@ class ModelPackage:
         """Serve this version as a local endpoint (options as :meth:`oculi.Model.deploy`)."""
         from oculi.serving.sdk import Model
 
-        return Model(self.description["ModelDataUrl"], name=self.group).deploy(**options)
+        return Model(f"{GROUP_PREFIX}{self.group}/{self.version}", name=self.group).deploy(**options)

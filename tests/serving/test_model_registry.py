@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from datetime import UTC, datetime
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -126,3 +127,12 @@ def test_serve_group_resolves_the_latest_approved_version_and_history_answers_wh
     set_approval("shop", 2, APPROVED)
     assert config_from_models([Path("group:shop")]).endpoints[0].variants[0].model == \
         bundles["classification-b"].resolve()
+    # one version by number: ModelPackage.deploy serves exactly it, and the history names it
+    with oculi.ModelPackage("shop", 1).deploy() as predictor:
+        assert len(predictor.predict(encoded(40, 40))["prediction"]) == 3
+    assert history("shop")[-2]["ProductionVariants"][0]["ModelPackageArn"].endswith("shop/1")
+    set_approval("shop", 1, REJECTED)
+    with pytest.raises(ModelRegistryError, match="Rejected and is not served"):
+        config_from_models([Path("group:shop/1")])
+    shown = runner.invoke(app, ["models", "history", "shop", "--at", datetime.fromtimestamp(middle, UTC).isoformat()])
+    assert "shop/1" in shown.output and "weight 1" in shown.output

@@ -213,7 +213,7 @@ def endpoint_name_for(model: Path) -> str:
     from oculi.model_registry import GROUP_PREFIX
 
     if str(model).startswith(GROUP_PREFIX):
-        return str(model)[len(GROUP_PREFIX):]
+        return str(model)[len(GROUP_PREFIX):].partition("/")[0]
     path = Path(model).expanduser().resolve()
     stem = path.parent.name if path.name.endswith((".tar.gz", ".tgz")) else path.name
     return re.sub(r"[^a-zA-Z0-9]+", "-", stem).strip("-")[:63].strip("-") or "model"
