@@ -1,8 +1,8 @@
 """The model registry, in SageMaker's shapes: a *model package group* (``ModelPackageGroup``) holds numbered
 versions (``ModelPackage``) of a model, each a registered bundle with its metrics, training job and dataset
 fingerprint (from the bundle's ``model.json``) and a ``ModelApprovalStatus``. ``group:NAME`` wherever a model is
-served names the group's latest approved version (``group:NAME/VERSION`` one version). Every deployment and weight change of an endpoint is recorded,
-so :func:`serving_at` answers "what was serving at time T".
+served names the group's latest approved version, ``group:NAME/VERSION`` one version. Every deployment and weight
+change of an endpoint is recorded, so :func:`serving_at` answers "what was serving at time T".
 
 Kept in the job store's database (tables ``model_package_groups``, ``model_packages``, ``endpoint_deployments``).
 """

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from datetime import UTC, datetime
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
