@@ -159,6 +159,11 @@ def record_path(rec: Path, offset: int) -> Path:
     return Path(f"{Path(rec)}@{offset}")
 
 
+def is_record_path(path: Path) -> bool:
+    """True when ``path`` has the form of a :func:`record_path` reference (``file.rec@offset``)."""
+    return _RECORD_PATH.match(str(path)) is not None
+
+
 def record_image(path: Path) -> bytes | None:
     """The encoded image a :func:`record_path` reference points at; None when ``path`` is not such a reference
     (an ordinary file). Raises :class:`DataError` naming the file and offset when the record is broken."""
@@ -260,7 +265,8 @@ def read_recordio(path: Path, classes: list[str] | None = None, num_classes: int
                 highest = max(highest, int(value))
                 samples.append(Sample(ref, int(value), origin))
     except RecordError as e:
-        findings.append(Finding("error", "bad_record", f"{e} The records after it are left out.", where))
+        findings.append(Finding("error", "bad_record", f"{str(e).removeprefix(f'{path}: ')} The records after it "
+                                "are left out.", where))
     except OSError as e:
         raise DataError(f"{path}: cannot be read ({e}).") from None
     names = path.with_suffix(CLASSES_SUFFIX)
