@@ -13,11 +13,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "train", "evaluate", "load_model", "Estimator", "Model", "EndpointPredictor", "LabelingJob"]
+__all__ = ["__version__", "train", "evaluate", "load_model", "Estimator", "Model", "EndpointPredictor", "LabelingJob",
+           "ModelPackage"]
 
 if TYPE_CHECKING:
     from oculi.inference import Predictor
     from oculi.labeling import LabelingJob
+    from oculi.model_registry import ModelPackage
     from oculi.serving.estimator import Estimator
     from oculi.serving.sdk import EndpointPredictor, Model
 
@@ -35,6 +37,10 @@ def __getattr__(name: str) -> Any:
         from oculi.serving import sdk
 
         return getattr(sdk, name)
+    if name == "ModelPackage":  # a version in the model registry (oculi.model_registry)
+        from oculi.model_registry import ModelPackage
+
+        return ModelPackage
     raise AttributeError(f"module 'oculi' has no attribute {name!r}")
 
 

@@ -44,6 +44,7 @@ from oculi.batch.inputs import TransformInput, TransformItem, list_inputs
 from oculi.errors import ConfigError, DataError, OculiError
 
 ASSEMBLE_WITH = ("none", "line")
+SPLIT_TYPES = ("None", "Line", "RecordIO")
 ERRORS_FILE = "errors.jsonl"
 STATE_FILE = ".oculi-transform.json"
 LOCK_FILE = ".oculi-transform.lock"
@@ -130,10 +131,12 @@ class _Engine:
         self.layout = layout
 
     def _decode(self, path: Path) -> Any:
+        from oculi.data.formats.recordio import record_image
         from oculi.data.image import decode_image_bytes
 
         try:
-            data = path.read_bytes()
+            data = record_image(path)  # a RecordIO record's image, or None for an ordinary file
+            data = path.read_bytes() if data is None else data
         except OSError as e:
             raise DataError(f"{path}: cannot be read ({e.strerror or e}).") from None
         # Bytes, not the path: the pixel count in the header is checked before decoding (decompression bombs).
@@ -324,7 +327,8 @@ def _failure_reason(e: BaseException, log_path: Path) -> str:
 def transform(model: str | Path, input: str | Path, output: str | Path, *, accept: str | None = None,
               assemble_with: str = "none", batch_size: int | None = None, workers: int = 1,
               image_roots: dict[str, Path] | None = None, job_name: str | None = None, progress: bool = True,
-              echo: Callable[[str], None] | None = print, store: Any = None) -> TransformSummary:
+              echo: Callable[[str], None] | None = print, store: Any = None,
+              split_type: str = "None") -> TransformSummary:
     """Run the bundle ``model`` (folder, job output folder or ``model.tar.gz``) over ``input`` — a folder of images
     (recursive), one image, or an augmented manifest (``source-ref`` lines; ``image_roots`` maps ``s3://`` prefixes
     to local folders) — writing results to the ``output`` folder (see the module docstring for the files), as a
@@ -336,7 +340,8 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
     ``predict`` call (default 32 for classification, 8 for detection, 4 for segmentation). ``workers``: processes
     that each load the model once and share the CPU threads. ``job_name``: default
     ``<algorithm>-transform-<timestamp>``. ``progress``: a progress bar on a terminal. ``echo``: where the start
-    and summary lines go (they are always in the job's log).
+    and summary lines go (they are always in the job's log). ``split_type``: SageMaker's SplitType; ``RecordIO``
+    insists that ``input`` is a ``.rec`` (which is split into its records whatever it is set to).
 
     Images already done in ``output`` are skipped; unreadable ones are listed in ``errors.jsonl`` and the run goes
     on. Returns a :class:`TransformSummary` (``status`` ``Completed``, or ``Stopped`` after ``oculi jobs stop`` /
@@ -358,7 +363,13 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
         raise ConfigError(f"--assemble-with line writes JSON lines, but Accept {media} is binary. Pass --accept "
                           "application/json (for segmentation: per-class pixel fractions and the mask as base64 PNG), "
                           "or leave out --assemble-with to get one <name>.out per image.")
+    if split_type not in SPLIT_TYPES:
+        raise ConfigError(f"--split-type {split_type!r} is not one of {', '.join(SPLIT_TYPES)}.")
     listed = list_inputs(Path(input), image_roots)
+    if split_type == "RecordIO" and listed.kind != "recordio":
+        raise ConfigError(f"--split-type RecordIO needs a RecordIO .rec file as --input; {listed.source} is a "
+                          f"{listed.kind}. Leave out --split-type, or pass a .rec (oculi data convert --to "
+                          "recordio).")
     output = Path(output).expanduser().resolve()
     # A model.tar.gz unpacks to a new temporary folder each time: the archive is what identifies it.
     state = {"model": str((given if given.is_file() else model_path).resolve()), "accept": media,

@@ -108,6 +108,38 @@ labeling_items_table = sa.Table(
     sa.Column("lease_until", sa.Float, nullable=False, default=0.0),
     sa.Column("labeled_at", sa.Float),
 )
+# The model registry (:mod:`oculi.jobs.packages`): SageMaker's model package groups, their numbered versions
+# (ModelPackage) with their approval status, and every deployment or weight change of an endpoint.
+package_groups_table = sa.Table(
+    "model_package_groups", metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+packages_table = sa.Table(
+    "model_packages", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_name", sa.String(63), sa.ForeignKey("model_package_groups.name", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("approval", sa.String(32), nullable=False),  # PendingManualApproval | Approved | Rejected
+    sa.Column("approval_description", sa.Text, nullable=False, default=""),
+    sa.Column("location", sa.Text, nullable=False),  # the bundle folder (absolute)
+    sa.Column("weights_sha256", sa.String(64), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("info", sa.JSON, nullable=False),  # algorithm, task, classes, metrics, dataset fingerprint, job
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("group_name", "version", name="uq_model_packages_version"),
+)
+deployments_table = sa.Table(
+    "endpoint_deployments", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint", sa.String(63), nullable=False, index=True),
+    sa.Column("event", sa.String(16), nullable=False),  # Deployed | WeightsChanged | Stopped
+    sa.Column("variants", sa.JSON, nullable=False),  # [{VariantName, ModelDataUrl, ModelPackageArn, Weight}]
+    sa.Column("time", sa.Float, nullable=False),
+)
 # The jobs list pages through thousands of jobs newest first, by status or kind; indexes created on old stores too.
 INDEXES = (
     sa.Index("ix_jobs_created", jobs_table.c.created_at, jobs_table.c.name),

@@ -56,6 +56,7 @@ log = logging.getLogger("oculi.serving")
 SAGEMAKER_PAYLOAD_LIMIT = 6 * 1024 * 1024  # SageMaker's real-time invocation limit: 6 MB
 BODY_TIMEOUT_SECONDS = 60.0  # SageMaker's limit for a whole invocation
 TARGET_VARIANT = "x-amzn-sagemaker-target-variant"
+TARGET_MODEL = "x-amzn-sagemaker-target-model"  # boto3 invoke_endpoint(TargetModel=…): multi-model endpoints
 INFERENCE_ID = "x-amzn-sagemaker-inference-id"
 INVOKED_VARIANT = "x-Amzn-Invoked-Production-Variant"
 FRIENDLY_FORMS = ("multipart/form-data", "application/json")
@@ -92,6 +93,7 @@ class ServerSettings:
     token: str | None = None
     host: str = "127.0.0.1"
     allowed_hosts: tuple[str, ...] = ()
+    on_stop: Callable[[], None] | None = None  # called once the last request has been served (history)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -189,10 +191,12 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
         try:
             yield
         finally:
-            for variant in variants:
+            for variant in [v for e in endpoints for v in e.variants.values()]:  # a multi-model endpoint's: now
                 variant.batcher.stop()
             if capture is not None:
                 capture.stop()
+            if settings.on_stop is not None:
+                settings.on_stop()
 
     access = Access(host=settings.host, allowed_hosts=settings.allowed_hosts, token=settings.token)
     app = oculi_app("oculi endpoints", "SageMaker-compatible inference endpoints for oculi model bundles: "
@@ -230,7 +234,7 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
         try:
             endpoint = endpoint_named(name) if name is not None else endpoints[0]
             labels[0] = endpoint.name
-            variant = endpoint.choose(request.headers.get(TARGET_VARIANT))
+            variant = await endpoint.route(request.headers.get(TARGET_VARIANT), request.headers.get(TARGET_MODEL))
             labels[1] = variant.name
             response = await handler(endpoint, variant)
         except OculiError as e:
