@@ -89,9 +89,16 @@ def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
     return {"classes": [classes[i] if 0 <= i < len(classes) else str(i) for i in indices]}
 
 
+def explanation_target(predictor: Any) -> Any:
+    """The CAM adapter of this task (:class:`~oculi.explain.targets.ClassificationTarget`)."""
+    from oculi.explain.targets import ClassificationTarget
+
+    return ClassificationTarget(predictor)
+
+
 CONTRACT = TaskContract(
     name="classification", title="image classification", predictor=ClassificationPredictor, codec=CODEC,
     evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=ClassificationResponse,
     show=show, transform_batch_size=32, data=DATA_TASKS.get("classification"), annotation_kind="class",
-    view="classification", view_labels=view_labels,
+    view="classification", view_labels=view_labels, explanation_target=explanation_target,
 )

@@ -104,9 +104,16 @@ def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
     return {"boxes": boxes, "width": getattr(target, "width", None), "height": getattr(target, "height", None)}
 
 
+def explanation_target(predictor: Any) -> Any:
+    """The CAM adapter of this task (:class:`~oculi.explain.targets.DetectionTarget`)."""
+    from oculi.explain.targets import DetectionTarget
+
+    return DetectionTarget(predictor)
+
+
 CONTRACT = TaskContract(
     name="detection", title="object detection", predictor=DetectionPredictor, codec=CODEC, evaluate=evaluate,
     export_plan=None, friendly=friendly, friendly_schema=DetectionResponse, show=show, transform_batch_size=8,
     data=DATA_TASKS.get("detection"), annotation_kind="box",
-    view="detection", view_labels=view_labels,
+    view="detection", view_labels=view_labels, explanation_target=explanation_target,
 )

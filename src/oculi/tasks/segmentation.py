@@ -126,9 +126,16 @@ def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
             "classes": [classes[i] for i in present]}
 
 
+def explanation_target(predictor: Any) -> Any:
+    """The CAM adapter of this task (:class:`~oculi.explain.targets.SegmentationTarget`)."""
+    from oculi.explain.targets import SegmentationTarget
+
+    return SegmentationTarget(predictor)
+
+
 CONTRACT = TaskContract(
     name="segmentation", title="semantic segmentation", predictor=SegmentationPredictor, codec=CODEC,
     evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=SegmentationResponse, show=show,
     transform_batch_size=4, data=DATA_TASKS.get("segmentation"), annotation_kind="mask",
-    view="segmentation", view_labels=view_labels,
+    view="segmentation", view_labels=view_labels, explanation_target=explanation_target,
 )
