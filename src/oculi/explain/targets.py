@@ -215,7 +215,7 @@ class DetectionTarget:
                                "value": "box score after decoding and NMS"},
                               value=lambda o, k=k: o[0]["scores"][k],
                               score=lambda o, box=box, label=label + 1: self._score(o, box, label), box=pixels))
-            if wanted is None and len(out) >= MAX_BOXES:
+            if len(out) >= MAX_BOXES:
                 break
         return out
 
