@@ -127,6 +127,8 @@ class Explainer:
         names; default the task's: top-1 class, top boxes above ``min_score``, every class present)."""
         tensor = self.predictor.to_tensor(image)
         prepared = self.adapter.prepare(tensor)
+        if self.layer is None:  # the task's choice, found once (it runs the model with hooks on every module)
+            self.layer = self.adapter.default_layer(prepared)
         layer, found = explain_prepared(self.adapter, prepared, method=self.method, layer=self.layer,
                                         request=targets, min_score=min_score, measure=self.measure)
         precision = f"{self.predictor.runtime.name} {self.predictor.runtime.precision}"

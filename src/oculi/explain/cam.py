@@ -106,14 +106,16 @@ def explain_prepared(adapter: Any, prepared: Prepared, *, method: str = DEFAULT_
     module = find_layer(model, layer)
     cam = cam_method(method, model, module)
     captured: list[torch.Tensor] = []
-    hook = module.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    # only this pass's output (it needs a gradient): a server may run the same module for other requests
+    hook = module.register_forward_hook(
+        lambda _m, _i, out: captured.append(out) if getattr(out, "requires_grad", False) else None)
     try:
         with torch.enable_grad():
             inputs = prepared.inputs.detach().clone().requires_grad_(True)
             outputs = adapter.forward(inputs, prepared)
-            activation = captured[-1]
+            activation = captured[-1] if captured else None
             if not isinstance(activation, torch.Tensor) or activation.ndim != 4:
-                raise ConfigError(f"layer {layer!r} gives {type(activation).__name__}, not a [B, C, h, w] feature "
+                raise ConfigError(f"layer {layer!r} gives no [B, C, h, w] tensor ({type(activation).__name__}), not a [B, C, h, w] feature "
                                   "map; pass --layer with a convolution or block name.")
             targets = adapter.targets(outputs, prepared, request, min_score)
             found = []
