@@ -115,8 +115,8 @@ def explain_prepared(adapter: Any, prepared: Prepared, *, method: str = DEFAULT_
             outputs = adapter.forward(inputs, prepared)
             activation = captured[-1] if captured else None
             if not isinstance(activation, torch.Tensor) or activation.ndim != 4:
-                raise ConfigError(f"layer {layer!r} gives no [B, C, h, w] tensor ({type(activation).__name__}), not a [B, C, h, w] feature "
-                                  "map; pass --layer with a convolution or block name.")
+                raise ConfigError(f"layer {layer!r} gives no [B, C, h, w] feature map with a gradient; pass --layer "
+                                  "with a convolution or block name.")
             targets = adapter.targets(outputs, prepared, request, min_score)
             found = []
             for target in targets:

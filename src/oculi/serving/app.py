@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Annotated, Any, Union
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -321,7 +321,8 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
                      "(overlay PNGs in base64, faithfulness scores; float32)", openapi_extra=_PREDICT_DOC)
     async def explain(name: str, request: Request,
                       method: str = Query("gradcam", description="gradcam, gradcam++, layercam or eigencam."),
-                      target: list[str] = Query([], description="Class(es) to explain (default: the task's)."),
+                      target: Annotated[list[str] | None, Query(description="Class(es) to explain (default: "
+                                                                "the task's).")] = None,
                       top_k: int | None = Query(None, ge=1, description="Classification: classes to return."),
                       min_score: float = Query(0.0, ge=0, le=1, description="Detection: leave out and do not "
                                                "explain objects scoring below this.")) -> Response:
