@@ -18,9 +18,9 @@ from tests.explain.conftest import Trained
 
 
 def test_classifier_puts_its_map_on_the_coloured_patch(patch_classifier: Trained) -> None:
-    # ResNet-20's stride-2 stage: the default last stage (stride 4, 12×12 cells for 48² inputs) smears each cell's
-    # evidence over the patch's edges (about 65 % of the mass inside a 16² patch)
-    explainer = Explainer(load_predictor(patch_classifier.model, precision="float32"), layer="layer2",
+    # LayerCAM at ResNet-20's full-resolution stage: Grad-CAM at the default last stage (stride 4, 12×12 cells for
+    # 48² inputs) smears each cell's evidence over the patch's edges (about 60 % of the mass inside a 16² patch)
+    explainer = Explainer(load_predictor(patch_classifier.model, precision="float32"), "layercam", layer="layer1",
                           faithfulness=False)
     masses, right = [], 0
     for path, (x0, y0, x1, y1) in patch_classifier.boxes.items():

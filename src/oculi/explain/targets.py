@@ -70,13 +70,17 @@ def _producer(container: nn.Module, inputs: torch.Tensor, pick: Callable[[Any], 
     return prefix + names[-1]
 
 
-def _last_spatial(model: nn.Module, inputs: torch.Tensor) -> str:
-    """Name of the last-finished module whose output is a ``[B, C, h, w]`` map with ``h, w ≥ 2``."""
+def _last_spatial(model: nn.Module, inputs: torch.Tensor, not_channels: int | None = None) -> str:
+    """Name of the last-finished module whose output is a ``[B, C, h, w]`` map with ``h, w ≥ 2`` (and
+    ``C != not_channels``: not the class logits)."""
     found: list[str] = []
-    hooks = [module.register_forward_hook(
-        lambda _m, _i, out, name=name: found.append(name)
-        if isinstance(out, torch.Tensor) and out.ndim == 4 and min(out.shape[-2:]) >= 2 else None)
-        for name, module in model.named_modules() if name]
+
+    def spatial(out: Any) -> bool:
+        return (isinstance(out, torch.Tensor) and out.ndim == 4 and min(out.shape[-2:]) >= 2
+                and out.shape[1] != not_channels)
+
+    hooks = [module.register_forward_hook(lambda _m, _i, out, name=name: found.append(name) if spatial(out) else None)
+             for name, module in model.named_modules() if name]
     try:
         with torch.no_grad():
             model(inputs)
@@ -240,8 +244,9 @@ class SegmentationTarget:
         return self.model(inputs).float()
 
     def default_layer(self, prepared: Prepared) -> str:
-        """The backbone's deepest returned map (what the head classifies)."""
-        return _producer(self.model.backbone, prepared.inputs, lambda out: out[-1], "backbone.")
+        """The features the final per-pixel classifier reads (the last spatial map that is not the logits: the
+        decoder's fused map, or the head's), finer than the backbone's deepest map."""
+        return _last_spatial(self.model, prepared.inputs, not_channels=len(self.predictor.classes))
 
     def targets(self, outputs: torch.Tensor, prepared: Prepared, request: list[str] | None,
                 min_score: float) -> list[Target]:
