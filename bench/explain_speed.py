@@ -29,7 +29,8 @@ from oculi.tasks import load_predictor
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hymenoptera" / "hymenoptera_data"
 RESOLVED = {"lr_scheduler": "cosine", "num_workers": 0, "precision_dtype": "float32", "learning_rate": "0.01",
             "use_pretrained_model": "0"}  # every ``auto`` resolved, as training writes them
-CASES = (("image-classification", {"image_shape": "3,224,224", "num_classes": "2"}, ["a", "b"], (224, 224), 0.0),
+CASES = (("image-classification", {"image_shape": "3,224,224", "resize": "256", "num_classes": "2"}, ["a", "b"],
+          (224, 224), 0.0),
          ("object-detection", {"image_shape": "300", "num_classes": "2"}, ["a", "b"], (300, 300), 0.0),
          ("semantic-segmentation", {"base_size": "512", "crop_size": "480", "num_classes": "3",
                                     "lr_scheduler": "poly"}, ["a", "b", "c"], (512, 512), 0.0))
