@@ -35,6 +35,7 @@ def test_try_it_shows_the_heat_maps(console, page, segmentation_server, tmp_path
     pixels[10:40, 8:30] = (220, 40, 40)
     Image.fromarray(pixels).save(image)
     p.set_input_files(".tryit-file", str(image))
+    p.click(".tryit-explain-button")
     until(p, "document.querySelectorAll('.tryit-explain figure img').length > 0", timeout=120,
           what=f"the heat maps ({page.problems}, {p.inner_text('.tryit')!r})")
     caption = p.locator(".tryit-explain figcaption").first.inner_text()

@@ -1,5 +1,5 @@
 // The endpoints page: the try-it box sends a dropped image to the endpoint (through the console) and draws the
-// answer with the task's view next to the raw SageMaker JSON, then the endpoint's heat maps (Grad-CAM) below.
+// answer with the task's view next to the raw SageMaker JSON; a button then asks the endpoint for its heat maps.
 for (const box of document.querySelectorAll(".tryit")) {
   const drop = box.querySelector(".drop");
   const input = box.querySelector(".tryit-file");
@@ -35,7 +35,18 @@ for (const box of document.querySelectorAll(".tryit")) {
     if (!response.ok) { note.classList.add("error"); note.textContent = answer.message || text; return; }
     last = { view, img, answer, note };
     await draw();
-    await explain(file);
+    offerExplanation(file);
+  }
+
+  // heat maps on request: an explanation runs the model several times in float32 (seconds for a detector)
+  function offerExplanation(file) {
+    let button = box.querySelector(".tryit-explain-button");
+    if (!button) {
+      button = Object.assign(document.createElement("button"), { type: "button", className: "tryit-explain-button", textContent: "Show heat maps (Grad-CAM)" });
+      box.append(button);
+    }
+    box.querySelector(".tryit-explain")?.replaceChildren();
+    button.onclick = () => explain(file);
   }
 
   async function explain(file) {
