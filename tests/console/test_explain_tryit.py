@@ -42,5 +42,7 @@ def test_try_it_shows_the_heat_maps(console, page, segmentation_server, tmp_path
     assert "faithfulness" in caption
     width = p.evaluate("document.querySelector('.tryit-explain img').naturalWidth")
     assert width == 64  # the overlay covers the uploaded image
-    p.screenshot(path=str(tmp_path / "tryit-explain.png"), full_page=True)
+    p.locator(".tryit-explain").screenshot(path=str(tmp_path / "tryit-explain.png"))
+    p.set_viewport_size({"width": 390, "height": 800})
+    p.locator(".tryit-explain").screenshot(path=str(tmp_path / "tryit-explain-390.png"))
     page.check("the try-it heat maps")
