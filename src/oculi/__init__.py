@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "train", "evaluate", "load_model", "Estimator", "Model", "EndpointPredictor"]
+__all__ = ["__version__", "train", "evaluate", "load_model", "Estimator", "Model", "EndpointPredictor", "Explainer"]
 
 if TYPE_CHECKING:
     from oculi.inference import Predictor
@@ -30,6 +30,10 @@ def __getattr__(name: str) -> Any:
         from oculi.serving import sdk
 
         return getattr(sdk, name)
+    if name == "Explainer":  # class activation maps of a loaded model (oculi.explain)
+        from oculi.explain import Explainer
+
+        return Explainer
     raise AttributeError(f"module 'oculi' has no attribute {name!r}")
 
 
