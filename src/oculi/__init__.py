@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "train", "evaluate", "load_model", "Estimator", "Model", "EndpointPredictor", "LabelingJob",
-           "ModelPackage"]
+           "ModelPackage", "Explainer"]
 
 if TYPE_CHECKING:
     from oculi.inference import Predictor
@@ -41,6 +41,10 @@ def __getattr__(name: str) -> Any:
         from oculi.model_registry import ModelPackage
 
         return ModelPackage
+    if name == "Explainer":  # class activation maps of a loaded model (oculi.explain)
+        from oculi.explain import Explainer
+
+        return Explainer
     raise AttributeError(f"module 'oculi' has no attribute {name!r}")
 
 

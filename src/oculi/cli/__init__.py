@@ -13,6 +13,7 @@ from oculi.cli import analysis as _analysis
 from oculi.cli import console as _console
 from oculi.cli import data as _data
 from oculi.cli import evaluate as _evaluate
+from oculi.cli import explain as _explain
 from oculi.cli import export as _export
 from oculi.cli import jobs as _jobs
 from oculi.cli import label as _label
@@ -38,6 +39,7 @@ app.command("evaluate")(_evaluate.evaluate)
 app.command("predict")(_predict.predict)
 app.command("serve")(_serve.serve)
 app.command("transform")(_transform.transform)
+app.command("explain")(_explain.explain)
 app.command("export")(_export.export)
 app.command("benchmark")(_export.benchmark)
 app.command("demo")(_train.demo)

@@ -35,6 +35,10 @@ def predict(
                                   "+ channels_last on CPUs with native bf16, else float32."),
     verbose_runtime: bool = typer.Option(False, "--show-runtime", help="Print which runtime and precision ran "
                                          "(and why) to stderr."),
+    explain: bool = typer.Option(False, "--explain", help="Also explain each prediction: heat-map overlays, raw "
+                                 "maps and IMAGE.explain.json in --explain-output (float32; see `oculi explain`)."),
+    explain_output: Path = typer.Option(Path("explanations"), "--explain-output", help="With --explain: the folder "
+                                        "for the explanations."),
 ) -> None:
     """Predict with a trained model: classes (classification), boxes (object detection) or a class per pixel
     (semantic segmentation).
@@ -46,6 +50,8 @@ def predict(
     Example: oculi predict models/membranes slice.png --png slice-mask.png --draw slice-overlay.png
 
     Example: oculi predict models/ants photo.jpg --runtime onnx   (after `oculi export models/ants --format onnx`)
+
+    Example: oculi predict models/ants photo.jpg --explain --explain-output explained/
     """
     from oculi.tasks import PredictOptions, load_predictor, task_of
 
@@ -58,3 +64,8 @@ def predict(
     options = PredictOptions(top_k=top_k, as_json=as_json, verbose=verbose, annotation=annotation,
                              min_score=min_score, png=png, draw=draw)
     task_of(predictor).show(predictor, list(images), options, console)
+    if explain:
+        from oculi.explain import explain as explain_images
+
+        results = explain_images(predictor, list(images), output=explain_output, min_score=max(min_score, 0.3))
+        console.print(f"explanations of {len(results)} image(s) (float32): {explain_output}/")

@@ -147,6 +147,7 @@ def create_app(token: str | None = None, host: str = LOOPBACK, allowed_hosts: Se
     ``host``: the address it will be bound to, ``allowed_hosts`` extra Host names (see
     :class:`~oculi.serving.guard.Access`); ``dispatch_loop``: run the job queue while serving."""
     from oculi.console import labeling, launch, pages, registry
+    from oculi.console.explain import router as explain_router
     from oculi.serving.control import control_router, dispatch_lifespan
 
     access = Access(host=host, allowed_hosts=tuple(allowed_hosts), token=token or None, token_everywhere=True,
@@ -163,6 +164,7 @@ def create_app(token: str | None = None, host: str = LOOPBACK, allowed_hosts: Se
     app.include_router(labeling.router())
     app.include_router(launch.router())
     app.include_router(registry.router())
+    app.include_router(explain_router())
     app.add_middleware(SecurityHeaders)  # outermost: the guard's refusals carry the headers too
     return app
 

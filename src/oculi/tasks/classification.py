@@ -126,6 +126,11 @@ def propose(predictor: ClassificationPredictor, images: list[Path], threshold: f
             uncertainty = 1.0 - (probs[0] - (probs[1] if len(probs) > 1 else 0.0))
         out.append(Proposal({"classes": [result.predicted_index]}, float(probs[0]), float(uncertainty)))
     return out
+def explanation_target(predictor: Any) -> Any:
+    """The CAM adapter of this task (:class:`~oculi.explain.targets.ClassificationTarget`)."""
+    from oculi.explain.targets import ClassificationTarget
+
+    return ClassificationTarget(predictor)
 
 
 CONTRACT = TaskContract(
@@ -136,5 +141,5 @@ CONTRACT = TaskContract(
     view="classification", view_labels=view_labels, edge=edge,
     audit=audit, embedding_features=embedding_features,
     write_manifest=write_manifest,
-    propose=propose,
+    propose=propose, explanation_target=explanation_target,
 )

@@ -157,6 +157,11 @@ def label_statistics(sample_set: Any) -> list[dict[str, Any]]:
     sizes = [((x2 - x1) * (y2 - y1)) ** 0.5 for sample in sample_set.samples if sample.target is not None
              for x1, y1, x2, y2 in sample.target.boxes if x2 > x1 and y2 > y1]
     return [histogram("box-size", "Box sizes", "√(width × height), px", sizes, BOX_SIZE_EDGES)]
+def explanation_target(predictor: Any) -> Any:
+    """The CAM adapter of this task (:class:`~oculi.explain.targets.DetectionTarget`)."""
+    from oculi.explain.targets import DetectionTarget
+
+    return DetectionTarget(predictor)
 
 
 CONTRACT = TaskContract(
@@ -167,5 +172,5 @@ CONTRACT = TaskContract(
     view="detection", view_labels=view_labels, edge=edge,
     embedding_features=embedding_features,
     embedding_regions=embedding_regions, write_manifest=write_detection_manifest, audit=audit,
-    propose=propose, label_statistics=label_statistics,
+    propose=propose, label_statistics=label_statistics, explanation_target=explanation_target,
 )

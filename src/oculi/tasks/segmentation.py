@@ -192,6 +192,11 @@ def label_statistics(sample_set: Any) -> list[dict[str, Any]]:
     note = f"{len(read)} of {len(labelled)} masks read" if len(read) < len(labelled) else ""
     return [histogram("mask-area", "Mask areas (per class and image)", "% of the image's pixels", shares,
                       MASK_AREA_EDGES, note)]
+def explanation_target(predictor: Any) -> Any:
+    """The CAM adapter of this task (:class:`~oculi.explain.targets.SegmentationTarget`)."""
+    from oculi.explain.targets import SegmentationTarget
+
+    return SegmentationTarget(predictor)
 
 
 CONTRACT = TaskContract(
@@ -202,5 +207,5 @@ CONTRACT = TaskContract(
     view="segmentation", view_labels=view_labels, edge=edge,
     embedding_features=embedding_features,
     write_manifest=write_mask_manifest, audit=audit,
-    propose=propose, label_statistics=label_statistics,
+    propose=propose, label_statistics=label_statistics, explanation_target=explanation_target,
 )
