@@ -18,6 +18,7 @@ from oculi.cli import predict as _predict
 from oculi.cli import serve as _serve
 from oculi.cli import train as _train
 from oculi.cli import transform as _transform
+from oculi.cli import tune as _tune
 from oculi.cli.common import err_console
 from oculi.errors import OculiError
 
@@ -38,6 +39,7 @@ app.command("transform")(_transform.transform)
 app.command("export")(_export.export)
 app.command("demo")(_train.demo)
 app.command("console")(_console.console)
+app.command("tune")(_tune.tune)
 app.add_typer(_data.app, name="data")
 app.add_typer(_algorithms.app, name="algorithms")
 app.add_typer(_jobs.app, name="jobs")
