@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "train", "evaluate", "load_model", "Estimator", "Model", "EndpointPredictor"]
+__all__ += ["HyperparameterTuner", "ContinuousParameter", "IntegerParameter", "CategoricalParameter"]
 
 if TYPE_CHECKING:
     from oculi.inference import Predictor
@@ -28,6 +29,10 @@ def __getattr__(name: str) -> Any:
         return Estimator
     if name in ("Model", "EndpointPredictor"):  # deploy a bundle as a local endpoint / call an endpoint
         from oculi.serving import sdk
+
+        return getattr(sdk, name)
+    if name in ("HyperparameterTuner", "ContinuousParameter", "IntegerParameter", "CategoricalParameter"):
+        from oculi.tuning import sdk  # SageMaker's HyperparameterTuner and its parameter ranges
 
         return getattr(sdk, name)
     raise AttributeError(f"module 'oculi' has no attribute {name!r}")

@@ -163,7 +163,8 @@ def print_trials(job: dict[str, Any], store: Any) -> None:
                                           else "")
         table.add_row(str(r["index"]), r["job"], *(r["hyperparameters"].get(n, "") for n in cfg.ranges), value,
                       status + mark, f"{r['seconds']:.0f} s" if r["seconds"] else "")
-    console.print(table)
+    wide = console if console.is_terminal else __import__("rich.console").console.Console(width=200, highlight=False)
+    wide.print(table)
     reason = (job["spec"] or {}).get("end_reason")
     console.print(f"tuning job {job['name']}: {job['status']}" + (f" ({reason})" if reason else ""))
     if best:

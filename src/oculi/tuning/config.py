@@ -159,6 +159,13 @@ def from_sagemaker(data: Mapping[str, Any], where: str) -> TuningConfig:
     if not objective.get("MetricName"):
         raise ConfigError(f"{where}: HyperParameterTuningJobObjective.MetricName is required, e.g. "
                           "{\"Type\": \"Maximize\", \"MetricName\": \"validation:accuracy\"}.")
+    for key, value, allowed in (("Strategy", data.get("Strategy", "Bayesian"), list(STRATEGIES.values())),
+                                ("HyperParameterTuningJobObjective.Type", objective.get("Type", "Maximize"),
+                                 ["Maximize", "Minimize"]),
+                                ("TrainingJobEarlyStoppingType", data.get("TrainingJobEarlyStoppingType", "Off"),
+                                 ["Off", "Auto"])):
+        if str(value).lower() not in [a.lower() for a in allowed]:
+            raise ConfigError(f"{where}: {key} {value!r} is not one of {', '.join(allowed)}.")
     limits = data.get("ResourceLimits") or {}
     criteria = data.get("TuningJobCompletionCriteria") or {}
     hyperband = (data.get("StrategyConfig") or {}).get("HyperbandStrategyConfig") or {}

@@ -413,7 +413,8 @@ class Tuner:
         best_shown = f"best {best['value']:.4f} ({best['job']})" if best else "no objective yet"
         self.log(f"[{index}/{self.cfg.max_jobs}] {name} {at}: {shown}  ({seconds:.1f} s)  {best_shown}")
         if value is not None:
-            self.store.add_metrics(self.name, {"objective": value, "best_objective": best["value"]}, step=index)
+            self.store.add_metrics(self.name, {"objective": value, "best_objective": best["value"]},
+                                   step=index - 1)  # `oculi jobs metrics` shows step + 1: the trial's index
         if best and self.owner:
             best_job = self.store.find(best["job"])
             self.store.update(self.name, final_metrics={self.cfg.objective: best["value"]},
