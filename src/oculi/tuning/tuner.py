@@ -296,6 +296,8 @@ class Tuner:
 
     # -- asking for new trials
     def _fill(self, trials: list[Any]) -> None:
+        import optuna
+
         running = len(self._unfinished(trials))
         while running < self.cfg.max_parallel_jobs:
             with runner.queue_lock():  # local processes of one study count and ask one at a time
@@ -306,7 +308,7 @@ class Tuner:
                 trial = self.study.ask(self.dists)
                 if trial.number - self.warm + 1 > (self.cfg.max_jobs or 0):  # another machine took the last one
                     self.study._storage.set_trial_user_attr(trial._trial_id, "discarded", True)
-                    self.study.tell(trial, state=__import__("optuna").trial.TrialState.FAIL)
+                    self.study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
                     return
                 self._submit(trial)
             running += 1
@@ -380,8 +382,8 @@ class Tuner:
                 reason = job["failure_reason"] or (f"the job did not report {self.cfg.objective} (its metrics: "
                                                    f"{', '.join(job['final_metrics'] or {}) or 'none'})")
                 self.study._storage.set_trial_user_attr(t._trial_id, "reason", reason)
-            try:
-                self.study.tell(t.number, values, state=state)
+            try:  # through the storage: a sampler's after_trial (GridSampler's study.stop()) is for optimize()
+                self.study._storage.set_trial_state_values(t._trial_id, state, values)
             except UpdateFinishedTrialError:  # another process recorded it first
                 continue
             self._recorded(name, job, value if values else None, at, early)

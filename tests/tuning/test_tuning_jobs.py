@@ -1,0 +1,167 @@
+"""Tuning jobs end to end on a tiny model: every trial is a real training job run by the local queue's workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from typer.testing import CliRunner
+
+from oculi.cli import app
+from oculi.jobs import runner
+from oculi.jobs.store import JobStore
+from oculi.tuning import tuner
+from oculi.tuning.config import TuningConfig
+from oculi.tuning.ranges import CategoricalParameter
+from tests.jobs.conftest import story, until
+from tests.jobs.test_postgres import postgres_url  # noqa: F401 - the throw-away PostgreSQL server fixture
+from tests.tuning.conftest import starts, training
+
+
+def test_grid_visits_every_combination_once_and_reports_the_best(tiny_split, store, tmp_path) -> None:
+    args = ["tune", "image-classification", "--train", str(tiny_split["train"]), "--validation",
+            str(tiny_split["validation"]), "--objective", "validation:accuracy", "--strategy", "grid",
+            "--range", "optimizer=categorical:sgd,adam,nag", "--range", "learning_rate=categorical:0.05",
+            "--max-parallel-jobs", "2", "--random-seed", "3", "--name", "grid-1",
+            *sum((["-p", f"{k}={v}"] for k, v in {"epochs": "1", "image_shape": "3,32,32", "num_layers": "20",
+                                                   "mini_batch_size": "8", "num_workers": "0"}.items()), [])]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    job = store.get("grid-1")
+    assert job["kind"] == "tuning" and job["status"] == "Completed", story(store, "grid-1")
+    trials = [store.get(f"grid-1-{i:03d}") for i in range(1, 4)]
+    assert store.find("grid-1-004") is None
+    combos = {(t["spec"]["hyperparameters"]["optimizer"], t["spec"]["hyperparameters"]["learning_rate"])
+              for t in trials}
+    assert combos == {(o, "0.05") for o in ("sgd", "adam", "nag")}
+    assert all(t["spec"]["tags"]["TuningJob"] == "grid-1" and starts(store, t["name"]) == 1 for t in trials)
+    # progress lines and the final table
+    assert result.output.count("submitted:") == 3 and "[3/3]" in result.output
+    values = {t["name"]: t["final_metrics"]["validation:accuracy"] for t in trials}
+    best = max(values, key=lambda n: (values[n], -int(n[-3:])))
+    assert f"best: {best} validation:accuracy {values[best]:.4f}" in result.output
+
+    described = json.loads(CliRunner().invoke(app, ["jobs", "describe", "grid-1"]).output)
+    assert described["BestTrainingJob"]["TrainingJobName"] == best
+    assert described["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == values[best]
+    assert described["TrainingJobStatusCounters"]["Completed"] == 3
+    assert described["ObjectiveStatusCounters"] == {"Succeeded": 3, "Pending": 0, "Failed": 0}
+    assert described["HyperParameterTuningEndReason"] == "MaxNumberOfTrainingJobsReached"
+    assert described["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 3
+    listed = CliRunner().invoke(app, ["jobs", "list"]).output
+    assert "grid-1 " in listed and "grid-1-003" in listed
+
+    plot = tmp_path / "objective.png"
+    shown = CliRunner().invoke(app, ["jobs", "metrics", "grid-1", "--plot", str(plot)])
+    assert shown.exit_code == 0 and "best_objective" in shown.output and plot.stat().st_size > 0
+    assert "grid-1-004" not in listed
+
+    # the SDK sees the same job
+    import oculi
+
+    tuner_ = oculi.HyperparameterTuner.attach("grid-1")
+    assert tuner_.best_training_job() == best
+    frame = tuner_.analytics().dataframe()
+    assert sorted(frame["TrainingJobName"]) == [t["name"] for t in trials]
+    assert frame.set_index("TrainingJobName")["FinalObjectiveValue"].to_dict() == values
+    with tuner_.deploy() as predictor:
+        out = predictor.predict(next(tiny_split["validation"].glob("*/*.png")).read_bytes(),
+                                content_type="image/png")
+    assert out is not None
+
+
+def test_early_stopping_stops_a_clearly_worse_trial(tiny_split, store) -> None:
+    import optuna
+
+    from oculi.tuning.study import storage
+
+    cfg = TuningConfig("validation:accuracy", {"learning_rate": CategoricalParameter(["0.05", "1e-07"])},
+                       strategy="random", max_jobs=2, early_stopping="auto", early_stopping_min_trials=1)
+    job = tuner.create(cfg, training(tiny_split, epochs="4"), "early-1", store)
+    study = optuna.load_study(study_name="early-1", storage=storage(job["spec"]["storage"], job["job_dir"]))
+    study.enqueue_trial({"learning_rate": "0.05"})   # a good trial first, then a hopeless one
+    study.enqueue_trial({"learning_rate": "1e-07"})
+    lines: list[str] = []
+    ended = tuner.run("early-1", store, echo=lines.append)
+    assert ended["status"] == "Completed"
+    good, bad = store.get("early-1-001"), store.get("early-1-002")
+    assert good["secondary_status"] == "Completed", story(store, good["name"])
+    assert bad["secondary_status"] == "Stopped", story(store, bad["name"])
+    stopping = [t["message"] for t in store.transitions(bad["name"]) if t["secondary_status"] == "Stopping"]
+    assert stopping and stopping[0].startswith("early stopping: objective") and "median" in stopping[0]
+    assert bad["checkpoint"]["epoch"] < 4 and good["checkpoint"]["epoch"] == 4
+    described = tuner_describe("early-1", store)
+    assert described["TrainingJobStatusCounters"]["Stopped"] == 1
+    assert described["BestTrainingJob"]["TrainingJobName"] == "early-1-001"
+    assert any("early-1-002 Stopped: early stopping" in line for line in lines)
+
+
+def tuner_describe(name: str, store: JobStore) -> dict:
+    from oculi.tuning.report import describe
+
+    return describe(store.get(name), store)
+
+
+def test_kill_9_of_the_tuner_then_resume_loses_and_repeats_nothing(tiny_split, store, oculi_home) -> None:
+    cmd = [sys.executable, "-m", "oculi.cli", "tune", "image-classification", "--train", str(tiny_split["train"]),
+           "--validation", str(tiny_split["validation"]), "--objective", "validation:accuracy",
+           "--range", "learning_rate=continuous:0.01:0.1:log", "--strategy", "random", "--random-seed", "1",
+           "--max-jobs", "3", "--name", "crash-1", "-p", "epochs=1", "-p", "image_shape=3,32,32",
+           "-p", "num_layers=20", "-p", "mini_batch_size=8", "-p", "num_workers=0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        until(lambda: (store.find("crash-1-001") or {}).get("secondary_status") in ("Training", "Completed"),
+              timeout=240, what="the first trial to train")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    runner.dispatch(store)  # finds the dead tuner
+    assert store.get("crash-1")["secondary_status"] == "Failed"
+    assert store.find("crash-1-002") is None or store.get("crash-1-002")["secondary_status"] != "Failed"
+
+    result = CliRunner().invoke(app, ["jobs", "resume", "crash-1"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    job = store.get("crash-1")
+    assert job["status"] == "Completed" and job["attempts"] == 1
+    names = [f"crash-1-{i:03d}" for i in range(1, 4)]
+    assert store.find("crash-1-004") is None
+    for name in names:
+        trial = store.get(name)
+        assert trial["status"] == "Completed" and starts(store, name) == 1 and trial["attempts"] == 0, story(store,
+                                                                                                            name)
+    described = tuner_describe("crash-1", store)
+    assert described["ObjectiveStatusCounters"]["Succeeded"] == 3
+    assert len({store.get(n)["spec"]["hyperparameters"]["learning_rate"] for n in names}) == 3
+
+
+def test_two_workers_on_postgresql_never_run_a_trial_twice(postgres_url, tiny_split, monkeypatch) -> None:
+    monkeypatch.setenv("OCULI_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("OCULI_MAX_PARALLEL_JOBS", "2")
+    store = JobStore()
+    cfg = TuningConfig("validation:accuracy", {"learning_rate": CategoricalParameter(["0.02", "0.05", "0.1"])},
+                       strategy="grid", max_parallel_jobs=2, random_seed=4)
+    job = tuner.create(cfg, training(tiny_split, epochs="1"), f"pg-{int(time.time())}", store)
+    name = job["name"]
+    assert job["spec"]["storage"] == "database"
+    owner = tuner.start_detached(name, store)
+    worker = subprocess.Popen([sys.executable, "-m", "oculi.cli", "tune", "worker", name],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = worker.communicate(timeout=400)
+        until(lambda: store.get(name)["status"] == "Completed", timeout=240, what="the tuning job to complete",
+              explain=lambda: story(store, name))
+    finally:
+        for pid in (owner, worker.pid):
+            with __import__("contextlib").suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert worker.returncode == 0, out
+    trials = [j for j in store.list() if (j["spec"].get("tags") or {}).get("TuningJob") == name]
+    assert sorted(t["name"] for t in trials) == [f"{name}-{i:03d}" for i in range(1, 4)]
+    assert all(starts(store, t["name"]) == 1 and t["attempts"] == 0 for t in trials)
+    assert sorted(t["spec"]["hyperparameters"]["learning_rate"] for t in trials) == ["0.02", "0.05", "0.1"]
+    store.dispose()
