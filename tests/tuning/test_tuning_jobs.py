@@ -81,7 +81,7 @@ def test_early_stopping_stops_a_clearly_worse_trial(tiny_split, store) -> None:
 
     cfg = TuningConfig("validation:accuracy", {"learning_rate": CategoricalParameter(["0.05", "1e-07"])},
                        strategy="random", max_jobs=2, early_stopping="auto", early_stopping_min_trials=1)
-    job = tuner.create(cfg, training(tiny_split, epochs="4"), "early-1", store)
+    job = tuner.create(cfg, training(tiny_split, epochs="4", learning_rate=None), "early-1", store)
     study = optuna.load_study(study_name="early-1", storage=storage(job["spec"]["storage"], job["job_dir"]))
     study.enqueue_trial({"learning_rate": "0.05"})   # a good trial first, then a hopeless one
     study.enqueue_trial({"learning_rate": "1e-07"})
@@ -93,7 +93,7 @@ def test_early_stopping_stops_a_clearly_worse_trial(tiny_split, store) -> None:
     assert bad["secondary_status"] == "Stopped", story(store, bad["name"])
     stopping = [t["message"] for t in store.transitions(bad["name"]) if t["secondary_status"] == "Stopping"]
     assert stopping and stopping[0].startswith("early stopping: objective") and "median" in stopping[0]
-    assert bad["checkpoint"]["epoch"] < 4 and good["checkpoint"]["epoch"] == 4
+    assert bad["checkpoint"]["epoch"] < good["checkpoint"]["epoch"]
     described = tuner_describe("early-1", store)
     assert described["TrainingJobStatusCounters"]["Stopped"] == 1
     assert described["BestTrainingJob"]["TrainingJobName"] == "early-1-001"
@@ -145,7 +145,7 @@ def test_two_workers_on_postgresql_never_run_a_trial_twice(postgres_url, tiny_sp
     store = JobStore()
     cfg = TuningConfig("validation:accuracy", {"learning_rate": CategoricalParameter(["0.02", "0.05", "0.1"])},
                        strategy="grid", max_parallel_jobs=2, random_seed=4)
-    job = tuner.create(cfg, training(tiny_split, epochs="1"), f"pg-{int(time.time())}", store)
+    job = tuner.create(cfg, training(tiny_split, epochs="1", learning_rate=None), f"pg-{int(time.time())}", store)
     name = job["name"]
     assert job["spec"]["storage"] == "database"
     owner = tuner.start_detached(name, store)

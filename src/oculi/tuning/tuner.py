@@ -282,9 +282,13 @@ class Tuner:
         return str(self.store.get(self.name)["log_path"])
 
     def own_trials(self) -> list[Any]:
-        """This job's own trials (not warm-start ones, not numbers past max_jobs), by number."""
+        """This job's own trials, by number: not warm-start ones, not numbers past max_jobs, not enqueued ones
+        still waiting to be asked for (``study.enqueue_trial``)."""
+        import optuna
+
         return [t for t in self.study.get_trials(deepcopy=False)
-                if t.number >= self.warm and not t.user_attrs.get("discarded")]
+                if t.number >= self.warm and not t.user_attrs.get("discarded")
+                and t.state != optuna.trial.TrialState.WAITING]
 
     def _job_name(self, trial: Any) -> str:
         return f"{self.name}-{trial.number - self.warm + 1:03d}"
@@ -437,7 +441,7 @@ class Tuner:
     def _end_reason(self, trials: list[Any]) -> str | None:
         import optuna
 
-        done = [t for t in trials if t.state != optuna.trial.TrialState.RUNNING]
+        done = [t for t in trials if t.state.is_finished()]
         best = self.best()
         if best and self.cfg.target_value is not None:
             reached = (best["value"] >= self.cfg.target_value if self.cfg.objective_type == "Maximize"
