@@ -46,14 +46,17 @@ def storage(kind: str, job_dir: Path | str) -> Any:
 
 def sampler(cfg: TuningConfig, seed_offset: int = 0) -> Any:
     """The strategy's sampler: TPE (bayesian, hyperband), random, or grid over the categorical ranges.
-    ``seed_offset`` varies the seed between worker processes of one study (each would draw the same else)."""
+    ``seed_offset`` varies the seed between processes of one study and between runs of a resumed one (each
+    would draw the values already drawn else). The grid's seed never varies: it orders the combinations, and
+    every process must agree on that order (trial n runs combination n)."""
     import optuna
 
+    if cfg.strategy == "grid":
+        return optuna.samplers.GridSampler({n: list(p.values) for n, p in cfg.ranges.items()},
+                                           seed=cfg.random_seed or 0)
     seed = None if cfg.random_seed is None else cfg.random_seed + seed_offset
     if cfg.strategy == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if cfg.strategy == "grid":
-        return optuna.samplers.GridSampler({n: list(p.values) for n, p in cfg.ranges.items()}, seed=seed)
     startup = max(2, min(10, (cfg.max_jobs or 10) // 3))  # random trials before TPE models the results
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
 

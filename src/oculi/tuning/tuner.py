@@ -247,8 +247,10 @@ class Tuner:
         self.kind = job["spec"]["storage"]
         self.warm = int(job["spec"]["warm_trials"])
         self.epochs = studies.fixed_epochs(self.training.hyperparameters)
+        asked = len(studies.load(name, self.kind, self.job_dir, self.cfg, self.epochs).get_trials(deepcopy=False))
+        # a fresh run draws from the seed itself (reproducible); a resumed run or another process draws anew
         self.study = studies.load(name, self.kind, self.job_dir, self.cfg, self.epochs,
-                                  seed_offset=0 if owner else os.getpid())
+                                  seed_offset=asked + (0 if owner else 7919 * os.getpid()))
         self.dists = studies.distributions(self.cfg)
         self.waiting_said = False
 
