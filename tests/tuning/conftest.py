@@ -8,7 +8,9 @@ import pytest
 
 from oculi.jobs.runner import JobSpec
 from oculi.jobs.store import JobStore
+from tests.console.conftest import browser, page  # noqa: F401 - headless Chromium fixtures, reused
 from tests.helpers import TINY
+from tests.jobs.test_postgres import postgres_url  # noqa: F401 - the throw-away PostgreSQL server, reused
 
 
 @pytest.fixture

@@ -9,9 +9,16 @@ import math
 import pytest
 
 from oculi.errors import ConfigError
-from oculi.tuning.config import TuningConfig, from_sagemaker, load_config
-from oculi.tuning.ranges import (CategoricalParameter, ContinuousParameter, IntegerParameter, check_against,
-                                 distribution, parse_range, value_of)
+from oculi.tuning.config import TuningConfig, load_config
+from oculi.tuning.ranges import (
+    CategoricalParameter,
+    ContinuousParameter,
+    IntegerParameter,
+    check_against,
+    distribution,
+    parse_range,
+    value_of,
+)
 
 SAGEMAKER = {
     "Strategy": "Random",

@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from oculi.cli import app
@@ -18,19 +20,39 @@ from oculi.tuning import tuner
 from oculi.tuning.config import TuningConfig
 from oculi.tuning.ranges import CategoricalParameter
 from tests.jobs.conftest import story, until
-from tests.jobs.test_postgres import postgres_url  # noqa: F401 - the throw-away PostgreSQL server fixture
 from tests.tuning.conftest import starts, training
 
 
-def test_grid_visits_every_combination_once_and_reports_the_best(tiny_split, store, tmp_path) -> None:
+@pytest.fixture(scope="module")
+def grid_home(tiny_split, tmp_path_factory) -> tuple[Path, str]:
+    """A grid search over three optimizers run with `oculi tune` in its own OCULI_HOME: (home, output)."""
+    home = tmp_path_factory.mktemp("tune-home")
+    saved = {k: os.environ.get(k) for k in ("OCULI_HOME", "OCULI_DATABASE_URL")}
+    os.environ["OCULI_HOME"] = str(home)
+    os.environ.pop("OCULI_DATABASE_URL", None)
     args = ["tune", "image-classification", "--train", str(tiny_split["train"]), "--validation",
             str(tiny_split["validation"]), "--objective", "validation:accuracy", "--strategy", "grid",
             "--range", "optimizer=categorical:sgd,adam,nag", "--range", "learning_rate=categorical:0.05",
             "--max-parallel-jobs", "2", "--random-seed", "3", "--name", "grid-1",
             *sum((["-p", f"{k}={v}"] for k, v in {"epochs": "1", "image_shape": "3,32,32", "num_layers": "20",
                                                    "mini_batch_size": "8", "num_workers": "0"}.items()), [])]
-    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    try:
+        result = CliRunner().invoke(app, args, catch_exceptions=False)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     assert result.exit_code == 0, result.output
+    return home, result.output
+
+
+def test_grid_visits_every_combination_once_and_reports_the_best(grid_home, tiny_split, monkeypatch,
+                                                                 tmp_path) -> None:
+    home, output = grid_home
+    monkeypatch.setenv("OCULI_HOME", str(home))
+    store = JobStore()
     job = store.get("grid-1")
     assert job["kind"] == "tuning" and job["status"] == "Completed", story(store, "grid-1")
     trials = [store.get(f"grid-1-{i:03d}") for i in range(1, 4)]
@@ -40,10 +62,10 @@ def test_grid_visits_every_combination_once_and_reports_the_best(tiny_split, sto
     assert combos == {(o, "0.05") for o in ("sgd", "adam", "nag")}
     assert all(t["spec"]["tags"]["TuningJob"] == "grid-1" and starts(store, t["name"]) == 1 for t in trials)
     # progress lines and the final table
-    assert result.output.count("submitted:") == 3 and "[3/3]" in result.output
+    assert output.count("submitted:") == 3 and "[3/3]" in output
     values = {t["name"]: t["final_metrics"]["validation:accuracy"] for t in trials}
     best = max(values, key=lambda n: (values[n], -int(n[-3:])))
-    assert f"best: {best} validation:accuracy {values[best]:.4f}" in result.output
+    assert f"best: {best} validation:accuracy {values[best]:.4f}" in output
 
     described = json.loads(CliRunner().invoke(app, ["jobs", "describe", "grid-1"]).output)
     assert described["BestTrainingJob"]["TrainingJobName"] == best
@@ -72,6 +94,39 @@ def test_grid_visits_every_combination_once_and_reports_the_best(tiny_split, sto
         out = predictor.predict(next(tiny_split["validation"].glob("*/*.png")).read_bytes(),
                                 content_type="image/png")
     assert out is not None
+    store.dispose()
+
+
+def test_console_tuning_pages(grid_home, page, monkeypatch) -> None:
+    from tests.console.conftest import start_console, stop_console
+
+    home, _ = grid_home
+    monkeypatch.setenv("OCULI_HOME", str(home))
+    store = JobStore()
+    best = json.loads(CliRunner().invoke(app, ["jobs", "describe", "grid-1"]).output)["BestTrainingJob"]
+    served = start_console(home)
+    shots = os.environ.get("OCULI_TEST_SCREENSHOTS")
+    try:
+        p = page.page
+        p.goto(f"{served.url}/tuning")
+        assert p.locator("#tuning-jobs tbody tr").count() == 1
+        p.click("text=grid-1")
+        p.wait_for_url("**/tuning/grid-1")
+        rows = p.locator("#trials tbody tr")
+        assert rows.count() == 3
+        assert p.locator("#trials tbody tr.best td.name").inner_text() == best["TrainingJobName"]
+        assert p.locator("#charts svg").count() >= 1 and "best so far" in p.locator("#charts").inner_text()
+        assert p.locator("nav >> text=Tuning").count() == 1
+        page.check("tuning job page")
+        if shots:
+            p.screenshot(path=f"{shots}/tuning-1280.png", full_page=True)
+            p.set_viewport_size({"width": 390, "height": 800})
+            p.screenshot(path=f"{shots}/tuning-390.png", full_page=True)
+            p.goto(f"{served.url}/tuning")
+            p.screenshot(path=f"{shots}/tuning-list-390.png", full_page=True)
+    finally:
+        stop_console(served)
+        store.dispose()
 
 
 def test_early_stopping_stops_a_clearly_worse_trial(tiny_split, store) -> None:

@@ -13,8 +13,9 @@ A job's state is its *secondary* status; the primary ``TrainingJobStatus`` follo
 ``max_runtime`` hyperparameter) and stopped; as in SageMaker, its model (the best epoch so far) is written.
 
 A batch transform job (``kind`` ``transform``) runs ``Starting → Transforming → Completed`` instead, with the same
-stop and failure edges; it is never resumed (rerunning the transform skips the images already done). A hyperparameter tuning job (``kind``
-``tuning``) runs ``Starting → Tuning → Completed`` while its trials are training jobs of their own.
+stop and failure edges; it is never resumed (rerunning the transform skips the images already done). A
+hyperparameter tuning job (``kind`` ``tuning``) runs ``Starting → Tuning → Completed`` while its trials are
+training jobs of their own.
 
 Every other change is illegal and raises :class:`IllegalTransition`: a finished job never silently becomes
 ``InProgress`` again except through resume, and a job never skips ``Starting`` (where its worker is recorded).
