@@ -16,9 +16,9 @@ from oculi.jobs.store import iso
 PAGE_SIZE = 50
 
 
-def _importances(job: dict[str, Any]) -> dict[str, float]:
-    """Optuna's hyperparameter importances (its default evaluator) over the completed trials; empty while there
-    are too few of them."""
+def _importances(job: dict[str, Any], tuned: list[str]) -> dict[str, float]:
+    """Optuna's hyperparameter importances (its default evaluator) of the ``tuned`` hyperparameters over the
+    completed trials; empty while there are too few of them."""
     import optuna
 
     from oculi.tuning import study as studies
@@ -30,7 +30,8 @@ def _importances(job: dict[str, Any]) -> dict[str, float]:
     if len(done) < 3 or len({json.dumps(t.params, sort_keys=True) for t in done}) < 2:
         return {}
     try:
-        return {k: round(float(v), 4) for k, v in optuna.importance.get_param_importances(study).items()}
+        found = optuna.importance.get_param_importances(study, params=tuned)
+        return {k: round(float(v), 4) for k, v in found.items()}
     except (RuntimeError, ValueError, ImportError):  # e.g. one value only per parameter
         return {}
 
@@ -65,9 +66,10 @@ def router() -> APIRouter:
         rows = trials(job, store)
         best = best_trial(rows, cfg.objective_type)
         points = [{"index": t["index"], "objective": t["objective"]} for t in rows if t["objective"] is not None]
+        tuned = [n for n, p in cfg.ranges.items() if p.kind != "categorical" or len(p.values) > 1]
         return _render(request, "tuning_job.html", job=job, cfg=cfg, described=describe(job, store), trials=rows,
                        best=best, names=list(cfg.ranges), duration=_duration(job),
                        chart=json.dumps({"points": points, "maximize": cfg.objective_type == "Maximize",
-                                         "objective": cfg.objective, "importances": _importances(job)}))
+                                         "objective": cfg.objective, "importances": _importances(job, tuned)}))
 
     return r

@@ -15,9 +15,10 @@ if (data.points.length) {
     { name: "best so far", color: 1, points: bestSoFar },
   ]);
   if (Object.keys(data.importances).length) {
+    const box = document.getElementById("importance");
     const h = document.createElement("h3");
-    h.textContent = "Hyperparameter importance";
-    charts.appendChild(h);
-    barChart(charts, { importance: data.importances }, { yLabel: "importance" });
+    h.textContent = "Hyperparameter importance (Optuna)";
+    box.appendChild(h);
+    barChart(box, { importance: data.importances }, { yLabel: "importance" });
   }
 }
