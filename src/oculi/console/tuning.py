@@ -27,7 +27,7 @@ def _importances(job: dict[str, Any], tuned: list[str]) -> dict[str, float]:
     study = optuna.load_study(study_name=job["name"], storage=studies.storage(job["spec"]["storage"],
                                                                               job["job_dir"]))
     done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
-    if len(done) < 3 or len({json.dumps(t.params, sort_keys=True) for t in done}) < 2:
+    if len(tuned) < 2 or len(done) < 3 or len({json.dumps(t.params, sort_keys=True) for t in done}) < 2:
         return {}
     try:
         found = optuna.importance.get_param_importances(study, params=tuned)

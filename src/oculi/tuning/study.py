@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from oculi.errors import ConfigError
+from oculi.errors import ConfigError, JobError
 from oculi.settings import settings
 from oculi.tuning.config import TuningConfig
 from oculi.tuning.ranges import distribution
@@ -29,8 +29,9 @@ def storage_kind() -> str:
     return "database" if url and not url.startswith("sqlite") else "journal"
 
 
-def storage(kind: str, job_dir: Path | str) -> Any:
-    """The Optuna storage of a tuning job stored as ``kind`` (see :func:`storage_kind`)."""
+def storage(kind: str, job_dir: Path | str, create: bool = False) -> Any:
+    """The Optuna storage of a tuning job stored as ``kind`` (see :func:`storage_kind`); a journal that is not
+    there (the job's folder was removed) is a JobError unless ``create``."""
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
@@ -41,6 +42,9 @@ def storage(kind: str, job_dir: Path | str) -> Any:
                               "database as the process that created it.")
         return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
     path = Path(job_dir) / "study.journal"
+    if not create and not path.exists():
+        raise JobError(f"The study of this tuning job is missing: {path} is not there (was the job's folder "
+                       "removed?). Its trials are still training jobs of their own (`oculi jobs list`).")
     return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
 
 

@@ -102,7 +102,7 @@ def create(cfg: TuningConfig, training: runner.JobSpec, name: str | None = None,
     job = runner.create_named(store, name, "tune", record, "--name", message="tuning job created")
     Path(job["job_dir"]).mkdir(parents=True, exist_ok=True)
     studies.quiet()
-    study = optuna.create_study(study_name=job["name"], storage=studies.storage(kind, job["job_dir"]),
+    study = optuna.create_study(study_name=job["name"], storage=studies.storage(kind, job["job_dir"], create=True),
                                 direction=cfg.direction, load_if_exists=True)
     for trial in parents:
         study.add_trial(trial)

@@ -11,8 +11,8 @@ if (data.points.length) {
     return [p.index, best];
   });
   lineChart(charts, { title: data.objective, xLabel: "trial", yLabel: "objective", integerX: true }).update([
-    { name: "trial", color: 0, points: data.points.map((p) => [p.index, p.objective]) },
     { name: "best so far", color: 1, points: bestSoFar },
+    { name: "trial", color: 0, points: data.points.map((p) => [p.index, p.objective]) },  // drawn on top
   ]);
   if (Object.keys(data.importances).length) {
     const box = document.getElementById("importance");
