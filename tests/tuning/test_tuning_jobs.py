@@ -118,6 +118,9 @@ def test_console_tuning_pages(grid_home, page, monkeypatch) -> None:
         assert p.locator("#charts svg").count() >= 1 and "best so far" in p.locator("#charts").inner_text()
         assert p.locator("nav >> text=Tuning").count() == 1
         page.check("tuning job page")
+        p.click(f"#trials a:text('{best['TrainingJobName']}')")
+        p.wait_for_url(f"**/jobs/{best['TrainingJobName']}")
+        assert p.locator("#tuning-link").inner_text().startswith("Trial ")
         if shots:
             p.screenshot(path=f"{shots}/tuning-1280.png", full_page=True)
             p.set_viewport_size({"width": 390, "height": 800})

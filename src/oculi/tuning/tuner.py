@@ -180,6 +180,9 @@ def run(name: str, store: JobStore | None = None, echo: Echo | None = None) -> d
     except BaseException as e:  # noqa: BLE001 - recorded, then raised again
         with contextlib.suppress(JobError):
             reason_text = str(e) if isinstance(e, ConfigError | JobError) else f"{type(e).__name__}: {e}"
+            if isinstance(e, KeyboardInterrupt):
+                reason_text = (f"interrupted (Ctrl-C); trials already running go on. Continue with `oculi jobs "
+                               f"resume {name}`.")
             store.transition(name, S.FAILED, reason_text[:200], failure_reason=reason_text[:1024], pid=None,
                              training_end=time.time())
         raise
