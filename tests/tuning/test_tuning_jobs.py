@@ -223,3 +223,27 @@ def test_two_workers_on_postgresql_never_run_a_trial_twice(postgres_url, tiny_sp
     assert all(starts(store, t["name"]) == 1 and t["attempts"] == 0 for t in trials)
     assert sorted(t["spec"]["hyperparameters"]["learning_rate"] for t in trials) == ["0.02", "0.05", "0.1"]
     store.dispose()
+
+
+def test_a_script_is_tuned_on_its_metric_definition(tiny_split, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("OCULI_MAX_PARALLEL_JOBS", "2")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.py").write_text("import json, os\nx = float(json.loads(os.environ['SM_HPS'])['x'])\n"
+                                  "print(f'score={1 - (x - 0.3) ** 2:.6f}')\n")
+    result = CliRunner().invoke(app, [
+        "tune", "--entry-point", "train.py", "--source-dir", str(src), "--train", str(tiny_split["train"]),
+        "--metric-definition", "validation:score=score=([0-9.]+)", "--objective", "validation:score",
+        "--range", "x=continuous:0:1", "--strategy", "random", "--random-seed", "0", "--max-jobs", "2",
+        "--max-parallel-jobs", "2", "--name", "script-t"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    store = JobStore()
+    scores = {}
+    for name in ("script-t-001", "script-t-002"):
+        job = store.get(name)
+        x = float(job["spec"]["hyperparameters"]["x"])
+        assert job["status"] == "Completed"
+        assert abs(job["final_metrics"]["validation:score"] - (1 - (x - 0.3) ** 2)) < 1e-5  # recomputable
+        scores[name] = job["final_metrics"]["validation:score"]
+    assert tuner_describe("script-t", store)["BestTrainingJob"]["TrainingJobName"] == max(scores, key=scores.get)
+    store.dispose()
