@@ -167,7 +167,7 @@ def tuner_describe(name: str, store: JobStore) -> dict:
 def test_kill_9_of_the_tuner_then_resume_loses_and_repeats_nothing(tiny_split, store, oculi_home) -> None:
     cmd = [sys.executable, "-m", "oculi.cli", "tune", "image-classification", "--train", str(tiny_split["train"]),
            "--validation", str(tiny_split["validation"]), "--objective", "validation:accuracy",
-           "--range", "learning_rate=continuous:0.01:0.1:log", "--strategy", "random", "--random-seed", "1",
+           "--range", "learning_rate=continuous:0.01:0.1:log", "--strategy", "bayesian", "--random-seed", "1",
            "--max-jobs", "3", "--name", "crash-1", "-p", "epochs=1", "-p", "image_shape=3,32,32",
            "-p", "num_layers=20", "-p", "mini_batch_size=8", "-p", "num_workers=0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -247,3 +247,22 @@ def test_a_script_is_tuned_on_its_metric_definition(tiny_split, tmp_path, monkey
         scores[name] = job["final_metrics"]["validation:score"]
     assert tuner_describe("script-t", store)["BestTrainingJob"]["TrainingJobName"] == max(scores, key=scores.get)
     store.dispose()
+
+
+def test_hyperband_trials_report_each_epoch_to_the_study(tiny_split, store) -> None:
+    import optuna
+
+    from oculi.tuning.ranges import ContinuousParameter
+    from oculi.tuning.study import storage
+
+    cfg = TuningConfig("validation:accuracy", {"learning_rate": ContinuousParameter(0.01, 0.1, "Logarithmic")},
+                       strategy="hyperband", max_jobs=2, random_seed=0)
+    job = tuner.create(cfg, training(tiny_split, epochs="2", learning_rate=None), "hb-1", store)
+    assert tuner.run("hb-1", store)["status"] == "Completed"
+    study = optuna.load_study(study_name="hb-1", storage=storage(job["spec"]["storage"], job["job_dir"]))
+    assert len(study.trials) == 2
+    for t in study.trials:
+        name = f"hb-1-{t.number + 1:03d}"
+        recorded = {r["epoch"]: r["value"] for r in store.metrics(name) if r["name"] == "validation:accuracy"}
+        assert t.intermediate_values and t.intermediate_values == {e: recorded[e] for e in t.intermediate_values}
+        assert store.get(name)["status"] in ("Completed", "Stopped")
