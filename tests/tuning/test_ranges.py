@@ -125,6 +125,9 @@ def test_ranges_checked_against_the_algorithm_before_any_trial() -> None:
     assert "learning_rate=2.0 is outside its valid values" in text
     assert "optimizer=adamw" in text and "Did you mean learning_rate" in text
     assert "epochs is both fixed (-p epochs=5) and tuned" in text
+    with pytest.raises(ConfigError, match="`mini_batch_size` got '0'"):  # a bad -p value is named as such
+        check_against(model, "image-classification", {"learning_rate": ContinuousParameter(0.01, 0.1)},
+                      {"mini_batch_size": "0"})
 
 
 def test_grid_takes_categorical_ranges_and_hyperband_no_auto() -> None:

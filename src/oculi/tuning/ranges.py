@@ -203,6 +203,7 @@ def check_against(model: Any, algorithm: str, ranges: Mapping[str, Parameter], s
     from oculi.config import resolve, valid_values
     from oculi.registry import closest
 
+    resolve(model, {k: v for k, v in static.items() if k not in ranges}, algorithm=algorithm)  # -p values alone
     problems = []
     for name, p in ranges.items():
         if name not in model.model_fields:

@@ -172,6 +172,8 @@ def run(name: str, store: JobStore | None = None, echo: Echo | None = None) -> d
     """Own and run tuning job ``name`` (``Pending``) in this process until it ends; returns its record."""
     store = store or JobStore()
     log = _log(store, name, echo)
+    if store.get(name)["secondary_status"] == S.STOPPING:  # stopped before its tuner started
+        return store.transition(name, S.STOPPED, "stopped before it started", training_end=time.time())
     job = store.transition(name, S.STARTING, "tuner starting", expect=S.PENDING, **_me())
     job = store.transition(name, S.TUNING, "tuning", expect=S.STARTING,
                            training_start=job["training_start"] or time.time())
