@@ -42,6 +42,7 @@ from oculi.tuning.ranges import check_against, value_of
 MAX_NAME = 32  # SageMaker's HyperParameterTuningJobName limit (trial jobs append -NNN)
 POLL_SECONDS = 1.0
 CONVERGENCE_WINDOW, CONVERGENCE_TOLERANCE = 5, 1e-3
+STALE_ASK_SECONDS = 120  # a trial still without all its values after this long was asked by a tuner that died
 Echo = Callable[[str], None]
 
 
@@ -369,6 +370,11 @@ class Tuner:
             name = self._job_name(t)
             job = self.store.find(name)
             if job is None:
+                missing = [n for n in self.cfg.ranges if n not in t.params]
+                if missing:  # another process is between ask and submit; or it died there (long ago)
+                    if time.time() - t.datetime_start.timestamp() < STALE_ASK_SECONDS:
+                        continue
+                    t = self._complete(t, missing)
                 self._submit(t)
                 continue
             at = job["secondary_status"]
@@ -399,6 +405,19 @@ class Tuner:
                 continue
             self._recorded(name, job, value if values else None, at, early)
         return self.own_trials()
+
+    def _complete(self, trial: Any, missing: list[str]) -> Any:
+        """Values for the hyperparameters a trial was never given (its tuner died while asking): drawn at random,
+        recorded on the trial."""
+        import optuna
+
+        draw = optuna.samplers.RandomSampler()
+        for n in missing:
+            value = draw.sample_independent(self.study, trial, n, self.dists[n])
+            self.study._storage.set_trial_param(trial._trial_id, n, self.dists[n].to_internal_repr(value),
+                                                self.dists[n])
+        self.study._storage.set_trial_user_attr(trial._trial_id, "completed_after_crash", missing)
+        return self.study._storage.get_trial(trial._trial_id)
 
     def _restart(self, trial: Any, job: dict[str, Any], why: str) -> None:
         name = job["name"]
