@@ -266,3 +266,39 @@ def test_hyperband_trials_report_each_epoch_to_the_study(tiny_split, store) -> N
         recorded = {r["epoch"]: r["value"] for r in store.metrics(name) if r["name"] == "validation:accuracy"}
         assert t.intermediate_values and t.intermediate_values == {e: recorded[e] for e in t.intermediate_values}
         assert store.get(name)["status"] in ("Completed", "Stopped")
+
+
+def test_warm_start_reuses_the_parent_trials(grid_home, tiny_split, monkeypatch) -> None:
+    import optuna
+
+    from oculi.errors import ConfigError
+    from oculi.tuning.report import describe
+    from oculi.tuning.study import storage
+
+    home, _ = grid_home
+    monkeypatch.setenv("OCULI_HOME", str(home))
+    store = JobStore()
+    static = {"epochs": "1", "image_shape": "3,32,32", "num_layers": "20", "mini_batch_size": "8",
+              "num_workers": "0"}
+    ranges = {"optimizer": CategoricalParameter(["sgd", "adam", "nag"]),
+              "learning_rate": CategoricalParameter(["0.05"])}
+    spec = training(tiny_split)
+    spec.hyperparameters = dict(static)
+    cfg = TuningConfig("validation:accuracy", dict(ranges), strategy="random", max_jobs=1,
+                       warm_start_parents=["grid-1"])
+    job = tuner.create(cfg, spec, "warm-1", store)
+    assert job["spec"]["warm_trials"] == 3
+    study = optuna.load_study(study_name="warm-1", storage=storage(job["spec"]["storage"], job["job_dir"]))
+    parent = {store.get(f"grid-1-{i:03d}")["spec"]["hyperparameters"]["optimizer"]:
+              store.get(f"grid-1-{i:03d}")["final_metrics"]["validation:accuracy"] for i in range(1, 4)}
+    assert {t.params["optimizer"]: t.value for t in study.trials} == parent
+    assert describe(store.get("warm-1"), store)["WarmStartConfig"]["ParentHyperParameterTuningJobs"] == [
+        {"HyperParameterTuningJobName": "grid-1"}]
+    other = TuningConfig("validation:accuracy", {"optimizer": CategoricalParameter(["sgd", "adam"])},
+                         strategy="random", max_jobs=1, warm_start_parents=["grid-1"])
+    with pytest.raises(ConfigError, match="use --warm-start-type transfer"):
+        tuner.create(other, spec, "warm-2", store)
+    other.warm_start_type = "TransferLearning"
+    job = tuner.create(other, spec, "warm-3", store)
+    assert job["spec"]["warm_trials"] == 0  # the parent's trials have a learning_rate this search does not
+    store.dispose()
