@@ -225,18 +225,19 @@ def test_two_workers_on_postgresql_never_run_a_trial_twice(postgres_url, tiny_sp
     store.dispose()
 
 
-def test_a_script_is_tuned_on_its_metric_definition(tiny_split, tmp_path, monkeypatch) -> None:
+def test_the_sdk_tunes_a_script_on_its_metric_definition(tiny_split, tmp_path, monkeypatch) -> None:
+    import oculi
+
     monkeypatch.setenv("OCULI_MAX_PARALLEL_JOBS", "2")
     src = tmp_path / "src"
     src.mkdir()
     (src / "train.py").write_text("import json, os\nx = float(json.loads(os.environ['SM_HPS'])['x'])\n"
                                   "print(f'score={1 - (x - 0.3) ** 2:.6f}')\n")
-    result = CliRunner().invoke(app, [
-        "tune", "--entry-point", "train.py", "--source-dir", str(src), "--train", str(tiny_split["train"]),
-        "--metric-definition", "validation:score=score=([0-9.]+)", "--objective", "validation:score",
-        "--range", "x=continuous:0:1", "--strategy", "random", "--random-seed", "0", "--max-jobs", "2",
-        "--max-parallel-jobs", "2", "--name", "script-t"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    est = oculi.Estimator(entry_point="train.py", source_dir=str(src),
+                          metric_definitions=[{"Name": "validation:score", "Regex": "score=([0-9.]+)"}])
+    tuner_ = oculi.HyperparameterTuner(est, "validation:score", {"x": oculi.ContinuousParameter(0, 1)},
+                                       strategy="Random", random_seed=0, max_jobs=2, max_parallel_jobs=2)
+    tuner_.fit({"train": str(tiny_split["train"])}, job_name="script-t")
     store = JobStore()
     scores = {}
     for name in ("script-t-001", "script-t-002"):
@@ -245,7 +246,8 @@ def test_a_script_is_tuned_on_its_metric_definition(tiny_split, tmp_path, monkey
         assert job["status"] == "Completed"
         assert abs(job["final_metrics"]["validation:score"] - (1 - (x - 0.3) ** 2)) < 1e-5  # recomputable
         scores[name] = job["final_metrics"]["validation:score"]
-    assert tuner_describe("script-t", store)["BestTrainingJob"]["TrainingJobName"] == max(scores, key=scores.get)
+    assert tuner_.best_training_job() == max(scores, key=scores.get)
+    assert tuner_.describe()["HyperParameterTuningJobStatus"] == "Completed"
     store.dispose()
 
 
