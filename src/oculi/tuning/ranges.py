@@ -225,7 +225,7 @@ def check_against(model: Any, algorithm: str, ranges: Mapping[str, Parameter], s
             try:
                 resolve(model, static, {name: value}, algorithm=algorithm)
             except ConfigError as e:
-                detail = str(e).splitlines()[-1].strip().removeprefix("- ")
+                detail = str(e).splitlines()[-1].strip().removeprefix("- ").split(" Pass `-p")[0]
                 problems.append(f"{name}={value} is outside its valid values ({valid_values(model.model_fields[name])})"
                                 f": {detail}")
                 break
