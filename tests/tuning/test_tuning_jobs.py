@@ -27,8 +27,9 @@ from tests.tuning.conftest import starts, training
 def grid_home(tiny_split, tmp_path_factory) -> tuple[Path, str]:
     """A grid search over three optimizers run with `oculi tune` in its own OCULI_HOME: (home, output)."""
     home = tmp_path_factory.mktemp("tune-home")
-    saved = {k: os.environ.get(k) for k in ("OCULI_HOME", "OCULI_DATABASE_URL")}
+    saved = {k: os.environ.get(k) for k in ("OCULI_HOME", "OCULI_DATABASE_URL", "OCULI_MAX_PARALLEL_JOBS")}
     os.environ["OCULI_HOME"] = str(home)
+    os.environ["OCULI_MAX_PARALLEL_JOBS"] = "2"
     os.environ.pop("OCULI_DATABASE_URL", None)
     args = ["tune", "image-classification", "--train", str(tiny_split["train"]), "--validation",
             str(tiny_split["validation"]), "--objective", "validation:accuracy", "--strategy", "grid",
@@ -139,7 +140,7 @@ def test_early_stopping_stops_a_clearly_worse_trial(tiny_split, store) -> None:
 
     cfg = TuningConfig("validation:accuracy", {"learning_rate": CategoricalParameter(["0.05", "1e-07"])},
                        strategy="random", max_jobs=2, early_stopping="auto", early_stopping_min_trials=1)
-    job = tuner.create(cfg, training(tiny_split, epochs="4", learning_rate=None), "early-1", store)
+    job = tuner.create(cfg, training(tiny_split, epochs="3", learning_rate=None), "early-1", store)
     study = optuna.load_study(study_name="early-1", storage=storage(job["spec"]["storage"], job["job_dir"]))
     study.enqueue_trial({"learning_rate": "0.05"})   # a good trial first, then a hopeless one
     study.enqueue_trial({"learning_rate": "1e-07"})
@@ -164,14 +165,14 @@ def tuner_describe(name: str, store: JobStore) -> dict:
     return describe(store.get(name), store)
 
 
-def test_kill_9_of_the_tuner_then_resume_loses_and_repeats_nothing(tiny_split, store, oculi_home) -> None:
+def test_kill_9_of_the_tuner_then_resume_loses_and_repeats_nothing(tiny_split, store, monkeypatch) -> None:
     cmd = [sys.executable, "-m", "oculi.cli", "tune", "image-classification", "--train", str(tiny_split["train"]),
            "--validation", str(tiny_split["validation"]), "--objective", "validation:accuracy",
            "--range", "learning_rate=continuous:0.01:0.1:log", "--strategy", "bayesian", "--random-seed", "1",
-           "--max-jobs", "3", "--name", "crash-1", "-p", "epochs=1", "-p", "image_shape=3,32,32",
-           "-p", "num_layers=20", "-p", "mini_batch_size=8", "-p", "num_workers=0"]
+           "--max-jobs", "2", "--max-parallel-jobs", "2", "--name", "crash-1", "-p", "epochs=1",
+           "-p", "image_shape=3,32,32", "-p", "num_layers=20", "-p", "mini_batch_size=8", "-p", "num_workers=0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "OCULI_MAX_PARALLEL_JOBS": "2"})
     try:
         until(lambda: (store.find("crash-1-001") or {}).get("secondary_status") in ("Training", "Completed"),
               timeout=240, what="the first trial to train")
@@ -182,19 +183,20 @@ def test_kill_9_of_the_tuner_then_resume_loses_and_repeats_nothing(tiny_split, s
     assert store.get("crash-1")["secondary_status"] == "Failed"
     assert store.find("crash-1-002") is None or store.get("crash-1-002")["secondary_status"] != "Failed"
 
+    monkeypatch.setenv("OCULI_MAX_PARALLEL_JOBS", "2")
     result = CliRunner().invoke(app, ["jobs", "resume", "crash-1"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     job = store.get("crash-1")
     assert job["status"] == "Completed" and job["attempts"] == 1
-    names = [f"crash-1-{i:03d}" for i in range(1, 4)]
-    assert store.find("crash-1-004") is None
+    names = [f"crash-1-{i:03d}" for i in range(1, 3)]
+    assert store.find("crash-1-003") is None
     for name in names:
         trial = store.get(name)
         assert trial["status"] == "Completed" and starts(store, name) == 1 and trial["attempts"] == 0, story(store,
                                                                                                             name)
     described = tuner_describe("crash-1", store)
-    assert described["ObjectiveStatusCounters"]["Succeeded"] == 3
-    assert len({store.get(n)["spec"]["hyperparameters"]["learning_rate"] for n in names}) == 3
+    assert described["ObjectiveStatusCounters"]["Succeeded"] == 2
+    assert len({store.get(n)["spec"]["hyperparameters"]["learning_rate"] for n in names}) == 2
 
 
 def test_two_workers_on_postgresql_never_run_a_trial_twice(postgres_url, tiny_split, monkeypatch) -> None:
