@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from oculi.console.app import NAV
 from oculi.data import synthetic
 from oculi.jobs.store import JobStore
 from tests.console.conftest import fake_job, until
@@ -47,7 +48,7 @@ def test_every_page_loads_clean_at_desktop_and_phone_width(console, page, home_e
     for name, path in pages.items():
         p.goto(f"{console.url}{path}")
         p.wait_for_load_state("load")
-        assert p.locator("header.topbar nav a").count() == len(__import__("oculi.console.app").console.app.NAV)
+        assert p.locator("header.topbar nav a").count() == len(NAV)
         if name in ("job", "model", "compare"):
             p.wait_for_selector("#charts svg path.series", state="attached")
         time.sleep(0.3)  # late module errors and requests
