@@ -306,3 +306,34 @@ def test_warm_start_reuses_the_parent_trials(grid_home, tiny_split, monkeypatch)
     job = tuner.create(other, spec, "warm-3", store)
     assert job["spec"]["warm_trials"] == 0  # the parent's trials have a learning_rate this search does not
     store.dispose()
+
+
+def test_stop_then_resume_a_tuning_job(tiny_split, tmp_path, store, monkeypatch) -> None:
+    monkeypatch.setenv("OCULI_MAX_PARALLEL_JOBS", "2")
+    src = tmp_path / "src"
+    src.mkdir()  # a script that runs long the first time and saves where it is; a rerun finishes from there
+    (src / "train.py").write_text(
+        "import json, os, pathlib, time\nmark = pathlib.Path(os.environ['SM_CHECKPOINT_DIR']) / 'started'\n"
+        "first = not mark.exists()\nmark.parent.mkdir(parents=True, exist_ok=True)\nmark.write_text('1')\n"
+        "time.sleep(120 if first else 0)\nx = float(json.loads(os.environ['SM_HPS'])['x'])\nprint(f'score={x:.6f}')\n")
+    result = CliRunner().invoke(app, [
+        "tune", "--entry-point", "train.py", "--source-dir", str(src), "--train", str(tiny_split["train"]),
+        "--metric-definition", "validation:score=score=([0-9.]+)", "--objective", "validation:score",
+        "--range", "x=continuous:0:1", "--strategy", "random", "--max-jobs", "2", "--max-parallel-jobs", "2",
+        "--name", "stop-t", "--detach"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    until(lambda: all((store.find(f"stop-t-00{i}") or {}).get("secondary_status") == "Training" for i in (1, 2)),
+          timeout=240, what="both trials to run", explain=lambda: story(store, "stop-t"))
+    assert CliRunner().invoke(app, ["jobs", "stop", "stop-t"]).exit_code == 0
+    until(lambda: store.get("stop-t")["secondary_status"] == "Stopped", timeout=240, what="the tuning job to stop",
+          explain=lambda: story(store, "stop-t"))
+    assert {store.get(f"stop-t-00{i}")["secondary_status"] for i in (1, 2)} == {"Stopped"}
+    resumed = CliRunner().invoke(app, ["jobs", "resume", "stop-t"], catch_exceptions=False)
+    assert resumed.exit_code == 0, resumed.output
+    assert store.get("stop-t")["status"] == "Completed"
+    assert store.find("stop-t-003") is None
+    for i in (1, 2):
+        trial = store.get(f"stop-t-00{i}")
+        assert trial["status"] == "Completed" and trial["attempts"] == 1  # continued once, not started anew
+        assert trial["final_metrics"]["validation:score"] == pytest.approx(
+            float(trial["spec"]["hyperparameters"]["x"]), abs=1e-5)
