@@ -98,6 +98,7 @@ def test_sagemaker_config_every_scaling_type_and_round_trip(tmp_path) -> None:
                                                       "ScalingType": "ReverseLogarithmic"}]}},
      "continuous ranges only"),
     ({"MaxRuntime": 5}, "unknown key(s) MaxRuntime"),
+    ({"ResourceLimits": {"MaxNumberOfTrainingJobs": 3, "MaxRuntimeInSeconds": 60}}, "MaxRuntimeInSeconds is not"),
 ])
 def test_sagemaker_config_errors_name_the_file(tmp_path, change: dict, words: str) -> None:
     path = tmp_path / "bad.json"

@@ -167,6 +167,10 @@ def from_sagemaker(data: Mapping[str, Any], where: str) -> TuningConfig:
         if str(value).lower() not in [a.lower() for a in allowed]:
             raise ConfigError(f"{where}: {key} {value!r} is not one of {', '.join(allowed)}.")
     limits = data.get("ResourceLimits") or {}
+    unsupported = sorted(set(limits) - {"MaxNumberOfTrainingJobs", "MaxParallelTrainingJobs"})
+    if unsupported:
+        raise ConfigError(f"{where}: ResourceLimits {', '.join(unsupported)} is not supported; remove it (a time "
+                          "limit per trial is -p max_runtime=SECONDS).")
     criteria = data.get("TuningJobCompletionCriteria") or {}
     hyperband = (data.get("StrategyConfig") or {}).get("HyperbandStrategyConfig") or {}
     cfg = TuningConfig(
