@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 __all__ = ["__version__", "train", "evaluate", "load_model", "Estimator", "Model", "EndpointPredictor", "LabelingJob",
            "ModelPackage", "Explainer"]
+__all__ += ["HyperparameterTuner", "ContinuousParameter", "IntegerParameter", "CategoricalParameter"]
 
 if TYPE_CHECKING:
     from oculi.inference import Predictor
@@ -45,6 +46,10 @@ def __getattr__(name: str) -> Any:
         from oculi.explain import Explainer
 
         return Explainer
+    if name in ("HyperparameterTuner", "ContinuousParameter", "IntegerParameter", "CategoricalParameter"):
+        from oculi.tuning import sdk  # SageMaker's HyperparameterTuner and its parameter ranges
+
+        return getattr(sdk, name)
     raise AttributeError(f"module 'oculi' has no attribute {name!r}")
 
 

@@ -20,6 +20,7 @@ LEGAL = {
     ("Stopping", "Stopped"), ("Stopping", "Failed"),
     ("Training", "MaxRuntimeExceeded"), ("Uploading", "MaxRuntimeExceeded"), ("Stopping", "MaxRuntimeExceeded"),
     ("Completed", "Pending"), ("Stopped", "Pending"), ("Failed", "Pending"), ("MaxRuntimeExceeded", "Pending"),
+    ("Starting", "Tuning"), ("Tuning", "Completed"), ("Tuning", "Stopping"), ("Tuning", "Failed"),
 }
 ALL_PAIRS = list(itertools.product([None, *S.SECONDARY_STATUSES], S.SECONDARY_STATUSES))
 
@@ -28,7 +29,7 @@ def test_primary_status_of_every_secondary_status():
     assert {s: S.PRIMARY[s] for s in S.SECONDARY_STATUSES} == {
         "Pending": "InProgress", "Starting": "InProgress", "Training": "InProgress", "Uploading": "InProgress",
         "Stopping": "Stopping", "Stopped": "Stopped", "Completed": "Completed", "Failed": "Failed",
-        "Transforming": "InProgress", "MaxRuntimeExceeded": "Stopped"}
+        "Transforming": "InProgress", "MaxRuntimeExceeded": "Stopped", "Tuning": "InProgress"}
 
 
 @pytest.mark.parametrize(("current", "new"), ALL_PAIRS)
@@ -58,7 +59,7 @@ def _walk_to(store, name, target):
              "Completed": ["Starting", "Training", "Uploading", "Completed"],
              "Stopping": ["Stopping"], "Stopped": ["Stopping", "Stopped"], "Failed": ["Failed"],
              "Transforming": ["Starting", "Transforming"],
-             "MaxRuntimeExceeded": ["Starting", "Training", "MaxRuntimeExceeded"]}
+             "MaxRuntimeExceeded": ["Starting", "Training", "MaxRuntimeExceeded"], "Tuning": ["Starting", "Tuning"]}
     store.create(_record(name))
     for step in paths[target]:
         store.transition(name, step)

@@ -22,6 +22,7 @@ from oculi.cli import predict as _predict
 from oculi.cli import serve as _serve
 from oculi.cli import train as _train
 from oculi.cli import transform as _transform
+from oculi.cli import tune as _tune
 from oculi.cli.common import err_console
 from oculi.errors import OculiError
 
@@ -48,6 +49,7 @@ app.command("embed")(_analysis.embed)
 app.command("search")(_analysis.search)
 app.command("tag")(_analysis.tag)
 _data.app.command("audit")(_analysis.audit)
+app.command("tune")(_tune.tune)
 app.add_typer(_data.app, name="data")
 app.add_typer(_algorithms.app, name="algorithms")
 app.add_typer(_jobs.app, name="jobs")

@@ -75,7 +75,10 @@ def describe(name: str = typer.Argument(..., help="Job name.")) -> None:
     from oculi.jobs.describe import describe as shape
 
     store = _store()
-    print(json.dumps(shape(store.get(name), store), indent=2))
+    job = store.get(name)
+    if job["kind"] == "tuning":  # DescribeHyperParameterTuningJob
+        from oculi.tuning.report import describe as shape
+    print(json.dumps(shape(job, store), indent=2))
 
 
 @app.command("logs")
@@ -165,6 +168,9 @@ def resume(
     from oculi.jobs.runner import resume as requeue
 
     store = _store()
+    if store.get(name)["kind"] == "tuning":
+        _resume_tuning(name, detach)
+        return
     job = requeue(name, epochs, store, attached=not detach)
     console.print(f"{name}: {job['status']}/{job['secondary_status']} — "
                   f"{store.transitions(name)[-1]['message']}")
@@ -175,6 +181,20 @@ def resume(
     with follow_progress(job["job_dir"], console, enabled=not job["spec"].get("entry_point")):
         job = run_attached(job, store, echo=console.print)
     _report_end(job)
+
+
+def _resume_tuning(name: str, detach: bool) -> None:
+    """A tuning job continues its study: finished trials are kept, running ones waited for, none repeated."""
+    from oculi.cli.tune import run_and_report
+    from oculi.tuning import tuner
+
+    job = tuner.resume(name)
+    console.print(f"{name}: {job['status']}/{job['secondary_status']} — resuming the tuning job")
+    if detach:
+        tuner.start_detached(name)
+        console.print(f"follow it with `oculi jobs logs {name} --follow`")
+        return
+    run_and_report(name)
 
 
 @app.command("wait")

@@ -53,7 +53,10 @@ class JobSpec:
     ``entry_point`` / ``source_dir`` / ``metric_definitions`` are script mode (SageMaker's "bring your own
     script"): when ``entry_point`` is set the worker runs :func:`oculi.jobs.script.run_script` instead of a
     built-in algorithm. ``distributed`` holds the ``--nodes`` / ``--devices`` / rendezvous options
-    (:class:`oculi.engine.distributed.Distributed` as a dict)."""
+    (:class:`oculi.engine.distributed.Distributed` as a dict). ``tags`` are SageMaker-style key/value tags (a
+    tuning job's trials carry ``{"TuningJob": NAME, "TrialNumber": N}``); ``callbacks`` are extra
+    :class:`~oculi.engine.callbacks.CallbackFactory` specs ``{"target": "module:function", "kwargs": {…}}`` built
+    in the training process (a tuning job's early stopping)."""
 
     algorithm: str | None = None
     channels: dict[str, str] = field(default_factory=dict)
@@ -67,6 +70,8 @@ class JobSpec:
     source_dir: str | None = None
     metric_definitions: list[Any] | None = None
     distributed: dict[str, Any] | None = None
+    tags: dict[str, Any] | None = None
+    callbacks: list[dict[str, Any]] | None = None
 
     def base_name(self) -> str:
         """The default job name's prefix: the algorithm, or the script's name."""
@@ -266,6 +271,15 @@ def _check_channel_paths(channels: dict[str, Any]) -> None:
                             f"{option}.")
 
 
+def check(spec: JobSpec) -> None:
+    """Check a job spec as :func:`submit` does, recording nothing (a script's entry point, channels and metric
+    definitions; a built-in algorithm's name, hyperparameters, channels, ``--init-model`` and DDP layout)."""
+    if spec.entry_point:
+        _check_script(spec)
+    else:
+        _check_builtin(spec)
+
+
 def submit(spec: JobSpec, store: JobStore | None = None, *, attached: bool = False) -> dict[str, Any]:
     """Record a new job (``InProgress/Pending``) and return its record. Detached jobs are started by
     :func:`dispatch` (call it next); an attached job is run by the caller with :func:`run_attached`. The job is
@@ -278,10 +292,7 @@ def submit(spec: JobSpec, store: JobStore | None = None, *, attached: bool = Fal
     if spec.algorithm and spec.entry_point:
         raise ConfigError(f"Pass either an algorithm ({spec.algorithm}) or an entry point ({spec.entry_point}), "
                           "not both.")
-    if spec.entry_point:
-        _check_script(spec)
-    else:
-        _check_builtin(spec)
+    check(spec)
     spec.channels = {k: _absolute(v) for k, v in spec.channels.items()}
     for attr in ("output", "init_model"):
         if getattr(spec, attr):
@@ -502,7 +513,8 @@ def run_job(name: str, store: JobStore | None = None, echo: Callable[[str], None
                 image_roots={k: Path(v) for k, v in spec["image_roots"].items()} if spec.get("image_roots") else None,
                 progress=False, overwrite=True, echo=log, checkpoint_dir=checkpoint_dir(job),
                 resume_from=resume_from, restart_schedule=bool(resume.get("restart_schedule")),
-                stop_requested=watch, callbacks=[CallbackFactory(f"{__name__}:job_callbacks", {"name": name})],
+                stop_requested=watch, callbacks=[CallbackFactory(f"{__name__}:job_callbacks", {"name": name}),
+                                                 *(CallbackFactory(**c) for c in spec.get("callbacks") or [])],
                 distributed=Distributed(**spec["distributed"]) if spec.get("distributed") else None,
             )
             exceeded = bool(result.budget and result.budget["exceeded"])
@@ -727,6 +739,20 @@ def resume(name: str, epochs: int | None = None, store: JobStore | None = None,
         where = f"epoch {trained}" if trained is not None else "the last checkpoint"
         message = (f"extend to {epochs} epochs from {where}" if extend else f"resume from {where}")
         return _requeue(store, job, spec, message, attached)
+
+
+def rerun(name: str, message: str, store: JobStore | None = None) -> dict[str, Any]:
+    """Put an ended job back in the queue to run again from the start (detached), e.g. a tuning trial whose worker
+    died before its first checkpoint; ``message`` records why. Returns the record (``Pending``)."""
+    store = store or JobStore()
+    with queue_lock():
+        reap(store)
+        job = store.get(name)
+        if job["secondary_status"] not in S.TERMINAL:
+            raise JobError(f"Job {name!r} is {job['status']}/{job['secondary_status']}; only an ended job can be "
+                           "run again.")
+        spec = {k: v for k, v in job["spec"].items() if k != "resume"}
+        return _requeue(store, job, spec, message, attached=False)
 
 
 def _resume_script(store: JobStore, job: dict[str, Any], spec: dict[str, Any], epochs: int | None,

@@ -352,9 +352,11 @@ class JobStore:
         return True
 
     def count_active(self) -> int:
+        """Active jobs that hold a queue slot (a tuning job holds none: its trials do)."""
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(jobs_table)
-                                    .where(jobs_table.c.secondary_status.in_(sorted(ACTIVE)))).scalar_one())
+                                    .where(jobs_table.c.secondary_status.in_(sorted(ACTIVE)),
+                                           jobs_table.c.kind != "tuning")).scalar_one())
 
     def transitions(self, name: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
