@@ -30,6 +30,9 @@ def predict(
                                 "onnxruntime; make it with `oculi export MODEL --format onnx`)."),
     precision: str = typer.Option("auto", "--precision", help="torch runtime: auto (bf16 autocast + channels_last "
                                   "on CPUs with native bf16, else float32), float32 or bfloat16."),
+    threshold: str | None = typer.Option(None, "--threshold", help="Override the thresholds stored by `oculi "
+                                         "evaluate --choose-thresholds --write`: a number for every class (the "
+                                         "unsure threshold of a single-label model), class=value,… or none."),
 ) -> None:
     """Predict with a trained model: classes (classification), boxes (object detection) or a class per pixel
     (semantic segmentation).
@@ -41,10 +44,18 @@ def predict(
     Example: oculi predict models/membranes slice.png --png slice-mask.png --draw slice-overlay.png
 
     Example: oculi predict models/ants photo.jpg --runtime onnx   (after `oculi export models/ants --format onnx`)
+
+    Example: oculi predict models/bees bee.jpg --threshold bee=0.3   (override the bundle's calibrated thresholds)
     """
     from oculi.tasks import PredictOptions, load_predictor, task_of
 
     predictor = load_predictor(model, runtime=runtime, precision=precision)
     options = PredictOptions(top_k=top_k, as_json=as_json, verbose=verbose, annotation=annotation,
-                             min_score=min_score, png=png, draw=draw)
+                             min_score=min_score, png=png, draw=draw, threshold=threshold)
+    applied = predictor.applied(threshold)
     task_of(predictor).show(predictor, list(images), options, console)
+    if applied is not None and not (as_json or verbose or annotation):
+        what = (f"thresholds {applied.thresholds}" if applied.thresholds is not None else
+                f"unsure below {applied.unsure:g}" if applied.unsure is not None else "no thresholds")
+        console.print(f"calibration ({applied.source}{', ' + applied.rule if applied.rule else ''}): temperature "
+                      f"{applied.temperature:.3f}, {what}", soft_wrap=True)

@@ -23,6 +23,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from oculi.artifacts import dataset_fingerprint
 from oculi.data.detection import read_detection
 from oculi.data.image import decode_image
 from oculi.errors import DataError
@@ -120,7 +121,10 @@ class DetectionEvaluation:
     """The outcome of :func:`evaluate_detection`. ``metrics``: ``mAP`` (at ``overlap_threshold``), ``mAP_50_95``,
     ``mAP_50``, ``overlap_threshold``, ``num_images``, ``num_boxes`` (true boxes), ``num_detections`` (all scored
     detections). ``per_class``: class name → AP at the overlap threshold (None: no true boxes of that class).
-    ``report_dir`` / ``files``: where the report was written (None / empty without an output folder)."""
+    ``report_dir`` / ``files``: where the report was written (None / empty without an output folder).
+    ``predictions`` / ``targets`` (one dict per image, as :func:`detection_scores` takes them), ``images`` and
+    ``fingerprint`` (the data's :func:`~oculi.artifacts.dataset_fingerprint`) keep the raw outcome for thresholds
+    and error analysis."""
 
     metrics: dict[str, float]
     per_class: dict[str, float | None]
@@ -130,6 +134,10 @@ class DetectionEvaluation:
     pr_curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
     report_dir: Path | None = None
     files: dict[str, Path] = field(default_factory=dict)
+    predictions: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    targets: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    images: list[Path] = field(default_factory=list)
+    fingerprint: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The content of ``metrics.json``: ``mAP``, ``mAP_50_95``, ``mAP_50``, ``overlap_threshold``,
@@ -266,7 +274,9 @@ def evaluate_detection(
     scores = detection_scores(preds, targets, classes, overlap)
     metrics = {**scores.metrics, "num_images": len(samples), "num_boxes": sum(len(s.target) for s in samples),
                "num_detections": sum(len(p["labels"]) for p in preds)}
-    result = DetectionEvaluation(metrics, scores.per_class, classes, model_name, data_name, scores.pr_curves)
+    result = DetectionEvaluation(metrics, scores.per_class, classes, model_name, data_name, scores.pr_curves,
+                                 predictions=preds, targets=targets, images=[s.image for s in samples],
+                                 fingerprint=dataset_fingerprint([sample_set]))
     if output is not None:
         out = Path(output).expanduser()
         out.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,9 @@ class EvaluationResult:
     ``misclassified``: ``(image path, true, predicted, probability of the prediction)``, most confident first;
     multi-label entries name comma-separated class sets and the highest probability among the predicted classes.
     ``notes``: what was decided for the user (which split was evaluated). ``report_dir`` / ``files``: where the
-    report was written (None / empty when no output folder was given)."""
+    report was written (None / empty when no output folder was given). ``probabilities`` (``float [N, C]``),
+    ``targets`` (class indices ``[N]`` or multi-hot ``[N, C]``), ``images`` and ``fingerprint`` (the data's
+    :func:`~oculi.artifacts.dataset_fingerprint`) keep the raw outcome for thresholds and error analysis."""
 
     metrics: dict[str, float]
     per_class: dict[str, dict[str, float]]
@@ -49,6 +51,10 @@ class EvaluationResult:
     notes: list[str] = field(default_factory=list)
     report_dir: Path | None = None
     files: dict[str, Path] = field(default_factory=dict)
+    probabilities: Any = None
+    targets: Any = None
+    images: list[Path] = field(default_factory=list)
+    fingerprint: str = ""
 
     @property
     def accuracy(self) -> float:

@@ -3,6 +3,7 @@ and batcher; traffic split by weight (changeable while serving), ``TargetVariant
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 from collections.abc import Callable
@@ -138,8 +139,9 @@ def load_endpoints(config: ServingConfig, metrics: ServingMetrics, defaults: Bat
             task = contract.name
             stats = VariantStats()
             label = f"{endpoint_config.name}/{variant_config.name}"
-            batcher = Batcher(predictor.predict, label, batching.max_batch_size, batching.max_latency_ms,
-                              batching.max_queue_size,
+            # requests may override the thresholds, so calibration is applied per request, after the batch
+            batcher = Batcher(functools.partial(predictor.predict, calibrate=False), label,
+                              batching.max_batch_size, batching.max_latency_ms, batching.max_queue_size,
                               metrics.observe_batch(endpoint_config.name, variant_config.name, stats))
             metrics.queue_depth.labels(endpoint_config.name, variant_config.name).set_function(
                 lambda b=batcher: b.depth)

@@ -27,7 +27,8 @@ class PredictOptions:
     ``top_k`` (classification rows), ``as_json`` (SageMaker's JSON per image), ``verbose`` (classification's verbose
     JSON), ``annotation`` (detection's training-schema JSON), ``min_score`` (detection threshold), ``png`` (write the
     segmentation mask PNG here), ``draw`` (write the image with the prediction drawn here); with several images,
-    ``png``/``draw`` get the image's stem appended."""
+    ``png``/``draw`` get the image's stem appended. ``threshold``: overrides the bundle's calibrated thresholds
+    (see :func:`~oculi.inference.calibration.parse_threshold`)."""
 
     top_k: int = 5
     as_json: bool = False
@@ -36,6 +37,7 @@ class PredictOptions:
     min_score: float = 0.0
     png: Path | None = None
     draw: Path | None = None
+    threshold: str | None = None
 
 
 def numbered(path: Path, image: Path, many: bool) -> Path:
@@ -65,7 +67,9 @@ class TaskContract:
       ``{"box": [x1, y1, x2, y2] absolute pixels, "label"}``; a mask as an RGBA PNG data URL).
     - Milestone-2 hooks, filled by the issues that need them (None until then): ``explanation_target`` (what a
       CAM explains for one result), ``monitoring_statistics`` (per-prediction statistics a monitor tracks),
-      ``audit`` (the data audit's label-issue finder)."""
+      ``audit`` (the data audit's label-issue finder), ``calibration_data(report)`` (an evaluation report's scores
+      as :class:`~oculi.evaluation.calibration.CalibrationData`, for ``oculi evaluate --choose-thresholds``;
+      None: the task takes no thresholds)."""
 
     name: str
     title: str
@@ -84,4 +88,5 @@ class TaskContract:
     explanation_target: Callable[..., Any] | None = None
     monitoring_statistics: Callable[..., Any] | None = None
     audit: Callable[..., Any] | None = None
+    calibration_data: Callable[[Any], Any] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
