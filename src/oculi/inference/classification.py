@@ -110,12 +110,13 @@ class ClassificationPredictor(Predictor):
             probs = scale_scores(probs, applied.temperature)
         else:
             probs = scale_distribution(probs, applied.temperature)
-        out = replace(result, probabilities=[round(float(p), 6) for p in probs], calibration=applied.to_json())
+        scaled = probs.tolist()  # thresholds compare the unrounded probabilities
+        out = replace(result, probabilities=[round(p, 6) for p in scaled], calibration=applied.to_json())
         if applied.thresholds is not None:
-            out.predicted_labels = [name for name, p in zip(out.labels, out.probabilities, strict=True)
+            out.predicted_labels = [name for name, p in zip(out.labels, scaled, strict=True)
                                     if p >= applied.thresholds.get(name, 0.5)]
         if applied.unsure is not None:
-            out.unsure = max(out.probabilities) < applied.unsure
+            out.unsure = max(scaled) < applied.unsure
         return out
 
     def predict_batch(self, images: list[torch.Tensor], **options: Any) -> list[ClassPrediction]:

@@ -97,13 +97,12 @@ class DetectionPredictor(Predictor):
         applied = self.applied(threshold)
         if applied is None:
             return result
-        scores = [round(float(s), 6) for s in scale_scores(torch.tensor(result.scores, dtype=torch.float64),
-                                                            applied.temperature)]
-        out = replace(result, scores=scores, calibration=applied.to_json())
+        scaled = scale_scores(torch.tensor(result.scores, dtype=torch.float64), applied.temperature).tolist()
+        out = replace(result, scores=[round(s, 6) for s in scaled], calibration=applied.to_json())
         if applied.thresholds is None:
             return out
         limits = [applied.thresholds.get(out.classes[c], 0.0) for c in out.labels]
-        return out.kept([s >= t for s, t in zip(out.scores, limits, strict=True)])
+        return out.kept([s >= t for s, t in zip(scaled, limits, strict=True)])  # compared before rounding
 
     def predict_batch(self, images: list[torch.Tensor], min_score: float = 0.0, **options: Any) -> list[Detections]:
         """``uint8 [3, H, W]`` images → one :class:`Detections` each, keeping those scoring at least
