@@ -108,7 +108,9 @@ def test_batch_transform_applies_the_stored_thresholds(calibrated, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "a.jpg").write_bytes(IMAGE)
-    transform(calibrated["det"], folder, tmp_path / "out", progress=False)
+    said: list[str] = []
+    transform(calibrated["det"], folder, tmp_path / "out", progress=False, echo=said.append)
+    assert any("applying the calibration in model.json (max_f1)" in line for line in said)
     rows = json.loads((tmp_path / "out" / "a.jpg.out").read_text())["prediction"]
     median = calibrated["median"]
     assert rows and len(rows) == sum(s >= median for s in calibrated["raw"].scores)

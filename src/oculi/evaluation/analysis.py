@@ -1,0 +1,179 @@
+"""Error analysis for ``oculi evaluate --output DIR`` (issue 16 item 3).
+
+Classification: the images with the highest loss (a gallery, ``top_losses.png``) and the most-confused class
+pairs. Detection: the TIDE breakdown (:mod:`oculi.evaluation.tide`) and, per class, a gallery of its
+highest-scoring false positives (with their error type) and of the true boxes it missed (``errors/<class>.png``).
+
+A gallery may show a heat map over each image: pass ``overlay(image_path, class_name) → uint8 [H, W, 3]`` (e.g.
+a Grad-CAM overlay from :mod:`oculi.explain`); without it the plain image is shown."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from oculi.evaluation.tide import TideReport
+
+TOP_LOSSES = 16  # images in top_losses.png and metrics.json
+CONFUSED_PAIRS = 10
+GALLERY_SIZE = 8  # false positives and misses drawn per class
+CROP_CONTEXT = 0.25  # share of a box's size added around it in a gallery crop
+
+Overlay = Callable[[Path, str], Any]
+
+
+def top_losses(probabilities: torch.Tensor, targets: torch.Tensor, multi_label: bool, images: list[Path],
+               classes: list[str], limit: int = TOP_LOSSES) -> list[dict[str, Any]]:
+    """The ``limit`` images with the highest loss, highest first: ``image``, ``loss`` (cross-entropy of the true
+    class; multi-label: summed binary cross-entropy), ``true`` and ``predicted`` (class names, comma-joined for
+    multi-label) and ``probability`` (of the prediction)."""
+    probs = probabilities.double().clamp(1e-7, 1 - 1e-7)
+    if multi_label:
+        truth = targets.double()
+        losses = -(truth * probs.log() + (1 - truth) * (1 - probs).log()).sum(dim=1)
+    else:
+        losses = -probs.gather(1, targets.long()[:, None]).squeeze(1).log()
+    rows = []
+    for i in torch.argsort(losses, descending=True)[:limit].tolist():
+        if multi_label:
+            true = ", ".join(classes[c] for c in torch.nonzero(targets[i]).flatten().tolist()) or "none"
+            chosen = torch.nonzero(probs[i] >= 0.5).flatten().tolist()
+            predicted = ", ".join(classes[c] for c in chosen) or "none"
+            probability = float(probs[i, chosen].max()) if chosen else float(probs[i].max())
+        else:
+            true, predicted = classes[int(targets[i])], classes[int(probs[i].argmax())]
+            probability = float(probs[i].max())
+        rows.append({"image": str(images[i]), "loss": round(float(losses[i]), 6), "true": true,
+                     "predicted": predicted, "probability": round(probability, 6)})
+    return rows
+
+
+def confused_pairs(confusion: list[list[int]], classes: list[str], limit: int = CONFUSED_PAIRS) -> list[dict[str, Any]]:
+    """The ``limit`` most frequent (true, predicted) mistakes of a confusion matrix (rows true): ``true``,
+    ``predicted``, ``count`` and ``share`` (of the true class's images)."""
+    pairs = []
+    for i, row in enumerate(confusion):
+        total = sum(row)
+        for j, count in enumerate(row):
+            if i != j and count:
+                pairs.append({"true": classes[i], "predicted": classes[j], "count": int(count),
+                              "share": round(count / total, 6) if total else 0.0})
+    return sorted(pairs, key=lambda p: (-p["count"], -p["share"]))[:limit]
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _empty(path: Path, text: str) -> Path:
+    figure = _figure(6, 2)
+    figure.text(0.5, 0.5, text, ha="center", va="center", fontsize=12)
+    figure.savefig(path)
+    return Path(path)
+
+
+def plot_top_losses(rows: list[dict[str, Any]], path: Path, overlay: Overlay | None = None) -> Path:
+    """The top-loss images in a grid at ``path``, each titled with true/predicted class, probability and loss;
+    ``overlay`` (see the module docstring) draws a heat map for the predicted class instead of the plain image."""
+    from oculi.evaluation.report import _short, _thumbnail
+
+    if not rows:
+        return _empty(path, "No images.")
+    columns = min(4, len(rows))
+    lines = math.ceil(len(rows) / columns)
+    figure = _figure(3.2 * columns, 3.3 * lines + 0.6)
+    for k, row in enumerate(rows):
+        axes = figure.add_subplot(lines, columns, k + 1)
+        image = Path(row["image"])
+        axes.imshow(overlay(image, row["predicted"]) if overlay is not None else _thumbnail(image))
+        axes.set_title(f"true: {_short(row['true'], 14)} / pred: {_short(row['predicted'], 14)}\n"
+                       f"p={row['probability']:.2f}, loss={row['loss']:.2f}", fontsize=8)
+        axes.set_axis_off()
+    figure.suptitle(f"Top {len(rows)} losses (highest first)", fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path)
+    return Path(path)
+
+
+def _crop(image: torch.Tensor, box: list[float]) -> Any:
+    """``image`` (``uint8 [3, H, W]``) cropped around ``box`` (``xyxy`` pixels) with some context, the box drawn;
+    ``[h, w, 3]`` numpy."""
+    from torchvision.utils import draw_bounding_boxes
+
+    height, width = image.shape[-2:]
+    x0, y0, x1, y1 = box
+    pad_x, pad_y = (x1 - x0) * CROP_CONTEXT + 4, (y1 - y0) * CROP_CONTEXT + 4
+    left, top = max(0, int(x0 - pad_x)), max(0, int(y0 - pad_y))
+    right, bottom = min(width, int(math.ceil(x1 + pad_x))), min(height, int(math.ceil(y1 + pad_y)))
+    if right <= left or bottom <= top:
+        left, top, right, bottom = 0, 0, width, height
+    shifted = torch.tensor([[x0 - left, y0 - top, x1 - left, y1 - top]], dtype=torch.float32)
+    crop = image[:, top:bottom, left:right]
+    return draw_bounding_boxes(crop, shifted, colors="red", width=1).permute(1, 2, 0).numpy()
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "class"
+
+
+def plot_detection_errors(tide: TideReport, preds: list[dict[str, torch.Tensor]],
+                          targets: list[dict[str, torch.Tensor]], images: list[Path], classes: list[str],
+                          folder: Path) -> dict[str, Path]:
+    """Per class with errors, ``folder/<class>.png``: its :data:`GALLERY_SIZE` highest-scoring false positives
+    (titled with their TIDE type and score) on the first row, and up to as many missed true boxes on the second.
+    Images are decoded only for the boxes drawn. Returns class name → path."""
+    from oculi.data.image import decode_image
+
+    false_positives: dict[int, list[tuple[float, int, list[float], str]]] = {}
+    misses: dict[int, list[tuple[int, list[float]]]] = {}
+    for n, (pred, target, found) in enumerate(zip(preds, targets, tide.per_image, strict=True)):
+        for i, error in enumerate(found.errors):
+            if error is not None:
+                label = int(pred["labels"][i])
+                false_positives.setdefault(label, []).append((float(pred["scores"][i]), n,
+                                                              pred["boxes"][i].tolist(), error))
+        for j in found.missed:
+            misses.setdefault(int(target["labels"][j]), []).append((n, target["boxes"][j].tolist()))
+    folder.mkdir(parents=True, exist_ok=True)
+    decoded: dict[int, torch.Tensor] = {}
+
+    def image(n: int) -> torch.Tensor:
+        if n not in decoded:
+            decoded[n] = decode_image(images[n])
+        return decoded[n]
+
+    written: dict[str, Path] = {}
+    for label in sorted(set(false_positives) | set(misses)):
+        if not 0 <= label < len(classes):
+            continue
+        fps = sorted(false_positives.get(label, []), key=lambda item: -item[0])[:GALLERY_SIZE]
+        missed = misses.get(label, [])[:GALLERY_SIZE]
+        columns = max(len(fps), len(missed), 1)
+        figure = _figure(2.0 * columns, 4.8)
+        for k, (score, n, box, error) in enumerate(fps):
+            axes = figure.add_subplot(2, columns, k + 1)
+            axes.imshow(_crop(image(n), box))
+            axes.set_title(f"{error} {score:.2f}", fontsize=7)
+            axes.set_axis_off()
+        for k, (n, box) in enumerate(missed):
+            axes = figure.add_subplot(2, columns, columns + k + 1)
+            axes.imshow(_crop(image(n), box))
+            axes.set_title(f"missed: {images[n].name[:18]}", fontsize=7)
+            axes.set_axis_off()
+        figure.suptitle(f"{classes[label]}: top false positives (row 1, type and score), missed boxes (row 2)",
+                        fontsize=9)
+        figure.tight_layout()
+        path = folder / f"{_safe_name(classes[label])}.png"
+        figure.savefig(path)
+        written[classes[label]] = path
+    return written

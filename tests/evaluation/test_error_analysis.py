@@ -1,0 +1,86 @@
+"""Error analysis (issue 16 item 3): TIDE error types on hand-made prediction/truth pairs, each type's share of
+the lost mAP, and the report files of `oculi evaluate --output` for classification and detection."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from oculi.evaluation.detection import detection_scores
+from oculi.evaluation.tide import average_precision, match_image, tide
+
+
+def _boxes(*rows):
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+TRUTH = {"boxes": _boxes([0, 0, 40, 40], [100, 100, 140, 140], [200, 0, 240, 40], [300, 300, 340, 340]),
+         "labels": torch.tensor([0, 1, 0, 1])}
+
+
+def _one_error_of_each_type():
+    """Detections on TRUTH, best first: a hit, its duplicate, a wrong class on box 1, a loose box on box 2, a
+    wrong class *and* loose box near box 3, and a box on empty background."""
+    rows = [([0, 0, 40, 40], 0.95, 0, None),            # right
+            ([1, 1, 41, 41], 0.9, 0, "duplicate"),       # same box again
+            ([100, 100, 140, 140], 0.85, 0, "class"),    # box 1 is class 1
+            ([200, 0, 218, 40], 0.8, 0, "localisation"),  # IoU 0.45 with box 2 (its own class)
+            ([300, 300, 318, 340], 0.75, 0, "both"),     # box 3 is class 1, IoU 0.45
+            ([500, 500, 540, 540], 0.7, 1, "background")]
+    pred = {"boxes": _boxes(*[r[0] for r in rows]), "scores": torch.tensor([r[1] for r in rows]),
+            "labels": torch.tensor([r[2] for r in rows])}
+    return pred, [r[3] for r in rows]
+
+
+def test_every_tide_type_is_recognised_on_hand_made_boxes():
+    pred, expected = _one_error_of_each_type()
+    found = match_image(pred, TRUTH, fg=0.5)
+    assert found.errors == expected
+    assert found.right == [e is None for e in expected]
+    # box 1 (class error points at it) and box 2 (localisation) are not missed; box 3 is: only a "both" is near
+    assert found.missed == [3]
+    assert found.related[2] == 1 and found.related[3] == 2
+
+
+def test_each_fix_recovers_the_ap_its_type_lost():
+    truth = {"boxes": _boxes([0, 0, 40, 40], [100, 0, 140, 40]), "labels": torch.tensor([0, 0])}
+    # the loose box scores above the true hit, so it costs precision; nothing is missed once it is fixed
+    pred = {"boxes": _boxes([100, 0, 118, 40], [0, 0, 40, 40]), "scores": torch.tensor([0.9, 0.8]),
+            "labels": torch.tensor([0, 0])}
+    report = tide([pred], [truth], 1, 0.5)
+    assert report.counts["localisation"] == 1 and report.counts["missed"] == 0
+    assert report.mAP < 1.0 and report.delta_ap["localisation"] == pytest.approx(1.0 - report.mAP)
+    assert report.share["localisation"] == pytest.approx(1.0)
+    assert all(report.delta_ap[k] == 0.0 for k in report.delta_ap if k != "localisation")
+
+    lonely = {"boxes": _boxes([0, 0, 40, 40]), "scores": torch.tensor([0.9]), "labels": torch.tensor([0])}
+    missed = tide([lonely], [truth], 1, 0.5)
+    assert missed.counts["missed"] == 1 and missed.mAP == pytest.approx(0.5, abs=0.01)
+    assert missed.delta_ap["missed"] == pytest.approx(1.0 - missed.mAP)
+
+
+def test_our_ap_agrees_with_pycocotools():
+    pred, _ = _one_error_of_each_type()
+    ours, per_class = average_precision([pred], [TRUTH], 2, 0.5)
+    coco = detection_scores([pred], [TRUTH], ["a", "b"], 0.5)
+    assert ours == pytest.approx(coco.metrics["mAP"], abs=1e-4)
+    assert per_class[0] == pytest.approx(coco.per_class["a"], abs=1e-4)
+
+
+def test_classification_report_has_top_losses_and_confused_pairs(classifier, tiny_split, tmp_path):
+    from oculi.tasks import evaluate
+
+    result = evaluate(classifier, tiny_split["validation"], output=tmp_path / "report", progress=False)
+    body = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    losses = body["error_analysis"]["top_losses"]
+    assert losses and [r["loss"] for r in losses] == sorted((r["loss"] for r in losses), reverse=True)
+    worst = losses[0]
+    index = [str(p) for p in result.images].index(worst["image"])
+    true = result.classes.index(worst["true"])
+    assert worst["loss"] == pytest.approx(-float(result.probabilities[index, true].clamp_min(1e-7).log()), abs=1e-5)
+    confused = body["error_analysis"]["most_confused"]
+    off_diagonal = sum(c for i, row in enumerate(body["confusion_matrix"]) for j, c in enumerate(row) if i != j)
+    assert sum(p["count"] for p in confused) == off_diagonal or len(confused) == 10
+    assert (tmp_path / "report" / "top_losses.png").stat().st_size > 1000
