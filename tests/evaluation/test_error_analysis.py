@@ -84,3 +84,29 @@ def test_classification_report_has_top_losses_and_confused_pairs(classifier, tin
     off_diagonal = sum(c for i, row in enumerate(body["confusion_matrix"]) for j, c in enumerate(row) if i != j)
     assert sum(p["count"] for p in confused) == off_diagonal or len(confused) == 10
     assert (tmp_path / "report" / "top_losses.png").stat().st_size > 1000
+
+
+def test_detection_report_has_tide_sizes_galleries_and_thresholds(tmp_path):
+    from oculi.tasks import evaluate, load_predictor
+    from oculi.tasks.thresholds import thresholds_of
+    from tests.serving.bundles import tiny_bundle
+    from tests.test_detection_training import _shapes_coco
+
+    data = _shapes_coco(tmp_path / "shapes", 6, 3)
+    predictor = load_predictor(tiny_bundle(tmp_path / "det", "object-detection"), precision="float32")
+    result = evaluate(predictor, data, output=tmp_path / "report", progress=False)
+    body = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    analysis = body["error_analysis"]
+    assert set(analysis["errors"]) == {"localisation", "class", "both", "duplicate", "background", "missed"}
+    wrong = sum(len(p["labels"]) for p in result.predictions) - sum(
+        sum(match_image(p, t, 0.5).right) for p, t in zip(result.predictions, result.targets, strict=True))
+    assert sum(row["count"] for kind, row in analysis["errors"].items() if kind != "missed") == wrong
+    assert all(0.0 <= row["share_of_lost_mAP"] <= 1.0 for row in analysis["errors"].values())
+    assert {"mAP_small", "mAP_medium", "mAP_large"} <= set(body)
+    galleries = list((tmp_path / "report" / "errors").glob("*.png"))
+    assert galleries and {p.stem for p in galleries} <= {"box", "disc"}
+
+    chosen = thresholds_of(predictor, result, "precision=0.95")
+    assert set(chosen.calibration.thresholds) <= {"box", "disc"}
+    for choice in chosen.choices.values():
+        assert choice.precision >= 0.95 or not choice.reached

@@ -56,22 +56,21 @@ def match_image(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor], 
     n, m = len(boxes), len(true_boxes)
     iou = box_iou(boxes, true_boxes) if n and m else torch.zeros(n, m)
     same = labels[:, None] == true_labels[None, :] if n and m else torch.zeros(n, m, dtype=torch.bool)
-    taken = [False] * m
+    own = torch.where(same, iou, torch.full_like(iou, -1.0))  # IoU with true boxes of the detection's class
+    best_any = iou.max(dim=1).values.tolist() if m else [0.0] * n
+    taken = torch.zeros(m, dtype=torch.bool)
     right = [False] * n
     errors: list[str | None] = [None] * n
     related = [-1] * n
     for i in torch.argsort(scores, descending=True, stable=True).tolist():
-        candidates = torch.where(same[i], iou[i], torch.full_like(iou[i], -1.0)) if m else iou[i]
-        free = candidates.clone()
-        for j in range(m):
-            if taken[j]:
-                free[j] = -1.0
-        if m and float(free.max()) >= fg:
-            j = int(free.argmax())
-            taken[j], right[i] = True, True
-            continue
-        if m == 0 or float(iou[i].max()) < bg:
+        if best_any[i] < bg:
             errors[i] = "background"
+            continue
+        candidates = own[i]
+        free = candidates.masked_fill(taken, -1.0)
+        j = int(free.argmax())
+        if float(free[j]) >= fg:
+            taken[j], right[i] = True, True
             continue
         same_best = float(candidates.max())
         if same_best >= fg:  # its own class's box, but a better detection took it
@@ -86,7 +85,7 @@ def match_image(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor], 
         else:
             errors[i], related[i] = "both", best
     pointed = {related[i] for i in range(n) if errors[i] in ("class", "localisation")}
-    missed = [j for j in range(m) if not taken[j] and j not in pointed]
+    missed = [j for j in range(m) if not bool(taken[j]) and j not in pointed]
     return ImageErrors(right, errors, related, missed)
 
 
