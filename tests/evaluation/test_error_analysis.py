@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -110,3 +111,37 @@ def test_detection_report_has_tide_sizes_galleries_and_thresholds(tmp_path):
     assert set(chosen.calibration.thresholds) <= {"box", "disc"}
     for choice in chosen.choices.values():
         assert choice.precision >= 0.95 or not choice.reached
+
+
+def test_boundary_f1_and_error_maps_on_hand_made_masks():
+    from oculi.evaluation.analysis import FALSE_NEGATIVE, FALSE_POSITIVE, boundary_counts, boundary_f1, error_map
+
+    truth = torch.zeros(60, 80, dtype=torch.int64)
+    truth[10:40, 10:40] = 1
+    same = boundary_f1(boundary_counts(truth, truth.clone(), 2, 255), ["background", "box"])
+    assert same[0] == 1.0 and same[1]["box"] == 1.0
+    shifted = torch.zeros_like(truth)
+    shifted[20:50, 30:60] = 1  # far beyond the 1-pixel tolerance except where the edges cross
+    moved = boundary_f1(boundary_counts(truth, shifted, 2, 255), ["background", "box"])
+    assert moved[1]["box"] < 0.3
+    picture = error_map(torch.full((3, 60, 80), 128, dtype=torch.uint8), truth, shifted, 255, "x")
+    pixels = np.asarray(picture)[14:]  # below the title strip
+    assert tuple(pixels[45, 45].tolist()) == FALSE_POSITIVE  # predicted box, truth background
+    assert tuple(pixels[12, 12].tolist()) == FALSE_NEGATIVE  # true box, predicted background
+
+
+def test_segmentation_report_has_boundary_f1_and_worst_images(tmp_path):
+    from oculi.tasks import evaluate
+    from tests.segmentation.helpers import write_layout
+    from tests.serving.bundles import tiny_bundle
+
+    root = write_layout(tmp_path / "seg", "validation", 4, seed=2)
+    (root / "train").mkdir()
+    model = tiny_bundle(tmp_path / "model", "semantic-segmentation")
+    result = evaluate(model, root, output=tmp_path / "report", progress=False)
+    body = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert 0.0 <= body["boundary_F1"] <= 1.0
+    worst = body["error_analysis"]["worst_images"]
+    assert len(worst) == 4 and [w["iou"] for w in worst] == sorted(w["iou"] for w in worst)
+    assert len(list((tmp_path / "report" / "worst").glob("*.png"))) == 4
+    assert set(body["error_analysis"]["per_class_boundary_F1"]) == set(result.per_class)

@@ -177,3 +177,91 @@ def plot_detection_errors(tide: TideReport, preds: list[dict[str, torch.Tensor]]
         figure.savefig(path)
         written[classes[label]] = path
     return written
+
+
+WORST_IMAGES = 6  # segmentation images drawn with their error maps
+BOUNDARY_TOLERANCE = 0.0075  # boundary F1's match distance, as a share of the image diagonal (at least 1 pixel)
+FALSE_POSITIVE = (230, 40, 40)  # predicted foreground where the truth is background
+FALSE_NEGATIVE = (40, 90, 240)  # predicted background where the truth is foreground
+WRONG_CLASS = (250, 200, 0)  # foreground of the wrong class
+
+
+def _boundary(mask: torch.Tensor, label: int) -> torch.Tensor:
+    """Pixels of class ``label`` in ``mask`` (``int64 [H, W]``) with a 4-neighbour of another value."""
+    inside = (mask == label).float()[None, None]
+    eroded = -torch.nn.functional.max_pool2d(-inside, 3, stride=1, padding=1)
+    return (inside - eroded)[0, 0] > 0
+
+
+def _dilate(edges: torch.Tensor, radius: int) -> torch.Tensor:
+    return torch.nn.functional.max_pool2d(edges.float()[None, None], 2 * radius + 1, stride=1,
+                                          padding=radius)[0, 0] > 0
+
+
+def boundary_counts(truth: torch.Tensor, predicted: torch.Tensor, num_classes: int,
+                    ignore_index: int) -> torch.Tensor:
+    """Per class ``[C, 4]`` counts for boundary F1 (Csurka et al. 2013): predicted boundary pixels within the
+    tolerance of a true boundary, predicted boundary pixels, true boundary pixels within the tolerance of a
+    predicted one, true boundary pixels. ``truth`` / ``predicted``: ``int64 [H, W]``; ignored pixels are left
+    out of both."""
+    height, width = truth.shape
+    radius = max(1, round(BOUNDARY_TOLERANCE * (height ** 2 + width ** 2) ** 0.5))
+    valid = truth != ignore_index
+    counts = torch.zeros(num_classes, 4, dtype=torch.int64)
+    for label in range(num_classes):
+        true_edge = _boundary(truth, label) & valid
+        pred_edge = _boundary(predicted, label) & valid
+        if not (true_edge.any() or pred_edge.any()):
+            continue
+        counts[label] = torch.tensor([int((pred_edge & _dilate(true_edge, radius)).sum()), int(pred_edge.sum()),
+                                      int((true_edge & _dilate(pred_edge, radius)).sum()), int(true_edge.sum())])
+    return counts
+
+
+def boundary_f1(counts: torch.Tensor, classes: list[str]) -> tuple[float, dict[str, float | None]]:
+    """Mean and per-class boundary F1 from summed :func:`boundary_counts` (None: a class with no boundary)."""
+    per_class: dict[str, float | None] = {}
+    for label, name in enumerate(classes):
+        hit_p, total_p, hit_t, total_t = (int(v) for v in counts[label])
+        if total_p == 0 and total_t == 0:
+            per_class[name] = None
+            continue
+        precision = hit_p / total_p if total_p else 0.0
+        recall = hit_t / total_t if total_t else 0.0
+        per_class[name] = round(2 * precision * recall / (precision + recall), 6) if precision + recall else 0.0
+    present = [v for v in per_class.values() if v is not None]
+    return (round(sum(present) / len(present), 6) if present else 0.0), per_class
+
+
+def image_iou(truth: torch.Tensor, predicted: torch.Tensor, num_classes: int, ignore_index: int) -> float:
+    """The mean IoU of one image over the classes in its truth or prediction (ignored pixels left out)."""
+    valid = truth != ignore_index
+    ious = []
+    for label in range(num_classes):
+        t, p = (truth == label) & valid, (predicted == label) & valid
+        union = int((t | p).sum())
+        if union:
+            ious.append(int((t & p).sum()) / union)
+    return sum(ious) / len(ious) if ious else 1.0
+
+
+def error_map(image: torch.Tensor, truth: torch.Tensor, predicted: torch.Tensor, ignore_index: int,
+              title: str) -> Any:
+    """A PIL image: the picture (``uint8 [3, H, W]``) in grey with its wrong pixels coloured — false positives
+    (foreground predicted on background, class 0) :data:`FALSE_POSITIVE`, false negatives
+    :data:`FALSE_NEGATIVE`, wrong foreground class :data:`WRONG_CLASS` — titled ``title``."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    grey = image.float().mean(dim=0).clamp(0, 255).byte().numpy()
+    pixels = np.stack([grey // 2 + 64] * 3, axis=-1)
+    t, p = truth.numpy(), predicted.numpy()
+    wrong = (t != p) & (t != ignore_index)
+    pixels[wrong & (t == 0)] = FALSE_POSITIVE
+    pixels[wrong & (p == 0)] = FALSE_NEGATIVE
+    pixels[wrong & (t != 0) & (p != 0)] = WRONG_CLASS
+    picture = Image.fromarray(pixels)
+    canvas = Image.new("RGB", (picture.width, picture.height + 14), (255, 255, 255))
+    canvas.paste(picture, (0, 14))
+    ImageDraw.Draw(canvas).text((2, 1), title, fill=(0, 0, 0))
+    return canvas
