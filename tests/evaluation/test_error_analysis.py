@@ -124,10 +124,12 @@ def test_boundary_f1_and_error_maps_on_hand_made_masks():
     shifted[20:50, 30:60] = 1  # far beyond the 1-pixel tolerance except where the edges cross
     moved = boundary_f1(boundary_counts(truth, shifted, 2, 255), ["background", "box"])
     assert moved[1]["box"] < 0.3
-    picture = error_map(torch.full((3, 60, 80), 128, dtype=torch.uint8), truth, shifted, 255, "x")
-    pixels = np.asarray(picture)[14:]  # below the title strip
+    picture = error_map(torch.full((3, 60, 80), 128, dtype=torch.uint8), truth, shifted, 255)
+    pixels = np.asarray(picture)[::4, ::4]  # enlarged 4× to a 240-pixel short side
+    assert picture.size == (320, 240)
     assert tuple(pixels[45, 45].tolist()) == FALSE_POSITIVE  # predicted box, truth background
     assert tuple(pixels[12, 12].tolist()) == FALSE_NEGATIVE  # true box, predicted background
+    assert tuple(pixels[25, 35].tolist()) not in (FALSE_POSITIVE, FALSE_NEGATIVE)  # right in both
 
 
 def test_segmentation_report_has_boundary_f1_and_worst_images(tmp_path):

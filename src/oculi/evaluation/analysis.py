@@ -184,6 +184,7 @@ BOUNDARY_TOLERANCE = 0.0075  # boundary F1's match distance, as a share of the i
 FALSE_POSITIVE = (230, 40, 40)  # predicted foreground where the truth is background
 FALSE_NEGATIVE = (40, 90, 240)  # predicted background where the truth is foreground
 WRONG_CLASS = (250, 200, 0)  # foreground of the wrong class
+MAP_MIN_SIDE = 240  # smaller error maps are enlarged (by a whole factor)
 
 
 def _boundary(mask: torch.Tensor, label: int) -> torch.Tensor:
@@ -245,13 +246,13 @@ def image_iou(truth: torch.Tensor, predicted: torch.Tensor, num_classes: int, ig
     return sum(ious) / len(ious) if ious else 1.0
 
 
-def error_map(image: torch.Tensor, truth: torch.Tensor, predicted: torch.Tensor, ignore_index: int,
-              title: str) -> Any:
+def error_map(image: torch.Tensor, truth: torch.Tensor, predicted: torch.Tensor, ignore_index: int) -> Any:
     """A PIL image: the picture (``uint8 [3, H, W]``) in grey with its wrong pixels coloured — false positives
     (foreground predicted on background, class 0) :data:`FALSE_POSITIVE`, false negatives
-    :data:`FALSE_NEGATIVE`, wrong foreground class :data:`WRONG_CLASS` — titled ``title``."""
+    :data:`FALSE_NEGATIVE`, wrong foreground class :data:`WRONG_CLASS`; small images are enlarged by a whole
+    factor (nearest neighbour) to at least :data:`MAP_MIN_SIDE` pixels."""
     import numpy as np
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     grey = image.float().mean(dim=0).clamp(0, 255).byte().numpy()
     pixels = np.stack([grey // 2 + 64] * 3, axis=-1)
@@ -261,7 +262,5 @@ def error_map(image: torch.Tensor, truth: torch.Tensor, predicted: torch.Tensor,
     pixels[wrong & (p == 0)] = FALSE_NEGATIVE
     pixels[wrong & (t != 0) & (p != 0)] = WRONG_CLASS
     picture = Image.fromarray(pixels)
-    canvas = Image.new("RGB", (picture.width, picture.height + 14), (255, 255, 255))
-    canvas.paste(picture, (0, 14))
-    ImageDraw.Draw(canvas).text((2, 1), title, fill=(0, 0, 0))
-    return canvas
+    scale = max(1, math.ceil(MAP_MIN_SIDE / max(1, min(picture.size))))
+    return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST) if scale > 1 else picture

@@ -298,10 +298,12 @@ def evaluate_detection(
         files = {"metrics": out / "metrics.json", "precision-recall curves": out / "pr_curves.png",
                  "detections": out / "detections.png"}
         tide_report = tide(preds, targets, len(classes), overlap)
-        result.error_analysis = tide_report.to_dict()
-        files["metrics"].write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         files["error galleries"] = out / "errors"
-        plot_detection_errors(tide_report, preds, targets, result.images, classes, files["error galleries"])
+        galleries = plot_detection_errors(tide_report, preds, targets, result.images, classes,
+                                          files["error galleries"])
+        result.error_analysis = {**tide_report.to_dict(),
+                                 "galleries": [p.relative_to(out).as_posix() for p in galleries.values()]}
+        files["metrics"].write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         plot_pr_curves(scores.pr_curves, classes, overlap, files["precision-recall curves"])
         plot_detections(kept, preds[:len(kept)], targets[:len(kept)], classes, files["detections"])
         result.report_dir, result.files = out, files

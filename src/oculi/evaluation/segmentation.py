@@ -136,7 +136,7 @@ def evaluate_segmentation(predictor: Any, data: Path | SampleSet, *, output: Pat
             boundaries += boundary_counts(truth, predicted, len(classes), IGNORE_INDEX)
             score = image_iou(truth, predicted, len(classes), IGNORE_INDEX)
             if output is not None and (len(worst) < WORST_IMAGES or score < worst[-1][0]):
-                drawn = error_map(image, truth, predicted, IGNORE_INDEX, f"{sample.image.name}: IoU {score:.3f}")
+                drawn = error_map(image, truth, predicted, IGNORE_INDEX)
                 worst = sorted([*worst, (score, n, drawn)], key=lambda item: item[0])[:WORST_IMAGES]
             if output is not None and n < OVERLAY_IMAGES:
                 path = Path(output) / "overlays" / f"{n:02d}-{sample.image.stem}.png"
@@ -157,13 +157,14 @@ def evaluate_segmentation(predictor: Any, data: Path | SampleSet, *, output: Pat
         confusion=confusion.tolist(), num_images=len(sample_set), model=model_name,
         data=str(sample_set.source), notes=notes)
     if output is not None:
-        result.write(Path(output).expanduser())
+        folder = Path(output).expanduser()
+        for rank, ((_, n, drawn), row) in enumerate(zip(worst, result.worst_images, strict=True)):
+            row["error_map"] = f"worst/{rank:02d}-{sample_set.samples[n].image.stem}.png"
+            (folder / "worst").mkdir(parents=True, exist_ok=True)
+            drawn.save(folder / row["error_map"])
+        if worst:
+            result.files["error maps of the worst images"] = folder / "worst"
+        result.write(folder)
         if overlays:
             result.files["overlays"] = Path(output) / "overlays"
-        if worst:
-            folder = Path(output).expanduser() / "worst"
-            folder.mkdir(parents=True, exist_ok=True)
-            for rank, (_, n, drawn) in enumerate(worst):
-                drawn.save(folder / f"{rank:02d}-{sample_set.samples[n].image.stem}.png")
-            result.files["worst images (red FP, blue FN, yellow wrong class)"] = folder
     return result
