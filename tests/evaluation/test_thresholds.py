@@ -193,3 +193,28 @@ def test_write_refuses_an_archive_and_segmentation_refuses_thresholds(classifier
     assert isinstance(result.exception, ArtifactError) and "is an archive" in str(result.exception)
     result = CliRunner().invoke(app, ["evaluate", str(classifier), str(tiny_split["validation"]), "--write"])
     assert isinstance(result.exception, ConfigError) and "--choose-thresholds" in str(result.exception)
+
+
+def test_multi_label_predictions_name_the_classes_over_their_thresholds(tmp_path):
+    from oculi import load_model
+    from oculi.artifacts import update_meta
+    from oculi.inference.calibration import Calibration, scale_scores
+    from tests.serving.bundles import build_bundle
+
+    classes = ["circle", "square", "stripes"]
+    model = build_bundle(tmp_path / "multi", "image-classification",
+                         {"image_shape": "3,32,32", "num_layers": "20", "resize": "36", "multi_label": "1"}, classes)
+    image = torch.randint(0, 255, (3, 40, 40), dtype=torch.uint8)
+    raw = load_model(model).predict(image)
+    assert raw.calibration is None and raw.predicted_labels is None  # no calibration stored: as before
+    update_meta(model, {"calibration": Calibration("max_f1", 0.5, {"circle": 0.0, "square": 1.0,
+                                                                   "stripes": 0.5}).to_meta()})
+    predictor = load_model(model)
+    result = predictor.predict(image)
+    want = scale_scores(torch.tensor(raw.probabilities, dtype=torch.float64), 0.5)
+    assert result.probabilities == pytest.approx(want.tolist(), abs=1e-5)
+    assert "circle" in result.predicted_labels and "square" not in result.predicted_labels
+    assert ("stripes" in result.predicted_labels) == (float(want[2]) >= 0.5)
+    assert predictor.predict(image, threshold="square=0").predicted_labels[:2] == ["circle", "square"]
+    assert predictor.predict(image, threshold="none").predicted_labels is None
+    assert predictor.predict(image, calibrate=False).probabilities == raw.probabilities
