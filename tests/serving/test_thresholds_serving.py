@@ -36,13 +36,14 @@ def calibrated(bundles, tmp_path_factory):
     update_meta(det, {"calibration": Calibration("max_f1", 1.0, {"box": median, "disc": median},
                                                  data={"fingerprint": "0" * 16}).to_meta()})
     update_meta(cls, {"calibration": Calibration("precision=0.95", 2.0, None, 0.999).to_meta()})
-    return {"det": det, "cls": cls, "raw": raw, "median": median}
+    return {"det": det, "cls": cls, "seg": bundles["segmentation"], "raw": raw, "median": median}
 
 
 @pytest.fixture(scope="module")
 def served(calibrated):
     endpoints = [{"name": "det", "variants": [{"name": "AllTraffic", "model": "det"}]},
-                 {"name": "cls", "variants": [{"name": "AllTraffic", "model": "cls"}]}]
+                 {"name": "cls", "variants": [{"name": "AllTraffic", "model": "cls"}]},
+                 {"name": "seg", "variants": [{"name": "AllTraffic", "model": "seg"}]}]
     background = start_server(calibrated, endpoints)
     yield background.url
     background.stop()
@@ -86,6 +87,16 @@ def test_a_request_overrides_the_thresholds_by_query_or_header(served, calibrate
     assert per_class["calibration"]["thresholds"] == {"box": 0.0, "disc": 1.0}
     wrong = _predict(served, "det", {"threshold": "wasp=0.2"})
     assert wrong.status_code == 400 and "not a class of the model" in wrong.json()["message"]
+
+
+def test_a_threshold_for_a_segmentation_model_is_refused(served):
+    answer = httpx.post(f"{served}/endpoints/seg/predict", content=IMAGE, params={"threshold": "0.5"},
+                        headers={"Content-Type": "image/jpeg"}, timeout=60)
+    assert answer.status_code == 400 and "takes no score thresholds" in answer.json()["message"]
+    plain = httpx.post(f"{served}/endpoints/seg/predict", content=IMAGE, headers={"Content-Type": "image/jpeg"},
+                       timeout=60)
+    assert plain.status_code == 200 and "calibration" not in plain.json()
+    assert "X-Oculi-Calibration" not in plain.headers
 
 
 def test_classification_answers_are_temperature_scaled_and_marked_unsure(served, calibrated):

@@ -14,7 +14,7 @@ from PIL import Image
 
 from oculi.artifacts import ModelBundle, load_bundle
 from oculi.data.image import decode_image, decode_image_bytes, pil_to_tensor
-from oculi.errors import ArtifactError, DataError
+from oculi.errors import ArtifactError, ConfigError, DataError
 from oculi.inference.calibration import Applied, Calibration, Override, parse_threshold, resolve
 from oculi.inference.runtimes import load_runtime
 
@@ -104,12 +104,17 @@ class Predictor(ABC):
         bundle has no calibration and nothing is overridden, or the task takes no thresholds."""
         per_class = self.thresholds_per_class()
         if per_class is None:
+            if threshold is not None:
+                raise ConfigError(f"{self.bundle.path} is a {self.task} model, which takes no score thresholds; "
+                                  "leave out the threshold (it applies to classification and detection).")
             return None
         return resolve(self.calibration, self.classes, self.parse_threshold(threshold), per_class)
 
     def calibrate(self, result: Any, threshold: Override = None) -> Any:
         """``result`` (from :meth:`predict_batch`) with the bundle's calibration applied, or the override
-        ``threshold``; the base task has none and returns ``result`` unchanged."""
+        ``threshold``; the base task has none and returns ``result`` unchanged (a threshold for it is a
+        :class:`ConfigError`, see :meth:`applied`)."""
+        self.applied(threshold)
         return result
 
     def parse_threshold(self, threshold: Override) -> Override:
