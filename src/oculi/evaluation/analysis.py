@@ -130,7 +130,7 @@ def plot_detection_errors(tide: TideReport, preds: list[dict[str, torch.Tensor]]
                           targets: list[dict[str, torch.Tensor]], images: list[Path], classes: list[str],
                           folder: Path) -> dict[str, Path]:
     """Per class with errors, ``folder/<class>.png``: its :data:`GALLERY_SIZE` highest-scoring false positives
-    (titled with their TIDE type and score) on the first row, and up to as many missed true boxes on the second.
+    (titled with their TIDE type and score) on one row, and up to as many missed true boxes on the next.
     Images are decoded only for the boxes drawn. Returns class name → path."""
     from oculi.data.image import decode_image
 
@@ -159,19 +159,21 @@ def plot_detection_errors(tide: TideReport, preds: list[dict[str, torch.Tensor]]
         fps = sorted(false_positives.get(label, []), key=lambda item: -item[0])[:GALLERY_SIZE]
         missed = misses.get(label, [])[:GALLERY_SIZE]
         columns = max(len(fps), len(missed), 1)
-        figure = _figure(2.0 * columns, 4.8)
+        rows = (1 if fps else 0) + (1 if missed else 0)
+        figure = _figure(2.0 * columns, 2.4 * rows + 0.3)
         for k, (score, n, box, error) in enumerate(fps):
-            axes = figure.add_subplot(2, columns, k + 1)
+            axes = figure.add_subplot(rows, columns, k + 1)
             axes.imshow(_crop(image(n), box))
             axes.set_title(f"{error} {score:.2f}", fontsize=7)
             axes.set_axis_off()
         for k, (n, box) in enumerate(missed):
-            axes = figure.add_subplot(2, columns, columns + k + 1)
+            axes = figure.add_subplot(rows, columns, columns * (rows - 1) + k + 1)
             axes.imshow(_crop(image(n), box))
             axes.set_title(f"missed: {images[n].name[:18]}", fontsize=7)
             axes.set_axis_off()
-        figure.suptitle(f"{classes[label]}: top false positives (row 1, type and score), missed boxes (row 2)",
-                        fontsize=9)
+        parts = [f"top false positives ({len(fps)}, type and score)" if fps else "",
+                 f"missed boxes ({len(missed)})" if missed else ""]
+        figure.suptitle(f"{classes[label]}: " + " · ".join(p for p in parts if p), fontsize=9)
         figure.tight_layout()
         path = folder / f"{_safe_name(classes[label])}.png"
         figure.savefig(path)
