@@ -7,6 +7,7 @@ from pathlib import Path
 from oculi.data.formats.coco import write_coco
 from oculi.data.formats.manifest import write_detection_manifest
 from oculi.data.formats.sagemaker_json import write_sagemaker_json
+from oculi.data.formats.tools import WRITTEN_TOOL_FORMATS, tool_output, write_tool
 from oculi.data.formats.voc import write_voc
 from oculi.data.formats.yolo import write_yolo
 from oculi.types import BoxTarget, Sample, SampleSet
@@ -46,6 +47,9 @@ def write_as(sample_set: SampleSet, fmt: str, out: Path) -> dict[str, Path]:
     if fmt == "voc":
         write_voc(sample_set, out, copy_images=True)
         return {"path": out}
+    if fmt in WRITTEN_TOOL_FORMATS:
+        write_tool(sample_set, fmt, tool_output(fmt, out))
+        return {"path": tool_output(fmt, out)}
     write_yolo(sample_set, out, copy_images=True)
     return {"path": out}
 

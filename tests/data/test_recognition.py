@@ -1,5 +1,6 @@
-"""Formats recognised by content: CVAT XML, Label Studio (config and JSON export) and VIA JSON are named as what
-they are (not read as VOC or as a manifest), and SageMaker's detection layout is not taken for segmentation."""
+"""Formats recognised by content: CVAT XML, Label Studio JSON exports and VIA JSON are read as what they are (not as
+VOC or as a manifest; see test_tool_formats.py), the variants oculi does not read (a Label Studio configuration,
+JSON-MIN, CVAT for video) are named, and SageMaker's detection layout is not taken for segmentation."""
 
 from __future__ import annotations
 
@@ -88,14 +89,14 @@ def _refused(path: Path, *expected: str) -> None:
     assert "not read this format" in message and "Supported annotation formats" in message
 
 
-def test_cvat_xml_is_named_not_read_as_voc(cvat):
-    _refused(cvat / "annotations.xml", "annotations.xml", "CVAT for images XML", "version 1.1", "COCO 1.0")
-    _refused(cvat, "annotations.xml", "CVAT for images XML")
-    with pytest.raises(DataError, match="CVAT for images XML") as raised:
-        read_detection(cvat)
-    assert "annotations.jpg" not in str(raised.value)
+def test_cvat_xml_is_read_not_taken_for_voc(cvat):
+    for path in (cvat / "annotations.xml", cvat):
+        report = json.loads(runner.invoke(app, ["check", str(path), "--json"]).output)
+        assert report["task"] == "detection" and report["num_images"] == {"train": 2}, report
+    read = read_detection(cvat)
+    assert read.format == "cvat" and [len(s.target) for s in read.samples] == [1, 0]
     converted = runner.invoke(app, ["convert", str(cvat), "--to", "coco", str(cvat.parent / "out")])
-    assert isinstance(converted.exception, DataError) and "CVAT" in str(converted.exception)
+    assert converted.exit_code == 0, converted.output
 
 
 def test_label_studio_config_and_export_are_named(tmp_path):
@@ -105,24 +106,27 @@ def test_label_studio_config_and_export_are_named(tmp_path):
     _refused(config, "Label Studio labeling configuration", "not annotations")
     export = tmp_path / "ls" / "project-1-at-2026-11-30.json"
     export.write_text(json.dumps(LABEL_STUDIO_EXPORT))
-    _refused(export, "Label Studio JSON export", "1 tasks")
-    with pytest.raises(DataError, match="Label Studio JSON export"):
-        read_detection(export)
+    read = read_detection(export)  # read; its image is not here, which is what the findings say
+    assert read.format == "labelstudio" and not len(read)
+    assert [f.code for f in read.findings] == ["missing_image"] and "'/data/upload/1/a.jpg'" in read.findings[0].message
 
 
 @pytest.mark.parametrize("content", [VIA, VIA_PROJECT], ids=["export", "project"])
-def test_via_json_is_named_not_read_as_a_manifest(tmp_path, content):
+def test_via_json_is_read_not_taken_for_a_manifest(tmp_path, content):
     via = tmp_path / "via_region_data.json"
     via.write_text(json.dumps(content))  # one line, as VIA writes it: it used to pass for a manifest
-    _refused(via, "VGG Image Annotator (VIA)", "Export Annotations (COCO format)")
-    with pytest.raises(DataError, match="VIA") as raised:
+    make_image(tmp_path / "a.jpg", size=(64, 48))
+    read = read_detection(via)
+    assert read.format == "via" and read.classes == ["car"] and len(read) == 1
+    with pytest.raises(DataError, match="no image-level class") as raised:
         read_channel(via)
-    assert "possible label attributes" not in str(raised.value)
+    assert "possible label attributes" not in str(raised.value) and str(via) in str(raised.value)
     pretty = tmp_path / "pretty" / "via.json"
     pretty.parent.mkdir()
     pretty.write_text(json.dumps(content, indent=2))
     make_image(tmp_path / "pretty" / "a.jpg")
-    _refused(pretty.parent, "via.json", "VIA")
+    report = json.loads(runner.invoke(app, ["check", str(pretty.parent), "--json"]).output)
+    assert report["task"] == "detection" and report["num_images"] == {"train": 1}, report
 
 
 def test_a_stray_cvat_file_among_voc_annotations_is_ignored_with_a_warning(tmp_path, cvat):
@@ -166,10 +170,13 @@ def test_voc_still_recognised(tmp_path):
     assert len(read_detection(voc)) == 4 and read_detection(voc).format == "voc"
 
 
-def test_the_real_via_fixture_is_named(shared_data):
+def test_the_real_via_fixture_is_checked(shared_data):
     via = shared_data / "format-fixtures" / "via"
-    _refused(via / "via_bbox.json", "VGG Image Annotator (VIA) JSON export", "IMG_4908.jpg")
-    _refused(via, "via_bbox.json", "VIA")
+    for path in (via / "via_bbox.json", via):
+        result = runner.invoke(app, ["check", str(path), "--json"])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        assert report["task"] == "detection" and report["num_images"] == {"train": 2}
 
 
 def test_label_studio_json_min_and_a_single_voc_file_are_named(tmp_path):

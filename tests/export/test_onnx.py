@@ -3,20 +3,14 @@ trained ResNet-20 classifier, random-weight SSD (EfficientNet-Lite0, 96 px) and 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
-import sys
 import tarfile
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from oculi.algorithms import get_algorithm
-from oculi.artifacts import ONNX, WEIGHTS, pack, save_bundle
-from oculi.cli import main
+from oculi.artifacts import ONNX, WEIGHTS, pack
 from oculi.data.synthetic import sample_images
 from oculi.errors import ArtifactError, ConfigError
 from oculi.export import DEFAULT_TOLERANCE, export_onnx
@@ -24,47 +18,7 @@ from oculi.export.onnx import _AdaptiveAvgPool
 from oculi.inference import DetectionPredictor, SegmentationPredictor
 from oculi.precision import inference_precision
 from oculi.tasks import load_predictor
-
-
-def random_bundle(algorithm: str, hyperparameters: dict, classes: list[str], out: Path) -> Path:
-    """A bundle of ``algorithm``'s network with seeded random weights (no training)."""
-    torch.manual_seed(0)
-    algo = get_algorithm(algorithm)
-    hp = algo.hyperparameters.model_validate(hyperparameters)
-    model = algo.build_model(hp, classes, pretrained=False).eval()
-    meta = {"algorithm": algo.name, "task": algo.task, "hyperparameters": hp.model_dump(mode="json"),
-            "classes": classes, "input": algo.input_spec(hp)}
-    return save_bundle(out, meta, model)
-
-
-def digests(folder: Path) -> dict[str, str]:
-    """SHA-256 of every file in ``folder``."""
-    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(folder.iterdir()) if f.is_file()}
-
-
-def copy_bundle(bundle: Path, to: Path) -> Path:
-    return Path(shutil.copytree(bundle, to))
-
-
-@pytest.fixture(scope="module")
-def exported(classifier, tmp_path_factory) -> dict[str, Path]:
-    """Exported copies of a bundle of every task."""
-    root = tmp_path_factory.mktemp("exported")
-    bundles = {
-        "classification": copy_bundle(classifier, root / "classification"),
-        "detection": random_bundle("object-detection", {"base_network": "efficientnet-lite0",
-                                                        "use_pretrained_model": False, "image_shape": 96},
-                                   ["box", "disc"], root / "detection"),
-        "segmentation": random_bundle("semantic-segmentation", {"algorithm": "psp", "backbone":
-                                                                "efficientnet-lite0", "use_pretrained_model": False,
-                                                                "base_size": 64, "crop_size": 48},
-                                      ["0", "1", "2"], root / "segmentation"),
-    }
-    for bundle in bundles.values():
-        weights = digests(bundle)[WEIGHTS]
-        export_onnx(bundle)
-        assert digests(bundle)[WEIGHTS] == weights  # the weights stay as they were, in safetensors
-    return bundles
+from tests.export.conftest import copy_bundle, digests, oculi
 
 
 def images_of_sizes(*sizes: tuple[int, int]) -> list[torch.Tensor]:
@@ -199,7 +153,7 @@ def test_onnx_runtime_errors_name_the_fix(classifier, exported, tmp_path):
     save_file({k: v.contiguous() for k, v in bundle_model.state_dict().items()}, str(stale / WEIGHTS))
     with pytest.raises(ArtifactError, match="exported from other weights.*oculi export"):
         load_predictor(stale, runtime="onnx")
-    with pytest.raises(ConfigError, match="runtime got 'tensorrt'; expected one of torch, onnx"):
+    with pytest.raises(ConfigError, match="runtime got 'tensorrt'; expected one of auto, torch, onnx"):
         load_predictor(exported["classification"], runtime="tensorrt")
     with pytest.raises(ConfigError, match="precision=bfloat16 applies to runtime=torch"):
         load_predictor(exported["classification"], runtime="onnx", precision="bfloat16")
@@ -226,19 +180,6 @@ def test_adaptive_pooling_rewrite_is_exact():
         for shape in ((2, 4, 6, 8), (1, 3, 5, 3), (1, 2, 13, 7), (1, 2, 1, 1)):
             x = torch.randn(*shape)
             assert torch.allclose(_AdaptiveAvgPool((bins, bins))(x), nn.AdaptiveAvgPool2d(bins)(x), atol=1e-6)
-
-
-def oculi(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run the real console entry point in-process: ``(exit code, stdout, stderr)``."""
-    monkeypatch.setattr(sys, "argv", ["oculi", *args])
-    monkeypatch.delenv("OCULI_DEBUG", raising=False)
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_export_and_predict(classifier, tmp_path, monkeypatch, capsys):

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torchvision.models.detection.fcos import FCOS
@@ -31,7 +32,9 @@ class DetectionNetwork:
     - ``priors(model)`` → what ``finish`` needs that depends only on the input size (default boxes, anchors),
       computed once per predictor;
     - ``finish(model, priors, outputs, original_sizes)`` → the eval-mode detections, boxes in each original
-      image's pixels, exactly as the detector's own forward."""
+      image's pixels, exactly as the detector's own forward;
+    - ``edge(model, priors)`` → what the edge package's numpy decoder needs (``oculi export --edge``): the
+      decoder's settings (``kind`` names its function in ``edge_predict.py``) and the priors as an array."""
 
     summary: str
     model_type: type[nn.Module]
@@ -40,6 +43,26 @@ class DetectionNetwork:
     outputs: tuple[str, ...]
     priors: Callable[[nn.Module], Any]
     finish: Callable[[nn.Module, Any, tuple[torch.Tensor, ...], list[tuple[int, int]]], list[dict[str, Any]]]
+    edge: Callable[[nn.Module, Any], tuple[dict[str, Any], np.ndarray]]
+
+
+def _thresholds(model: nn.Module) -> dict[str, Any]:
+    """The post-processing settings torchvision's SSD and FCOS share."""
+    return {"score_thresh": float(model.score_thresh), "topk_candidates": int(model.topk_candidates),
+            "nms_thresh": float(model.nms_thresh), "detections_per_img": int(model.detections_per_img)}
+
+
+def _ssd_edge(model: nn.Module, priors: Any) -> tuple[dict[str, Any], np.ndarray]:
+    return ({"kind": "ssd", "box_weights": [float(w) for w in model.box_coder.weights],
+             "bbox_xform_clip": float(model.box_coder.bbox_xform_clip), **_thresholds(model)},
+            priors.detach().cpu().float().numpy())
+
+
+def _fcos_edge(model: nn.Module, priors: Any) -> tuple[dict[str, Any], np.ndarray]:
+    anchors, per_level = priors
+    return ({"kind": "fcos", "per_level": [int(n) for n in per_level],
+             "normalize_by_size": bool(model.box_coder.normalize_by_size), **_thresholds(model)},
+            anchors.detach().cpu().float().numpy())
 
 
 def _ssd_finish(model: nn.Module, priors: Any, outputs: tuple[torch.Tensor, ...],
@@ -50,10 +73,10 @@ def _ssd_finish(model: nn.Module, priors: Any, outputs: tuple[torch.Tensor, ...]
 NETWORKS: Registry[DetectionNetwork] = Registry("detection network")
 NETWORKS.register("ssd", DetectionNetwork(
     "SSD (SageMaker's): default boxes on 4–7 feature maps, hard-negative mining", SSD, build_ssd, SSDNetwork,
-    ("cls_logits", "bbox_regression"), ssd_default_boxes, _ssd_finish))
+    ("cls_logits", "bbox_regression"), ssd_default_boxes, _ssd_finish, _ssd_edge))
 NETWORKS.register("fcos", DetectionNetwork(
     "FCOS: anchor-free, feature pyramid P3–P7 (strides 8–128), focal loss", FCOS, build_fcos, FCOSNetwork,
-    ("cls_logits", "bbox_regression", "bbox_ctrness"), fcos_locations, fcos_detections))
+    ("cls_logits", "bbox_regression", "bbox_ctrness"), fcos_locations, fcos_detections, _fcos_edge))
 
 
 def network_of(model: nn.Module) -> DetectionNetwork:

@@ -180,7 +180,7 @@ def _start_worker(model: str, media: str, layout: _Layout, threads: int) -> None
         from oculi.tasks import load_predictor
 
         torch.set_num_threads(threads)
-        _worker_engine = _Engine(load_predictor(model), media, layout)
+        _worker_engine = _Engine(load_predictor(model, runtime="auto"), media, layout)
     except Exception as e:  # noqa: BLE001 - reported by the first batch (a failing initializer would be respawned)
         _worker_error = f"worker {os.getpid()} could not load the model: {type(e).__name__}: {e}"
 
@@ -482,10 +482,13 @@ class _Run:
         workers = min(self.workers, len(batches)) or 1
         engine = None
         if batches:
+            from oculi.inference.runtimes import describe
             from oculi.tasks import load_predictor
 
             # Loaded here even for several workers: a broken bundle fails once, with its own error.
-            engine = _Engine(load_predictor(model_path), self.media, self.layout)
+            predictor = load_predictor(model_path, runtime="auto")
+            self.log.say(f"runtime: {describe(predictor.runtime)}")
+            engine = _Engine(predictor, self.media, self.layout)
             if workers > 1:
                 engine = None  # each worker process loads its own copy
         store.transition(name, S.TRANSFORMING,

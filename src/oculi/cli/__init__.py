@@ -9,6 +9,7 @@ import sys
 import typer
 
 from oculi.cli import algorithms as _algorithms
+from oculi.cli import analysis as _analysis
 from oculi.cli import console as _console
 from oculi.cli import data as _data
 from oculi.cli import evaluate as _evaluate
@@ -36,8 +37,13 @@ app.command("predict")(_predict.predict)
 app.command("serve")(_serve.serve)
 app.command("transform")(_transform.transform)
 app.command("export")(_export.export)
+app.command("benchmark")(_export.benchmark)
 app.command("demo")(_train.demo)
 app.command("console")(_console.console)
+app.command("embed")(_analysis.embed)
+app.command("search")(_analysis.search)
+app.command("tag")(_analysis.tag)
+_data.app.command("audit")(_analysis.audit)
 app.add_typer(_data.app, name="data")
 app.add_typer(_algorithms.app, name="algorithms")
 app.add_typer(_jobs.app, name="jobs")

@@ -1,5 +1,5 @@
-"""``oculi data check|split|sample`` for image-classification data and ``oculi data convert`` for object detection
-data."""
+"""``oculi data check|split|sample`` for image-classification data and ``oculi data convert`` for object detection,
+segmentation and labeling tools' (Label Studio, CVAT) data."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from rich.table import Table
 from oculi.cli.common import console, err_console, parse_channels, parse_image_roots, working
 from oculi.data.channels import read_channel, resolve_classification_channels, split_layout
 from oculi.data.checks import check_classification, check_path
-from oculi.data.detection import DETECTION_FORMATS
+from oculi.data.convert import CLASSIFICATION_FORMATS
+from oculi.data.detection import DETECTION_FORMATS, DETECTION_READ_FORMATS
 from oculi.data.formats.manifest import write_manifest
 from oculi.data.segmentation import SEGMENTATION_FORMATS
 from oculi.data.split import stratified_sample, stratified_split
@@ -23,8 +24,9 @@ from oculi.types import SampleSet
 
 app = typer.Typer(
     help="Check, split and sample image-classification data: class folders, SageMaker .lst files and augmented "
-    "manifests. Convert object detection data between SageMaker JSON, manifests, COCO, Pascal VOC and YOLO, and "
-    "segmentation masks between SageMaker's mask layout, -ref manifests, Pascal VOC and COCO.",
+    "manifests. Convert object detection data between SageMaker JSON, manifests, COCO, Pascal VOC, YOLO, Label "
+    "Studio and CVAT, and segmentation masks between SageMaker's mask layout, -ref manifests, Pascal VOC, COCO, "
+    "Label Studio and CVAT. Label Studio, CVAT, labelme and VIA files are read wherever data is.",
     no_args_is_help=True,
 )
 
@@ -40,7 +42,7 @@ LabelAttributeOption = Annotated[
     typer.Option(
         "--label-attribute",
         help="Augmented manifests: the attribute that holds the labels, when the lines have several "
-        "(e.g. class besides verified-class).",
+        "(e.g. class besides verified-class). VIA files: the region attribute that holds the class.",
     ),
 ]
 SeedOption = Annotated[
@@ -211,18 +213,21 @@ def sample(
 
 @app.command()
 def convert(
-    source: Annotated[Path, typer.Argument(help="Detection data: a manifest, COCO JSON, VOC or YOLO folder, or "
-                                           "SageMaker train images (with --annotations); or segmentation data.")],
+    source: Annotated[Path, typer.Argument(help="Detection data: a manifest, COCO JSON, VOC or YOLO folder, "
+                                           "SageMaker train images (with --annotations), a Label Studio / CVAT / "
+                                           "labelme / VIA file; or segmentation or classification data.")],
     to: Annotated[str, typer.Option("--to", help=f"Output format: {', '.join(DETECTION_FORMATS)}; segmentation: "
-                                    f"{', '.join(SEGMENTATION_FORMATS)}.")],
+                                    f"{', '.join(SEGMENTATION_FORMATS)}; classification: "
+                                    f"{', '.join(CLASSIFICATION_FORMATS)}.")],
     out: Annotated[Path, typer.Argument(help="Output folder (or a .manifest / .json file for manifest / coco).")],
     source_format: Annotated[
-        str, typer.Option("--from", help=f"Input format when not recognised: {', '.join(DETECTION_FORMATS)}.")
+        str, typer.Option("--from", help="Input format when not recognised: "
+                          f"{', '.join(DETECTION_READ_FORMATS)}.")
     ] = "auto",
     annotations: Annotated[
         Path | None,
         typer.Option("--annotations", help="SageMaker train_annotation folder when SOURCE is the train images "
-                     "folder; the image folder for COCO and VOC."),
+                     "folder; the image folder for COCO, VOC, Label Studio, CVAT, labelme and VIA."),
     ] = None,
     names: Annotated[
         Path | None, typer.Option("--names", help="YOLO class names: a data YAML or one name per line.")
@@ -236,11 +241,17 @@ def convert(
                                             "annotation file or folders are deleted first). The input itself is "
                                             "never overwritten.")] = False,
     label_attribute: LabelAttributeOption = None,
-    task: Annotated[str, typer.Option("--task", help="auto, detection or segmentation. auto recognises SageMaker "
-                                      "mask folders, VOC SegmentationClass and -ref manifests as segmentation; "
-                                      "pass segmentation to read COCO polygons as masks.")] = "auto",
+    task: Annotated[str, typer.Option("--task", help="auto, classification, detection or segmentation. auto "
+                                      "recognises SageMaker mask folders, VOC SegmentationClass, -ref manifests "
+                                      "and brush / mask labels as segmentation, image tags only as "
+                                      "classification; pass segmentation to read polygons as masks (detection "
+                                      "reads them as their bounding boxes).")] = "auto",
+    default_class: Annotated[str | None, typer.Option(
+        "--default-class", help="VIA: the class of regions without a class attribute (the balloon tutorial's "
+        "files have none); default 'object'.")] = None,
 ) -> None:
-    """Convert object detection data between formats and print a ledger of what was read, written and changed.
+    """Convert object detection data between formats and print a ledger of what was read, written and changed
+    (segmentation masks and image-classification tags too).
 
     Boxes, class names and images are counted in and out; every box or image dropped or changed (clipped, empty,
     a difficult flag YOLO cannot hold, an image not found) is listed with its file and reason. The input is never
@@ -255,6 +266,13 @@ def convert(
     Example: oculi data convert data/streets --to voc out/streets-voc
 
     Example: oculi data convert annotations.json --task segmentation --annotations images --to sagemaker-masks out/sm
+
+    Labeling tools' files (Label Studio JSON exports, CVAT for images 1.1 XML, labelme JSON, VIA 1.x/2 JSON) are
+    read too, and written with --to labelstudio or --to cvat.
+
+    Example: oculi data convert balloon/train/via_region_data.json --to coco out/balloon --default-class balloon
+
+    Example: oculi data convert export.json --task segmentation --to cvat out/cvat
     """
     from oculi.data.tasks import DATA_TASKS
 
@@ -262,6 +280,8 @@ def convert(
         convertible = [t for t in DATA_TASKS.names() if DATA_TASKS.get(t).convert is not None]
         raise ConfigError(f"--task got {task!r}; expected auto, {' or '.join(convertible)}.")
     options = {"copy_images": copy_images, "names": names} if copy_images or names is not None else {}
+    if default_class is not None:
+        options["default_class"] = default_class
     with working(f"converting {source} to {to}…", enabled=not json_output):
         ledger = convert_data(source, to, out, task=task, source_format=source_format, annotations=annotations,
                               image_roots=parse_image_roots(image_root), overwrite=overwrite,

@@ -26,10 +26,15 @@ def predict(
                                     "in the training label encoding, at the image's size (SageMaker's image/png)."),
     min_score: float = typer.Option(0.0, "--min-score", min=0.0, max=1.0, help="Detection: drop detections "
                                     "scoring below this (SageMaker applies no threshold; neither do we by default)."),
-    runtime: str = typer.Option("torch", "--runtime", help="torch, or onnx (the bundle's model.onnx in "
-                                "onnxruntime; make it with `oculi export MODEL --format onnx`)."),
-    precision: str = typer.Option("auto", "--precision", help="torch runtime: auto (bf16 autocast + channels_last "
-                                  "on CPUs with native bf16, else float32), float32 or bfloat16."),
+    runtime: str = typer.Option("auto", "--runtime", help="auto (the fastest runtime `oculi benchmark` measured "
+                                "here within the accuracy bound; without one: bf16 torch on CPUs with native bf16, "
+                                "else the bundle's int8/float32 ONNX export, else torch), torch, or onnx (the "
+                                "bundle's model.onnx; make it with `oculi export MODEL --format onnx`)."),
+    precision: str = typer.Option("auto", "--precision", help="auto, float32 or bfloat16 (torch), int8 or fp16 "
+                                  "(the ONNX models `oculi export --precision` writes). torch's auto: bf16 autocast "
+                                  "+ channels_last on CPUs with native bf16, else float32."),
+    verbose_runtime: bool = typer.Option(False, "--show-runtime", help="Print which runtime and precision ran "
+                                         "(and why) to stderr."),
     threshold: str | None = typer.Option(None, "--threshold", help="Override the thresholds stored by `oculi "
                                          "evaluate --choose-thresholds --write`: a number for every class (the "
                                          "unsure threshold of a single-label model), class=value,… or none."),
@@ -50,6 +55,11 @@ def predict(
     from oculi.tasks import PredictOptions, load_predictor, task_of
 
     predictor = load_predictor(model, runtime=runtime, precision=precision)
+    if verbose_runtime:
+        from oculi.cli.common import err_console
+        from oculi.inference.runtimes import describe
+
+        err_console.print(f"runtime: {describe(predictor.runtime)}")
     options = PredictOptions(top_k=top_k, as_json=as_json, verbose=verbose, annotation=annotation,
                              min_score=min_score, png=png, draw=draw, threshold=threshold)
     applied = predictor.applied(threshold)

@@ -18,8 +18,11 @@ def serve(
                              "only."),
     config: Path | None = typer.Option(None, "--config", help="Endpoint configuration (YAML or JSON): endpoints, "
                                        "their production variants {name, model, weight} and batching settings."),
-    runtime: str = typer.Option("torch", "--runtime", help="torch, or onnx (runs the bundle's exported "
-                                "model.onnx with onnxruntime; see `oculi export`)."),
+    runtime: str = typer.Option("auto", "--runtime", help="auto (the fastest runtime the last `oculi benchmark` "
+                                "measured on this kind of machine within the accuracy bound; without one: bf16 torch "
+                                "on CPUs with native bf16, else the bundle's int8/float32 ONNX export, else torch), "
+                                "torch, or onnx (the bundle's model.onnx; see `oculi export`). The choice is printed "
+                                "at start-up."),
     max_batch_size: int | None = typer.Option(None, "--max-batch-size", min=1, help="Dynamic batching: most "
                                               "requests one model forward takes (default 8; 1 turns batching "
                                               "off). For variants whose config sets none."),
@@ -69,8 +72,8 @@ def serve(
     from oculi.serving.server import ServeOptions, endpoint_config
     from oculi.serving.server import serve as run
 
-    if runtime not in ("torch", "onnx"):
-        raise ConfigError(f"--runtime {runtime!r} is not a runtime; use torch or onnx.")
+    if runtime not in ("auto", "torch", "onnx"):
+        raise ConfigError(f"--runtime {runtime!r} is not a runtime; use auto, torch or onnx.")
     options = ServeOptions(batching=Batching(max_batch_size=max_batch_size, max_latency_ms=max_latency_ms,
                                              max_queue_size=max_queue_size),
                            runtime=runtime,  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from oculi.data.formats.folders import is_class_folders, read_folders
 from oculi.data.formats.foreign import is_voc_xml, raise_if_foreign
 from oculi.data.formats.lst import is_lst, read_lst
 from oculi.data.formats.manifest import is_manifest, read_manifest
+from oculi.data.formats.tools import read_tool, to_classification, tool_format
 from oculi.errors import ConfigError, DataError
 from oculi.registry import closest
 from oculi.types import IMAGE_EXTENSIONS, Finding, SampleSet
@@ -79,10 +80,20 @@ def read_channel(
     prefix → local folder for manifests. ``classes``: the training classes, for a validation channel.
     ``num_classes``: how many classes the training channel has (SageMaker's hyperparameter): a ``.lst`` or
     manifest class id at or above it is a ``label_out_of_range`` finding naming the line.
-    ``label_attribute``: the manifest attribute holding the labels, when its lines have several."""
+    ``label_attribute``: the manifest attribute holding the labels, when its lines have several. A Label Studio
+    export or a CVAT XML (or a folder holding one) is read for its image-level tags (Choices, ``<tag>``); see
+    :func:`~oculi.data.formats.tools.to_classification`."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: not found. Pass a folder of class sub-folders, a .lst file or a manifest.")
+    if tool_format(path) is not None:
+        label_file = read_tool(path, image_root=image_root)
+        if label_file.items and "tag" not in label_file.kinds():
+            held = ", ".join(sorted(label_file.kinds())) or "no label"
+            raise DataError(f"{path}: a {label_file.format} file with no image-level class (Label Studio Choices, "
+                            f"CVAT <tag>): it holds {held} regions, which are object detection or semantic "
+                            "segmentation data. Train object-detection or semantic-segmentation on it.")
+        return to_classification(label_file, classes)
     if path.is_dir():
         splits = split_layout(path)
         if splits is not None:

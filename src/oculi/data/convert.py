@@ -21,6 +21,7 @@ from oculi.data.formats.boxes import copy_image, unique_stems
 from oculi.data.formats.coco import write_coco
 from oculi.data.formats.manifest import write_detection_manifest
 from oculi.data.formats.sagemaker_json import write_sagemaker_json
+from oculi.data.formats.tools import WRITTEN_TOOL_FORMATS, tool_output, write_tool
 from oculi.data.formats.voc import write_voc
 from oculi.data.formats.yolo import write_yolo
 from oculi.errors import ConfigError, DataError
@@ -86,9 +87,12 @@ class Ledger:
 
 
 def output_paths(to: str, out: Path, *, copy_images: bool = False, task: str = "detection") -> list[Path]:
-    """The files and folders a conversion to ``to`` under ``out`` writes (``task``: ``detection`` or
-    ``segmentation``), for the overwrite checks of :func:`guard_output`."""
+    """The files and folders a conversion to ``to`` under ``out`` writes (``task``: ``classification``,
+    ``detection`` or ``segmentation``), for the overwrite checks of :func:`guard_output`."""
     out = Path(out)
+    if to in WRITTEN_TOOL_FORMATS:
+        path = tool_output(to, out)
+        return [path, *([path.parent / "images"] if copy_images else [])]
     if task == "segmentation":
         return {"sagemaker-masks": [out / "train", out / "train_annotation"],
                 "manifest": [out / "train.manifest", out / "masks"],
@@ -208,6 +212,12 @@ def _write(sample_set: SampleSet, to: str, out: Path, copy_images: bool) -> tupl
     if to == "voc":
         findings += write_voc(sample_set, out, copy_images=copy_images)
         return findings, out
+    if to in WRITTEN_TOOL_FORMATS:
+        path = tool_output(to, out)
+        if copy_images:
+            sample_set = _copied(sample_set, path.parent / "images", findings)
+        findings += write_tool(sample_set, to, path)
+        return findings, path
     findings += write_yolo(sample_set, out, copy_images=copy_images)
     return findings, out
 
@@ -216,8 +226,9 @@ def convert(source: Path, to: str, out: Path, *, task: str = "auto", **options: 
     """Convert the data at ``source`` to the format ``to`` under ``out`` and return the :class:`Ledger` of what was
     read, written and changed. ``task`` (``auto``: recognised from the data, see :mod:`oculi.data.tasks`) picks the
     converter: :func:`convert_detection` for boxes, :func:`~oculi.data.segmentation.convert_segmentation` for
-    masks; ``options`` are theirs (``copy_images``, ``source_format``, ``image_roots``, ``names``,
-    ``annotations``, ``overwrite``, ``label_attribute``)."""
+    masks, :func:`convert_classification` for image-level classes; ``options`` are theirs (``copy_images``,
+    ``source_format``, ``image_roots``, ``names``, ``annotations``, ``overwrite``, ``label_attribute``,
+    ``default_class``)."""
     from oculi.data.tasks import convert_data
 
     return convert_data(Path(source), to, Path(out), task=task, **options)
@@ -235,26 +246,30 @@ def convert_detection(
     annotations: Path | None = None,
     overwrite: bool = False,
     label_attribute: str | None = None,
+    default_class: str | None = None,
 ) -> Ledger:
-    """Convert the detection data at ``source`` (any of :data:`DETECTION_FORMATS`, recognised by content unless
+    """Convert the detection data at ``source`` (any of :data:`DETECTION_READ_FORMATS`, recognised by content unless
     ``source_format`` names it) to the format ``to``, written under ``out``; boxes stay ``xyxy`` pixels in between.
 
     Output layouts: ``sagemaker-json`` → ``out/train_annotation/*.json`` (+ ``out/train/`` images when copied);
     ``manifest`` → ``out/train.manifest`` (or ``out`` itself when it ends in ``.manifest``/``.jsonl``); ``coco`` →
     ``out/annotations.json`` (or ``out`` when it ends in ``.json``); ``voc`` → ``out/Annotations`` (+
-    ``JPEGImages``); ``yolo`` → ``out/labels``, ``out/images`` (links unless copied), ``out/data.yaml``. Images are
+    ``JPEGImages``); ``yolo`` → ``out/labels``, ``out/images`` (links unless copied), ``out/data.yaml``;
+    ``labelstudio`` → ``out/labelstudio.json``; ``cvat`` → ``out/annotations.xml`` (or ``out`` when it ends in
+    ``.json`` / ``.xml``; + ``images/`` when copied). Images are
     referenced by path unless ``copy_images`` (``shutil.copy2``, never re-encoded). ``image_roots``, ``names`` and
     ``annotations`` are passed to :func:`~oculi.data.detection.read_detection`. Returns the :class:`Ledger`.
 
     Nothing of the input is ever written over: an output that is (or holds) the input is refused, and so is an
     output that exists unless ``overwrite`` (then it is replaced). Data in which no image is found (or every listed
     image is missing) raises :class:`~oculi.errors.DataError` and writes nothing. ``label_attribute``: a
-    manifest's label attribute, when its lines have several."""
+    manifest's label attribute, when its lines have several. ``default_class``: the class of VIA regions without
+    a class attribute."""
     if to not in DETECTION_FORMATS:
         raise ConfigError(f"--to got {to!r}; expected one of {', '.join(DETECTION_FORMATS)}.")
     source, out = Path(source), Path(out)
     read = read_detection(source, annotations=annotations, image_roots=image_roots, names=names,
-                          format=source_format, label_attribute=label_attribute)
+                          format=source_format, label_attribute=label_attribute, default_class=default_class)
     require_images(read, source)
     guard_output([source, annotations, names], (s.image for s in read.samples), out,
                  output_paths(to, out, copy_images=copy_images), overwrite)
@@ -274,3 +289,45 @@ def convert_detection(
         boxes_per_class_in=per_class_in, boxes_per_class_out=per_class_out, changes=changes,
     )
 
+
+
+CLASSIFICATION_FORMATS = WRITTEN_TOOL_FORMATS
+
+
+def convert_classification(source: Path, to: str, out: Path, *, copy_images: bool = False,
+                           source_format: str = "auto", image_roots: dict[str, Path] | None = None,
+                           annotations: Path | None = None, overwrite: bool = False,
+                           label_attribute: str | None = None, names: Path | None = None,
+                           default_class: str | None = None) -> Ledger:
+    """Convert image-classification data at ``source`` (class folders, a ``.lst``, a manifest, a Label Studio
+    export with Choices or a CVAT XML with tags; see :func:`~oculi.data.channels.read_channel`) to ``to`` (one of
+    :data:`CLASSIFICATION_FORMATS`: Label Studio ``choices``, CVAT ``<tag>``) under ``out``
+    (``out/labelstudio.json`` or ``out/annotations.xml``; + ``images/`` when ``copy_images``). The output is read
+    back; the ledger counts class labels per class (``unit="labels"``; a multi-label image counts once per
+    class). ``source_format``, ``annotations``, ``names``
+    and ``default_class`` do not apply to classification data and are refused when given."""
+    from oculi.data.channels import read_channel
+
+    if to not in CLASSIFICATION_FORMATS:
+        raise ConfigError(f"--to got {to!r}; image-classification data converts to one of "
+                          f"{', '.join(CLASSIFICATION_FORMATS)}.")
+    given = [name for name, value in (("--from", source_format != "auto"), ("--annotations", annotations),
+                                      ("--names", names), ("--default-class", default_class)) if value]
+    if given:
+        raise ConfigError(f"{', '.join(given)} do(es) not apply to image-classification data; leave it out.")
+    source, out = Path(source), Path(out)
+    read = read_channel(source, image_roots=image_roots, label_attribute=label_attribute)
+    require_images(read, source)
+    guard_output([source], (s.image for s in read.samples), out, output_paths(to, out, copy_images=copy_images,
+                                                                             task="classification"), overwrite)
+    written, back_path = _write(read, to, out, copy_images)
+    back = read_channel(back_path)
+    if not len(back):
+        raise DataError(f"{back_path}: the {to} file written from {len(read)} image(s) reads back with none.")
+    images_in, per_class_in = _box_counts(read)
+    images_out, per_class_out = _box_counts(back)
+    changes = [*read.findings, *written, *(f for f in back.findings if f.level != "info")]
+    return Ledger(source=str(source), source_format=read.format, target=str(back_path), target_format=to,
+                  images_in=len(read), images_out=len(back), boxes_in=images_in, boxes_out=images_out,
+                  boxes_per_class_in=per_class_in, boxes_per_class_out=per_class_out, changes=changes,
+                  unit="labels")

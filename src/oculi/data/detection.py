@@ -12,12 +12,14 @@ from oculi.data.formats.coco import is_coco, read_coco
 from oculi.data.formats.foreign import is_voc_xml, raise_if_foreign
 from oculi.data.formats.manifest import is_manifest, read_detection_manifest
 from oculi.data.formats.sagemaker_json import read_sagemaker_json
+from oculi.data.formats.tools import TOOL_FORMATS, read_tool, to_detection, tool_format
 from oculi.data.formats.voc import annotations_dir, read_voc
 from oculi.data.formats.yolo import is_yolo, read_yolo, yolo_splits
 from oculi.errors import ConfigError, DataError
 from oculi.types import Finding, SampleSet
 
-DETECTION_FORMATS = ("sagemaker-json", "manifest", "coco", "voc", "yolo")
+DETECTION_FORMATS = ("sagemaker-json", "manifest", "coco", "voc", "yolo", "labelstudio", "cvat")
+DETECTION_READ_FORMATS = (*DETECTION_FORMATS, "labelme", "via")  # labelme and VIA are read, not written
 
 
 def _is_sagemaker_annotations(folder: Path) -> bool:
@@ -35,10 +37,15 @@ def detect_format(path: Path, annotations: Path | None = None) -> str:
     """The detection format of ``path`` (one of :data:`DETECTION_FORMATS`), recognised by content: a JSON-lines
     file → ``manifest``; a JSON object with ``images``/``annotations`` (or a folder holding ``annotations.json``)
     → ``coco``; ``Annotations/*.xml`` → ``voc``; ``labels/*.txt`` or a data YAML → ``yolo``; ``annotations``
-    given, a ``train_annotation`` sub-folder or a folder of per-image JSON → ``sagemaker-json``. Raises
-    :class:`DataError` when nothing matches, saying which format the data looks like when it is one oculi does
-    not read (CVAT XML, Label Studio, VIA; see :mod:`oculi.data.formats.foreign`)."""
+    given, a ``train_annotation`` sub-folder or a folder of per-image JSON → ``sagemaker-json``; a labeling
+    tool's file → ``labelstudio``, ``cvat``, ``labelme`` or ``via`` (see :mod:`oculi.data.formats.tools`; then
+    ``annotations`` is the image folder). Raises :class:`DataError` when nothing matches, saying which format the
+    data looks like when it is one oculi does not read (CVAT for video, Label Studio JSON-MIN; see
+    :mod:`oculi.data.formats.foreign`)."""
     path = Path(path)
+    tool = tool_format(path) if path.exists() else None
+    if tool is not None:
+        return tool
     if annotations is not None:
         return "sagemaker-json"
     if not path.exists():
@@ -66,9 +73,9 @@ def detect_format(path: Path, annotations: Path | None = None) -> str:
         raise_if_foreign(path)
     raise DataError(
         f"{path}: not a detection dataset oculi recognises. Expected an augmented manifest (.manifest), a COCO "
-        "JSON file, a Pascal VOC folder (Annotations/*.xml), a YOLO folder (labels/*.txt + data.yaml) or SageMaker "
-        "`train` + `train_annotation` folders; name the format with `--from "
-        f"{{{','.join(DETECTION_FORMATS)}}}` if it is one of them."
+        "JSON file, a Pascal VOC folder (Annotations/*.xml), a YOLO folder (labels/*.txt + data.yaml), SageMaker "
+        "`train` + `train_annotation` folders, or a Label Studio, CVAT for images, labelme or VIA file; name the "
+        f"format with `--from {{{','.join(DETECTION_READ_FORMATS)}}}` if it is one of them."
     )
 
 
@@ -83,9 +90,10 @@ def read_detection(
     split: str | None = None,
     num_classes: int | None = None,
     label_attribute: str | None = None,
+    default_class: str | None = None,
 ) -> SampleSet:
     """Read detection data at ``path`` into a :class:`SampleSet` of ``xyxy`` absolute-pixel :class:`BoxTarget`
-    targets, in ``format`` (one of :data:`DETECTION_FORMATS`, or ``"auto"``: see :func:`detect_format`).
+    targets, in ``format`` (one of :data:`DETECTION_READ_FORMATS`, or ``"auto"``: see :func:`detect_format`).
 
     ``annotations``: the SageMaker ``train_annotation`` folder when ``path`` is the ``train`` images folder (or
     the image root for COCO and VOC). ``image_roots``: ``{"s3://bucket/prefix": folder}`` for manifests.
@@ -94,11 +102,17 @@ def read_detection(
     (SageMaker's hyperparameter): for formats whose files may not name their classes (manifests without a
     class-map, SageMaker JSON without categories, YOLO without names), the classes are ids ``0…num_classes-1`` and
     a box with a higher id is a ``label_out_of_range`` finding naming the file and line. ``label_attribute``: the
-    manifest attribute holding the boxes, when its lines have several."""
+    manifest attribute holding the boxes, when its lines have several (VIA: the region attribute holding the
+    class). ``default_class``: the class of VIA regions without a class attribute. Labeling tools' polygons and
+    masks are read as their bounding boxes."""
     path = Path(path)
-    if format != "auto" and format not in DETECTION_FORMATS:
-        raise ConfigError(f"detection format {format!r} is unknown; expected one of {', '.join(DETECTION_FORMATS)}.")
+    if format != "auto" and format not in DETECTION_READ_FORMATS:
+        raise ConfigError(f"detection format {format!r} is unknown; expected one of "
+                          f"{', '.join(DETECTION_READ_FORMATS)}.")
     fmt = detect_format(path, annotations) if format == "auto" else format
+    if fmt in TOOL_FORMATS:
+        return to_detection(read_tool(path, format=fmt, image_root=annotations, default_class=default_class,
+                                      class_attribute=label_attribute), classes, num_classes)
     if fmt == "manifest":
         if path.is_dir():
             found = sorted(path.glob("*.manifest"))

@@ -12,7 +12,8 @@ from pathlib import Path
 from oculi.errors import ConfigError, DataError
 from oculi.types import SampleSet
 
-SEGMENTATION_FORMATS = ("sagemaker-masks", "manifest", "voc", "coco")
+SEGMENTATION_FORMATS = ("sagemaker-masks", "manifest", "voc", "coco", "labelstudio", "cvat")
+SEGMENTATION_READ_FORMATS = (*SEGMENTATION_FORMATS, "labelme", "via")  # labelme and VIA are read, not written
 
 
 def _first_record(path: Path) -> dict | None:
@@ -57,9 +58,14 @@ def _split_root(path: Path, split: str) -> tuple[Path, Path] | None:
 def is_segmentation(path: Path) -> bool:
     """True when ``path`` holds segmentation data oculi recognises without being told (SageMaker's mask layout —
     ``train/`` + ``train_annotation/`` holding masks, not per-image JSON — a Pascal VOC folder with
-    ``SegmentationClass``, or a ``-ref`` manifest). COCO files are ambiguous (boxes
-    and polygons) and count as detection unless the format is named."""
+    ``SegmentationClass``, a ``-ref`` manifest, or a labeling tool's file holding masks: Label Studio brushes,
+    CVAT ``<mask>``). COCO files and the tools' polygons are ambiguous (boxes and polygons) and count as detection
+    unless the task is named."""
+    from oculi.data.formats.tools import read_tool, tool_format
+
     path = Path(path)
+    if tool_format(path) is not None:
+        return "mask" in read_tool(path).kinds()
     if path.is_dir():
         return _split_root(path, "train") is not None or (path / "SegmentationClass").is_dir()
     return is_segmentation_manifest(path)
@@ -68,12 +74,17 @@ def is_segmentation(path: Path) -> bool:
 def detect_format(path: Path, annotations: Path | None = None) -> str:
     """The segmentation format of ``path`` (one of :data:`SEGMENTATION_FORMATS`): ``annotations`` given or a
     folder with ``train/`` + ``train_annotation/`` → ``sagemaker-masks``; a folder with ``SegmentationClass/`` →
-    ``voc``; a ``-ref`` manifest → ``manifest``; a COCO JSON (or a folder holding ``annotations.json``) → ``coco``.
-    Raises :class:`DataError` when nothing matches."""
+    ``voc``; a ``-ref`` manifest → ``manifest``; a COCO JSON (or a folder holding ``annotations.json``) → ``coco``;
+    a labeling tool's file → ``labelstudio``, ``cvat``, ``labelme`` or ``via``. Raises :class:`DataError` when
+    nothing matches."""
     from oculi.data.formats.coco import is_coco
     from oculi.data.formats.foreign import raise_if_foreign
+    from oculi.data.formats.tools import tool_format
 
     path = Path(path)
+    tool = tool_format(path) if path.exists() else None
+    if tool is not None:
+        return tool
     if annotations is not None:
         return "sagemaker-masks"
     if not path.exists():
@@ -99,7 +110,7 @@ def detect_format(path: Path, annotations: Path | None = None) -> str:
         f"{path}: not segmentation data oculi recognises. Expected SageMaker's layout (train/ + train_annotation/ "
         "PNG masks, or pass the images folder with its annotation folder), an augmented manifest with a `…-ref` "
         "mask attribute, a Pascal VOC folder (JPEGImages/ + SegmentationClass/) or a COCO JSON with polygons; "
-        f"name the format with `--from {{{','.join(SEGMENTATION_FORMATS)}}}` if it is one of them."
+        f"name the format with `--from {{{','.join(SEGMENTATION_READ_FORMATS)}}}` if it is one of them."
     )
 
 
@@ -115,9 +126,10 @@ def read_segmentation(
     format: str = "auto",
     encoding: dict | None = None,
     label_attribute: str | None = None,
+    default_class: str | None = None,
 ) -> SampleSet:
     """Read segmentation data at ``path`` into a :class:`SampleSet` of :class:`~oculi.types.MaskTarget` samples,
-    in ``format`` (one of :data:`SEGMENTATION_FORMATS`, or ``"auto"``: see :func:`detect_format`).
+    in ``format`` (one of :data:`SEGMENTATION_READ_FORMATS`, or ``"auto"``: see :func:`detect_format`).
 
     ``annotations``: the mask folder (SageMaker's ``train_annotation``) when ``path`` is the image folder, or
     the image folder for VOC / COCO. ``label_map``: a SageMaker label map file or folder (``<split>_label_map.json``
@@ -125,18 +137,25 @@ def read_segmentation(
     which split of a dataset root to read (``train`` or ``validation``). ``image_roots``: ``{"s3://bucket/prefix":
     folder}`` for manifests. ``classes``: class names to read against (validation against training, evaluation
     against a model); ``num_classes``: how many classes (SageMaker's hyperparameter), else inferred.
-    ``label_attribute``: a manifest's ``…-ref`` mask attribute, when its lines have several."""
+    ``label_attribute``: a manifest's ``…-ref`` mask attribute, when its lines have several. A labeling tool's
+    file (``annotations``: its image folder) has its polygons, masks and boxes painted into class masks (see
+    :func:`~oculi.data.formats.tools.to_segmentation`); ``default_class``: the class of VIA regions without one,
+    ``label_attribute`` the VIA region attribute holding the class."""
     from oculi.data.formats.coco_masks import read_coco_masks
     from oculi.data.formats.mask_manifest import read_mask_manifest
     from oculi.data.formats.masks import read_mask_folders
+    from oculi.data.formats.tools import TOOL_FORMATS, read_tool, to_segmentation
     from oculi.data.formats.voc_masks import read_voc_masks
 
     path = Path(path)
-    if format != "auto" and format not in SEGMENTATION_FORMATS:
+    if format != "auto" and format not in SEGMENTATION_READ_FORMATS:
         raise ConfigError(f"segmentation format {format!r} is unknown; expected one of "
-                          f"{', '.join(SEGMENTATION_FORMATS)}.")
+                          f"{', '.join(SEGMENTATION_READ_FORMATS)}.")
     fmt = detect_format(path, annotations) if format == "auto" else format
-    if fmt == "sagemaker-masks":
+    if fmt in TOOL_FORMATS:
+        sample_set = to_segmentation(read_tool(path, format=fmt, image_root=annotations, default_class=default_class,
+                                               class_attribute=label_attribute), classes)
+    elif fmt == "sagemaker-masks":
         images, masks = (path, annotations) if annotations is not None else (_split_root(path, split) or
                                                                              (path, path))
         if annotations is None and _split_root(path, split) is None:
@@ -219,24 +238,28 @@ def _pixel_counts(sample_set: SampleSet) -> tuple[int, dict[str, int]]:
 
 def convert_segmentation(source: Path, to: str, out: Path, *, source_format: str = "auto",
                          image_roots: dict[str, Path] | None = None, annotations: Path | None = None,
-                         overwrite: bool = False, label_attribute: str | None = None):  # noqa: ANN201
-    """Convert segmentation data at ``source`` (any of :data:`SEGMENTATION_FORMATS`) to ``to`` under ``out``,
+                         overwrite: bool = False, label_attribute: str | None = None,
+                         default_class: str | None = None):  # noqa: ANN201
+    """Convert segmentation data at ``source`` (any of :data:`SEGMENTATION_READ_FORMATS`) to ``to`` under ``out``,
     read the output back and return a :class:`~oculi.data.convert.Ledger` counting labelled pixels per class in
     and out (``unit="pixels"``) with every change. Layouts: ``sagemaker-masks`` → ``out/train`` +
     ``out/train_annotation`` (images copied); ``manifest`` → ``out/train.manifest`` + ``out/masks/``; ``voc`` →
-    ``out/JPEGImages`` + ``out/SegmentationClass``; ``coco`` → ``out/annotations.json`` (RLE; images referenced).
-    An output that is (or holds) the input is refused, an existing one unless ``overwrite``; no image found is a
-    :class:`DataError` (see :func:`~oculi.data.convert.guard_output`)."""
+    ``out/JPEGImages`` + ``out/SegmentationClass``; ``coco`` → ``out/annotations.json`` (RLE; images referenced);
+    ``labelstudio`` → ``out/labelstudio.json`` (brush RLE); ``cvat`` → ``out/annotations.xml`` (``<mask>``); both
+    reference the images. ``default_class``: the class of VIA regions without one. An output that is (or holds)
+    the input is refused, an existing one unless ``overwrite``; no image found is a :class:`DataError` (see
+    :func:`~oculi.data.convert.guard_output`)."""
     from oculi.data.convert import Ledger, guard_output, output_paths, require_images
     from oculi.data.formats.coco_masks import write_coco_masks
     from oculi.data.formats.mask_manifest import write_mask_manifest
     from oculi.data.formats.masks import write_mask_folders
+    from oculi.data.formats.tools import WRITTEN_TOOL_FORMATS, tool_output, write_tool
     from oculi.data.formats.voc_masks import write_voc_masks
 
     if to not in SEGMENTATION_FORMATS:
         raise ConfigError(f"--to got {to!r}; segmentation data converts to one of {', '.join(SEGMENTATION_FORMATS)}.")
     read = read_segmentation(source, annotations=annotations, image_roots=image_roots, format=source_format,
-                             label_attribute=label_attribute)
+                             label_attribute=label_attribute, default_class=default_class)
     errors = [f for f in read.findings if f.level == "error"]
     if errors:
         raise DataError(f"{errors[0].location()}: {errors[0].message} Fix the {len(errors)} error(s) first (see "
@@ -252,6 +275,9 @@ def convert_segmentation(source: Path, to: str, out: Path, *, source_format: str
         written = write_mask_manifest(read, back_path)
     elif to == "voc":
         written, back_path = write_voc_masks(read, out), out
+    elif to in WRITTEN_TOOL_FORMATS:
+        back_path = tool_output(to, out)
+        written = write_tool(read, to, back_path)
     else:
         back_path = out / "annotations.json"
         written = write_coco_masks(read, back_path)

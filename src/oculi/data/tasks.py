@@ -57,7 +57,7 @@ def ordered() -> list[DataTask]:
 
 def recognise(path: Path, *, convertible: bool = False) -> DataTask:
     """The task of the data at ``path``: the first (in recognition order) whose ``recognise`` accepts it, else the
-    last one (classification; with ``convertible``, among the tasks that have a converter: detection)."""
+    last one (classification; with ``convertible``, among the tasks that have a converter)."""
     candidates = [t for t in ordered() if t.convert is not None or not convertible]
     for task in candidates[:-1]:
         if task.recognise(Path(path)):
@@ -70,6 +70,14 @@ def convert_data(source: Path, to: str, out: Path, *, task: str = "auto", **opti
     recognised from the data; see :func:`recognise`). Raises :class:`ConfigError` for a task without a converter
     or a target format it does not write."""
     data_task = recognise(Path(source), convertible=True) if task == "auto" else DATA_TASKS.get(task)
+    fallback = [t for t in ordered() if t.convert is not None][-1]
+    separate_labels = options.get("annotations") is not None or options.get("names") is not None
+    if task == "auto" and data_task is fallback and (to not in data_task.convert_formats or separate_labels):
+        # no task recognised the data, and the fallback does not write ``to`` or the labels are in a separate
+        # annotation folder / names file (never so for class folders): read it with the last task that writes
+        # ``to``, whose reader then says what it expected
+        writers = [t for t in ordered() if to in t.convert_formats and t is not fallback]
+        data_task = writers[-1] if writers else data_task
     if data_task.convert is None:
         convertible = ", ".join(t.name for t in ordered() if t.convert is not None)
         raise ConfigError(f"{data_task.name} data has no converter; `oculi data convert` converts {convertible} "
@@ -102,12 +110,15 @@ def _is_detection(path: Path) -> bool:
     import json
 
     from oculi.data.detection import detect_format
+    from oculi.data.formats.tools import TOOL_FORMATS, read_tool
     from oculi.errors import DataError
 
     try:
         fmt = detect_format(path)
     except (DataError, OSError):
         return False
+    if fmt in TOOL_FORMATS:  # a labeling tool's file: detection when it holds regions, not only image tags
+        return bool(read_tool(path).kinds() & {"box", "polygon"})
     if fmt != "manifest":
         return True
     with path.open() as f:  # classification manifests are JSON lines too: look for a box label
@@ -139,6 +150,12 @@ def _convert_detection(source: Path, to: str, out: Path, **options: Any) -> Any:
     from oculi.data.convert import convert_detection
 
     return convert_detection(source, to, out, **options)
+
+
+def _convert_classification(source: Path, to: str, out: Path, **options: Any) -> Any:
+    from oculi.data.convert import convert_classification
+
+    return convert_classification(source, to, out, **options)
 
 
 def _is_segmentation(path: Path) -> bool:
@@ -173,6 +190,7 @@ def _segmentation_empty_class(name: str, split: str, is_training: bool) -> str:
 
 def _register_builtins() -> None:
     from oculi.data import synthetic
+    from oculi.data.convert import CLASSIFICATION_FORMATS
     from oculi.data.detection import DETECTION_FORMATS
     from oculi.data.segmentation import SEGMENTATION_FORMATS
 
@@ -183,8 +201,8 @@ def _register_builtins() -> None:
         "detection", 1, _is_detection, _detection_splits, _convert_detection, DETECTION_FORMATS,
         split_findings=_detection_negatives, synthesize=synthetic.write_detection_data))
     DATA_TASKS.register("classification", DataTask(
-        "classification", 2, lambda path: True, _classification_splits, empty_class_is_error=True,
-        synthesize=synthetic.write_classification_data))
+        "classification", 2, lambda path: True, _classification_splits, _convert_classification,
+        CLASSIFICATION_FORMATS, empty_class_is_error=True, synthesize=synthetic.write_classification_data))
 
 
 _register_builtins()

@@ -425,7 +425,9 @@ def bundle_meta(run: RunPlan, prepared: Prepared, history: EpochHistory,
         "history": history.history,
         "dataset": {"fingerprint": dataset_fingerprint([data.train, data.validation]),
                     "train_images": len(data.train), "validation_images": len(data.validation),
-                    "class_counts": {name: counts.get(i, 0) for i, name in enumerate(data.classes)}},
+                    "class_counts": {name: counts.get(i, 0) for i, name in enumerate(data.classes)},
+                    "channels": {name: str(Path(value).resolve()) for name, value in run.channels.items()
+                                 if isinstance(value, (str, Path))}},
         "init_model": str(run.init_path) if run.init_path else None,
     }
 

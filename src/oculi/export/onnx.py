@@ -26,6 +26,8 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -187,31 +189,54 @@ def export_onnx(model: str | Path, *, tolerance: float = DEFAULT_TOLERANCE) -> E
         raise ConfigError(f"tolerance got {tolerance}; expected a number ≥ 0 (default {DEFAULT_TOLERANCE:g}). Pass "
                           f"e.g. --tolerance {DEFAULT_TOLERANCE:g}.")
     source = Path(model).expanduser()
-    bundle = load_bundle(source)
+    with opened(source) as bundle, tempfile.TemporaryDirectory(prefix="oculi-export-") as scratch:
+        onnx_file = Path(scratch) / ONNX
+        report = export_checked(bundle, source, tolerance, onnx_file)
+        entry = onnx_entry(bundle.path, report)
+        commit(bundle, source, {ONNX: onnx_file}, {"onnx": entry})
     archive = source if source.is_file() else None
-    try:
-        report = _export_checked(bundle, source, tolerance)
-        entry = _entry(bundle.path, report)
-        try:
-            (bundle.path / (ONNX + ".tmp")).replace(bundle.path / ONNX)
-            update_meta(bundle.path, {"onnx": entry})
-            if archive is not None:
-                pack(bundle.path, archive.with_name(archive.name + ".tmp")).replace(archive)
-        except OSError as e:
-            raise ArtifactError(f"{source}: cannot write the export ({e}). Copy the bundle to a writable folder and "
-                                "export that copy.") from None
-    finally:
-        (bundle.path / (ONNX + ".tmp")).unlink(missing_ok=True)
-        if archive is not None:
-            archive.with_name(archive.name + ".tmp").unlink(missing_ok=True)
-            shutil.rmtree(bundle.path, ignore_errors=True)  # the unpacked copy load_bundle made
     return ExportResult(path=archive / ONNX if archive else bundle.path / ONNX, archive=archive, entry=entry,
                         parity=report, seconds=time.perf_counter() - started)
 
 
-def _export_checked(bundle: ModelBundle, source: Path, tolerance: float) -> ParityReport:
-    """Export ``bundle``'s network to a scratch file, check it, and copy it to ``model.onnx.tmp`` in the bundle
-    folder when it passes; raise :class:`ArtifactError` (nothing copied) when export or parity fails."""
+@contextmanager
+def opened(source: Path) -> Iterator[ModelBundle]:
+    """The bundle at ``source`` loaded for an export; the unpacked copy of a ``model.tar.gz`` is removed after."""
+    bundle = load_bundle(source)
+    try:
+        yield bundle
+    finally:
+        if source.is_file():
+            shutil.rmtree(bundle.path, ignore_errors=True)  # the unpacked copy load_bundle made
+
+
+def commit(bundle: ModelBundle, source: Path, files: dict[str, Path], meta: dict[str, Any]) -> None:
+    """Copy ``files`` (name in the bundle → file written elsewhere) into the bundle and merge ``meta`` into its
+    model.json, each file written to a temporary name first and renamed; a ``model.tar.gz`` ``source`` is
+    re-packed the same way. Nothing is left half-written when a copy fails (:class:`ArtifactError`)."""
+    archive = source if source.is_file() else None
+    staged = [bundle.path / (name + ".tmp") for name in files]
+    try:
+        for path, temporary in zip(files.values(), staged, strict=True):
+            shutil.copyfile(path, temporary)
+        for name, temporary in zip(files, staged, strict=True):
+            temporary.replace(bundle.path / name)
+        update_meta(bundle.path, meta)
+        if archive is not None:
+            pack(bundle.path, archive.with_name(archive.name + ".tmp")).replace(archive)
+    except OSError as e:
+        raise ArtifactError(f"{source}: cannot write the export ({e}). Copy the bundle to a writable folder and "
+                            "export that copy.") from None
+    finally:
+        for temporary in staged:
+            temporary.unlink(missing_ok=True)
+        if archive is not None:
+            archive.with_name(archive.name + ".tmp").unlink(missing_ok=True)
+
+
+def export_checked(bundle: ModelBundle, source: Path, tolerance: float, destination: Path) -> ParityReport:
+    """Export ``bundle``'s network to ``destination`` and check it against PyTorch; raise :class:`ArtifactError`
+    (``destination`` removed) when export or parity fails. The bundle itself is not touched."""
     contract = task_of(bundle)
     predictor = contract.predictor(bundle, precision="float32")
     network = predictor.network().eval()
@@ -222,32 +247,27 @@ def _export_checked(bundle: ModelBundle, source: Path, tolerance: float) -> Pari
         raise ArtifactError(f"{source}: the {bundle.meta['algorithm']} algorithm has no ONNX export plan; it cannot "
                             "be exported yet.")
     plan = make_plan(predictor.model, predictor.spec)
-    with tempfile.TemporaryDirectory(prefix="oculi-export-") as scratch:
-        scratch_file = Path(scratch) / ONNX
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices
-                torch.onnx.export(_onnx_ready(network), (plan.example,), str(scratch_file), input_names=["images"],
-                                  output_names=plan.outputs, dynamic_axes=plan.dynamic_axes, opset_version=OPSET,
-                                  do_constant_folding=True, dynamo=False)
-        except Exception as e:
-            raise ArtifactError(f"{source}: torch.onnx could not export the {bundle.meta.get('task')} network "
-                                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Nothing was "
-                                "written. Run with --debug for the traceback.") from e
-        report = _parity(predictor, network, OnnxRuntime(scratch_file), plan, tolerance)
-        if not report.passed:
-            raise ArtifactError(f"{source}: {ONNX} was not written — onnxruntime does not reproduce PyTorch on the "
-                                f"sample images: " + "; ".join(report.problems) + ". If that difference is "
-                                "acceptable, pass a larger --tolerance.")
-        try:
-            shutil.copyfile(scratch_file, bundle.path / (ONNX + ".tmp"))
-        except OSError as e:
-            raise ArtifactError(f"{source}: cannot write {ONNX} into {bundle.path} ({e}). Copy the bundle to a "
-                                "writable folder and export that copy.") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices
+            torch.onnx.export(_onnx_ready(network), (plan.example,), str(destination), input_names=["images"],
+                              output_names=plan.outputs, dynamic_axes=plan.dynamic_axes, opset_version=OPSET,
+                              do_constant_folding=True, dynamo=False)
+    except Exception as e:
+        destination.unlink(missing_ok=True)
+        raise ArtifactError(f"{source}: torch.onnx could not export the {bundle.meta.get('task')} network "
+                            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Nothing was "
+                            "written. Run with --debug for the traceback.") from e
+    report = _parity(predictor, network, OnnxRuntime(destination), plan, tolerance)
+    if not report.passed:
+        destination.unlink(missing_ok=True)
+        raise ArtifactError(f"{source}: {ONNX} was not written — onnxruntime does not reproduce PyTorch on the "
+                            f"sample images: " + "; ".join(report.problems) + ". If that difference is "
+                            "acceptable, pass a larger --tolerance.")
     return report
 
 
-def _entry(directory: Path, report: ParityReport) -> dict[str, Any]:
+def onnx_entry(directory: Path, report: ParityReport) -> dict[str, Any]:
     """model.json's ``"onnx"`` record; dynamic axes appear by name (``batch``, ``height``, ``width``)."""
     import onnx
     import onnxruntime

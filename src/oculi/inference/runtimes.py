@@ -1,7 +1,10 @@
 """Runtimes: what runs a bundle's network inside a predictor. ``torch`` runs the module eagerly under the engine's
-precision policy; ``onnx`` runs the bundle's ``model.onnx`` (written by ``oculi export MODEL --format onnx``) in an
-onnxruntime session on the CPU. Decoding, preprocessing and postprocessing stay in the predictors, so both runtimes
-share every line except the network call: ``runtime(inputs) → outputs``, ``float32`` tensors in and out."""
+precision policy; ``onnx`` runs the bundle's ``model.onnx`` (written by ``oculi export MODEL --format onnx``) — or
+its int8 / fp16 variants (``--precision int8|fp16``) — in an onnxruntime session. ``auto`` picks, from the
+artifacts the bundle has, what the last ``oculi benchmark`` on a machine of this kind measured fastest within the
+accuracy bound (without one: bf16 torch on CPUs with native bf16, the int8 or float32 ONNX model on other CPUs,
+fp16 ONNX on GPUs). Decoding, preprocessing and postprocessing stay in the predictors, so every runtime shares
+every line except the network call: ``runtime(inputs) → outputs``, ``float32`` tensors in and out."""
 
 from __future__ import annotations
 
@@ -13,10 +16,12 @@ from torch import nn
 
 from oculi.artifacts import ONNX, ModelBundle, weights_digest
 from oculi.errors import ArtifactError, ConfigError
-from oculi.precision import inference_precision, memory_format, uses_channels_last
+from oculi.precision import cpu_supports_bf16, inference_precision, memory_format, uses_channels_last
 
-RUNTIMES = ("torch", "onnx")
-PRECISIONS = ("auto", "float32", "bfloat16")
+RUNTIMES = ("auto", "torch", "onnx")
+PRECISIONS = ("auto", "float32", "bfloat16", "int8", "fp16")
+QUANTIZED = {"int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
+"""The reduced-precision ONNX files ``oculi export --precision`` writes, by precision (model.json ``onnx_<p>``)."""
 
 
 class TorchRuntime:
@@ -26,6 +31,7 @@ class TorchRuntime:
     ``float32``."""
 
     name = "torch"
+    reason = ""
 
     def __init__(self, network: nn.Module, device: torch.device, precision: str) -> None:
         self.device = device
@@ -46,22 +52,27 @@ class TorchRuntime:
 
 
 class OnnxRuntime:
-    """Runs an ONNX file in an onnxruntime ``InferenceSession`` with the CPU execution provider, in float32, with
-    as many intra-op threads as torch uses (the physical cores unless ``OMP_NUM_THREADS`` or
-    ``torch.set_num_threads`` say otherwise), so both runtimes compete equally; operators run one at a time
-    (onnxruntime's sequential execution, one inter-op thread)."""
+    """Runs an ONNX file in an onnxruntime ``InferenceSession`` — the CPU execution provider, or CUDA's first
+    when ``precision`` is ``fp16`` and onnxruntime has it — with as many intra-op threads as torch uses (the
+    physical cores unless ``OMP_NUM_THREADS`` or ``torch.set_num_threads`` say otherwise), so the runtimes compete
+    equally; operators run one at a time (onnxruntime's sequential execution, one inter-op thread). ``precision``
+    names the file's arithmetic (``float32``, ``int8``, ``fp16``); inputs and outputs are float32 for all."""
 
     name = "onnx"
-    precision = "float32"
+    reason = ""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, precision: str = "float32") -> None:
         import onnxruntime
 
+        self.precision = precision
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        if precision == "fp16" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
         try:
-            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=providers)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/… types
             raise ArtifactError(f"{path} cannot be loaded by onnxruntime ({e}). Run `oculi export` again to "
                                 "rewrite it.") from None
@@ -75,40 +86,118 @@ class OnnxRuntime:
 
 def load_runtime(bundle: ModelBundle, network: nn.Module, runtime: str, device: torch.device,
                  precision: str) -> TorchRuntime | OnnxRuntime:
-    """The runtime ``runtime`` (``torch`` | ``onnx``) for ``bundle``. ``network`` is the torch module the torch
-    runtime runs (and that the bundle's ``model.onnx`` was exported from). ``precision``: ``auto`` (the engine's
-    policy for this device, see :func:`~oculi.precision.inference_precision`), ``float32`` or
-    ``bfloat16`` (torch only).
+    """The runtime ``runtime`` (``auto`` | ``torch`` | ``onnx``) for ``bundle``. ``network`` is the torch module the
+    torch runtime runs (and that the bundle's ONNX files were exported from). ``precision``: ``auto`` (torch: the
+    engine's policy for this device, see :func:`~oculi.precision.inference_precision`; onnx: float32),
+    ``float32``, ``bfloat16`` (torch only), ``int8`` or ``fp16`` (onnx only: ``model.int8.onnx`` /
+    ``model.fp16.onnx`` from ``oculi export --precision``). ``runtime=auto`` takes the choice of
+    :func:`choose_runtime`; with an explicit precision it is the runtime that runs that precision. The returned
+    runtime's ``reason`` says why it was chosen (what servers print at start-up).
 
-    Raises :class:`ConfigError` for an unknown runtime or precision, ``onnx`` with a non-CPU device or with
-    ``bfloat16``; :class:`ArtifactError` when ``model.onnx`` is missing or was exported from other weights than
-    the bundle's (both name the command that fixes it)."""
+    Raises :class:`ConfigError` for an unknown runtime or precision, or a combination a runtime does not run;
+    :class:`ArtifactError` when the ONNX file is missing or was exported from other weights than the bundle's
+    (both name the command that fixes it)."""
     if runtime not in RUNTIMES:
         raise ConfigError(f"runtime got {runtime!r}; expected one of {', '.join(RUNTIMES)}.")
     if precision not in PRECISIONS:
         raise ConfigError(f"precision got {precision!r}; expected one of {', '.join(PRECISIONS)}.")
+    reason = f"runtime={runtime} precision={precision} as asked"
+    if runtime == "auto" and precision != "auto":  # an explicit precision names its runtime
+        runtime = "onnx" if precision in QUANTIZED else "torch"
+    elif runtime == "auto":
+        runtime, precision, reason = choose_runtime(bundle, device)
+    chosen = _load(bundle, network, runtime, device, precision)
+    chosen.reason = reason
+    return chosen
+
+
+def _load(bundle: ModelBundle, network: nn.Module, runtime: str, device: torch.device,
+          precision: str) -> TorchRuntime | OnnxRuntime:
+    """The runtime itself, once ``auto`` is resolved (see :func:`load_runtime`)."""
     if runtime == "torch":
+        if precision in QUANTIZED:
+            raise ConfigError(f"precision={precision} runs the exported ONNX model; pass runtime='onnx' (after `oculi "
+                              f"export MODEL --format onnx --precision {precision}`).")
         return TorchRuntime(network, device, inference_precision(device) if precision == "auto" else precision)
-    if device.type != "cpu":
-        raise ConfigError(f"runtime=onnx runs on the CPU (onnxruntime's CPU provider); device got {device}. Pass "
-                          "device='cpu', or runtime='torch' for the GPU.")
     if precision == "bfloat16":
-        raise ConfigError("precision=bfloat16 applies to runtime=torch; the ONNX export runs in float32. Pass "
-                          "precision='auto' or 'float32' with runtime='onnx'.")
-    _check_onnx(bundle)
-    return OnnxRuntime(bundle.path / ONNX)
+        raise ConfigError("precision=bfloat16 applies to runtime=torch; ONNX models run in float32, int8 or fp16. "
+                          "Pass precision='auto', 'float32', 'int8' or 'fp16' with runtime='onnx'.")
+    precision = "float32" if precision == "auto" else precision
+    if device.type != "cpu" and precision != "fp16":
+        raise ConfigError(f"runtime=onnx runs {precision} models on the CPU (onnxruntime's CPU provider); device got "
+                          f"{device}. Pass device='cpu', precision='fp16' (after exporting it), or runtime='torch' "
+                          "for the GPU.")
+    _check_onnx(bundle, precision)
+    return OnnxRuntime(bundle.path / (QUANTIZED.get(precision, ONNX)), precision)
 
 
-def _check_onnx(bundle: ModelBundle) -> None:
-    """Raise :class:`ArtifactError` unless the bundle holds a ``model.onnx`` exported from its current weights."""
+def machine_kind(device: torch.device | None = None) -> str:
+    """What kind of machine runs here, as benchmarks are filed: ``cuda:<GPU name>`` for a GPU device, else
+    ``cpu:<ATen's vector capability>`` plus ``+bf16`` on CPUs with native bf16 (e.g. ``cpu:avx2``,
+    ``cpu:avx512+bf16``)."""
+    if device is not None and device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    capability = torch.backends.cpu.get_cpu_capability().lower()
+    return f"cpu:{capability}" + ("+bf16" if cpu_supports_bf16() else "")
+
+
+def available(bundle: ModelBundle, precision: str) -> bool:
+    """True when the bundle holds the ONNX file of ``precision`` (``float32``, ``int8``, ``fp16``), recorded and
+    exported from its current weights."""
+    try:
+        _check_onnx(bundle, precision)
+    except ArtifactError:
+        return False
+    return True
+
+
+def choose_runtime(bundle: ModelBundle, device: torch.device) -> tuple[str, str, str]:
+    """``runtime=auto``: ``(runtime, precision, why)``. The fastest row of the bundle's last benchmark on this kind
+    of machine (model.json ``benchmarks``) that kept the accuracy bound and whose artifact is still current; without
+    one, bf16 torch on CPUs with native bf16, the int8 then float32 ONNX model on other CPUs, fp16 ONNX on GPUs
+    (when exported), else torch."""
+    kind = machine_kind(device)
+    rows = (bundle.meta.get("benchmarks") or {}).get(kind, {}).get("rows", [])
+    usable = [row for row in rows
+              if row.get("ok") and (row["runtime"] == "torch" or available(bundle, row["precision"]))]
+    if usable:
+        best = min(usable, key=lambda row: row["p50_ms"])
+        return (best["runtime"], best["precision"],
+                f"fastest within the accuracy bound in the last `oculi benchmark` on this machine kind ({kind}): "
+                f"{best['p50_ms']:.1f} ms per image at batch 1")
+    if device.type == "cuda":
+        if available(bundle, "fp16"):
+            return "onnx", "fp16", "GPU with an fp16 ONNX export (no benchmark on this machine kind yet)"
+        return "torch", "auto", "GPU (no fp16 ONNX export, no benchmark on this machine kind yet)"
+    if cpu_supports_bf16():
+        return "torch", "bfloat16", f"this CPU has native bf16 ({kind}; no benchmark on it yet)"
+    for precision in ("int8", "float32"):
+        if available(bundle, precision):
+            return ("onnx", precision,
+                    f"this CPU has no native bf16 ({kind}) and the bundle has a {precision} ONNX export")
+    return ("torch", "float32", f"this CPU has no native bf16 ({kind}) and the bundle has no ONNX export (`oculi "
+            "export MODEL --format onnx` makes one)")
+
+
+def _check_onnx(bundle: ModelBundle, precision: str = "float32") -> None:
+    """Raise :class:`ArtifactError` unless the bundle holds the ONNX file of ``precision`` exported from its current
+    weights."""
     source = bundle.source or bundle.path
-    export = f"`oculi export {source} --format onnx`"
-    if not (bundle.path / ONNX).is_file():
-        raise ArtifactError(f"{source} has no {ONNX}: run {export} first (or use runtime=torch).")
-    entry: dict[str, Any] | None = bundle.meta.get("onnx")
+    name = QUANTIZED.get(precision, ONNX)
+    key = "onnx" if precision == "float32" else f"onnx_{precision}"
+    flag = "" if precision == "float32" else f" --precision {precision}"
+    export = f"`oculi export {source} --format onnx{flag}`"
+    if not (bundle.path / name).is_file():
+        raise ArtifactError(f"{source} has no {name}: run {export} first (or use runtime=torch).")
+    entry: dict[str, Any] | None = bundle.meta.get(key)
     if not entry:
-        raise ArtifactError(f"{source}: {ONNX} is not recorded in model.json (the bundle was saved again after the "
+        raise ArtifactError(f"{source}: {name} is not recorded in model.json (the bundle was saved again after the "
                             f"export). Run {export} again.")
     if entry.get("weights_sha256") != weights_digest(bundle.path):
-        raise ArtifactError(f"{source}: {ONNX} was exported from other weights than weights.safetensors. Run "
+        raise ArtifactError(f"{source}: {name} was exported from other weights than weights.safetensors. Run "
                             f"{export} again.")
+
+
+def describe(runtime: TorchRuntime | OnnxRuntime) -> str:
+    """``"onnx int8 (why it was chosen)"``: one line for start-up messages."""
+    return f"{runtime.name} {runtime.precision}" + (f" ({runtime.reason})" if runtime.reason else "")

@@ -13,12 +13,13 @@ from typing import Any, Literal
 
 from oculi.errors import ConfigError, OculiError
 from oculi.inference.codecs import TaskCodec
+from oculi.inference.runtimes import describe
 from oculi.serving.batching import Batcher
 from oculi.serving.config import Batching, ServingConfig
 from oculi.serving.metrics import ServingMetrics, VariantStats
 from oculi.tasks import task_of
 
-Runtime = Literal["torch", "onnx"]
+Runtime = Literal["auto", "torch", "onnx"]
 
 
 class EndpointNotFound(OculiError):
@@ -118,14 +119,15 @@ class Endpoint:
 
 
 def load_predictor(model: Path, runtime: Runtime) -> Any:
-    """Load a bundle as a predictor for ``runtime`` (``onnx`` needs the bundle's exported ``model.onnx``)."""
+    """Load a bundle as a predictor for ``runtime`` (``onnx`` needs the bundle's exported ``model.onnx``; ``auto``
+    picks the measured fastest, see :func:`oculi.inference.runtimes.choose_runtime`)."""
     from oculi.tasks import load_predictor as load
 
     return load(model, runtime=runtime)
 
 
 def load_endpoints(config: ServingConfig, metrics: ServingMetrics, defaults: Batching | None = None,
-                   runtime: Runtime = "torch", echo: Callable[[str], None] = print) -> list[Endpoint]:
+                   runtime: Runtime = "auto", echo: Callable[[str], None] = print) -> list[Endpoint]:
     """Load every variant's model (once, now) and build the endpoints with their batchers (not yet started).
     ``echo`` prints what each variant resolved to."""
     settings = config.resolved(defaults)
@@ -148,9 +150,9 @@ def load_endpoints(config: ServingConfig, metrics: ServingMetrics, defaults: Bat
             variants.append(Variant(endpoint_config.name, variant_config.name, variant_config.model, predictor,
                                     task, contract.codec, batcher, stats, batching))
             echo(f"endpoint {endpoint_config.name}, variant {variant_config.name}: {task} model "
-                 f"{variant_config.model} ({runtime}), weight {variant_config.weight:g}, max_batch_size "
-                 f"{batching.max_batch_size}, max_latency_ms {batching.max_latency_ms:g}, max_queue_size "
-                 f"{batching.max_queue_size}")
+                 f"{variant_config.model} (runtime {describe(predictor.runtime)}), weight {variant_config.weight:g}, "
+                 f"max_batch_size {batching.max_batch_size}, max_latency_ms {batching.max_latency_ms:g}, "
+                 f"max_queue_size {batching.max_queue_size}")
 
         def publish(endpoint: Endpoint) -> None:
             for name, weight in endpoint.weights.items():

@@ -31,7 +31,7 @@ class ServeOptions:
     address the server binds (``host``) with the extra Host names it answers to (``allowed_hosts``)."""
 
     batching: Batching = field(default_factory=Batching)
-    runtime: Runtime = "torch"
+    runtime: Runtime = "auto"
     max_body_bytes: int | None = None
     capture_dir: Path | None = None
     capture_percent: float = 20.0

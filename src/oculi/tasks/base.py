@@ -15,6 +15,7 @@ from oculi.algorithms.base import ExportPlan
 from oculi.data.tasks import DataTask
 from oculi.inference.codecs import TaskCodec
 from oculi.inference.predictor import Predictor
+from oculi.types import SampleSet
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -61,15 +62,26 @@ class TaskContract:
     - ``transform_batch_size``: batch transform's default images per model call.
     - ``data``: the data layer's half (:class:`~oculi.data.tasks.DataTask`): recognition, data check,
       conversion.
+    - ``metric``: the headline key of its evaluator's ``report.metrics`` (higher is better): what gates a
+      quantized export and what an edge benchmark reports.
     - ``annotation_kind``: what a labeler draws for it (``class``, ``box``, ``mask``).
     - ``view``: the console's drawing module for its labels and answers (``oculi/console/static/views/<view>.js``);
       ``view_labels(target, classes)``: a sample's target as the JSON that module draws (class names; boxes
       ``{"box": [x1, y1, x2, y2] absolute pixels, "label"}``; a mask as an RGBA PNG data URL).
+    - ``edge(predictor)``: what its edge package's ``oculi_edge.json`` holds besides the task, classes and model
+      file (input spec, output format, detection's decoder) and the arrays written beside it (file name → array).
     - Milestone-2 hooks, filled by the issues that need them (None until then): ``explanation_target`` (what a
       CAM explains for one result), ``monitoring_statistics`` (per-prediction statistics a monitor tracks),
-      ``audit`` (the data audit's label-issue finder), ``calibration_data(report)`` (an evaluation report's scores
-      as :class:`~oculi.evaluation.calibration.CalibrationData`, for ``oculi evaluate --choose-thresholds``;
-      None: the task takes no thresholds)."""
+      ``audit`` (the data audit's label-issue finder: ``audit(sets, context)`` → findings, see
+      :mod:`oculi.analysis.labels`).
+    - Analysis hooks (:mod:`oculi.analysis`): ``embedding_features(network, images)`` — normalised ``float32
+      [B, 3, H, W]`` → penultimate features ``[B, D]`` of the predictor's ``network()``; ``embedding_regions(target)``
+      — the ``xyxy`` pixel boxes of a sample worth embedding as crops besides the whole image (detection: its
+      boxes); ``write_manifest(sample_set, path)`` — write samples of the task as an augmented manifest (the
+      audit's ``clean.manifest``).
+    - ``calibration_data(report)``: an evaluation report's scores as
+      :class:`~oculi.evaluation.calibration.CalibrationData`, for ``oculi evaluate --choose-thresholds`` (None: the
+      task takes no thresholds)."""
 
     name: str
     title: str
@@ -82,11 +94,16 @@ class TaskContract:
     show: Callable[[Predictor, list[Path], PredictOptions, Console], None]
     transform_batch_size: int
     data: DataTask
+    metric: str
     annotation_kind: str
     view: str
     view_labels: Callable[[Any, list[str]], dict[str, Any]]
+    edge: Callable[[Any], tuple[dict[str, Any], dict[str, Any]]]
     explanation_target: Callable[..., Any] | None = None
     monitoring_statistics: Callable[..., Any] | None = None
     audit: Callable[..., Any] | None = None
+    embedding_features: Callable[[Any, Any], Any] | None = None
+    embedding_regions: Callable[[Any], list[tuple[float, float, float, float]]] = lambda target: []
+    write_manifest: Callable[[SampleSet, Path], Any] | None = None
     calibration_data: Callable[[Any], Any] | None = None
     extras: dict[str, Any] = field(default_factory=dict)

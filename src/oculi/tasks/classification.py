@@ -10,6 +10,7 @@ import torch
 from pydantic import BaseModel
 
 from oculi.algorithms.base import ExportPlan
+from oculi.data.formats.manifest import write_manifest
 from oculi.data.synthetic import sample_images
 from oculi.data.tasks import DATA_TASKS
 from oculi.data.transforms import normalize
@@ -123,9 +124,32 @@ def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
     return {"classes": [classes[i] if 0 <= i < len(classes) else str(i) for i in indices]}
 
 
+def embedding_features(network: Any, images: torch.Tensor) -> torch.Tensor:
+    """Penultimate features: the input of the classifier's last linear layer ``[B, D]``."""
+    from oculi.analysis.embeddings import last_linear_input
+
+    return last_linear_input(network, images)
+
+
+def audit(sets: dict[str, Any], context: Any) -> Any:
+    """Label issues from out-of-fold (or the given model's) class probabilities with cleanlab; see
+    :func:`oculi.analysis.labels.classification_label_issues`."""
+    from oculi.analysis.labels import classification_label_issues
+
+    return classification_label_issues(sets, context)
+
+
+def edge(predictor: ClassificationPredictor) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The edge package's settings: the input spec (resize, crop, mean/std, softmax or sigmoid)."""
+    return {"input": predictor.spec}, {}
+
+
 CONTRACT = TaskContract(
     name="classification", title="image classification", predictor=ClassificationPredictor, codec=CODEC,
     evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=ClassificationResponse,
-    show=show, transform_batch_size=32, data=DATA_TASKS.get("classification"), annotation_kind="class",
-    view="classification", view_labels=view_labels, calibration_data=calibration_data,
+    show=show, transform_batch_size=32, data=DATA_TASKS.get("classification"), metric="accuracy",
+    annotation_kind="class",
+    view="classification", view_labels=view_labels, edge=edge,
+    audit=audit, embedding_features=embedding_features,
+    write_manifest=write_manifest, calibration_data=calibration_data,
 )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
+from oculi.data.formats.manifest import write_detection_manifest
 from oculi.data.tasks import DATA_TASKS
 from oculi.errors import ConfigError
 from oculi.inference.codecs import TaskCodec, json_bytes
@@ -133,9 +134,39 @@ def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
     return {"boxes": boxes, "width": getattr(target, "width", None), "height": getattr(target, "height", None)}
 
 
+def embedding_features(network: Any, images: Any) -> Any:
+    """Penultimate features: the detector backbone's deepest feature map averaged over space ``[B, C]``."""
+    from oculi.analysis.embeddings import pooled_backbone
+
+    return pooled_backbone(network, images)
+
+
+def embedding_regions(target: Any) -> list[tuple[float, float, float, float]]:
+    """The labelled boxes (``xyxy`` pixels): each is embedded as a crop, so search can find objects."""
+    return [] if target is None else [tuple(box) for box in target.boxes]
+
+
+def audit(sets: dict[str, Any], context: Any) -> Any:
+    """Missing, swapped and misplaced boxes with cleanlab's object-detection module; see
+    :func:`oculi.analysis.labels.detection_label_issues`."""
+    from oculi.analysis.labels import detection_label_issues
+
+    return detection_label_issues(sets, context)
+
+
+def edge(predictor: DetectionPredictor) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The edge package's settings: the input spec and the network's decoder, its priors in ``priors.npy``."""
+    decoder, priors = predictor.kind.edge(predictor.model, predictor.priors)
+    return {"input": predictor.spec, "decoder": {**decoder, "priors": "priors.npy"}}, {"priors.npy": priors}
+
+
 CONTRACT = TaskContract(
     name="detection", title="object detection", predictor=DetectionPredictor, codec=CODEC, evaluate=evaluate,
     export_plan=None, friendly=friendly, friendly_schema=DetectionResponse, show=show, transform_batch_size=8,
-    data=DATA_TASKS.get("detection"), annotation_kind="box",
-    view="detection", view_labels=view_labels, calibration_data=calibration_data,
+    data=DATA_TASKS.get("detection"), metric="mAP",
+    annotation_kind="box",
+    view="detection", view_labels=view_labels, edge=edge,
+    embedding_features=embedding_features,
+    embedding_regions=embedding_regions, write_manifest=write_detection_manifest, audit=audit,
+    calibration_data=calibration_data,
 )

@@ -10,6 +10,7 @@ import torch
 from pydantic import BaseModel
 
 from oculi.algorithms.base import ExportPlan
+from oculi.data.formats.mask_manifest import write_mask_manifest
 from oculi.data.synthetic import sample_images
 from oculi.data.tasks import DATA_TASKS
 from oculi.data.transforms import normalize
@@ -126,9 +127,39 @@ def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
             "classes": [classes[i] for i in present]}
 
 
+def embedding_features(network: Any, images: torch.Tensor) -> torch.Tensor:
+    """Penultimate features: the segmentation backbone's deepest feature map averaged over space ``[B, C]``."""
+    from oculi.analysis.embeddings import pooled_backbone
+
+    return pooled_backbone(network, images)
+
+
+def audit(sets: dict[str, Any], context: Any) -> Any:
+    """Images with likely wrong masks, with cleanlab's segmentation module; see
+    :func:`oculi.analysis.labels.segmentation_label_issues`."""
+    from oculi.analysis.labels import segmentation_label_issues
+
+    return segmentation_label_issues(sets, context)
+
+
+def edge(predictor: SegmentationPredictor) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The edge package's settings: the input spec, and the mask PNG's pixel value per class (the label
+    encoding) and palette."""
+    import numpy as np
+
+    from oculi.data.formats.masks import encode_classes, voc_palette
+
+    values = encode_classes(np.arange(len(predictor.classes)), predictor.spec.get("label_encoding"))
+    return {"input": predictor.spec, "output": {"mask_values": [int(v) for v in values],
+                                                "palette": [v for rgb in voc_palette() for v in rgb]}}, {}
+
+
 CONTRACT = TaskContract(
     name="segmentation", title="semantic segmentation", predictor=SegmentationPredictor, codec=CODEC,
     evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=SegmentationResponse, show=show,
-    transform_batch_size=4, data=DATA_TASKS.get("segmentation"), annotation_kind="mask",
-    view="segmentation", view_labels=view_labels,
+    transform_batch_size=4, data=DATA_TASKS.get("segmentation"), metric="mIOU",
+    annotation_kind="mask",
+    view="segmentation", view_labels=view_labels, edge=edge,
+    embedding_features=embedding_features,
+    write_manifest=write_mask_manifest, audit=audit,
 )

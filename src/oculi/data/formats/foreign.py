@@ -1,5 +1,9 @@
 """Annotation formats oculi does not read (yet), recognised by content so the error says what the file is.
 
+Label Studio JSON exports, CVAT for images XML and VIA 1.x/2 files are read (:mod:`oculi.data.formats.tools`) and
+recognised before these checks run; what is left for them is the variants those readers refuse (CVAT for video,
+Label Studio's JSON-MIN, a labeling configuration, VIA 3).
+
 Recognised: CVAT XML (``<annotations><version>1.1</version>…<image name=…><box label=… xtl=…/>``; CVAT for images
 and CVAT for video), Label Studio's labeling configuration (an XML ``<View>`` with ``<Image>`` and a labels tag),
 Label Studio JSON exports (a list of tasks with ``data`` and ``annotations``/``completions``/``predictions``),
@@ -22,7 +26,8 @@ _PROBED_FILES = 20
 SUPPORTED = ("Supported annotation formats: object detection — SageMaker per-image JSON (train + train_annotation), "
              "augmented manifests, COCO JSON, Pascal VOC XML (one <annotation> per image), YOLO; classification — "
              "class folders, .lst, augmented manifests; segmentation — SageMaker PNG masks, -ref manifests, VOC "
-             "SegmentationClass, COCO.")
+             "SegmentationClass, COCO; any task — Label Studio JSON exports, CVAT for images 1.1 XML, labelme JSON, "
+             "VIA 1.x/2 JSON.")
 
 _HINTS = {
     "cvat": "Export the task from CVAT as \"COCO 1.0\", \"Pascal VOC 1.1\" or \"YOLO 1.1\" instead.",
