@@ -1,12 +1,12 @@
 """Thresholds and calibration on real data: does a threshold chosen on one half of held-out data keep its promise
 on the other half, and does temperature scaling lower the calibration error there?
 
-Trains ResNet-20 (32×32) on 1,000 MNIST digits from ../shared/data/mnist5k for a few epochs, chooses an "unsure"
+Trains ResNet-20 (32×32) on 600 MNIST digits from ../shared/data/mnist5k for a few epochs, chooses an "unsure"
 threshold for ``--rule`` and fits the temperature on 500 held-out digits (``oculi evaluate --choose-thresholds``'
 code path), then measures on 500 others: expected calibration error before/after, and the precision and
 coverage of the answers above the threshold. Prints a few lines; takes about 3 minutes on 2 busy cores.
 
-Usage: python bench/thresholds.py [--epochs 3] [--rule precision=0.99]
+Usage: python bench/thresholds.py [--epochs 2] [--rule precision=0.99]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def main() -> None:
     from oculi.tasks.thresholds import evaluate_with_thresholds
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--rule", default="precision=0.99")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -51,7 +51,7 @@ def main() -> None:
     rows = rows[np.random.default_rng(0).permutation(len(rows))]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        train_dir = write_digits(rows[:1000], root / "train")
+        train_dir = write_digits(rows[:600], root / "train")
         choose_dir = write_digits(rows[1000:1500], root / "choose")
         test_dir = write_digits(rows[1500:2000], root / "test")
         started = time.perf_counter()
@@ -79,7 +79,7 @@ def main() -> None:
         print(f"chosen on 500 digits ({args.rule}): temperature {cal.temperature:.3f}, unsure below "
               f"{cal.unsure:.4f} (precision there {choice.precision:.4f}, {choice.kept} kept); ECE "
               f"{chosen.ece_before:.4f} → {chosen.ece_after:.4f}")
-        print(f"training {trained:.0f} s ({args.epochs} epochs, 1,000 digits); evaluate + choose {choosing:.1f} s")
+        print(f"training {trained:.0f} s ({args.epochs} epochs, 600 digits); evaluate + choose {choosing:.1f} s")
 
 
 if __name__ == "__main__":
