@@ -1,15 +1,16 @@
 """Figures for the console (prints them; not part of the test run):
 
-1. Server time of the jobs list and of a job page with a full store: a SQLite job store filled with ``--jobs``
-   jobs (10,000) × ``--epochs`` epochs (100) × 5 metrics (5 million metric rows), the console served by uvicorn on
-   loopback, each page requested ``--requests`` times: p50 / p95 milliseconds (request to last byte, over
+1. Server time of the jobs list and of a job page with a full store: a SQLite job store — then a PostgreSQL one,
+   a throw-away server (:func:`tests.postgres.throwaway_postgres`) where its binaries are installed — filled with
+   ``--jobs`` jobs (10,000) × ``--epochs`` epochs (100) × 5 metrics (5 million metric rows), the console served by
+   uvicorn on loopback, each page requested ``--requests`` times: p50 / p95 milliseconds (request to last byte, over
    loopback). Pages: the first and a deep page of the list, the list filtered by status and by a part of the name,
    and job pages of random jobs (500 metric points each).
 2. Delay from an epoch's end (its metrics written to the store) to the point drawn on an open job page in headless
    Chromium (skipped when Chromium or Playwright is missing): a writer adds an epoch every second.
 3. Size of what the console adds to the package: static assets (JS, CSS, SVG) and templates, raw and gzipped.
 
-Usage: python bench/console_latency.py [--jobs 10000] [--epochs 100] [--requests 50] [--home DIR]
+Usage: python bench/console_latency.py [--jobs 10000] [--epochs 100] [--requests 50] [--home DIR] [--no-postgres]
 """
 
 from __future__ import annotations
@@ -19,26 +20,26 @@ import gzip
 import json
 import os
 import random
-import sqlite3
+import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.postgres: the throw-away PostgreSQL server
+
 METRICS = ("train:loss", "train:accuracy", "validation:loss", "validation:accuracy", "learning_rate")
 
 
-def fill(home: Path, jobs: int, epochs: int) -> list[str]:
-    """Write ``jobs`` finished jobs with ``epochs`` × 5 metrics each straight into the store's SQLite tables."""
-    from oculi.jobs.store import JobStore
-
-    store = JobStore()
+def fill(store, home: Path, jobs: int, epochs: int) -> list[str]:
+    """Write ``jobs`` finished jobs with ``epochs`` × 5 metrics each straight into ``store``'s tables (SQLite:
+    executemany; PostgreSQL: COPY)."""
     store.engine  # noqa: B018 - creates the schema and its indexes
-    db = sqlite3.connect(home / "oculi.db")
     now = time.time() - jobs * 60
     names = [f"bench-{n:05d}" for n in range(jobs)]
     statuses = ("Completed", "Failed", "Stopped")
-    rows, transitions, metrics = [], [], []
+    rows, transitions = [], []
     for n, name in enumerate(names):
         status = statuses[n % 7 % 3]
         created = now + n * 60
@@ -50,19 +51,41 @@ def fill(home: Path, jobs: int, epochs: int) -> list[str]:
                      final, 1))
         for k, s in enumerate(("Pending", "Starting", "Training", "Uploading", status)):
             transitions.append((name, s, s, created + k, "bench"))
-    db.executemany("INSERT INTO jobs (name, kind, algorithm, status, secondary_status, spec, hyperparameters, "
-                   "job_dir, model_dir, log_path, created_at, training_start, training_end, updated_at, final_metrics, "
-                   "attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    db.executemany("INSERT INTO job_transitions (job, status, secondary_status, time, message) VALUES (?, ?, ?, ?, ?)",
-                   transitions)
-    for start in range(0, jobs, 500):
-        metrics = [(name, epoch, epoch * 10, metric, 1 / (epoch + k), now + epoch)
-                   for name in names[start:start + 500] for epoch in range(1, epochs + 1)
-                   for k, metric in enumerate(METRICS)]
-        db.executemany("INSERT INTO job_metrics (job, epoch, step, name, value, time) VALUES (?, ?, ?, ?, ?, ?)",
-                       metrics)
-    db.commit()
-    db.close()
+    tables = {
+        "jobs": ("name, kind, algorithm, status, secondary_status, spec, hyperparameters, job_dir, model_dir, "
+                 "log_path, created_at, training_start, training_end, updated_at, final_metrics, attempts"),
+        "job_transitions": "job, status, secondary_status, time, message",
+        "job_metrics": "job, epoch, step, name, value, time"}
+
+    def metric_rows(start: int) -> list[tuple]:
+        return [(name, epoch, epoch * 10, metric, 1 / (epoch + k), now + epoch)
+                for name in names[start:start + 500] for epoch in range(1, epochs + 1)
+                for k, metric in enumerate(METRICS)]
+
+    connection = store.engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        postgres = store.engine.dialect.name == "postgresql"
+
+        def insert(table: str, values: list[tuple]) -> None:
+            if postgres:
+                with cursor.copy(f"COPY {table} ({tables[table]}) FROM STDIN") as copy:
+                    for row in values:
+                        copy.write_row(row)
+            else:
+                marks = ", ".join("?" * len(values[0]))
+                cursor.executemany(f"INSERT INTO {table} ({tables[table]}) VALUES ({marks})", values)
+
+        insert("jobs", rows)
+        insert("job_transitions", transitions)
+        for start in range(0, jobs, 500):
+            insert("job_metrics", metric_rows(start))
+        connection.commit()
+        if postgres:
+            cursor.execute("ANALYZE")
+            connection.commit()
+    finally:
+        connection.close()
     return names
 
 
@@ -124,25 +147,17 @@ def asset_sizes() -> tuple[int, int, int]:
     return len(files), sum(p.stat().st_size for p in files), sum(len(gzip.compress(p.read_bytes())) for p in files)
 
 
-def main() -> None:
-    """Fill a store, serve the console on it, print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--requests", type=int, default=50)
-    parser.add_argument("--home", type=Path, default=None, help="OCULI_HOME to fill (default: a temp folder)")
-    args = parser.parse_args()
-    home = args.home or Path(tempfile.mkdtemp(prefix="oculi-console-bench-"))
-    os.environ["OCULI_HOME"] = str(home)
-    os.environ.pop("OCULI_DATABASE_URL", None)
+def measure(label: str, home: Path, args: argparse.Namespace) -> None:
+    """Fill the store ``OCULI_DATABASE_URL`` (or SQLite in ``home``) names, serve the console on it, print its
+    figures, each line headed by ``label``."""
     from oculi.console.app import create_app
+    from oculi.jobs.store import JobStore
     from oculi.serving.server import BackgroundServer
 
     start = time.perf_counter()
-    names = fill(home, args.jobs, args.epochs)
-    print(f"store: {args.jobs} jobs × {args.epochs} epochs × {len(METRICS)} metrics "
-          f"({args.jobs * args.epochs * len(METRICS):,} metric rows) written in {time.perf_counter() - start:.0f} s; "
-          f"{(home / 'oculi.db').stat().st_size / 2**20:.0f} MiB")
+    names = fill(JobStore(), home, args.jobs, args.epochs)
+    print(f"[{label}] store: {args.jobs} jobs × {args.epochs} epochs × {len(METRICS)} metrics "
+          f"({args.jobs * args.epochs * len(METRICS):,} metric rows) written in {time.perf_counter() - start:.0f} s")
     server = BackgroundServer(create_app(dispatch_loop=False)).start()
     try:
         rng = random.Random(0)
@@ -155,15 +170,47 @@ def main() -> None:
         }
         for title, paths in cases.items():
             p50, p95 = timings(server.url, paths, args.requests)
-            print(f"{title:38s} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms")
+            print(f"[{label}] {title:38s}{'':{10 - len(label)}} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms")
         delays = live_delay(server.url)
         if delays is None:
-            print("epoch → point on an open job page: skipped (needs Chromium and playwright)")
+            print(f"[{label}] epoch → point on an open job page: skipped (needs Chromium and playwright)")
         else:
-            print(f"epoch → point on an open job page: median {statistics.median(delays):.2f} s, "
+            print(f"[{label}] epoch → point on an open job page: median {statistics.median(delays):.2f} s, "
                   f"max {max(delays):.2f} s over {len(delays)} epochs")
     finally:
         server.stop()
+
+
+def main() -> None:
+    """Fill a SQLite store, then a PostgreSQL one where its binaries are installed, serve the console on each, print
+    the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--home", type=Path, help="OCULI_HOME to fill (default: a temp folder, removed at the end)")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    args = parser.parse_args()
+    home = args.home or Path(tempfile.mkdtemp(prefix="oculi-console-bench-"))
+    os.environ["OCULI_HOME"] = str(home)
+    os.environ.pop("OCULI_DATABASE_URL", None)
+    try:
+        measure("sqlite", home, args)
+        print(f"[sqlite] database file {(home / 'oculi.db').stat().st_size / 2**20:.0f} MiB")
+        if not args.no_postgres:
+            from tests.postgres import PostgresUnavailable, throwaway_postgres
+
+            try:
+                with throwaway_postgres() as url:
+                    os.environ["OCULI_DATABASE_URL"] = url
+                    measure("postgresql", home, args)
+            except PostgresUnavailable as e:
+                print(f"[postgresql] skipped: {e}")
+            finally:
+                os.environ.pop("OCULI_DATABASE_URL", None)
+    finally:
+        if args.home is None:
+            shutil.rmtree(home, ignore_errors=True)
     files, raw, packed = asset_sizes()
     print(f"console assets: {files} files (static JS/CSS/SVG + templates), {raw / 1024:.1f} KiB, "
           f"{packed / 1024:.1f} KiB gzipped")

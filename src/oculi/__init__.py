@@ -13,10 +13,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "train", "evaluate", "load_model", "Estimator", "Model", "EndpointPredictor"]
+__all__ = ["__version__", "train", "evaluate", "load_model", "Estimator", "Model", "EndpointPredictor", "LabelingJob",
+           "ModelPackage", "Explainer"]
 
 if TYPE_CHECKING:
     from oculi.inference import Predictor
+    from oculi.labeling import LabelingJob
+    from oculi.model_registry import ModelPackage
     from oculi.serving.estimator import Estimator
     from oculi.serving.sdk import EndpointPredictor, Model
 
@@ -26,10 +29,22 @@ def __getattr__(name: str) -> Any:
         from oculi.serving.estimator import Estimator
 
         return Estimator
+    if name == "LabelingJob":  # labeling jobs (Ground Truth's shapes)
+        from oculi.labeling import LabelingJob
+
+        return LabelingJob
     if name in ("Model", "EndpointPredictor"):  # deploy a bundle as a local endpoint / call an endpoint
         from oculi.serving import sdk
 
         return getattr(sdk, name)
+    if name == "ModelPackage":  # a version in the model registry (oculi.model_registry)
+        from oculi.model_registry import ModelPackage
+
+        return ModelPackage
+    if name == "Explainer":  # class activation maps of a loaded model (oculi.explain)
+        from oculi.explain import Explainer
+
+        return Explainer
     raise AttributeError(f"module 'oculi' has no attribute {name!r}")
 
 

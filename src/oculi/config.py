@@ -121,6 +121,12 @@ def _choices(annotation: Any) -> list[Any]:
     return out
 
 
+def field_choices(info: FieldInfo) -> list[str]:
+    """The values a hyperparameter field takes from a fixed list (its ``Literal`` choices, ``auto`` among them), as
+    strings; [] for a field with free values (numbers, paths)."""
+    return [str(c) for c in _choices(info.annotation)]
+
+
 def valid_values(info: FieldInfo) -> str:
     """Human-readable valid values/range of a field, e.g. ``sgd | adam`` or ``≥ 1``."""
     if "valid" in (info.json_schema_extra or {}):
@@ -212,7 +218,7 @@ def _explain(model: type[HyperParameters], errors: list[Mapping[str, Any]], algo
     if custom:
         reason = str(custom[0].get("msg", "")).removeprefix("Value error, ").rstrip(".")
         return f"`{name}` got {given!r}: {reason}. {fix}"
-    choices = [str(c) for c in _choices(info.annotation)]
+    choices = field_choices(info)
     near = closest(str(given), choices) if choices else []
     hint = f" Did you mean {near[0]!r}?" if near else ""
     return f"`{name}` got {given!r}; expected {valid_values(info)}.{hint} {fix}"

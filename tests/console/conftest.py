@@ -159,8 +159,9 @@ def until(page, expression: str, timeout: float = 60, what: str = "") -> object:
 def fake_job(store, name: str, end: str = "Completed", *, epochs: int = 0, model_dir: Path | None = None,
              log: str = "", algorithm: str = "image-classification", created: float | None = None) -> dict:
     """Record a job that ran elsewhere: created attached (so no queue starts a worker for it), moved through the
-    statuses to ``end`` (Completed, Stopped, Failed, or Training to leave it running), with ``epochs`` epochs of
-    metrics, a log and, for a completed job, ``model_dir`` as its model. ``created`` back-dates it."""
+    statuses to ``end`` (Completed, Stopped, MaxRuntimeExceeded, Failed, or Training to leave it running), with
+    ``epochs`` epochs of metrics, a log and, for a completed job, ``model_dir`` as its model. ``created``
+    back-dates it."""
     job_dir = Path(store.url.removeprefix("sqlite:///")).parent / "jobs" / name
     (job_dir / "logs").mkdir(parents=True, exist_ok=True)
     (job_dir / "logs" / "train.log").write_text(log)
@@ -172,10 +173,11 @@ def fake_job(store, name: str, end: str = "Completed", *, epochs: int = 0, model
     if created is not None:
         store.update(name, created_at=created)
     path = {"Completed": ("Starting", "Training", "Uploading", "Completed"), "Stopped": ("Stopping", "Stopped"),
-            "Failed": ("Failed",), "Training": ("Starting", "Training")}[end]
+            "Failed": ("Failed",), "Training": ("Starting", "Training"),
+            "MaxRuntimeExceeded": ("Starting", "Training", "MaxRuntimeExceeded")}[end]
     for status in path:
         fields = {"training_start": time.time()} if status == "Training" else {}
-        if status in ("Completed", "Stopped", "Failed"):
+        if status in ("Completed", "Stopped", "Failed", "MaxRuntimeExceeded"):
             fields["training_end"] = time.time()
         if status == "Training":
             fields["hyperparameters"] = {"epochs": max(1, epochs), "learning_rate": 0.05, "mini_batch_size": 8}

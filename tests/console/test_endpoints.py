@@ -31,7 +31,7 @@ def test_try_it_on_a_served_detection_model_draws_boxes(console, page, detection
     p.goto(f"{console.url}/endpoints")
     p.fill("#ep-name", "local")
     p.fill("#ep-url", detection_server.url)
-    p.click("form.stack button[type=submit]")
+    p.click("form[action='/endpoints'] button[type=submit]")
     p.wait_for_url("**/endpoints")
     assert "shapes" in p.inner_text("section.card h3")
     assert p.locator("section.card table tbody tr, section.card table tr:has(td)").first.inner_text().startswith(
@@ -72,9 +72,9 @@ def test_an_unreachable_endpoint_server_is_refused_with_the_reason(console, page
     p.goto(f"{console.url}/endpoints")
     p.fill("#ep-name", "nowhere")
     p.fill("#ep-url", "http://127.0.0.1:9")
-    p.click("form.stack button[type=submit]")
+    p.click("form[action='/endpoints'] button[type=submit]")
     assert "cannot reach an oculi serve at http://127.0.0.1:9" in p.inner_text("[role=alert]")
     page.problems.clear()  # the refused registration answered 400, on purpose
     p.fill("#ep-url", "ftp://example")
-    p.click("form.stack button[type=submit]")
+    p.click("form[action='/endpoints'] button[type=submit]")
     assert "is not an http(s) address" in p.inner_text("[role=alert]")

@@ -5,11 +5,13 @@ dataset grid draws boxes and masks. Screenshots of each page go to the test's te
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 
+from oculi.console.app import NAV
 from oculi.data import synthetic
 from oculi.jobs.store import JobStore
 from tests.console.conftest import fake_job, until
@@ -47,7 +49,7 @@ def test_every_page_loads_clean_at_desktop_and_phone_width(console, page, home_e
     for name, path in pages.items():
         p.goto(f"{console.url}{path}")
         p.wait_for_load_state("load")
-        assert p.locator("header.topbar nav a").count() == 5
+        assert p.locator("header.topbar nav a").count() == len(NAV)
         if name in ("job", "model", "compare"):
             p.wait_for_selector("#charts svg path.series", state="attached")
         time.sleep(0.3)  # late module errors and requests
@@ -77,6 +79,7 @@ def test_jobs_list_filters_and_pages_on_the_server(console, page, home_env):
     start = time.time() - 10_000
     for n in range(120):
         fake_job(store, f"bulk-{n:03d}", "Stopped" if n % 2 else "Failed", created=start + n)
+    fake_job(store, "budget-1", "MaxRuntimeExceeded", epochs=1)
     p = page.page
     p.goto(f"{console.url}/jobs?name=bulk")
     assert p.inner_text("#count").startswith("1–50 of 120 jobs")
@@ -93,7 +96,43 @@ def test_jobs_list_filters_and_pages_on_the_server(console, page, home_env):
     p.fill("input[name=name]", "BULK-007")  # a part of the name, any case
     p.click(".filters button[type=submit]")
     assert p.inner_text("#count").startswith("1–1 of 1 job")
+    # the secondary status of a job its max_runtime budget stopped (primary Stopped) is a filter of its own
+    p.fill("input[name=name]", "")
+    p.select_option("select[name=status]", "MaxRuntimeExceeded")
+    p.click(".filters button[type=submit]")
+    p.wait_for_url("**status=MaxRuntimeExceeded**")
+    assert p.inner_text("#count").startswith("1–1 of 1 job")
+    assert p.locator("#jobs tbody tr").first.inner_text().startswith("budget-1")
     page.check("jobs list")
+
+
+def test_curves_read_by_keyboard_and_on_a_log_scale(console, page, home_env):
+    fake_job(JobStore(), "curves-1", epochs=4)  # train:loss 1/epoch, validation:loss 1.2/epoch
+    p = page.page
+    p.goto(f"{console.url}/jobs/curves-1")
+    loss = p.locator(".chart", has=p.locator("h3", has_text="Loss"))
+    plot = loss.locator("svg")
+    plot.focus()  # focusable: the newest epoch's values show at once
+    tip = loss.locator(".tip")
+    assert "epoch 4" in tip.inner_text() and "train:loss: 0.25" in tip.inner_text()
+    p.keyboard.press("Home")
+    assert "epoch 1" in tip.inner_text() and "validation:loss: 1.2" in tip.inner_text()
+    p.keyboard.press("ArrowRight")
+    assert "epoch 2" in tip.inner_text() and "train:loss: 0.5" in tip.inner_text()
+    p.keyboard.press("Tab")
+    assert tip.is_hidden()
+
+    def gaps() -> tuple[float, float]:  # train:loss at epochs 1, 2, 4: 1, 0.5, 0.25
+        cy = [float(c.get_attribute("cy")) for c in plot.locator("g.c0 circle").all()]
+        return cy[1] - cy[0], cy[3] - cy[1]
+
+    linear = gaps()
+    assert linear[0] > 1.5 * linear[1]  # a linear axis: halving 1 → 0.5 spans twice 0.5 → 0.25
+    loss.locator("input.log-scale").check()
+    logged = gaps()
+    assert abs(logged[0] - logged[1]) < 0.5  # a log axis: equal ratios, equal distances
+    assert plot.locator("text", has_text="(log)").count() == 1
+    page.check("keyboard and log scale")
 
 
 def test_a_job_submitted_from_the_form_trains_live_and_stops(console, page, home_env, tiny_split, tmp_path):
@@ -140,6 +179,21 @@ def test_a_job_submitted_from_the_form_trains_live_and_stops(console, page, home
     page.check("the stopped job page")
 
 
+def _bars(p, name: str) -> dict[str, int]:
+    """The bars of the dataset page's ``name`` histogram: {bin label: count} (from each bar's hover title)."""
+    titles = p.evaluate(f"[...document.querySelectorAll('.statistic[data-name=\"{name}\"] rect title')]"
+                        ".map((t) => t.textContent)")
+    assert titles, f"no {name} histogram drawn"
+    return {t.split(" (")[0]: int(t.rsplit(": ", 1)[1]) for t in titles}
+
+
+def _in_bin(label: str, value: float) -> bool:
+    if label.startswith("≥ "):
+        return value >= float(label[2:])
+    lo, hi = (float(v) for v in label.split("–"))
+    return lo <= value < hi
+
+
 def test_dataset_grid_draws_boxes_and_masks(console, page, home_env, tmp_path):
     data = tmp_path / "data"
     detection = synthetic.write_detection_data(data / "detection", count=6)
@@ -157,6 +211,14 @@ def test_dataset_grid_draws_boxes_and_masks(console, page, home_env, tmp_path):
     p.goto(f"{console.url}/datasets/shapes-boxes")
     until(p, "document.querySelectorAll('.cell.drawn').length === 6")
     assert p.locator(".cell svg.overlay rect").count() >= 6  # every generated image has a box
+    # the box-size histogram counts every box of the split, in the bin of its size
+    boxes = json.loads(detection["train"].read_text())["annotations"]
+    bars = _bars(p, "box-size")
+    assert sum(bars.values()) == len(boxes)
+    lows = [float(label.removeprefix("≥ ").split("–")[0]) for label in bars]
+    assert lows == sorted(lows), f"bins drawn out of order: {list(bars)}"
+    side = (boxes[0]["bbox"][2] * boxes[0]["bbox"][3]) ** 0.5
+    assert any(_in_bin(label, side) and n > 0 for label, n in bars.items())
     p.click(".cell a.imglink >> nth=0")
     p.wait_for_selector("#zoom[open] svg.overlay rect")
     p.goto(f"{console.url}/datasets/shapes-masks")
@@ -166,6 +228,8 @@ def test_dataset_grid_draws_boxes_and_masks(console, page, home_env, tmp_path):
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }""")
     assert coloured > 0, "the mask overlay is empty"
+    bars = _bars(p, "mask-area")  # one area per class per image: each generated scene shows at least one shape
+    assert sum(bars.values()) >= 4 and all(n >= 0 for n in bars.values())
     p.goto(f"{console.url}/datasets/shapes-masks?split=validation")
     until(p, "document.querySelectorAll('.cell.drawn').length === 2")
     page.check("dataset grids")

@@ -1,4 +1,5 @@
-"""What a batch transform reads: a folder of images (recursive), one image, or an augmented manifest — listed as
+"""What a batch transform reads: a folder of images (recursive), one image, an augmented manifest or a RecordIO
+``.rec`` (SplitType RecordIO: each record is one image) — listed as
 :class:`TransformItem` s in a fixed order, each with the relative name its output is called after
 (``<name>.out``, SageMaker's convention)."""
 
@@ -10,10 +11,11 @@ from pathlib import Path
 from typing import Literal
 
 from oculi.data.formats.manifest import is_manifest, read_image_references
+from oculi.data.formats.recordio import RecordError, is_recordio, iter_records, record_path
 from oculi.errors import DataError
 from oculi.types import IMAGE_EXTENSIONS
 
-InputKind = Literal["folder", "image", "manifest"]
+InputKind = Literal["folder", "image", "manifest", "recordio"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,18 @@ def _manifest_items(path: Path, image_roots: dict[str, Path] | None) -> list[Tra
     return items
 
 
+def _record_items(path: Path) -> list[TransformItem]:
+    """One item per record of a ``.rec`` (``record-000012`` names the 13th); a broken record ends the list with an
+    item naming its index and byte offset."""
+    items: list[TransformItem] = []
+    try:
+        for index, offset, _ in iter_records(path):
+            items.append(TransformItem(f"record-{index:06d}", record_path(path, offset)))
+    except RecordError as e:
+        items.append(TransformItem(f"record-{e.index:06d}", None, f"{e} The records after it cannot be read."))
+    return items
+
+
 def list_inputs(source: Path, image_roots: dict[str, Path] | None = None) -> TransformInput:
     """List what ``source`` holds: a folder (every image file below it by extension, hidden files and folders
     left out), a single image file, or an augmented manifest (JSON lines with ``source-ref``; ``image_roots``
@@ -79,6 +93,8 @@ def list_inputs(source: Path, image_roots: dict[str, Path] | None = None) -> Tra
             raise DataError(f"{source}: no images found below it (looked for {', '.join(IMAGE_EXTENSIONS)} "
                             "files, sub-folders included).")
         return TransformInput("folder", source, items)
+    if is_recordio(source):  # SplitType RecordIO: one image record at a time
+        return TransformInput("recordio", source, _record_items(source))
     if source.suffix.lower() in IMAGE_EXTENSIONS:
         return TransformInput("image", source, [TransformItem(source.name, source)])
     if is_manifest(source):

@@ -44,6 +44,7 @@ from oculi.batch.inputs import TransformInput, TransformItem, list_inputs
 from oculi.errors import ConfigError, DataError, OculiError
 
 ASSEMBLE_WITH = ("none", "line")
+SPLIT_TYPES = ("None", "Line", "RecordIO")
 ERRORS_FILE = "errors.jsonl"
 STATE_FILE = ".oculi-transform.json"
 LOCK_FILE = ".oculi-transform.lock"
@@ -90,6 +91,7 @@ class _Layout:
 
     output: Path
     parts: Path | None
+    explain: str | None = None  # a CAM method: write each image's explanation beside its result
 
     def target(self, name: str) -> Path:
         if self.parts is not None:
@@ -128,12 +130,25 @@ class _Engine:
         self.codec = task_of(predictor).codec
         self.media = media
         self.layout = layout
+        self.explainer: Any = None
+        if layout.explain is not None:
+            from oculi.explain import Explainer
+
+            self.explainer = Explainer(predictor, layout.explain)
+
+    def _explain(self, name: str, tensor: Any) -> None:
+        """Overlays, raw maps and ``<name>.explain.json`` beside ``<name>.out`` (written before it, so a result
+        that exists has its explanation)."""
+        target = self.layout.output / name
+        self.explainer.explain(tensor, name=name).write(target.parent, target.name)
 
     def _decode(self, path: Path) -> Any:
+        from oculi.data.formats.recordio import record_image
         from oculi.data.image import decode_image_bytes
 
         try:
-            data = path.read_bytes()
+            data = record_image(path)  # a RecordIO record's image, or None for an ordinary file
+            data = path.read_bytes() if data is None else data
         except OSError as e:
             raise DataError(f"{path}: cannot be read ({e.strerror or e}).") from None
         # Bytes, not the path: the pixel count in the header is checked before decoding (decompression bombs).
@@ -160,7 +175,14 @@ class _Engine:
                     results.append((name, self._predict([tensor])[0]))
                 except Exception as e:  # noqa: BLE001 - recorded as this image's error
                     errors[name] = f"{dict(batch)[name]}: the model failed on this image ({type(e).__name__}: {e})."
+        tensors = dict(decoded)
         for name, result in results:
+            if self.explainer is not None:
+                try:
+                    self._explain(name, tensors[name])
+                except Exception as e:  # noqa: BLE001 - recorded as this image's error; its result is not written
+                    errors[name] = f"{dict(batch)[name]}: explaining failed ({type(e).__name__}: {e})."
+                    continue
             body = self.codec.encode(result, self.media)
             _write_atomic(self.layout.target(name), self.layout.payload(name, body))
         return [(name, errors.get(name, "")) for name, _ in batch]
@@ -324,7 +346,8 @@ def _failure_reason(e: BaseException, log_path: Path) -> str:
 def transform(model: str | Path, input: str | Path, output: str | Path, *, accept: str | None = None,
               assemble_with: str = "none", batch_size: int | None = None, workers: int = 1,
               image_roots: dict[str, Path] | None = None, job_name: str | None = None, progress: bool = True,
-              echo: Callable[[str], None] | None = print, store: Any = None) -> TransformSummary:
+              echo: Callable[[str], None] | None = print, store: Any = None,
+              split_type: str = "None", explain: str | None = None) -> TransformSummary:
     """Run the bundle ``model`` (folder, job output folder or ``model.tar.gz``) over ``input`` — a folder of images
     (recursive), one image, or an augmented manifest (``source-ref`` lines; ``image_roots`` maps ``s3://`` prefixes
     to local folders) — writing results to the ``output`` folder (see the module docstring for the files), as a
@@ -336,7 +359,10 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
     ``predict`` call (default 32 for classification, 8 for detection, 4 for segmentation). ``workers``: processes
     that each load the model once and share the CPU threads. ``job_name``: default
     ``<algorithm>-transform-<timestamp>``. ``progress``: a progress bar on a terminal. ``echo``: where the start
-    and summary lines go (they are always in the job's log).
+    and summary lines go (they are always in the job's log). ``split_type``: SageMaker's SplitType; ``RecordIO``
+    insists that ``input`` is a ``.rec`` (which is split into its records whatever it is set to). ``explain``: a CAM
+    method (``gradcam``, …): also
+    write each image's heat-map overlays, raw maps and ``<name>.explain.json`` beside its result (float32).
 
     Images already done in ``output`` are skipped; unreadable ones are listed in ``errors.jsonl`` and the run goes
     on. Returns a :class:`TransformSummary` (``status`` ``Completed``, or ``Stopped`` after ``oculi jobs stop`` /
@@ -349,6 +375,11 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
     from oculi.tasks import get_task
 
     assemble = _check_options(assemble_with, batch_size, workers, job_name)
+    if explain is not None:
+        from oculi.explain import METHODS
+
+        if explain not in METHODS:
+            raise ConfigError(f"--explain-method got {explain!r}; expected one of {', '.join(METHODS)}.")
     given = Path(model).expanduser()
     model_path = resolve_bundle_path(given)
     meta = read_meta(model_path)
@@ -358,7 +389,13 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
         raise ConfigError(f"--assemble-with line writes JSON lines, but Accept {media} is binary. Pass --accept "
                           "application/json (for segmentation: per-class pixel fractions and the mask as base64 PNG), "
                           "or leave out --assemble-with to get one <name>.out per image.")
+    if split_type not in SPLIT_TYPES:
+        raise ConfigError(f"--split-type {split_type!r} is not one of {', '.join(SPLIT_TYPES)}.")
     listed = list_inputs(Path(input), image_roots)
+    if split_type == "RecordIO" and listed.kind != "recordio":
+        raise ConfigError(f"--split-type RecordIO needs a RecordIO .rec file as --input; {listed.source} is a "
+                          f"{listed.kind}. Leave out --split-type, or pass a .rec (oculi data convert --to "
+                          "recordio).")
     output = Path(output).expanduser().resolve()
     # A model.tar.gz unpacks to a new temporary folder each time: the archive is what identifies it.
     state = {"model": str((given if given.is_file() else model_path).resolve()), "accept": media,
@@ -366,11 +403,11 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
     batch = batch_size or contract.transform_batch_size
     spec = {"model": state["model"], "input": str(listed.source), "input_kind": listed.kind,
             "output": str(output), "accept": media, "assemble_with": assemble, "batch_size": batch,
-            "workers": workers, "errors_path": str(output / ERRORS_FILE),
+            "workers": workers, "errors_path": str(output / ERRORS_FILE), "explain": explain,
             "image_roots": {k: str(Path(v).expanduser().resolve()) for k, v in (image_roots or {}).items()} or None}
     store = store or JobStore()
     with _claim_output(output, state):
-        run = _Run(listed, output, media, assemble == "line", batch, workers)  # reads earlier results first
+        run = _Run(listed, output, media, assemble == "line", batch, workers, explain)  # reads earlier results
         job = create_transform_job(spec, str(meta["algorithm"]), job_name, store)
         run.log = _Log(Path(job["log_path"]), echo)
         return _run_job(job, store, run, model_path, progress)
@@ -448,11 +485,11 @@ class _Run:
     log: _Log  # set once the job (and so its log) exists
 
     def __init__(self, listed: TransformInput, output: Path, media: str, line: bool, batch_size: int,
-                 workers: int) -> None:
+                 workers: int, explain: str | None = None) -> None:
         self.listed, self.output, self.media = listed, output, media
         self.batch_size, self.workers = batch_size, workers
         self.assembled = output / f"{listed.source.name}.out" if line else None
-        self.layout = _Layout(output, output / f"{PARTS_PREFIX}{listed.source.name}" if line else None)
+        self.layout = _Layout(output, output / f"{PARTS_PREFIX}{listed.source.name}" if line else None, explain)
         self.previous = _read_assembled(self.assembled) if self.assembled else {}
         # Failures by item index: a manifest may list a name twice (the second is an error), so names cannot key.
         self.errors: dict[int, str] = {i: item.problem for i, item in enumerate(listed.items) if item.path is None}

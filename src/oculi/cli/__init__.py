@@ -13,8 +13,11 @@ from oculi.cli import analysis as _analysis
 from oculi.cli import console as _console
 from oculi.cli import data as _data
 from oculi.cli import evaluate as _evaluate
+from oculi.cli import explain as _explain
 from oculi.cli import export as _export
 from oculi.cli import jobs as _jobs
+from oculi.cli import label as _label
+from oculi.cli import models as _models
 from oculi.cli import predict as _predict
 from oculi.cli import serve as _serve
 from oculi.cli import train as _train
@@ -36,6 +39,7 @@ app.command("evaluate")(_evaluate.evaluate)
 app.command("predict")(_predict.predict)
 app.command("serve")(_serve.serve)
 app.command("transform")(_transform.transform)
+app.command("explain")(_explain.explain)
 app.command("export")(_export.export)
 app.command("benchmark")(_export.benchmark)
 app.command("demo")(_train.demo)
@@ -47,6 +51,8 @@ _data.app.command("audit")(_analysis.audit)
 app.add_typer(_data.app, name="data")
 app.add_typer(_algorithms.app, name="algorithms")
 app.add_typer(_jobs.app, name="jobs")
+app.add_typer(_label.app, name="label")
+app.add_typer(_models.app, name="models")
 
 
 @app.callback()

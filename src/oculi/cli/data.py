@@ -216,7 +216,8 @@ def convert(
     source: Annotated[Path, typer.Argument(help="Detection data: a manifest, COCO JSON, VOC or YOLO folder, "
                                            "SageMaker train images (with --annotations), a Label Studio / CVAT / "
                                            "labelme / VIA file; or segmentation or classification data.")],
-    to: Annotated[str, typer.Option("--to", help=f"Output format: {', '.join(DETECTION_FORMATS)}; segmentation: "
+    to: Annotated[str, typer.Option("--to", help=f"Output format: {', '.join(DETECTION_FORMATS)}, recordio (a .rec "
+                                    f"+ .idx: out/train.rec, or out when it ends in .rec); segmentation: "
                                     f"{', '.join(SEGMENTATION_FORMATS)}; classification: "
                                     f"{', '.join(CLASSIFICATION_FORMATS)}.")],
     out: Annotated[Path, typer.Argument(help="Output folder (or a .manifest / .json file for manifest / coco).")],

@@ -38,6 +38,10 @@ def predict(
     threshold: str | None = typer.Option(None, "--threshold", help="Override the thresholds stored by `oculi "
                                          "evaluate --choose-thresholds --write`: a number for every class (the "
                                          "unsure threshold of a single-label model), class=value,… or none."),
+    explain: bool = typer.Option(False, "--explain", help="Also explain each prediction: heat-map overlays, raw "
+                                 "maps and IMAGE.explain.json in --explain-output (float32; see `oculi explain`)."),
+    explain_output: Path = typer.Option(Path("explanations"), "--explain-output", help="With --explain: the folder "
+                                        "for the explanations."),
 ) -> None:
     """Predict with a trained model: classes (classification), boxes (object detection) or a class per pixel
     (semantic segmentation).
@@ -51,6 +55,7 @@ def predict(
     Example: oculi predict models/ants photo.jpg --runtime onnx   (after `oculi export models/ants --format onnx`)
 
     Example: oculi predict models/bees bee.jpg --threshold bee=0.3   (override the bundle's calibrated thresholds)
+    Example: oculi predict models/ants photo.jpg --explain --explain-output explained/
     """
     from oculi.tasks import PredictOptions, load_predictor, task_of
 
@@ -69,3 +74,8 @@ def predict(
                 f"unsure below {applied.unsure:g}" if applied.unsure is not None else "no thresholds")
         console.print(f"calibration ({applied.source}{', ' + applied.rule if applied.rule else ''}): temperature "
                       f"{applied.temperature:.3f}, {what}", soft_wrap=True)
+    if explain:
+        from oculi.explain import explain as explain_images
+
+        results = explain_images(predictor, list(images), output=explain_output, min_score=max(min_score, 0.3))
+        console.print(f"explanations of {len(results)} image(s) (float32): {explain_output}/")

@@ -39,6 +39,12 @@ def serve(
     capture_percent: float = typer.Option(20.0, "--capture-percent", min=0, max=100, help="Share of invocations "
                                           "captured."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request (off: costs time under load)."),
+    multi_model: Path | None = typer.Option(None, "--multi-model", help="Serve every bundle under this folder "
+                                            "(folders or .tar.gz) as one multi-model endpoint: a request names its "
+                                            "model with TargetModel (X-Amzn-SageMaker-Target-Model), loaded on "
+                                            "first use."),
+    max_loaded_models: int = typer.Option(5, "--max-loaded-models", min=1, help="With --multi-model: models kept "
+                                          "in memory; beyond it the least recently used is unloaded."),
     allowed_hosts: str = typer.Option("", "--allowed-hosts", help="Extra names (comma-separated) the server "
                                       "answers to in the Host header, besides localhost and the bound address, "
                                       "e.g. oculi.lan,.corp.example (a leading dot: its subdomains). Requests for "
@@ -62,6 +68,12 @@ def serve(
             - {name: resnet18, model: models/ants-r18, weight: 3}
             - {name: lite0, model: models/ants-lite0, weight: 1}
 
+    Example: oculi serve --multi-model models/ --max-loaded-models 5, then
+    boto3.client("sagemaker-runtime", endpoint_url="http://127.0.0.1:8080").invoke_endpoint(EndpointName="models",
+    TargetModel="ants.tar.gz", ContentType="image/jpeg", Body=...)
+
+    Example: oculi serve group:ants (the latest approved version in the model registry, see `oculi models`)
+
     Change weights while serving: curl -X POST http://127.0.0.1:8080/api/endpoints/ants/weights
     -H 'Content-Type: application/json' -d '{"DesiredWeightsAndCapacities": [{"VariantName": "lite0",
     "DesiredWeight": 3}]}'
@@ -79,5 +91,8 @@ def serve(
                            runtime=runtime,  # type: ignore[arg-type]
                            max_body_bytes=int(max_body_mb * 1024 * 1024), capture_dir=capture,
                            capture_percent=capture_percent, allowed_hosts=split_hosts(allowed_hosts))
-    run(endpoint_config(list(models or []), config), options, host=host, port=port, access_log=access_log,
+    if multi_model is not None and (models or config):
+        raise ConfigError("--multi-model serves every bundle of its folder; leave out model paths and --config.")
+    run(None if multi_model else endpoint_config(list(models or []), config), options,
+        multi_model=multi_model, max_loaded_models=max_loaded_models, host=host, port=port, access_log=access_log,
         echo=console.print)

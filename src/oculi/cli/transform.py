@@ -29,7 +29,15 @@ def transform(
                                                 "folder, S3PREFIX=DIR (repeatable)."),
     job_name: str | None = typer.Option(None, "--job-name", "--name", help="Job name (default "
                                         "<algorithm>-transform-YYYY-MM-DD-HH-MM-SS-mmm)."),
+    split_type: str = typer.Option("None", "--split-type", help="SageMaker's SplitType: RecordIO transforms each "
+                                   "record of a .rec --input (a .rec is split into records whatever it says; "
+                                   "RecordIO refuses other inputs)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on a terminal."),
+    explain: bool = typer.Option(False, "--explain", help="Also write heat-map overlays (<image-name>-<target>.png), "
+                                 "raw maps (.npy) and <image-name>.explain.json beside each .out (float32; see "
+                                 "`oculi explain`)."),
+    explain_method: str = typer.Option("gradcam", "--explain-method", help="With --explain: gradcam, gradcam++, "
+                                       "layercam or eigencam."),
 ) -> None:
     """Run a model over many images (SageMaker batch transform), recorded as a job.
 
@@ -42,13 +50,16 @@ def transform(
 
     Example: oculi transform models/streets --input val.manifest --image-root s3://bucket/streets=data/streets
     --output masks/ --accept application/json --assemble-with line
+
+    Example: oculi transform models/ants --input val.rec --split-type RecordIO --output predictions/
+    Example: oculi transform models/ants --input photos/ --output predictions/ --explain
     """
     from oculi.batch import describe_summary
     from oculi.batch import transform as run
 
     summary = run(model, input, output, accept=accept, assemble_with=assemble_with, batch_size=batch_size,
                   workers=workers, image_roots=parse_image_roots(image_root), job_name=job_name, progress=progress,
-                  echo=console.print)
+                  echo=console.print, split_type=split_type, explain=explain_method if explain else None)
     console.print(f"{summary.status}: {describe_summary(summary)}")
     console.print(f"results: {summary.assembled or summary.output}")
     console.print(f"job: {summary.job_name} (oculi jobs describe {summary.job_name}); log: {summary.log_path}")

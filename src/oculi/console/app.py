@@ -37,7 +37,7 @@ LOOPBACK = "127.0.0.1"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
        "font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 NAV = (("/jobs", "Jobs"), ("/jobs/new", "New job"), ("/models", "Models"), ("/endpoints", "Endpoints"),
-       ("/datasets", "Datasets"))
+       ("/datasets", "Datasets"), ("/labeling", "Labeling"), ("/registry", "Registry"))
 
 
 class SecurityHeaders:
@@ -146,7 +146,8 @@ def create_app(token: str | None = None, host: str = LOOPBACK, allowed_hosts: Se
     """The console app. ``token``: ``OCULI_TOKEN`` (every page and call then needs it: header or login cookie);
     ``host``: the address it will be bound to, ``allowed_hosts`` extra Host names (see
     :class:`~oculi.serving.guard.Access`); ``dispatch_loop``: run the job queue while serving."""
-    from oculi.console import pages
+    from oculi.console import labeling, launch, pages, registry
+    from oculi.console.explain import router as explain_router
     from oculi.serving.control import control_router, dispatch_lifespan
 
     access = Access(host=host, allowed_hosts=tuple(allowed_hosts), token=token or None, token_everywhere=True,
@@ -160,6 +161,10 @@ def create_app(token: str | None = None, host: str = LOOPBACK, allowed_hosts: Se
     install_login(app)
     app.include_router(control_router())
     app.include_router(pages.router())
+    app.include_router(labeling.router())
+    app.include_router(launch.router())
+    app.include_router(registry.router())
+    app.include_router(explain_router())
     app.add_middleware(SecurityHeaders)  # outermost: the guard's refusals carry the headers too
     return app
 

@@ -20,6 +20,9 @@ from oculi.jobs import status as S
 from oculi.jobs.store import JobStore, iso
 
 PAGE_SIZE = 50
+# the jobs list's status filter: the primary statuses, and the secondary one a user looks for on its own (a job
+# stopped by its max_runtime budget, primary Stopped)
+FILTER_STATUSES = (*S.PRIMARY_STATUSES, S.MAX_RUNTIME_EXCEEDED)
 GRID_SIZE = 24
 LOG_TAIL_BYTES = 32 * 1024
 EVENT_POLL_SECONDS = 0.5  # how often an open job page's event stream looks for new epochs, log lines, statuses
@@ -80,6 +83,47 @@ def _model_path(job: dict[str, Any]) -> Path | None:
     return path if (path / "model.json").is_file() else None
 
 
+def model_rows(store: JobStore, page: int = 1) -> tuple[list[dict[str, Any]], int]:
+    """The Models page's rows ``{name, source, path, meta, created}``: on page 1 every registered model, then the
+    completed training jobs of ``page`` that wrote a bundle; and the number of completed training jobs."""
+    from oculi.artifacts import read_meta
+
+    out = []
+    for item in store.registered("model") if page == 1 else []:
+        try:
+            meta = read_meta(Path(item["location"]))
+        except OculiError as e:
+            meta = {"error": str(e)}
+        out.append({"name": item["name"], "source": "registered", "path": item["location"], "meta": meta,
+                    "created": (iso(item["created_at"]) or "")[:19].replace("T", " ")})
+    jobs, total = store.page(status=S.COMPLETED, kind="training", offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+    for job in jobs:
+        path = _model_path(job)
+        if path is None:
+            continue
+        try:
+            meta = read_meta(path)
+        except OculiError as e:
+            meta = {"error": str(e)}
+        out.append({"name": job["name"], "source": "job", "path": str(path), "meta": meta,
+                    "created": (iso(job["training_end"] or job["created_at"]) or "")[:19].replace("T", " ")})
+    return out, total
+
+
+def find_model(store: JobStore, name: str) -> tuple[Path, dict[str, Any] | None]:
+    """The bundle folder of model ``name`` — a registered model, or a training job that wrote one (then also the
+    job) —, or a JobError pointing at the Models page."""
+    try:
+        return Path(store.lookup("model", name)["location"]), None
+    except JobError:
+        job = store.find(name)
+        path = _model_path(job) if job else None
+        if path is None:
+            raise JobError(f"No model named {name!r}: it is neither a registered model nor a job that wrote one. "
+                           "See the Models page.") from None
+        return path, job
+
+
 def _hyperparameters(job: dict[str, Any], shown: dict[str, str]) -> list[dict[str, Any]]:
     """Rows ``{name, value, auto, asked}``: ``auto`` when the value was resolved from ``auto`` (asked for, or the
     default) before training."""
@@ -137,7 +181,7 @@ class _Splits:
     """Read datasets, kept while their path is unchanged (the grid's image requests reuse the page's read)."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[float, Any, dict[str, Any]]] = {}
+        self._cache: dict[str, tuple[Any, ...]] = {}  # location: (mtime, data task, splits[, statistics])
 
     def get(self, location: str) -> tuple[Any, dict[str, Any]]:
         from oculi.data.tasks import recognise
@@ -152,6 +196,43 @@ class _Splits:
                 self._cache.clear()
             self._cache[location] = hit
         return hit[1], hit[2]
+
+    def statistics(self, location: str) -> list[dict[str, Any]]:
+        """The task contract's label histograms of every split, merged per histogram: ``[{"name", "title",
+        "unit", "note", "bins", "counts": {split: {bin: n}}}]`` (kept with the read dataset; [] when the task has
+        none)."""
+        from oculi.tasks import get_task
+
+        task, sets = self.get(location)
+        hit = self._cache[location]
+        if len(hit) == 4:
+            return hit[3]
+        hook = get_task(task.name).label_statistics
+        merged: dict[str, dict[str, Any]] = {}
+        for split, sample_set in sets.items() if hook is not None else ():
+            for h in hook(sample_set):
+                entry = merged.setdefault(h["name"], {**h, "counts": {}, "note": ""})
+                entry["counts"][split] = h["counts"]
+                entry["note"] = "; ".join(n for n in (entry["note"], h["note"] and f"{split}: {h['note']}") if n)
+        self._cache[location] = (*hit, list(merged.values()))
+        return self._cache[location][3]
+
+
+async def endpoints_page(request: Request, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """The Endpoints page: every endpoint server the store knows, described by asking it (the servers this console
+    started with their process state), the models it can start a server for, and ``context`` (a form's error and
+    values)."""
+    from oculi.console.launch import server_state
+    from oculi.console.remote import describe_endpoints
+
+    store = _store(request)
+    items = store.registered("endpoint")
+    described = await asyncio.gather(*(asyncio.to_thread(describe_endpoints, i["location"]) for i in items))
+    states = [server_state(i, not d["error"]) for i, d in zip(items, described, strict=True)]
+    models = [m for m in model_rows(store)[0] if "error" not in m["meta"]]
+    defaults = {"error": None, "values": {}, "start_error": None, "start_values": {}}
+    return _render(request, "endpoints.html", status_code, items=list(zip(items, described, states, strict=True)),
+                   models=models, stopped=request.query_params.get("stopped"), **{**defaults, **context})
 
 
 def router() -> APIRouter:
@@ -171,17 +252,19 @@ def router() -> APIRouter:
     @r.get("/jobs")
     def jobs(request: Request, status: str = "", kind: str = "", name: str = "",
              page: int = Query(1, ge=1)) -> HTMLResponse:
-        if status and status not in S.PRIMARY_STATUSES:
-            raise ConfigError(f"status {status!r} is not a job status; use one of {', '.join(S.PRIMARY_STATUSES)}.")
+        if status and status not in FILTER_STATUSES:
+            raise ConfigError(f"status {status!r} is not a job status; use one of {', '.join(FILTER_STATUSES)}.")
         store = _store(request)
-        rows, total = store.page(status=status or None, kind=kind or None, name=name.strip() or None,
-                                 offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+        primary = status in S.PRIMARY_STATUSES
+        rows, total = store.page(status=status if primary else None, secondary=status if not primary else None,
+                                 kind=kind or None, name=name.strip() or None, offset=(page - 1) * PAGE_SIZE,
+                                 limit=PAGE_SIZE)
         pages = max(1, -(-total // PAGE_SIZE))
         query = {k: v for k, v in (("status", status), ("kind", kind), ("name", name)) if v}
         return _render(request, "jobs.html", jobs=_job_rows(store, rows), total=total, page=page, pages=pages,
                        first=(page - 1) * PAGE_SIZE + 1 if rows else 0, last=(page - 1) * PAGE_SIZE + len(rows),
                        filters={"status": status, "kind": kind, "name": name}, query=query,
-                       statuses=S.PRIMARY_STATUSES, kinds=("training", "transform"))
+                       statuses=FILTER_STATUSES, kinds=("training", "transform"))
 
     @r.get("/jobs/new")
     def new_job(request: Request, algorithm: str = "") -> HTMLResponse:
@@ -219,7 +302,7 @@ def router() -> APIRouter:
     def _new_job_form(request: Request, algorithm: str, values: dict[str, str], error: str | None,
                       errors: dict[str, str], status_code: int = 200) -> HTMLResponse:
         from oculi.algorithms import ALGORITHMS
-        from oculi.config import _choices, describe
+        from oculi.config import describe, field_choices
 
         names = list(ALGORITHMS)
         algorithm = algorithm if algorithm in names else names[0]
@@ -227,7 +310,7 @@ def router() -> APIRouter:
         fields = chosen.hyperparameters.model_fields
         rows = []
         for row in describe(chosen.hyperparameters):
-            choices = [str(c) for c in _choices(fields[row["name"]].annotation)]
+            choices = field_choices(fields[row["name"]])
             rows.append({**row, "choices": choices if row["valid"] == " | ".join(choices) else [],
                          "suggest": choices, "value": values.get(f"hp.{row['name']}", ""),
                          "error": errors.get(f"hp.{row['name']}")})
@@ -329,30 +412,7 @@ def router() -> APIRouter:
 
     # ---- models -----------------------------------------------------------------------------------------------
     def _models(request: Request, page: int) -> tuple[list[dict[str, Any]], int]:
-        from oculi.artifacts import read_meta
-
-        store = _store(request)
-        out = []
-        for item in store.registered("model") if page == 1 else []:
-            try:
-                meta = read_meta(Path(item["location"]))
-            except OculiError as e:
-                meta = {"error": str(e)}
-            out.append({"name": item["name"], "source": "registered", "path": item["location"], "meta": meta,
-                        "created": (iso(item["created_at"]) or "")[:19].replace("T", " ")})
-        jobs, total = store.page(status=S.COMPLETED, kind="training", offset=(page - 1) * PAGE_SIZE,
-                                 limit=PAGE_SIZE)
-        for job in jobs:
-            path = _model_path(job)
-            if path is None:
-                continue
-            try:
-                meta = read_meta(path)
-            except OculiError as e:
-                meta = {"error": str(e)}
-            out.append({"name": job["name"], "source": "job", "path": str(path), "meta": meta,
-                        "created": (iso(job["training_end"] or job["created_at"]) or "")[:19].replace("T", " ")})
-        return out, total
+        return model_rows(_store(request), page)
 
     @r.get("/models")
     def models(request: Request, page: int = Query(1, ge=1)) -> HTMLResponse:
@@ -384,16 +444,7 @@ def router() -> APIRouter:
     def _model(request: Request, name: str) -> tuple[Path, dict[str, Any], dict[str, Any] | None]:
         from oculi.artifacts import read_meta
 
-        store = _store(request)
-        try:
-            path = Path(store.lookup("model", name)["location"])
-            job = None
-        except JobError:
-            job = store.find(name)
-            path = _model_path(job) if job else None
-            if path is None:
-                raise JobError(f"No model named {name!r}: it is neither a registered model nor a job that wrote "
-                               "one. See the Models page.") from None
+        path, job = find_model(_store(request), name)
         return path, read_meta(path), job
 
     @r.get("/models/compare")
@@ -502,7 +553,8 @@ def router() -> APIRouter:
         check = item["info"].get("check") or {}
         return _render(request, "dataset.html", item=item, check=check, split=split, splits=list(sets), page=page,
                        pages=max(1, -(-len(samples) // GRID_SIZE)), total=len(samples), view=contract.view,
-                       cells=cells, cells_json=json.dumps(cells), histogram=json.dumps(check.get("counts", {})))
+                       cells=cells, cells_json=json.dumps(cells), histogram=json.dumps(check.get("counts", {})),
+                       statistics=splits.statistics(item["location"]))
 
     @r.get("/datasets/{name}/image/{split}/{index}")
     def dataset_image(request: Request, name: str, split: str, index: int) -> Response:
@@ -518,12 +570,7 @@ def router() -> APIRouter:
     # ---- endpoints ----------------------------------------------------------------------------------------------
     @r.get("/endpoints")
     async def endpoints(request: Request) -> HTMLResponse:
-        from oculi.console.remote import describe_endpoints
-
-        items = _store(request).registered("endpoint")
-        described = await asyncio.gather(*(asyncio.to_thread(describe_endpoints, i["location"]) for i in items))
-        return _render(request, "endpoints.html", items=list(zip(items, described, strict=True)), error=None,
-                       values={})
+        return await endpoints_page(request)
 
     @r.post("/endpoints")
     async def register_endpoint(request: Request) -> Response:
@@ -541,10 +588,7 @@ def router() -> APIRouter:
                 raise ConfigError(f"cannot reach an oculi serve at {url}: {found['error']}")
             store.register("endpoint", name, url, {})
         except OculiError as e:
-            items = store.registered("endpoint")
-            described = await asyncio.gather(*(asyncio.to_thread(describe_endpoints, i["location"]) for i in items))
-            return _render(request, "endpoints.html", 400, items=list(zip(items, described, strict=True)),
-                           error=str(e), values=form)
+            return await endpoints_page(request, 400, error=str(e), values=form)
         return RedirectResponse("/endpoints", status_code=303)
 
     @r.post("/endpoints/{name}/{endpoint}/weights")

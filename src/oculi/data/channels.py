@@ -14,6 +14,7 @@ from oculi.data.formats.folders import is_class_folders, read_folders
 from oculi.data.formats.foreign import is_voc_xml, raise_if_foreign
 from oculi.data.formats.lst import is_lst, read_lst
 from oculi.data.formats.manifest import is_manifest, read_manifest
+from oculi.data.formats.recordio import is_recordio, read_recordio
 from oculi.data.formats.tools import read_tool, to_classification, tool_format
 from oculi.errors import ConfigError, DataError
 from oculi.registry import closest
@@ -32,7 +33,7 @@ def _annotation_files(folder: Path) -> list[Path]:
         if p.is_file()
         and not p.name.startswith(".")
         and p.suffix.lower() not in IMAGE_EXTENSIONS
-        and (is_lst(p) or is_manifest(p))
+        and (is_lst(p) or is_manifest(p) or is_recordio(p))
     )
 
 
@@ -86,6 +87,8 @@ def read_channel(
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: not found. Pass a folder of class sub-folders, a .lst file or a manifest.")
+    if path.is_file() and is_recordio(path):
+        return _classification_recordio(path, classes, num_classes)
     if tool_format(path) is not None:
         label_file = read_tool(path, image_root=image_root)
         if label_file.items and "tag" not in label_file.kinds():
@@ -137,6 +140,15 @@ def read_channel(
         f"{path}: neither a .lst (tab-separated `index<TAB>class_id<TAB>path` lines) nor an augmented manifest "
         "(one JSON object per line). Pass one of those, or a folder of class sub-folders."
     )
+
+
+def _classification_recordio(path: Path, classes: list[str] | None, num_classes: int | None) -> SampleSet:
+    """A ``.rec`` channel of image classification; detection records are refused with the fix."""
+    sample_set = read_recordio(path, classes=classes, num_classes=num_classes)
+    if sample_set.task != "classification":
+        raise DataError(f"{path}: RecordIO with SageMaker's packed object-detection labels (boxes); train "
+                        "object-detection on it, or write class ids (im2rec on a classification .lst).")
+    return sample_set
 
 
 def _refuse_empty(path: Path) -> None:

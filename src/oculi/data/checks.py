@@ -30,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from oculi.data.formats.recordio import is_record_path, record_image
 from oculi.data.image import ImageInfo, inspect_image
 from oculi.errors import DataError
 from oculi.types import Finding, Sample, SampleSet
@@ -65,7 +66,10 @@ class _Decoded:
 
 def _decode(path: Path) -> _Decoded:
     try:
-        data = path.read_bytes()
+        data = record_image(path)  # an image inside a RecordIO record, or None for an ordinary file
+        data = path.read_bytes() if data is None else data
+    except DataError as e:
+        return _Decoded(None, code="unreadable", problem=str(e))
     except FileNotFoundError:
         return _Decoded(None, code="missing_image", problem="file not found")
     except OSError as e:
@@ -280,7 +284,7 @@ def _image_findings(image: Path, result: _Decoded, sample: Sample) -> list[Findi
         for note in info.notes
     ]
     expected = _FORMAT_EXTENSIONS.get(info.format or "")
-    if expected and image.suffix.lower() not in expected:
+    if expected and image.suffix.lower() not in expected and not is_record_path(image):
         findings.append(
             Finding(
                 "info",

@@ -20,6 +20,7 @@ from oculi.data.detection import DETECTION_FORMATS, read_detection
 from oculi.data.formats.boxes import copy_image, unique_stems
 from oculi.data.formats.coco import write_coco
 from oculi.data.formats.manifest import write_detection_manifest
+from oculi.data.formats.recordio import extract_images, write_recordio
 from oculi.data.formats.sagemaker_json import write_sagemaker_json
 from oculi.data.formats.tools import WRITTEN_TOOL_FORMATS, tool_output, write_tool
 from oculi.data.formats.voc import write_voc
@@ -99,6 +100,9 @@ def output_paths(to: str, out: Path, *, copy_images: bool = False, task: str = "
                 "voc": [out / "JPEGImages", out / "SegmentationClass", out / "ImageSets" / "Segmentation" /
                         "default.txt", out / "labelmap.txt"],
                 "coco": [out / "annotations.json"]}[to]
+    if to == "recordio":
+        path = out if out.suffix.lower() == ".rec" else out / "train.rec"
+        return [path, path.with_suffix(".idx"), path.with_suffix(".classes")]
     if to == "sagemaker-json":
         return [out / "train_annotation", *([out / "train"] if copy_images else [])]
     if to in ("manifest", "coco"):
@@ -193,6 +197,9 @@ def _copied(sample_set: SampleSet, folder: Path, findings: list[Finding]) -> Sam
 def _write(sample_set: SampleSet, to: str, out: Path, copy_images: bool) -> tuple[list[Finding], Path]:
     """Write ``sample_set`` as ``to`` under ``out``; returns the findings and the path to read back."""
     findings: list[Finding] = []
+    if to == "recordio":  # the images go into the records (copy_images is implied)
+        path = out if out.suffix.lower() == ".rec" else out / "train.rec"
+        return findings, write_recordio(sample_set, path)
     if to == "sagemaker-json":
         images = out / "train" if copy_images else None
         findings += write_sagemaker_json(sample_set, images, out / "train_annotation")
@@ -220,6 +227,14 @@ def _write(sample_set: SampleSet, to: str, out: Path, copy_images: bool) -> tupl
         return findings, path
     findings += write_yolo(sample_set, out, copy_images=copy_images)
     return findings, out
+
+
+def _from_records(read: SampleSet, to: str, out: Path) -> SampleSet:
+    """RecordIO read for another format: its images written to ``out/images`` (the other formats reference
+    image files)."""
+    if read.format != "recordio" or to == "recordio":
+        return read
+    return extract_images(read, (out.parent if out.suffix else out) / "images")
 
 
 def convert(source: Path, to: str, out: Path, *, task: str = "auto", **options: Any) -> Ledger:
@@ -265,14 +280,15 @@ def convert_detection(
     image is missing) raises :class:`~oculi.errors.DataError` and writes nothing. ``label_attribute``: a
     manifest's label attribute, when its lines have several. ``default_class``: the class of VIA regions without
     a class attribute."""
-    if to not in DETECTION_FORMATS:
-        raise ConfigError(f"--to got {to!r}; expected one of {', '.join(DETECTION_FORMATS)}.")
+    if to not in (*DETECTION_FORMATS, "recordio"):
+        raise ConfigError(f"--to got {to!r}; expected one of {', '.join(DETECTION_FORMATS)}, recordio.")
     source, out = Path(source), Path(out)
     read = read_detection(source, annotations=annotations, image_roots=image_roots, names=names,
                           format=source_format, label_attribute=label_attribute, default_class=default_class)
     require_images(read, source)
     guard_output([source, annotations, names], (s.image for s in read.samples), out,
                  output_paths(to, out, copy_images=copy_images), overwrite)
+    read = _from_records(read, to, out)
     written_findings, back_path = _write(read, to, out, copy_images)
     back = read_detection(back_path, format=to)
     if not len(back):
@@ -291,7 +307,7 @@ def convert_detection(
 
 
 
-CLASSIFICATION_FORMATS = WRITTEN_TOOL_FORMATS
+CLASSIFICATION_FORMATS = (*WRITTEN_TOOL_FORMATS, "recordio")
 
 
 def convert_classification(source: Path, to: str, out: Path, *, copy_images: bool = False,
@@ -320,6 +336,7 @@ def convert_classification(source: Path, to: str, out: Path, *, copy_images: boo
     require_images(read, source)
     guard_output([source], (s.image for s in read.samples), out, output_paths(to, out, copy_images=copy_images,
                                                                              task="classification"), overwrite)
+    read = _from_records(read, to, out)
     written, back_path = _write(read, to, out, copy_images)
     back = read_channel(back_path)
     if not len(back):

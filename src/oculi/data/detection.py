@@ -11,6 +11,7 @@ from pathlib import Path
 from oculi.data.formats.coco import is_coco, read_coco
 from oculi.data.formats.foreign import is_voc_xml, raise_if_foreign
 from oculi.data.formats.manifest import is_manifest, read_detection_manifest
+from oculi.data.formats.recordio import is_recordio, read_recordio
 from oculi.data.formats.sagemaker_json import read_sagemaker_json
 from oculi.data.formats.tools import TOOL_FORMATS, read_tool, to_detection, tool_format
 from oculi.data.formats.voc import annotations_dir, read_voc
@@ -19,7 +20,8 @@ from oculi.errors import ConfigError, DataError
 from oculi.types import Finding, SampleSet
 
 DETECTION_FORMATS = ("sagemaker-json", "manifest", "coco", "voc", "yolo", "labelstudio", "cvat")
-DETECTION_READ_FORMATS = (*DETECTION_FORMATS, "labelme", "via")  # labelme and VIA are read, not written
+# RecordIO is written too (`--to recordio`), but holds no file names: the images come back named after the records.
+DETECTION_READ_FORMATS = (*DETECTION_FORMATS, "labelme", "via", "recordio")  # labelme and VIA are read, not written
 
 
 def _is_sagemaker_annotations(folder: Path) -> bool:
@@ -51,6 +53,8 @@ def detect_format(path: Path, annotations: Path | None = None) -> str:
     if not path.exists():
         raise DataError(f"{path}: not found.")
     if path.is_file():
+        if is_recordio(path):
+            return "recordio"
         if is_coco(path):
             return "coco"
         if path.suffix.lower() in (".yaml", ".yml") and is_yolo(path):
@@ -122,6 +126,13 @@ def read_detection(
             path = found[0]
         return read_detection_manifest(path, image_roots=image_roots, classes=classes, num_classes=num_classes,
                                        label_attribute=label_attribute)
+    if fmt == "recordio":
+        sample_set = read_recordio(path, classes=classes, num_classes=num_classes)
+        if sample_set.samples and sample_set.task != "detection":
+            raise DataError(f"{path}: RecordIO with class-id labels (image classification); object detection needs "
+                            "SageMaker's packed box labels [2, 5, class, xmin, ymin, xmax, ymax, …].")
+        sample_set.task = "detection"
+        return sample_set
     if fmt == "coco":
         json_path = path / "annotations.json" if path.is_dir() else path
         return read_coco(json_path, image_root=annotations, classes=classes)

@@ -64,11 +64,14 @@ def _too_large(name: object, claim: str, limit: int) -> DataError:
 def _open(path: Path) -> Image.Image:
     """Open ``path`` lazily (header only); every failure, including a header claiming more pixels than
     :func:`max_file_pixels`, is a :class:`DataError` naming the file."""
+    from oculi.data.formats.recordio import record_image
+
     limit = max_file_pixels()
+    record = record_image(path)  # ``file.rec@offset``: the image inside a RecordIO record, read from the file
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below
-            img = Image.open(path)
+            img = Image.open(path if record is None else io.BytesIO(record))
     except FileNotFoundError:
         raise DataError(f"{path}: file not found.") from None
     except Image.DecompressionBombError as e:

@@ -117,6 +117,10 @@ def _is_detection(path: Path) -> bool:
         fmt = detect_format(path)
     except (DataError, OSError):
         return False
+    if fmt == "recordio":  # class ids or SageMaker's packed boxes: the first record tells
+        from oculi.data.formats.recordio import holds_boxes
+
+        return holds_boxes(path)
     if fmt in TOOL_FORMATS:  # a labeling tool's file: detection when it holds regions, not only image tags
         return bool(read_tool(path).kinds() & {"box", "polygon"})
     if fmt != "manifest":
@@ -198,7 +202,7 @@ def _register_builtins() -> None:
         "segmentation", 0, _is_segmentation, _segmentation_splits, _convert_segmentation, SEGMENTATION_FORMATS,
         empty_class_message=_segmentation_empty_class, synthesize=synthetic.write_segmentation_data))
     DATA_TASKS.register("detection", DataTask(
-        "detection", 1, _is_detection, _detection_splits, _convert_detection, DETECTION_FORMATS,
+        "detection", 1, _is_detection, _detection_splits, _convert_detection, (*DETECTION_FORMATS, "recordio"),
         split_findings=_detection_negatives, synthesize=synthetic.write_detection_data))
     DATA_TASKS.register("classification", DataTask(
         "classification", 2, lambda path: True, _classification_splits, _convert_classification,

@@ -80,11 +80,73 @@ catalog_table = sa.Table(
     sa.Column("info", sa.JSON),  # what was recognised at registration: task, format, classes …
     sa.Column("created_at", sa.Float, nullable=False),
 )
+# Labeling jobs (Ground Truth's CreateLabelingJob shapes, :mod:`oculi.labeling`) and their items: one row per image,
+# with its label, where it came from (human / machine) and the lease of the person it is handed to.
+labeling_jobs_table = sa.Table(
+    "labeling_jobs", metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("task", sa.String(32), nullable=False),
+    sa.Column("label_attribute", sa.String(127), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # InProgress, Completed, Stopping, Stopped, Failed
+    sa.Column("spec", sa.JSON, nullable=False),  # input, output, categories, multi_label, instructions, automation
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("failure_reason", sa.Text),
+    sa.Column("stats", sa.JSON),  # automated labeling's rounds: threshold, measured accuracy, training job …
+)
+labeling_items_table = sa.Table(
+    "labeling_items", metadata,
+    sa.Column("job", sa.String(63), sa.ForeignKey("labeling_jobs.name", ondelete="CASCADE"), primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True),  # the input manifest's line order, from 0
+    sa.Column("source", sa.JSON, nullable=False),  # the input line ({"source-ref": …, …}), copied to the output
+    sa.Column("state", sa.String(16), nullable=False),  # unlabeled, human, machine, failed
+    sa.Column("label", sa.JSON),  # the annotation kind's label JSON (see oculi.labeling.kinds)
+    sa.Column("confidence", sa.Float),
+    sa.Column("proposal", sa.JSON),  # a model's or an input file's pre-label, shown as an editable proposal
+    sa.Column("priority", sa.Float, nullable=False, default=0.0),  # uncertainty: higher is handed out first
+    sa.Column("worker", sa.String(64)),  # who holds the lease (a browser's labeler id) / who labeled it
+    sa.Column("lease_until", sa.Float, nullable=False, default=0.0),
+    sa.Column("labeled_at", sa.Float),
+)
+# The model registry (:mod:`oculi.jobs.packages`): SageMaker's model package groups, their numbered versions
+# (ModelPackage) with their approval status, and every deployment or weight change of an endpoint.
+package_groups_table = sa.Table(
+    "model_package_groups", metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+packages_table = sa.Table(
+    "model_packages", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_name", sa.String(63), sa.ForeignKey("model_package_groups.name", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("approval", sa.String(32), nullable=False),  # PendingManualApproval | Approved | Rejected
+    sa.Column("approval_description", sa.Text, nullable=False, default=""),
+    sa.Column("location", sa.Text, nullable=False),  # the bundle folder (absolute)
+    sa.Column("weights_sha256", sa.String(64), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("info", sa.JSON, nullable=False),  # algorithm, task, classes, metrics, dataset fingerprint, job
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("group_name", "version", name="uq_model_packages_version"),
+)
+deployments_table = sa.Table(
+    "endpoint_deployments", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint", sa.String(63), nullable=False, index=True),
+    sa.Column("event", sa.String(16), nullable=False),  # Deployed | WeightsChanged | Stopped
+    sa.Column("variants", sa.JSON, nullable=False),  # [{VariantName, ModelDataUrl, ModelPackageArn, Weight}]
+    sa.Column("time", sa.Float, nullable=False),
+)
 # The jobs list pages through thousands of jobs newest first, by status or kind; indexes created on old stores too.
 INDEXES = (
     sa.Index("ix_jobs_created", jobs_table.c.created_at, jobs_table.c.name),
     sa.Index("ix_jobs_status_created", jobs_table.c.status, jobs_table.c.created_at),
     sa.Index("ix_jobs_kind_created", jobs_table.c.kind, jobs_table.c.created_at),
+    sa.Index("ix_labeling_queue", labeling_items_table.c.job, labeling_items_table.c.state,
+             labeling_items_table.c.priority.desc(), labeling_items_table.c.idx),
 )
 CATALOG_KINDS = ("dataset", "model", "endpoint")
 
@@ -225,12 +287,15 @@ class JobStore:
             return [dict(r) for r in conn.execute(query).mappings()]
 
     def page(self, *, status: str | None = None, kind: str | None = None, name: str | None = None,
-             offset: int = 0, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
-        """One page of jobs, newest first, and how many match: ``status`` (primary), ``kind`` (training,
-        transform), ``name`` (a case-insensitive part of the name). Reads the ``spec`` column too (small)."""
+             secondary: str | None = None, offset: int = 0, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
+        """One page of jobs, newest first, and how many match: ``status`` (primary), ``secondary`` (secondary
+        status, e.g. MaxRuntimeExceeded), ``kind`` (training, transform), ``name`` (a case-insensitive part of the
+        name). Reads the ``spec`` column too (small)."""
         where = []
         if status:
             where.append(jobs_table.c.status == status)
+        if secondary:
+            where.append(jobs_table.c.secondary_status == secondary)
         if kind:
             where.append(jobs_table.c.kind == kind)
         if name:
@@ -376,3 +441,135 @@ class JobStore:
             rows = conn.execute(metrics_table.select().where(metrics_table.c.job == name)
                                 .order_by(metrics_table.c.id)).mappings()
             return [{k: r[k] for k in ("epoch", "step", "name", "value", "time")} for r in rows]
+
+    # ---- labeling jobs (oculi.labeling) ------------------------------------------------------------------------
+    def create_labeling(self, record: dict[str, Any], sources: list[dict[str, Any]],
+                        proposals: list[dict[str, Any] | None] | None = None) -> dict[str, Any]:
+        """Insert labeling job ``record`` (name, task, label_attribute, spec) InProgress with one unlabeled item per
+        input line in ``sources`` (and its pre-label in ``proposals``), in one transaction."""
+        now = time.time()
+        row = {**record, "status": "InProgress", "created_at": now, "updated_at": now, "stats": {}}
+        items = [{"job": row["name"], "idx": i, "source": source, "state": "unlabeled", "priority": 0.0,
+                  "lease_until": 0.0, "proposal": proposals[i] if proposals else None}
+                 for i, source in enumerate(sources)]
+        try:
+            with self._tx() as conn:
+                conn.execute(labeling_jobs_table.insert().values(**row))
+                for start in range(0, len(items), 2000):
+                    conn.execute(labeling_items_table.insert(), items[start:start + 2000])
+        except IntegrityError as e:
+            raise JobError(f"A labeling job named {row['name']!r} already exists; pick another name (labeling job "
+                           "names are unique, as on Ground Truth).") from e
+        return self.labeling_job(row["name"])
+
+    def labeling_job(self, name: str) -> dict[str, Any]:
+        """The labeling job ``name``'s row, or a JobError pointing at ``oculi label list``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(labeling_jobs_table.select()
+                               .where(labeling_jobs_table.c.name == name)).mappings().first()
+        if row is None:
+            raise JobError(f"No labeling job named {name!r} in {self.where()}. See `oculi label list`.")
+        return dict(row)
+
+    def labeling_jobs(self) -> list[dict[str, Any]]:
+        """Every labeling job, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(labeling_jobs_table.select().order_by(labeling_jobs_table.c.created_at.desc()))
+            return [dict(r) for r in rows.mappings()]
+
+    def update_labeling(self, name: str, **fields: Any) -> None:
+        """Set fields of labeling job ``name`` (status, spec, stats, failure_reason)."""
+        with self._tx() as conn:
+            conn.execute(labeling_jobs_table.update().where(labeling_jobs_table.c.name == name)
+                         .values(**fields, updated_at=time.time()))
+
+    def lease_item(self, name: str, worker: str, seconds: float,
+                   exclude: tuple[int, ...] = ()) -> dict[str, Any] | None:
+        """Hand an unlabeled item of job ``name`` to ``worker`` for ``seconds``: the one it already holds (oldest
+        lease first and not extended, so a reload shows the same image), else the free item of highest priority
+        (lowest index among equals). The lease is a compare-and-set update, so two workers never get the same
+        item. None: none left."""
+        items = labeling_items_table
+        for _ in range(20):
+            now = time.time()
+            free = sa.or_(items.c.lease_until < now, items.c.worker == worker)
+            base = items.select().where(items.c.job == name, items.c.state == "unlabeled")
+            if exclude:
+                base = base.where(items.c.idx.not_in(exclude))
+            with self.engine.connect() as conn:
+                held = conn.execute(base.where(items.c.worker == worker, items.c.lease_until >= now)
+                                    .order_by(items.c.lease_until, items.c.idx).limit(1)).mappings().first()
+                if held is not None:  # kept as it is: re-leasing would reorder what a reload shows
+                    return dict(held)
+                row = conn.execute(base.where(free).order_by(items.c.priority.desc(), items.c.idx)
+                                   .limit(1)).mappings().first()
+            if row is None:
+                return None
+            with self._tx() as conn:
+                done = conn.execute(items.update().where(items.c.job == name, items.c.idx == row["idx"],
+                                                         items.c.state == "unlabeled", free)
+                                    .values(worker=worker, lease_until=now + seconds)).rowcount
+            if done:
+                return {**row, "worker": worker, "lease_until": now + seconds}
+        return None
+
+    def release_item(self, name: str, idx: int, worker: str) -> None:
+        """Give back ``worker``'s lease on item ``idx`` (a skipped image goes back to the queue)."""
+        items = labeling_items_table
+        with self._tx() as conn:
+            conn.execute(items.update().where(items.c.job == name, items.c.idx == idx, items.c.worker == worker,
+                                              items.c.state == "unlabeled").values(lease_until=0.0))
+
+    def labeling_item(self, name: str, idx: int) -> dict[str, Any]:
+        """Item ``idx`` of labeling job ``name``, or a JobError."""
+        items = labeling_items_table
+        with self.engine.connect() as conn:
+            row = conn.execute(items.select().where(items.c.job == name, items.c.idx == idx)).mappings().first()
+        if row is None:
+            raise JobError(f"Labeling job {name!r} has no item {idx}.")
+        return dict(row)
+
+    def labeling_items(self, name: str, states: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """The items of job ``name`` in index order, optionally only those in ``states``."""
+        items = labeling_items_table
+        query = items.select().where(items.c.job == name).order_by(items.c.idx)
+        if states:
+            query = query.where(items.c.state.in_(states))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def set_label(self, name: str, idx: int, label: Any, state: str, *, confidence: float | None = None,
+                  worker: str | None = None) -> None:
+        """Save item ``idx``'s ``label`` as ``state`` (human, machine, unlabeled to clear) at once (autosave)."""
+        items = labeling_items_table
+        values: dict[str, Any] = {"label": label, "state": state, "confidence": confidence, "labeled_at": time.time()}
+        if worker is not None:
+            values.update(worker=worker, lease_until=0.0)
+        with self._tx() as conn:
+            conn.execute(items.update().where(items.c.job == name, items.c.idx == idx).values(**values))
+
+    def set_labels(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """Update many items of job ``name`` at once: each row ``{"idx", …fields}`` (machine labels, proposals,
+        priorities)."""
+        items = labeling_items_table
+        with self._tx() as conn:
+            for row in rows:
+                fields = {k: v for k, v in row.items() if k != "idx"}
+                conn.execute(items.update().where(items.c.job == name, items.c.idx == row["idx"]).values(**fields))
+
+    def label_counts(self, name: str) -> dict[str, int]:
+        """How many items of job ``name`` are in each state."""
+        items = labeling_items_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(items.c.state, sa.func.count()).where(items.c.job == name)
+                                .group_by(items.c.state))
+            return {state: int(n) for state, n in rows}
+
+    def labeled_by(self, name: str, worker: str, limit: int = 500) -> list[int]:
+        """The items of job ``name`` that ``worker`` labeled, oldest first (at most the last ``limit``)."""
+        items = labeling_items_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(items.c.idx).where(items.c.job == name, items.c.worker == worker,
+                                                             items.c.state == "human")
+                                .order_by(items.c.labeled_at.desc()).limit(limit))
+            return [int(r.idx) for r in rows][::-1]

@@ -6,7 +6,8 @@
   :mod:`oculi.inference.codecs`); ``X-Amzn-SageMaker-Target-Variant`` picks a variant, the response names the one
   that served it in ``x-Amzn-Invoked-Production-Variant``;
 - ``POST /endpoints/{name}/predict``: multipart upload, base64 JSON or raw image bytes in; class names, scores and
-  pixel boxes out;
+  pixel boxes out; ``POST /endpoints/{name}/explain`` the same plus class activation maps, as does
+  ``Accept: application/json;explain=1`` on the invocation paths (:mod:`oculi.serving.explain`);
 - ``GET /metrics``: Prometheus text format;
 - ``/api/endpoints…``: describe endpoints, change variant weights. With ``OCULI_TOKEN`` set these need
   ``Authorization: Bearer <token>``; without it they answer loopback clients only, and refuse state changes from
@@ -27,7 +28,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Annotated, Any, Union
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -48,6 +49,7 @@ from oculi.inference.codecs import (
 from oculi.serving.batching import Served
 from oculi.serving.capture import DataCapture
 from oculi.serving.endpoints import Endpoint, EndpointNotFound, Variant
+from oculi.serving.explain import explanation, wants_explanation, with_explanation
 from oculi.serving.guard import Access
 from oculi.serving.http import error_response, oculi_app, oculi_error_response
 from oculi.serving.metrics import ServingMetrics
@@ -58,6 +60,7 @@ log = logging.getLogger("oculi.serving")
 SAGEMAKER_PAYLOAD_LIMIT = 6 * 1024 * 1024  # SageMaker's real-time invocation limit: 6 MB
 BODY_TIMEOUT_SECONDS = 60.0  # SageMaker's limit for a whole invocation
 TARGET_VARIANT = "x-amzn-sagemaker-target-variant"
+TARGET_MODEL = "x-amzn-sagemaker-target-model"  # boto3 invoke_endpoint(TargetModel=…): multi-model endpoints
 INFERENCE_ID = "x-amzn-sagemaker-inference-id"
 INVOKED_VARIANT = "x-Amzn-Invoked-Production-Variant"
 FRIENDLY_FORMS = ("multipart/form-data", "application/json")
@@ -94,6 +97,7 @@ class ServerSettings:
     token: str | None = None
     host: str = "127.0.0.1"
     allowed_hosts: tuple[str, ...] = ()
+    on_stop: Callable[[], None] | None = None  # called once the last request has been served (history)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -175,7 +179,8 @@ _INVOCATION_DOC = {"requestBody": {"required": True, "content": {t: _IMAGE_BODY 
                    "parameters": [
                        {"name": "Accept", "in": "header", "schema": {"type": "string"}, "description":
                         "application/json, application/json;verbose (classification), application/json;"
-                        "annotation=1 (detection), image/png (segmentation)"},
+                        "annotation=1 (detection), image/png (segmentation); add ;explain=1 to a JSON type for "
+                        "class activation maps"},
                        {"name": "X-Amzn-SageMaker-Target-Variant", "in": "header", "schema": {"type": "string"},
                         "description": "Send the request to this variant instead of splitting by weight."}]}
 _PREDICT_DOC = {"requestBody": {"required": True, "content": {
@@ -204,10 +209,12 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
         try:
             yield
         finally:
-            for variant in variants:
+            for variant in [v for e in endpoints for v in e.variants.values()]:  # a multi-model endpoint's: now
                 variant.batcher.stop()
             if capture is not None:
                 capture.stop()
+            if settings.on_stop is not None:
+                settings.on_stop()
 
     access = Access(host=settings.host, allowed_hosts=settings.allowed_hosts, token=settings.token)
     app = oculi_app("oculi endpoints", "SageMaker-compatible inference endpoints for oculi model bundles: "
@@ -245,7 +252,7 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
         try:
             endpoint = endpoint_named(name) if name is not None else endpoints[0]
             labels[0] = endpoint.name
-            variant = endpoint.choose(request.headers.get(TARGET_VARIANT))
+            variant = await endpoint.route(request.headers.get(TARGET_VARIANT), request.headers.get(TARGET_MODEL))
             labels[1] = variant.name
             response = await handler(endpoint, variant)
         except OculiError as e:
@@ -275,12 +282,15 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
         async def handler(endpoint: Endpoint, variant: Variant) -> Response:
             content_type = request.headers.get("content-type")
             check_content_type(content_type)
-            media = variant.codec.choose(request.headers.get("accept"))
+            explain, accept = wants_explanation(request.headers.get("accept"))
+            media = variant.codec.choose(accept)
             override = threshold_override(request, variant)
             body, served = await run_model(variant, lambda: read_body(request, settings.max_body_bytes),
                                            content_type)
             result = variant.predictor.calibrate(served.result, override)
             payload = await run_in_threadpool(variant.codec.encode, result, media)
+            if explain:
+                payload = with_explanation(payload, await run_in_threadpool(explain_body, variant, body, content_type))
             if capture is not None and capture.sampled():
                 capture.record(endpoint.name, variant.name, normalize_media_type(content_type or ""), body,
                                media, payload, request.headers.get(INFERENCE_ID))
@@ -329,6 +339,34 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
             result = variant.predictor.calibrate(served.result, override)
             return JSONResponse(_friendly(variant, result, top_k, min_score),
                                 headers={**batch_headers(served), **calibration_headers(result)})
+
+        return await observed(request, name, handler)
+
+    def explain_body(variant: Variant, body: bytes, content_type: str | None, **options: Any) -> dict[str, Any]:
+        image = decode_request(body, content_type, variant.min_side, settings.max_pixels)
+        return explanation(variant.predictor, image, **options)
+
+    @data_plane.post("/endpoints/{name}/explain", summary="Friendly JSON predictions with class activation maps "
+                     "(overlay PNGs in base64, faithfulness scores; float32)", openapi_extra=_PREDICT_DOC)
+    async def explain(name: str, request: Request,
+                      method: str = Query("gradcam", description="gradcam, gradcam++, layercam or eigencam."),
+                      target: Annotated[list[str] | None, Query(description="Class(es) to explain (default: "
+                                                                "the task's).")] = None,
+                      top_k: int | None = Query(None, ge=1, description="Classification: classes to return."),
+                      min_score: float = Query(0.0, ge=0, le=1, description="Detection: leave out and do not "
+                                               "explain objects scoring below this.")) -> Response:
+        async def handler(_endpoint: Endpoint, variant: Variant) -> Response:
+            kind = normalize_media_type(request.headers.get("content-type", "")).split(";")[0]
+            if kind not in (*IMAGE_CONTENT_TYPES, *FRIENDLY_FORMS):
+                raise UnsupportedMediaType(f"Content-Type {request.headers.get('content-type', '(none)')} is not "
+                                           f"supported here; send one of {', '.join(FRIENDLY_FORMS)} or image "
+                                           f"bytes as {', '.join(IMAGE_CONTENT_TYPES)}.")
+            body, served = await run_model(variant, lambda: friendly_image(request, kind, settings.max_body_bytes),
+                                           "application/x-image")
+            explained = await run_in_threadpool(explain_body, variant, body, "application/x-image", method=method,
+                                                targets=target or None, min_score=min_score)
+            return JSONResponse({**_friendly(variant, served.result, top_k, min_score), "explanation": explained},
+                                headers=batch_headers(served))
 
         return await observed(request, name, handler)
 

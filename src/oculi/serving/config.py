@@ -14,6 +14,7 @@ A YAML or JSON file (``oculi serve --config endpoint.yaml``)::
         variants:
           - {name: main, model: models/bees}
 
+A model may be ``group:NAME``: the latest approved version of that model package group (``oculi models``).
 SageMaker's names are accepted too (``EndpointName``, ``ProductionVariants``, ``VariantName``, ``ModelName`` or
 ``ModelDataUrl``, ``InitialVariantWeight``). Model paths are relative to the file's folder. Weights are relative
 (1:3 sends a quarter of the traffic to the first variant); a variant with weight 0 gets only the requests that name
@@ -28,7 +29,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from oculi.errors import ConfigError
 
@@ -66,6 +76,7 @@ class VariantConfig(Batching):
                         description="Model bundle folder or model.tar.gz.")
     weight: float = Field(1.0, ge=0, validation_alias=AliasChoices("weight", "InitialVariantWeight"),
                           description="Relative traffic weight.")
+    _package_arn: str | None = PrivateAttr(None)  # set when ``model`` was ``group:NAME`` (the model registry)
 
     @field_validator("name")
     @classmethod
@@ -161,10 +172,13 @@ def parse_config(data: Any, source: str, base: Path) -> ServingConfig:
         problems = [_explain(err) for err in e.errors()]
         raise ConfigError(f"{source}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n"
                           + "\n".join(f"  - {p}" for p in problems)) from None
+    from oculi.model_registry import resolve_model
+
     missing = []
     for n, endpoint in enumerate(config.endpoints):
         for m, variant in enumerate(endpoint.variants):
-            path = variant.model.expanduser()
+            path, variant._package_arn = resolve_model(variant.model)
+            path = path.expanduser()
             variant.model = path if path.is_absolute() else base / path
             if not variant.model.exists():
                 missing.append(f"endpoints[{n}].variants[{m}].model: {variant.model} does not exist (relative paths "
@@ -196,6 +210,10 @@ def load_config(path: Path) -> ServingConfig:
 def endpoint_name_for(model: Path) -> str:
     """The endpoint name of a model served without a config: its folder's name (for ``model.tar.gz``, the
     folder holding it), with other characters than letters and digits turned into hyphens."""
+    from oculi.model_registry import GROUP_PREFIX
+
+    if str(model).startswith(GROUP_PREFIX):
+        return str(model)[len(GROUP_PREFIX):].partition("/")[0]
     path = Path(model).expanduser().resolve()
     stem = path.parent.name if path.name.endswith((".tar.gz", ".tgz")) else path.name
     return re.sub(r"[^a-zA-Z0-9]+", "-", stem).strip("-")[:63].strip("-") or "model"

@@ -48,6 +48,7 @@ class Variant:
     batcher: Batcher
     stats: VariantStats
     batching: Batching
+    package_arn: str | None = None  # the model registry version served (``group:NAME``), if any
 
     @property
     def min_side(self) -> int | None:
@@ -106,13 +107,18 @@ class Endpoint:
         (name,) = self._random.choices(list(self.variants), weights=self._weights)
         return self.variants[name]
 
+    async def route(self, target_variant: str | None, target_model: str | None = None) -> Variant:
+        """The variant of one request (``TargetModel`` only means something to a multi-model endpoint)."""
+        return self.choose(target_variant)
+
     def describe(self) -> dict[str, Any]:
         """The endpoint in the shape of SageMaker's DescribeEndpoint, with each variant's model, batching
         settings, request counts and latencies."""
         variants = []
         for (name, variant), weight in zip(self.variants.items(), self._weights, strict=True):
             variants.append({"VariantName": name, "CurrentWeight": weight, "DesiredWeight": weight,
-                             "ModelDataUrl": str(variant.model), "Task": variant.task,
+                             "ModelDataUrl": str(variant.model), "ModelPackageArn": variant.package_arn,
+                             "Task": variant.task,
                              "Batching": variant.batching.model_dump(), "QueueDepth": variant.batcher.depth,
                              **variant.stats.summary()})
         return {"EndpointName": self.name, "EndpointStatus": "InService", "ProductionVariants": variants}
@@ -126,37 +132,46 @@ def load_predictor(model: Path, runtime: Runtime) -> Any:
     return load(model, runtime=runtime)
 
 
+def load_variant(endpoint: str, name: str, model: Path, batching: Batching, metrics: ServingMetrics,
+                 runtime: Runtime = "auto", package_arn: str | None = None) -> Variant:
+    """Load one variant's model and build its batcher (not yet started), its metrics wired in."""
+    predictor = load_predictor(model, runtime)
+    contract = task_of(predictor)
+    stats = VariantStats()
+    # requests may override the thresholds, so calibration is applied per request, after the batch
+    batcher = Batcher(functools.partial(predictor.predict, calibrate=False), f"{endpoint}/{name}",
+                      batching.max_batch_size, batching.max_latency_ms, batching.max_queue_size,
+                      metrics.observe_batch(endpoint, name, stats))
+    metrics.queue_depth.labels(endpoint, name).set_function(lambda b=batcher: b.depth)
+    return Variant(endpoint, name, model, predictor, contract.name, contract.codec, batcher, stats, batching,
+                   package_arn)
+
+
 def load_endpoints(config: ServingConfig, metrics: ServingMetrics, defaults: Batching | None = None,
-                   runtime: Runtime = "auto", echo: Callable[[str], None] = print) -> list[Endpoint]:
+                   runtime: Runtime = "auto", echo: Callable[[str], None] = print,
+                   on_weights: Callable[[Endpoint], None] | None = None) -> list[Endpoint]:
     """Load every variant's model (once, now) and build the endpoints with their batchers (not yet started).
-    ``echo`` prints what each variant resolved to."""
+    ``echo`` prints what each variant resolved to; ``on_weights`` is called after each weight change."""
     settings = config.resolved(defaults)
     endpoints = []
     for endpoint_config in config.endpoints:
         variants = []
         for variant_config in endpoint_config.variants:
             batching = settings[endpoint_config.name][variant_config.name]
-            predictor = load_predictor(variant_config.model, runtime)
-            contract = task_of(predictor)
-            task = contract.name
-            stats = VariantStats()
-            label = f"{endpoint_config.name}/{variant_config.name}"
-            # requests may override the thresholds, so calibration is applied per request, after the batch
-            batcher = Batcher(functools.partial(predictor.predict, calibrate=False), label,
-                              batching.max_batch_size, batching.max_latency_ms, batching.max_queue_size,
-                              metrics.observe_batch(endpoint_config.name, variant_config.name, stats))
-            metrics.queue_depth.labels(endpoint_config.name, variant_config.name).set_function(
-                lambda b=batcher: b.depth)
-            variants.append(Variant(endpoint_config.name, variant_config.name, variant_config.model, predictor,
-                                    task, contract.codec, batcher, stats, batching))
-            echo(f"endpoint {endpoint_config.name}, variant {variant_config.name}: {task} model "
-                 f"{variant_config.model} (runtime {describe(predictor.runtime)}), weight {variant_config.weight:g}, "
-                 f"max_batch_size {batching.max_batch_size}, max_latency_ms {batching.max_latency_ms:g}, "
-                 f"max_queue_size {batching.max_queue_size}")
+            variant = load_variant(endpoint_config.name, variant_config.name, variant_config.model, batching,
+                                   metrics, runtime, variant_config._package_arn)
+            variants.append(variant)
+            source = f" ({variant.package_arn})" if variant.package_arn else ""
+            echo(f"endpoint {endpoint_config.name}, variant {variant_config.name}: {variant.task} model "
+                 f"{variant_config.model}{source} (runtime {describe(variant.predictor.runtime)}), weight "
+                 f"{variant_config.weight:g}, max_batch_size {batching.max_batch_size}, max_latency_ms "
+                 f"{batching.max_latency_ms:g}, max_queue_size {batching.max_queue_size}")
 
         def publish(endpoint: Endpoint) -> None:
             for name, weight in endpoint.weights.items():
                 metrics.weight.labels(endpoint.name, name).set(weight)
+            if on_weights is not None:
+                on_weights(endpoint)
 
         endpoints.append(Endpoint(endpoint_config.name, variants,
                                   {v.name: v.weight for v in endpoint_config.variants}, on_weights=publish))

@@ -46,6 +46,33 @@ def numbered(path: Path, image: Path, many: bool) -> Path:
     return path.with_name(f"{path.stem}-{image.stem}{path.suffix}") if many else path
 
 
+def histogram(name: str, title: str, unit: str, values: Any, edges: list[float], note: str = "") -> dict[str, Any]:
+    """``{"name", "title", "unit", "note", "bins": [bin labels in order], "counts": {bin label: n}}``: ``values``
+    counted into the bins between consecutive ``edges`` (the last bin open-ended), labelled ``"lo–hi"`` and
+    ``"≥ lo"``."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    bounds = [*edges, np.inf]
+    labels = [f"{edges[i]:g}–{edges[i + 1]:g}" for i in range(len(edges) - 1)] + [f"≥ {edges[-1]:g}"]
+    counts = np.histogram(values, bins=bounds)[0] if values.size else np.zeros(len(labels), dtype=int)
+    return {"name": name, "title": title, "unit": unit, "note": note, "bins": labels,
+            "counts": {label: int(n) for label, n in zip(labels, counts, strict=True)}}
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A model's pre-label of one image for the labeling room: ``label`` in the annotation kind's JSON
+    (``{"classes": [index, …]}``; ``{"boxes": [{"box": [x1, y1, x2, y2] pixels, "label", "confidence"}], "width",
+    "height"}``; for masks ``{"width", "height"}`` with the class-index ``mask`` ``uint8 [H, W]`` beside it),
+    ``confidence`` in [0, 1] (what automated labeling thresholds) and ``uncertainty`` (higher = label first)."""
+
+    label: dict[str, Any]
+    confidence: float
+    uncertainty: float
+    mask: Any = None
+
+
 @dataclass(frozen=True)
 class TaskContract:
     """One task's contract.
@@ -79,6 +106,11 @@ class TaskContract:
       — the ``xyxy`` pixel boxes of a sample worth embedding as crops besides the whole image (detection: its
       boxes); ``write_manifest(sample_set, path)`` — write samples of the task as an augmented manifest (the
       audit's ``clean.manifest``).
+    - Labeling hook (:mod:`oculi.labeling`): ``propose(predictor, images, threshold)`` — one :class:`Proposal` per
+      image file: the pre-label, its confidence and the uncertainty the labeling queue is ordered by (``threshold``
+      is detection's decision threshold).
+    - ``label_statistics(sample_set)``: histograms of its labels' geometry for the console's dataset page (boxes'
+      sizes, masks' areas) as :func:`histogram` dicts; None = nothing beyond the class counts.
     - ``calibration_data(report)``: an evaluation report's scores as
       :class:`~oculi.evaluation.calibration.CalibrationData`, for ``oculi evaluate --choose-thresholds`` (None: the
       task takes no thresholds)."""
@@ -105,5 +137,7 @@ class TaskContract:
     embedding_features: Callable[[Any, Any], Any] | None = None
     embedding_regions: Callable[[Any], list[tuple[float, float, float, float]]] = lambda target: []
     write_manifest: Callable[[SampleSet, Path], Any] | None = None
+    propose: Callable[..., list[Proposal]] | None = None
+    label_statistics: Callable[[Any], list[dict[str, Any]]] | None = None
     calibration_data: Callable[[Any], Any] | None = None
     extras: dict[str, Any] = field(default_factory=dict)

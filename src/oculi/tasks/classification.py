@@ -16,7 +16,7 @@ from oculi.data.tasks import DATA_TASKS
 from oculi.data.transforms import normalize
 from oculi.inference.classification import ClassificationPredictor, ClassPrediction
 from oculi.inference.codecs import TaskCodec, json_bytes
-from oculi.tasks.base import PredictOptions, TaskContract
+from oculi.tasks.base import PredictOptions, Proposal, TaskContract
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -144,6 +144,29 @@ def edge(predictor: ClassificationPredictor) -> tuple[dict[str, Any], dict[str, 
     return {"input": predictor.spec}, {}
 
 
+def propose(predictor: ClassificationPredictor, images: list[Path], threshold: float = 0.5,
+            measure: str = "margin") -> list[Proposal]:
+    """Pre-labels for labeling: the most probable class, its probability as the confidence, and the uncertainty
+    by ``measure`` — ``margin`` (1 − (p₁ − p₂), the gap between the two best classes) or ``entropy`` (of the
+    probabilities, divided by log(classes) so it lies in [0, 1])."""
+    import math
+
+    out = []
+    for result in predictor.predict(list(images)):
+        probs = sorted(result.probabilities, reverse=True)
+        if measure == "entropy":
+            uncertainty = -sum(p * math.log(p) for p in probs if p > 0) / math.log(max(2, len(probs)))
+        else:
+            uncertainty = 1.0 - (probs[0] - (probs[1] if len(probs) > 1 else 0.0))
+        out.append(Proposal({"classes": [result.predicted_index]}, float(probs[0]), float(uncertainty)))
+    return out
+def explanation_target(predictor: Any) -> Any:
+    """The CAM adapter of this task (:class:`~oculi.explain.targets.ClassificationTarget`)."""
+    from oculi.explain.targets import ClassificationTarget
+
+    return ClassificationTarget(predictor)
+
+
 CONTRACT = TaskContract(
     name="classification", title="image classification", predictor=ClassificationPredictor, codec=CODEC,
     evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=ClassificationResponse,
@@ -151,5 +174,6 @@ CONTRACT = TaskContract(
     annotation_kind="class",
     view="classification", view_labels=view_labels, edge=edge,
     audit=audit, embedding_features=embedding_features,
-    write_manifest=write_manifest, calibration_data=calibration_data,
+    write_manifest=write_manifest,
+    propose=propose, explanation_target=explanation_target, calibration_data=calibration_data,
 )

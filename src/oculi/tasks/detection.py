@@ -14,7 +14,7 @@ from oculi.data.tasks import DATA_TASKS
 from oculi.errors import ConfigError
 from oculi.inference.codecs import TaskCodec, json_bytes
 from oculi.inference.detection import DetectionPredictor, Detections
-from oculi.tasks.base import PredictOptions, TaskContract, numbered
+from oculi.tasks.base import PredictOptions, Proposal, TaskContract, histogram, numbered
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -160,6 +160,39 @@ def edge(predictor: DetectionPredictor) -> tuple[dict[str, Any], dict[str, Any]]
     return {"input": predictor.spec, "decoder": {**decoder, "priors": "priors.npy"}}, {"priors.npy": priors}
 
 
+LOWEST_SCORE = 0.05  # detections below this never count towards a proposal's uncertainty
+
+
+def propose(predictor: DetectionPredictor, images: list[Path], threshold: float = 0.5) -> list[Proposal]:
+    """Pre-labels for labeling: the boxes scoring at least ``threshold`` (pixels, with their scores). Uncertainty:
+    how close the closest box score (≥ 0.05) sits to ``threshold`` — 1 on it, 0 at 0 or 1, 0 with no boxes;
+    confidence = 1 − uncertainty."""
+    out = []
+    reach = max(threshold, 1.0 - threshold)
+    for result in predictor.predict(list(images), min_score=LOWEST_SCORE):
+        closeness = [1.0 - abs(s - threshold) / reach for s in result.scores]
+        uncertainty = max(closeness, default=0.0)
+        boxes = [{"box": [round(float(v), 2) for v in box], "label": int(label), "confidence": round(float(s), 4)}
+                 for box, s, label in zip(result.boxes, result.scores, result.labels, strict=True) if s >= threshold]
+        out.append(Proposal({"boxes": boxes, "width": result.width, "height": result.height},
+                            1.0 - uncertainty, uncertainty))
+    return out
+BOX_SIZE_EDGES = [0, 8, 16, 32, 64, 96, 128, 256, 512]  # COCO's small/medium/large split at 32 and 96
+
+
+def label_statistics(sample_set: Any) -> list[dict[str, Any]]:
+    """The dataset page's histogram of box sizes: √(width × height) of every box in pixels of the stored image
+    (COCO calls boxes under 32 px small, over 96 px large)."""
+    sizes = [((x2 - x1) * (y2 - y1)) ** 0.5 for sample in sample_set.samples if sample.target is not None
+             for x1, y1, x2, y2 in sample.target.boxes if x2 > x1 and y2 > y1]
+    return [histogram("box-size", "Box sizes", "√(width × height), px", sizes, BOX_SIZE_EDGES)]
+def explanation_target(predictor: Any) -> Any:
+    """The CAM adapter of this task (:class:`~oculi.explain.targets.DetectionTarget`)."""
+    from oculi.explain.targets import DetectionTarget
+
+    return DetectionTarget(predictor)
+
+
 CONTRACT = TaskContract(
     name="detection", title="object detection", predictor=DetectionPredictor, codec=CODEC, evaluate=evaluate,
     export_plan=None, friendly=friendly, friendly_schema=DetectionResponse, show=show, transform_batch_size=8,
@@ -168,5 +201,6 @@ CONTRACT = TaskContract(
     view="detection", view_labels=view_labels, edge=edge,
     embedding_features=embedding_features,
     embedding_regions=embedding_regions, write_manifest=write_detection_manifest, audit=audit,
+    propose=propose, label_statistics=label_statistics, explanation_target=explanation_target,
     calibration_data=calibration_data,
 )

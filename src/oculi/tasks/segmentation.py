@@ -17,7 +17,7 @@ from oculi.data.transforms import normalize
 from oculi.errors import ConfigError
 from oculi.inference.codecs import TaskCodec, json_bytes
 from oculi.inference.segmentation import SegmentationPredictor, SegmentationResult
-from oculi.tasks.base import PredictOptions, TaskContract, numbered
+from oculi.tasks.base import PredictOptions, Proposal, TaskContract, histogram, numbered
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -154,6 +154,51 @@ def edge(predictor: SegmentationPredictor) -> tuple[dict[str, Any], dict[str, An
                                                 "palette": [v for rgb in voc_palette() for v in rgb]}}, {}
 
 
+def propose(predictor: SegmentationPredictor, images: list[Path], threshold: float = 0.5) -> list[Proposal]:
+    """Pre-labels for labeling: the predicted class-index mask (``uint8 [H, W]`` at the image's size).
+    Uncertainty: the mean pixel entropy of the class probabilities, divided by log(classes) (in [0, 1]);
+    confidence = 1 − uncertainty. ``threshold`` does not apply."""
+    import math
+
+    out = []
+    for path in images:
+        image = predictor.to_tensor(path)
+        probs = predictor.logits(image).float().softmax(0)
+        entropy = -(probs * probs.clamp_min(1e-12).log()).sum(0).mean().item() / math.log(max(2, probs.shape[0]))
+        mask = probs.argmax(0).to(torch.uint8).numpy()
+        out.append(Proposal({"width": int(image.shape[-1]), "height": int(image.shape[-2])}, 1.0 - entropy,
+                            entropy, mask))
+    return out
+MASK_AREA_EDGES = [0, 1, 2, 5, 10, 20, 50]  # per cent of the image's pixels
+MASKS_READ = 200  # masks read per split for the area histogram (evenly spread); the rest are not opened
+
+
+def label_statistics(sample_set: Any) -> list[dict[str, Any]]:
+    """The dataset page's histogram of mask areas: for each image and each class it shows (background and ignored
+    pixels aside), that class's share of the image's pixels in per cent. Reads at most :data:`MASKS_READ` masks."""
+    import numpy as np
+
+    from oculi.data.formats.masks import load_mask
+    from oculi.types import IGNORE_INDEX
+
+    labelled = [s for s in sample_set.samples if s.target is not None]
+    step = max(1, -(-len(labelled) // MASKS_READ))
+    read = labelled[::step]
+    shares = []
+    for sample in read:
+        mask = load_mask(sample.target)
+        counts = np.bincount(mask[mask != IGNORE_INDEX].ravel(), minlength=1)
+        shares.extend(100.0 * counts[1:][counts[1:] > 0] / mask.size)
+    note = f"{len(read)} of {len(labelled)} masks read" if len(read) < len(labelled) else ""
+    return [histogram("mask-area", "Mask areas (per class and image)", "% of the image's pixels", shares,
+                      MASK_AREA_EDGES, note)]
+def explanation_target(predictor: Any) -> Any:
+    """The CAM adapter of this task (:class:`~oculi.explain.targets.SegmentationTarget`)."""
+    from oculi.explain.targets import SegmentationTarget
+
+    return SegmentationTarget(predictor)
+
+
 CONTRACT = TaskContract(
     name="segmentation", title="semantic segmentation", predictor=SegmentationPredictor, codec=CODEC,
     evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=SegmentationResponse, show=show,
@@ -162,4 +207,5 @@ CONTRACT = TaskContract(
     view="segmentation", view_labels=view_labels, edge=edge,
     embedding_features=embedding_features,
     write_manifest=write_mask_manifest, audit=audit,
+    propose=propose, label_statistics=label_statistics, explanation_target=explanation_target,
 )

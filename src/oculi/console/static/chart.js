@@ -27,47 +27,126 @@ export function format(v) {
   return +v.toPrecision(4) + "";
 }
 
+/** Tick positions (log10 values) for a log axis over [lo, hi] (log10 units): decades, with 2/5 or 3 between
+ * them on short ranges, or round values inside a range shorter than a decade. */
+export function logTicks(lo, hi) {
+  const span = hi - lo;
+  const steps = span > 3 ? [1] : span > 1.5 ? [1, 3] : [1, 2, 5];
+  const out = [];
+  for (let e = Math.floor(lo); e <= Math.ceil(hi); e++) {
+    for (const m of steps) { const v = e + Math.log10(m); if (v >= lo - 1e-9 && v <= hi + 1e-9) out.push(v); }
+  }
+  return out.length >= 2 ? out : ticks(10 ** lo, 10 ** hi, 4).filter((v) => v > 0).map(Math.log10);
+}
+
 /**
- * A line chart in `container`. `options`: {title, xLabel, yLabel}. Call `update(series)` with
- * [{name, points: [[x, y], …]}] whenever the data change; hovering shows every series' value at the nearest x.
+ * A line chart in `container`. `options`: {title, xLabel, yLabel, integerX, zero, log, logToggle}: `log` draws
+ * the y axis on a log scale (values ≤ 0 left out), `logToggle` adds a "log scale" checkbox (loss curves). Call
+ * `update(series)` with [{name, points: [[x, y], …]}] whenever the data change. Hovering shows every series' value
+ * at the nearest x; so does the keyboard: the plot is focusable and the arrow keys (Home, End) move along x.
  */
 export function lineChart(container, options = {}) {
   const box = document.createElement("div");
   box.className = "chart";
-  if (options.title) { const h = document.createElement("h3"); h.textContent = options.title; box.appendChild(h); }
-  const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": options.title || "chart" });
+  const head = document.createElement("div");
+  head.className = "chart-head";
+  if (options.title) { const h = document.createElement("h3"); h.textContent = options.title; head.appendChild(h); }
+  let logBox = null;
+  if (options.logToggle) {
+    const label = document.createElement("label");
+    label.className = "small muted";
+    logBox = document.createElement("input");
+    logBox.type = "checkbox";
+    logBox.className = "log-scale";
+    logBox.checked = !!options.log;
+    label.append(logBox, " log scale");
+    head.appendChild(label);
+    logBox.addEventListener("change", () => update(current));
+  }
+  const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", tabindex: "0",
+    "aria-label": `${options.title || "chart"}: arrow keys read the values` });
   const legend = document.createElement("div");
   legend.className = "legend";
   const tip = document.createElement("div");
   tip.className = "tip";
   tip.hidden = true;
-  box.append(svg, legend, tip);
+  tip.setAttribute("aria-live", "polite");
+  box.append(head, svg, legend, tip);
   container.appendChild(box);
   let current = [];
+  let allX = [], sx = null, sy = null, fy = (v) => v, cursor = null, at = -1;
+
+  function show(x) {
+    if (!sx) return;
+    cursor.setAttribute("x1", sx(x)); cursor.setAttribute("x2", sx(x)); cursor.setAttribute("visibility", "visible");
+    tip.replaceChildren();
+    const first = document.createElement("div");
+    first.textContent = `${options.xLabel || "x"} ${format(x)}`;
+    tip.appendChild(first);
+    current.forEach((s, i) => {
+      const p = s.points.find((q) => q[0] === x);
+      if (!p) return;
+      const row = document.createElement("div");
+      row.className = `c${(s.color ?? i) % 8}`;
+      const name = document.createElement("span");
+      name.textContent = `● ${s.name}: `;
+      const value = document.createElement("strong");
+      value.textContent = format(p[1]);
+      row.append(name, value);
+      tip.appendChild(row);
+    });
+    tip.hidden = false;
+    const r = svg.getBoundingClientRect();
+    const left = (sx(x) / W) * r.width;
+    tip.style.left = `${Math.max(0, Math.min(left + 12, r.width - tip.offsetWidth - 4))}px`;
+    tip.style.top = `${(M.t / H) * r.height + 20 + head.offsetHeight}px`;
+  }
+  function hide() { tip.hidden = true; cursor?.setAttribute("visibility", "hidden"); }
+
+  svg.addEventListener("mousemove", (event) => {
+    if (!allX.length) return;
+    const r = svg.getBoundingClientRect();
+    const vx = ((event.clientX - r.left) / r.width) * W;
+    at = allX.reduce((best, v, i) => (Math.abs(sx(v) - vx) < Math.abs(sx(allX[best]) - vx) ? i : best), 0);
+    show(allX[at]);
+  });
+  svg.addEventListener("mouseleave", () => { if (document.activeElement !== svg) hide(); });
+  svg.addEventListener("focus", () => { if (allX.length) show(allX[at < 0 || at >= allX.length ? (at = allX.length - 1) : at]); });
+  svg.addEventListener("blur", hide);
+  svg.addEventListener("keydown", (event) => {
+    if (!allX.length) return;
+    const moves = { ArrowLeft: at - 1, ArrowDown: at - 1, ArrowRight: at + 1, ArrowUp: at + 1, Home: 0, End: allX.length - 1 };
+    if (!(event.key in moves)) return;
+    event.preventDefault();
+    at = Math.max(0, Math.min(allX.length - 1, moves[event.key]));
+    show(allX[at]);
+  });
 
   function update(series) {
     current = series.filter((s) => s.points.length);
     svg.replaceChildren();
     legend.replaceChildren();
+    const log = logBox ? logBox.checked : !!options.log;
+    fy = log ? (v) => (v > 0 ? Math.log10(v) : NaN) : (v) => v;
     const xs = current.flatMap((s) => s.points.map((p) => p[0]));
-    const ys = current.flatMap((s) => s.points.map((p) => p[1])).filter(Number.isFinite);
-    if (!xs.length) return;
+    const ys = current.flatMap((s) => s.points.map((p) => fy(p[1]))).filter(Number.isFinite);
+    if (!xs.length || !ys.length) { allX = []; sx = null; return; }
     let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
     if (x0 === x1) { x0 -= 1; x1 += 1; }
     let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
-    const pad = (y1 - y0) * 0.08 || Math.abs(y0) * 0.1 || 1;
+    const pad = (y1 - y0) * 0.08 || Math.abs(y0) * 0.1 || (log ? 0.1 : 1);
     y0 -= pad; y1 += pad;
-    if (options.zero && y0 < 0 && Math.min(...ys) >= 0) y0 = 0;
+    if (!log && options.zero && y0 < 0 && Math.min(...ys) >= 0) y0 = 0;
     const xt = ticks(x0, x1, 6).filter((t) => !options.integerX || Number.isInteger(t));
-    const yt = ticks(y0, y1, 5);
+    const yt = log ? logTicks(y0, y1) : ticks(y0, y1, 5);
     [y0, y1] = [Math.min(y0, yt[0]), Math.max(y1, yt[yt.length - 1])];
-    const sx = (x) => M.l + ((x - x0) / (x1 - x0)) * (W - M.l - M.r);
-    const sy = (y) => H - M.b - ((y - y0) / (y1 - y0)) * (H - M.t - M.b);
+    sx = (x) => M.l + ((x - x0) / (x1 - x0)) * (W - M.l - M.r);
+    sy = (y) => H - M.b - ((y - y0) / (y1 - y0)) * (H - M.t - M.b);
     const grid = el("g", { class: "grid" }, svg);
     const axis = el("g", { class: "axis" }, svg);
     for (const t of yt) {
       el("line", { x1: M.l, x2: W - M.r, y1: sy(t), y2: sy(t) }, grid);
-      el("text", { x: M.l - 6, y: sy(t) + 4, "text-anchor": "end" }, axis).textContent = format(t);
+      el("text", { x: M.l - 6, y: sy(t) + 4, "text-anchor": "end" }, axis).textContent = format(log ? 10 ** t : t);
     }
     for (const t of xt) {
       el("line", { x1: sx(t), x2: sx(t), y1: H - M.b, y2: H - M.b + 4 }, axis);
@@ -77,12 +156,12 @@ export function lineChart(container, options = {}) {
     el("line", { x1: M.l, x2: M.l, y1: M.t, y2: H - M.b }, axis);
     el("text", { x: (M.l + W - M.r) / 2, y: H - 4, "text-anchor": "middle" }, axis).textContent = options.xLabel || "";
     el("text", { x: -(M.t + H - M.b) / 2, y: 12, transform: "rotate(-90)", "text-anchor": "middle" }, axis)
-      .textContent = options.yLabel || "";
+      .textContent = (options.yLabel || "") + (log ? " (log)" : "");
     current.forEach((s, i) => {
       const g = el("g", { class: `c${(s.color ?? i) % 8}` }, svg);
-      const pts = s.points.filter((p) => Number.isFinite(p[1]));
-      el("path", { class: "series", d: pts.map((p, j) => `${j ? "L" : "M"}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join("") }, g);
-      if (pts.length <= 60) for (const p of pts) el("circle", { class: "dot", cx: sx(p[0]), cy: sy(p[1]), r: 2.6 }, g);
+      const pts = s.points.filter((p) => Number.isFinite(fy(p[1])));
+      el("path", { class: "series", d: pts.map((p, j) => `${j ? "L" : "M"}${sx(p[0]).toFixed(1)},${sy(fy(p[1])).toFixed(1)}`).join("") }, g);
+      if (pts.length <= 60) for (const p of pts) el("circle", { class: "dot", cx: sx(p[0]), cy: sy(fy(p[1])), r: 2.6 }, g);
       const item = document.createElement("span");
       item.className = `c${(s.color ?? i) % 8}`;
       const sw = document.createElement("span");
@@ -93,50 +172,24 @@ export function lineChart(container, options = {}) {
       item.append(sw, label);
       legend.appendChild(item);
     });
-    const cursor = el("line", { class: "cursor", y1: M.t, y2: H - M.b, visibility: "hidden" }, svg);
-    const hit = el("rect", { x: M.l, y: M.t, width: W - M.l - M.r, height: H - M.t - M.b, fill: "transparent" }, svg);
-    const allX = [...new Set(xs)].sort((a, b) => a - b);
-    hit.addEventListener("mousemove", (event) => {
-      const r = svg.getBoundingClientRect();
-      const vx = ((event.clientX - r.left) / r.width) * W;
-      const x = allX.reduce((best, v) => (Math.abs(sx(v) - vx) < Math.abs(sx(best) - vx) ? v : best), allX[0]);
-      cursor.setAttribute("x1", sx(x)); cursor.setAttribute("x2", sx(x)); cursor.setAttribute("visibility", "visible");
-      tip.replaceChildren();
-      const head = document.createElement("div");
-      head.textContent = `${options.xLabel || "x"} ${format(x)}`;
-      tip.appendChild(head);
-      current.forEach((s, i) => {
-        const p = s.points.find((q) => q[0] === x);
-        if (!p) return;
-        const row = document.createElement("div");
-        row.className = `c${(s.color ?? i) % 8}`;
-        const name = document.createElement("span");
-        name.textContent = `● ${s.name}: `;
-        const value = document.createElement("strong");
-        value.textContent = format(p[1]);
-        row.append(name, value);
-        tip.appendChild(row);
-      });
-      tip.hidden = false;
-      const left = (sx(x) / W) * r.width;
-      tip.style.left = `${Math.min(left + 12, r.width - tip.offsetWidth - 4)}px`;
-      tip.style.top = `${(M.t / H) * r.height + 20}px`;
-    });
-    hit.addEventListener("mouseleave", () => { tip.hidden = true; cursor.setAttribute("visibility", "hidden"); });
+    cursor = el("line", { class: "cursor", y1: M.t, y2: H - M.b, visibility: "hidden" }, svg);
+    allX = [...new Set(xs)].sort((a, b) => a - b);
+    if (document.activeElement === svg && at >= 0) show(allX[Math.min(at, allX.length - 1)]);
   }
   return { update, element: box };
 }
 
-/** A bar chart of `groups` ({group: {label: value}}) in `container`: one colour per group, labels along x. */
+/** A bar chart of `groups` ({group: {label: value}}) in `container`: one colour per group, labels along x.
+ * `options`: {title, xLabel, yLabel, order (the labels in the order drawn; default: as they come)}. */
 export function barChart(container, groups, options = {}) {
   const names = Object.keys(groups);
-  const labels = [...new Set(names.flatMap((g) => Object.keys(groups[g])))];
+  const labels = options.order || [...new Set(names.flatMap((g) => Object.keys(groups[g])))];
   const box = document.createElement("div");
   box.className = "chart";
   container.appendChild(box);
   if (!labels.length) { box.textContent = "nothing to count"; return; }
   const rotate = labels.length > 6;
-  const bottom = rotate ? 70 : M.b;
+  const bottom = (rotate ? 70 : M.b) + (options.xLabel ? 14 : 0);
   const svg = el("svg", { viewBox: `0 0 ${W} ${H + (bottom - M.b)}`, role: "img", "aria-label": options.title || "histogram" }, box);
   const h = H + (bottom - M.b);
   const max = Math.max(1, ...names.flatMap((g) => Object.values(groups[g])));
@@ -154,6 +207,7 @@ export function barChart(container, groups, options = {}) {
   el("line", { x1: M.l, x2: W - M.r, y1: h - bottom, y2: h - bottom }, axis);
   el("text", { x: -(M.t + h - bottom) / 2, y: 12, transform: "rotate(-90)", "text-anchor": "middle" }, axis)
     .textContent = options.yLabel || "count";
+  if (options.xLabel) el("text", { x: (M.l + W - M.r) / 2, y: h - 3, "text-anchor": "middle" }, axis).textContent = options.xLabel;
   labels.forEach((label, i) => {
     const cx = M.l + band * i + band / 2;
     const t = el("text", rotate ? { x: cx, y: h - bottom + 10, transform: `rotate(40 ${cx} ${h - bottom + 10})` }

@@ -1,8 +1,13 @@
-// The dataset page: the class histogram and the image grid with each sample's labels drawn by its task's view.
+// The dataset page: the class histogram, the task's label histograms and the image grid with each sample's labels drawn by its task's view.
 import { barChart } from "./chart.js";
 
 const counts = JSON.parse(document.getElementById("histogram-data").textContent); // {split: {class: n}}
 barChart(document.getElementById("histogram"), counts, { yLabel: "count" });
+// the task's label histograms (box sizes, mask areas): one chart each, a bar per split and bin
+for (const h of JSON.parse(document.getElementById("statistics-data").textContent)) {
+  const box = document.querySelector(`.statistic[data-name="${h.name}"]`);
+  barChart(box, h.counts, { yLabel: "count", xLabel: h.unit, title: h.title, order: h.bins });
+}
 
 const grid = document.getElementById("grid");
 const cells = JSON.parse(document.getElementById("cells-data").textContent);

@@ -21,7 +21,7 @@ function redraw() {
   const names = [...byName.keys()].sort();
   const xLabel = rows.every((r) => r[1] !== null) ? "epoch" : "value number";
   for (const [title, list] of panels(names)) {
-    if (!drawn.has(title)) drawn.set(title, lineChart(charts, { title, xLabel, yLabel: title === "Loss" ? "loss" : "value", integerX: true }));
+    if (!drawn.has(title)) drawn.set(title, lineChart(charts, { title, xLabel, yLabel: title === "Loss" ? "loss" : "value", integerX: true, logToggle: title === "Loss" }));
     drawn.get(title).update(list.map((name) => ({ name, color: names.indexOf(name), points: [...byName.get(name)].sort((a, b) => a[0] - b[0]) })));
   }
   charts.dataset.points = String(rows.length);

@@ -13,7 +13,7 @@ if (single) {
   const names = metricNames(history);
   if (names.length) charts.replaceChildren();
   for (const [title, list] of panels(names)) {
-    lineChart(charts, { title, xLabel: "epoch", yLabel: title === "Loss" ? "loss" : "value", integerX: true })
+    lineChart(charts, { title, xLabel: "epoch", yLabel: title === "Loss" ? "loss" : "value", integerX: true, logToggle: title === "Loss" })
       .update(list.map((name) => ({ name, color: names.indexOf(name), points: history.filter((r) => name in r).map((r) => [r.epoch, r[name]]) })));
   }
 }
@@ -24,7 +24,7 @@ if (compared) {
   const models = Object.keys(curves);
   const names = [...new Set(models.flatMap((m) => metricNames(curves[m])))].sort();
   for (const name of names) {
-    lineChart(charts, { title: name, xLabel: "epoch", yLabel: name.includes("loss") ? "loss" : "value", integerX: true })
+    lineChart(charts, { title: name, xLabel: "epoch", yLabel: name.includes("loss") ? "loss" : "value", integerX: true, logToggle: name.includes("loss") })
       .update(models.map((m, i) => ({ name: m, color: i, points: curves[m].filter((r) => name in r).map((r) => [r.epoch, r[name]]) })));
   }
   if (!names.length) charts.textContent = "These bundles record no per-epoch history.";

@@ -1,0 +1,99 @@
+"""Model-assisted labeling on generated data: pre-labels and the uncertainty queue from a model bundle, automated
+labeling whose machine labels meet the accuracy target on held-back truth, and the label → train → evaluate round
+trip on the output manifest as Ground Truth writes it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from oculi.errors import ConfigError, JobError
+from oculi.jobs.store import JobStore
+from oculi.labeling import LabelingJob, jobs
+from oculi.labeling.auto import machine_accuracy, pick_threshold
+from tests.helpers import TINY, make_class_folders
+
+CLASSES = ["circle", "square", "stripes"]
+
+
+def _flat(root: Path, per_class: int, seed: int) -> tuple[Path, dict[str, str]]:
+    source = make_class_folders(root / "classes", per_class=per_class, seed=seed)
+    flat = root / "flat"
+    flat.mkdir()
+    truth = {}
+    for path in sorted(source.rglob("*.png")):
+        shutil.copy(path, flat / path.name)
+        truth[path.name] = path.parent.name
+    return flat, truth
+
+
+def test_pick_threshold() -> None:
+    confidences = [0.99, 0.95, 0.9, 0.8, 0.7, 0.6]
+    correct = [True, True, True, True, False, False]
+    assert pick_threshold(confidences, correct, 0.95) == (0.8, 1.0, 4)
+    assert pick_threshold(confidences, correct, 0.8) == (0.7, 0.8, 5)
+    assert pick_threshold(confidences, [False] * 6, 0.5) == (None, None, 0)
+
+
+def _pre_labels_and_uncertainty_queue(tmp_path: Path, classifier: Path) -> None:
+    from oculi.tasks import load_predictor
+
+    flat, _ = _flat(tmp_path / "pre", per_class=3, seed=7)
+    job = LabelingJob.create("pre-1", "classification", flat, CLASSES)
+    assert job.prelabel(classifier) == 9
+    items = JobStore().labeling_items("pre-1")
+    predictor = load_predictor(classifier, precision="float32")
+    for item in items:
+        probs = sorted(predictor.predict(item["source"]["image"]).probabilities, reverse=True)
+        assert item["priority"] == pytest.approx(1 - (probs[0] - probs[1]), abs=1e-4)
+        assert item["proposal"]["classes"] and item["state"] == "unlabeled"
+    most_uncertain = max(items, key=lambda i: (i["priority"], -i["idx"]))
+    assert jobs.next_item("pre-1", "alice")["idx"] == most_uncertain["idx"]
+    with pytest.raises(ConfigError, match="same classes"):
+        LabelingJob.create("pre-2", "classification", flat, ["a", "b", "c"]).prelabel(classifier)
+    with pytest.raises(ConfigError, match="classification model"):
+        LabelingJob.create("pre-3", "detection", flat, CLASSES).prelabel(classifier)
+
+
+def test_automated_labeling_meets_the_target_on_held_back_truth(tmp_path: Path) -> None:
+    import oculi
+
+    flat, truth = _flat(tmp_path, per_class=20, seed=3)
+    job = LabelingJob.create("auto-1", "classification", flat, CLASSES)
+    store = JobStore()
+    items = store.labeling_items("auto-1")
+    expected = {i["idx"]: {"classes": [CLASSES.index(truth[Path(i["source"]["image"]).name])]} for i in items}
+    with pytest.raises(JobError, match="at least 10"):
+        job.auto_label(accuracy=0.9)
+    for item in items[::2]:  # people label half
+        jobs.save_label("auto-1", item["idx"], expected[item["idx"]], "alice")
+    target = 0.9
+    record = job.auto_label(accuracy=target, hyperparameters={**TINY, "epochs": "4"})
+    assert record["machine_labeled"] > 0, record
+    accuracy, count = machine_accuracy(expected, "auto-1")
+    assert count == record["machine_labeled"]
+    assert accuracy >= target, (accuracy, record)
+    counters = job.describe()["LabelCounters"]
+    assert counters["MachineLabeled"] == record["machine_labeled"]
+    assert counters["HumanLabeled"] == 30
+    assert counters["Unlabeled"] == record["sent_to_people"]
+    assert store.find(record["training_job"])["status"] == "Completed"  # an ordinary training job
+    described = job.describe()
+    assert described["AutomatedLabeling"][0]["measured_accuracy"] >= target
+    lines = [json.loads(t) for t in job.export().read_text().splitlines()]
+    machine = [x for x in lines if x["auto-1-metadata"]["human-annotated"] == "no"]
+    assert len(machine) == record["machine_labeled"]
+    assert all(x["auto-1-metadata"]["confidence"] >= record["threshold"] for x in machine)
+    # the output manifest trains and evaluates as it is
+    model = tmp_path / "model"
+    oculi.train("image-classification", {"train": str(job.export())}, TINY, output=model, progress=False,
+                echo=lambda *_: None)
+    report = oculi.evaluate(model, job.export(), progress=False)
+    assert report.num_images == counters["TotalLabeled"]
+    assert 0.0 <= report.metrics["accuracy"] <= 1.0
+
+    # the round's model pre-labels another job: proposals, and the queue ordered by its uncertainty (margin)
+    _pre_labels_and_uncertainty_queue(tmp_path, Path(record["model"]))
