@@ -413,6 +413,22 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
         return _run_job(job, store, run, model_path, progress)
 
 
+def _calibration_line(model_path: Path) -> str | None:
+    """What the transform applies from a bundle folder's model.json calibration (None: none stored)."""
+    from oculi.artifacts import read_meta, resolve_bundle_path
+    from oculi.inference.calibration import Calibration
+
+    if not Path(model_path).is_dir():
+        return None
+    calibration = Calibration.from_meta(read_meta(resolve_bundle_path(Path(model_path))))
+    if calibration is None:
+        return None
+    chosen = (f"thresholds {calibration.thresholds}" if calibration.thresholds is not None
+              else f"unsure below {calibration.unsure:g}" if calibration.unsure is not None else "no thresholds")
+    return (f"applying the calibration in model.json ({calibration.rule}): temperature "
+            f"{calibration.temperature:.3f}, {chosen}")
+
+
 def _run_job(job: dict[str, Any], store: Any, run: _Run, model_path: Path, progress: bool) -> TransformSummary:
     from oculi.jobs import status as S
     from oculi.jobs.transform import wait_for_slot
@@ -436,6 +452,9 @@ def _run_job(job: dict[str, Any], store: Any, run: _Run, model_path: Path, progr
     log = run.log
     log.say(f"transform job {name}: {len(run.listed.items)} image(s) from {run.listed.source} → {run.output} "
             f"(Accept {run.media}{', assembled as JSON lines' if run.assembled else ''}); log {job['log_path']}")
+    applied = _calibration_line(model_path)
+    if applied:
+        log.say(applied)
     try:
         if not wait_for_slot(name, store, log.say):
             return run.end_stopped(store, name, "stopped before it started")

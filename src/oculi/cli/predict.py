@@ -35,6 +35,9 @@ def predict(
                                   "+ channels_last on CPUs with native bf16, else float32."),
     verbose_runtime: bool = typer.Option(False, "--show-runtime", help="Print which runtime and precision ran "
                                          "(and why) to stderr."),
+    threshold: str | None = typer.Option(None, "--threshold", help="Override the thresholds stored by `oculi "
+                                         "evaluate --choose-thresholds --write`: a number for every class (the "
+                                         "unsure threshold of a single-label model), class=value,… or none."),
     explain: bool = typer.Option(False, "--explain", help="Also explain each prediction: heat-map overlays, raw "
                                  "maps and IMAGE.explain.json in --explain-output (float32; see `oculi explain`)."),
     explain_output: Path = typer.Option(Path("explanations"), "--explain-output", help="With --explain: the folder "
@@ -51,6 +54,7 @@ def predict(
 
     Example: oculi predict models/ants photo.jpg --runtime onnx   (after `oculi export models/ants --format onnx`)
 
+    Example: oculi predict models/bees bee.jpg --threshold bee=0.3   (override the bundle's calibrated thresholds)
     Example: oculi predict models/ants photo.jpg --explain --explain-output explained/
     """
     from oculi.tasks import PredictOptions, load_predictor, task_of
@@ -62,8 +66,14 @@ def predict(
 
         err_console.print(f"runtime: {describe(predictor.runtime)}")
     options = PredictOptions(top_k=top_k, as_json=as_json, verbose=verbose, annotation=annotation,
-                             min_score=min_score, png=png, draw=draw)
+                             min_score=min_score, png=png, draw=draw, threshold=threshold)
+    applied = predictor.applied(threshold)
     task_of(predictor).show(predictor, list(images), options, console)
+    if applied is not None and not (as_json or verbose or annotation):
+        what = (f"thresholds {applied.thresholds}" if applied.thresholds is not None else
+                f"unsure below {applied.unsure:g}" if applied.unsure is not None else "no thresholds")
+        console.print(f"calibration ({applied.source}{', ' + applied.rule if applied.rule else ''}): temperature "
+                      f"{applied.temperature:.3f}, {what}", soft_wrap=True)
     if explain:
         from oculi.explain import explain as explain_images
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from oculi.artifacts import dataset_fingerprint
 from oculi.data.channels import read_channel, split_layout
 from oculi.data.image import decode_image
 from oculi.errors import ConfigError, DataError
@@ -204,7 +205,8 @@ def evaluate_classification(
     result = EvaluationResult(
         metrics=scores.metrics, per_class=scores.per_class, confusion=scores.confusion, classes=list(classes),
         misclassified=_misclassified(sample_set, probs, targets, multi_label), num_images=len(sample_set),
-        model=model_name, data=data_name, multi_label=multi_label, notes=notes,
+        model=model_name, data=data_name, multi_label=multi_label, notes=notes, probabilities=probs,
+        targets=targets, images=[s.image for s in sample_set.samples], fingerprint=dataset_fingerprint([sample_set]),
     )
     if output is not None:
         result.write(Path(output).expanduser())

@@ -23,10 +23,13 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from oculi.artifacts import dataset_fingerprint
 from oculi.data.detection import read_detection
 from oculi.data.image import decode_image
 from oculi.errors import DataError
+from oculi.evaluation.analysis import plot_detection_errors
 from oculi.evaluation.metrics import check_evaluation_data
+from oculi.evaluation.tide import tide
 from oculi.types import BoxTarget, SampleSet
 
 DETECTION_GRID = 12  # images drawn in detections.png
@@ -96,6 +99,8 @@ def detection_scores(
 
     metrics = {"mAP": _plain(at_result["map"]), "mAP_50_95": _plain(coco_result["map"]),
                "mAP_50": _plain(coco_result["map_50"]), "overlap_threshold": float(overlap_threshold)}
+    for size in ("small", "medium", "large"):  # COCO areas: < 32², 32²–96², > 96² pixels; -1 = no such boxes
+        metrics[f"mAP_{size}"] = _plain(coco_result[f"map_{size}"])
     seen = [int(c) for c in at_result["classes"].reshape(-1).tolist()]
     ap = at_result["map_per_class"].reshape(-1).tolist()
     per_class: dict[str, float | None] = {name: None for name in classes}
@@ -120,7 +125,10 @@ class DetectionEvaluation:
     """The outcome of :func:`evaluate_detection`. ``metrics``: ``mAP`` (at ``overlap_threshold``), ``mAP_50_95``,
     ``mAP_50``, ``overlap_threshold``, ``num_images``, ``num_boxes`` (true boxes), ``num_detections`` (all scored
     detections). ``per_class``: class name → AP at the overlap threshold (None: no true boxes of that class).
-    ``report_dir`` / ``files``: where the report was written (None / empty without an output folder)."""
+    ``report_dir`` / ``files``: where the report was written (None / empty without an output folder).
+    ``predictions`` / ``targets`` (one dict per image, as :func:`detection_scores` takes them), ``images`` and
+    ``fingerprint`` (the data's :func:`~oculi.artifacts.dataset_fingerprint`) keep the raw outcome for thresholds
+    and error analysis."""
 
     metrics: dict[str, float]
     per_class: dict[str, float | None]
@@ -130,13 +138,19 @@ class DetectionEvaluation:
     pr_curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
     report_dir: Path | None = None
     files: dict[str, Path] = field(default_factory=dict)
+    predictions: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    targets: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    images: list[Path] = field(default_factory=list)
+    fingerprint: str = ""
+    error_analysis: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The content of ``metrics.json``: ``mAP``, ``mAP_50_95``, ``mAP_50``, ``overlap_threshold``,
         ``per_class_AP`` (name → AP or null), ``num_images``, ``num_boxes``, ``num_detections``, ``model``,
         ``data``, ``classes``."""
-        return {**self.metrics, "per_class_AP": dict(self.per_class), "model": self.model, "data": self.data,
+        body = {**self.metrics, "per_class_AP": dict(self.per_class), "model": self.model, "data": self.data,
                 "classes": list(self.classes)}
+        return {**body, "error_analysis": self.error_analysis} if self.error_analysis else body
 
     def render(self, console: Console) -> None:
         """Print the overall metrics and the per-class AP as rich tables."""
@@ -148,12 +162,21 @@ class DetectionEvaluation:
         overall.add_row(f"mAP @ IoU {t:g}", f"{self.metrics['mAP']:.4f}")
         overall.add_row("mAP @ IoU 0.50", f"{self.metrics['mAP_50']:.4f}")
         overall.add_row("mAP @ IoU 0.50:0.95", f"{self.metrics['mAP_50_95']:.4f}")
+        for size in ("small", "medium", "large"):
+            value = self.metrics.get(f"mAP_{size}", -1.0)
+            overall.add_row(f"mAP {size} boxes (0.50:0.95)", "—  (none)" if value < 0 else f"{value:.4f}")
         console.print(overall)
         per_class = Table("class", f"AP @ IoU {t:g}", title="Per class", title_justify="left")
         for name in self.classes:
             value = self.per_class.get(name)
             per_class.add_row(name, "—  (no true boxes)" if value is None else f"{value:.4f}")
         console.print(per_class)
+        if self.error_analysis:
+            errors = Table("error type", "count", "mAP lost (ΔAP)", "share of lost mAP",
+                           title="Errors (TIDE)", title_justify="left")
+            for kind, row in self.error_analysis["errors"].items():
+                errors.add_row(kind, str(row["count"]), f"{row['delta_mAP']:.4f}", f"{row['share_of_lost_mAP']:.1%}")
+            console.print(errors)
 
 
 def _align(sample_set: SampleSet, classes: list[str], model: str) -> SampleSet:
@@ -266,12 +289,20 @@ def evaluate_detection(
     scores = detection_scores(preds, targets, classes, overlap)
     metrics = {**scores.metrics, "num_images": len(samples), "num_boxes": sum(len(s.target) for s in samples),
                "num_detections": sum(len(p["labels"]) for p in preds)}
-    result = DetectionEvaluation(metrics, scores.per_class, classes, model_name, data_name, scores.pr_curves)
+    result = DetectionEvaluation(metrics, scores.per_class, classes, model_name, data_name, scores.pr_curves,
+                                 predictions=preds, targets=targets, images=[s.image for s in samples],
+                                 fingerprint=dataset_fingerprint([sample_set]))
     if output is not None:
         out = Path(output).expanduser()
         out.mkdir(parents=True, exist_ok=True)
         files = {"metrics": out / "metrics.json", "precision-recall curves": out / "pr_curves.png",
                  "detections": out / "detections.png"}
+        tide_report = tide(preds, targets, len(classes), overlap)
+        files["error galleries"] = out / "errors"
+        galleries = plot_detection_errors(tide_report, preds, targets, result.images, classes,
+                                          files["error galleries"])
+        result.error_analysis = {**tide_report.to_dict(),
+                                 "galleries": [p.relative_to(out).as_posix() for p in galleries.values()]}
         files["metrics"].write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         plot_pr_curves(scores.pr_curves, classes, overlap, files["precision-recall curves"])
         plot_detections(kept, preds[:len(kept)], targets[:len(kept)], classes, files["detections"])

@@ -35,7 +35,9 @@ class EvaluationResult:
     ``misclassified``: ``(image path, true, predicted, probability of the prediction)``, most confident first;
     multi-label entries name comma-separated class sets and the highest probability among the predicted classes.
     ``notes``: what was decided for the user (which split was evaluated). ``report_dir`` / ``files``: where the
-    report was written (None / empty when no output folder was given)."""
+    report was written (None / empty when no output folder was given). ``probabilities`` (``float [N, C]``),
+    ``targets`` (class indices ``[N]`` or multi-hot ``[N, C]``), ``images`` and ``fingerprint`` (the data's
+    :func:`~oculi.artifacts.dataset_fingerprint`) keep the raw outcome for thresholds and error analysis."""
 
     metrics: dict[str, float]
     per_class: dict[str, dict[str, float]]
@@ -49,6 +51,24 @@ class EvaluationResult:
     notes: list[str] = field(default_factory=list)
     report_dir: Path | None = None
     files: dict[str, Path] = field(default_factory=dict)
+    probabilities: Any = None
+    targets: Any = None
+    images: list[Path] = field(default_factory=list)
+    fingerprint: str = ""
+    overlay: Any = None  # heat-map hook for top_losses.png (see oculi.evaluation.analysis)
+
+    def error_analysis(self) -> dict[str, Any]:
+        """``top_losses`` (highest loss first) and ``most_confused`` pairs (single-label), when the raw
+        probabilities are kept; else empty."""
+        from oculi.evaluation.analysis import confused_pairs, top_losses
+
+        if self.probabilities is None:
+            return {}
+        found: dict[str, Any] = {"top_losses": top_losses(self.probabilities, self.targets, self.multi_label,
+                                                          self.images, self.classes)}
+        if self.confusion is not None:
+            found["most_confused"] = confused_pairs(self.confusion, self.classes)
+        return found
 
     @property
     def accuracy(self) -> float:
@@ -72,6 +92,7 @@ class EvaluationResult:
             "misclassified": [{"image": str(path), "true": true, "predicted": predicted,
                                "probability": round(prob, 6)}
                               for path, true, predicted, prob in self.misclassified],
+            **({"error_analysis": analysis} if (analysis := self.error_analysis()) else {}),
         }
 
     def write(self, output: Path) -> dict[str, Path]:
@@ -89,6 +110,12 @@ class EvaluationResult:
                                   title=f"{self.num_images} images, accuracy {self.accuracy:.4f}")
         files["misclassified"] = output / "misclassified.png"
         plot_misclassified(self.misclassified, self.num_images, files["misclassified"])
+        if self.probabilities is not None:
+            from oculi.evaluation.analysis import plot_top_losses, top_losses
+
+            files["top losses"] = plot_top_losses(top_losses(self.probabilities, self.targets, self.multi_label,
+                                                             self.images, self.classes),
+                                                  output / "top_losses.png", self.overlay)
         self.report_dir, self.files = output, files
         return files
 
@@ -107,6 +134,10 @@ class EvaluationResult:
                       + (" (most confident first):" if wrong else "."))
         for path, true, predicted, prob in self.misclassified[:5]:
             console.print(f"  {path}  true: {true} / pred: {predicted} (p={prob:.2f})", soft_wrap=True)
+        pairs = self.error_analysis().get("most_confused", [])
+        if pairs:
+            console.print("most confused (true → predicted): " + "; ".join(
+                f"{p['true']} → {p['predicted']} ×{p['count']}" for p in pairs[:5]), soft_wrap=True)
 
 
 def most_frequent(support: list[int], limit: int) -> list[int]:

@@ -21,6 +21,7 @@ from rich.table import Table
 from oculi.data.formats.masks import load_mask
 from oculi.data.image import decode_image
 from oculi.errors import DataError
+from oculi.evaluation.analysis import WORST_IMAGES, boundary_counts, boundary_f1, error_map, image_iou
 from oculi.types import IGNORE_INDEX, SampleSet
 
 OVERLAY_IMAGES = 8  # images drawn in overlays/
@@ -40,11 +41,14 @@ class SegmentationEvaluation:
     data: str
     notes: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
+    boundary_f1: dict[str, float | None] = field(default_factory=dict)
+    worst_images: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """``metrics.json``'s content."""
+        """``metrics.json``'s content (``error_analysis``: per-class boundary F1 and the worst images by IoU)."""
         return {**self.metrics, "per_class_iou": self.per_class, "confusion_matrix": self.confusion,
-                "num_images": self.num_images, "model": self.model, "data": self.data, "notes": self.notes}
+                "num_images": self.num_images, "model": self.model, "data": self.data, "notes": self.notes,
+                "error_analysis": {"per_class_boundary_F1": self.boundary_f1, "worst_images": self.worst_images}}
 
     def render(self, console: Console) -> None:
         """Print the per-class IoU table and the headline metrics."""
@@ -54,7 +58,8 @@ class SegmentationEvaluation:
         for i, (name, iou) in enumerate(self.per_class.items()):
             table.add_row(name, "–" if iou is None else f"{iou:.4f}", str(sum(self.confusion[i])))
         console.print(table)
-        console.print(f"mIOU {self.metrics['mIOU']:.4f}   pixel accuracy {self.metrics['pixel_accuracy']:.4f}")
+        console.print(f"mIOU {self.metrics['mIOU']:.4f}   pixel accuracy {self.metrics['pixel_accuracy']:.4f}   "
+                      f"boundary F1 {self.metrics.get('boundary_F1', 0.0):.4f}")
 
     def write(self, folder: Path) -> None:
         """Write ``metrics.json`` and ``per_class_iou.csv`` into ``folder`` (overlays are written while
@@ -118,6 +123,8 @@ def evaluate_segmentation(predictor: Any, data: Path | SampleSet, *, output: Pat
         raise DataError(f"{sample_set.source or 'the data'}: no labelled images to evaluate.")
     metric = MulticlassConfusionMatrix(len(classes), ignore_index=IGNORE_INDEX)
     overlays: list[Path] = []
+    boundaries = torch.zeros(len(classes), 4, dtype=torch.int64)
+    worst: list[tuple[float, int, Any]] = []  # (image IoU, index, error map), the WORST_IMAGES lowest
     columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, transient=True, disable=not progress) as bar:
         task = bar.add_task("evaluating", total=len(sample_set))
@@ -126,6 +133,11 @@ def evaluate_segmentation(predictor: Any, data: Path | SampleSet, *, output: Pat
             truth = torch.from_numpy(load_mask(sample.target))
             predicted = predictor.logits(image, tuple(truth.shape)).argmax(0)
             metric.update(predicted, truth)
+            boundaries += boundary_counts(truth, predicted, len(classes), IGNORE_INDEX)
+            score = image_iou(truth, predicted, len(classes), IGNORE_INDEX)
+            if output is not None and (len(worst) < WORST_IMAGES or score < worst[-1][0]):
+                drawn = error_map(image, truth, predicted, IGNORE_INDEX)
+                worst = sorted([*worst, (score, n, drawn)], key=lambda item: item[0])[:WORST_IMAGES]
             if output is not None and n < OVERLAY_IMAGES:
                 path = Path(output) / "overlays" / f"{n:02d}-{sample.image.stem}.png"
                 _side_by_side(image, truth, predicted, classes, path)
@@ -136,13 +148,23 @@ def evaluate_segmentation(predictor: Any, data: Path | SampleSet, *, output: Pat
     warning = baseline_warning(majority_baseline(confusion), miou, pixel_accuracy, classes)
     if warning:
         notes.append(warning)
+    mean_boundary, per_class_boundary = boundary_f1(boundaries, classes)
     result = SegmentationEvaluation(
-        metrics={"mIOU": round(miou, 6), "pixel_accuracy": round(pixel_accuracy, 6)},
+        metrics={"mIOU": round(miou, 6), "pixel_accuracy": round(pixel_accuracy, 6), "boundary_F1": mean_boundary},
+        boundary_f1=per_class_boundary,
+        worst_images=[{"image": str(sample_set.samples[n].image), "iou": round(score, 6)} for score, n, _ in worst],
         per_class={name: None if v is None else round(v, 6) for name, v in zip(classes, per_class, strict=True)},
         confusion=confusion.tolist(), num_images=len(sample_set), model=model_name,
         data=str(sample_set.source), notes=notes)
     if output is not None:
-        result.write(Path(output).expanduser())
+        folder = Path(output).expanduser()
+        for rank, ((_, n, drawn), row) in enumerate(zip(worst, result.worst_images, strict=True)):
+            row["error_map"] = f"worst/{rank:02d}-{sample_set.samples[n].image.stem}.png"
+            (folder / "worst").mkdir(parents=True, exist_ok=True)
+            drawn.save(folder / row["error_map"])
+        if worst:
+            result.files["error maps of the worst images"] = folder / "worst"
+        result.write(folder)
         if overlays:
             result.files["overlays"] = Path(output) / "overlays"
     return result

@@ -4,22 +4,29 @@ multi-label models) → :class:`ClassPrediction` (SageMaker's ``prediction`` / v
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import torch
 
 from oculi.artifacts import ModelBundle
 from oculi.data.transforms import classification_eval, normalize
+from oculi.inference.calibration import Override, scale_distribution, scale_scores
 from oculi.inference.predictor import ImageInput, Predictor
 
 
 @dataclass
 class ClassPrediction:
-    """Class probabilities of one image (``probabilities[i]`` ↔ ``labels[i]``)."""
+    """Class probabilities of one image (``probabilities[i]`` ↔ ``labels[i]``). A calibrated answer (see
+    :mod:`oculi.inference.calibration`) also has ``calibration`` (what was applied), and ``predicted_labels``
+    (multi-label: the classes at or above their thresholds) or ``unsure`` (single-label: the top probability is
+    below the unsure threshold)."""
 
     probabilities: list[float]
     labels: list[str]
+    predicted_labels: list[str] | None = None
+    unsure: bool | None = None
+    calibration: dict[str, Any] | None = None
 
     @property
     def predicted_index(self) -> int:
@@ -41,8 +48,13 @@ class ClassPrediction:
         ``probabilities``/``labels``/``predicted_label`` form."""
         if verbose:
             return {"probabilities": self.probabilities, "labels": self.labels,
-                    "predicted_label": self.predicted_label}
+                    "predicted_label": self.predicted_label, **self.decisions()}
         return {"prediction": self.probabilities}
+
+    def decisions(self) -> dict[str, Any]:
+        """The calibrated answer's extra keys (``predicted_labels``, ``unsure``, ``calibration``) that are set."""
+        extra = {"predicted_labels": self.predicted_labels, "unsure": self.unsure, "calibration": self.calibration}
+        return {key: value for key, value in extra.items() if value is not None}
 
 
 class ClassificationPredictor(Predictor):
@@ -81,6 +93,31 @@ class ClassificationPredictor(Predictor):
     def probabilities(self, images: Sequence[ImageInput]) -> torch.Tensor:
         """Class probabilities ``float32 [B, num_classes]`` of images in any supported input form."""
         return self.probabilities_of_batch(self.preprocess(images))
+
+    def thresholds_per_class(self) -> bool:
+        """Multi-label models threshold each class; single-label ones the top probability ("unsure")."""
+        return self.spec.get("output") == "sigmoid"
+
+    def calibrate(self, result: ClassPrediction, threshold: Override = None) -> ClassPrediction:
+        """``result`` with the temperature applied to its probabilities (softmax: ``softmax(log p / T)``;
+        sigmoid: ``σ(logit p / T)``) and ``predicted_labels`` (multi-label) or ``unsure`` (single-label) decided
+        by the thresholds; unchanged for a bundle without calibration and no override."""
+        applied = self.applied(threshold)
+        if applied is None:
+            return result
+        probs = torch.tensor(result.probabilities, dtype=torch.float64)
+        if self.thresholds_per_class():
+            probs = scale_scores(probs, applied.temperature)
+        else:
+            probs = scale_distribution(probs, applied.temperature)
+        scaled = probs.tolist()  # thresholds compare the unrounded probabilities
+        out = replace(result, probabilities=[round(p, 6) for p in scaled], calibration=applied.to_json())
+        if applied.thresholds is not None:
+            out.predicted_labels = [name for name, p in zip(out.labels, scaled, strict=True)
+                                    if p >= applied.thresholds.get(name, 0.5)]
+        if applied.unsure is not None:
+            out.unsure = max(scaled) < applied.unsure
+        return out
 
     def predict_batch(self, images: list[torch.Tensor], **options: Any) -> list[ClassPrediction]:
         """``uint8 [3, H, W]`` images → one :class:`ClassPrediction` each (probabilities rounded to 6 digits)."""

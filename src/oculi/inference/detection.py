@@ -3,7 +3,7 @@ pixels → SageMaker's response shapes (normalised rows, or the training schema 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,13 +11,15 @@ import torch
 
 from oculi.algorithms.detection_networks import network_of
 from oculi.artifacts import ModelBundle
+from oculi.inference.calibration import Override, raw_score, scale_scores
 from oculi.inference.predictor import Predictor
 
 
 @dataclass
 class Detections:
     """Detections of one image: ``boxes`` xyxy pixels of the original ``width × height`` image, highest score
-    first; ``labels`` 0-based indices into ``classes``."""
+    first; ``labels`` 0-based indices into ``classes``. ``calibration``: what a calibrated answer applied
+    (temperature, per-class thresholds; see :mod:`oculi.inference.calibration`), None otherwise."""
 
     boxes: list[list[float]]
     scores: list[float]
@@ -25,6 +27,7 @@ class Detections:
     classes: list[str]
     width: int
     height: int
+    calibration: dict[str, Any] | None = None
 
     def sagemaker(self) -> dict[str, Any]:
         """SageMaker's ``application/json`` response: ``{"prediction": [[class_id, score, xmin, ymin, xmax,
@@ -46,9 +49,13 @@ class Detections:
 
     def filtered(self, min_score: float) -> Detections:
         """Only the detections scoring at least ``min_score`` (SageMaker applies no threshold by default)."""
-        keep = [i for i, s in enumerate(self.scores) if s >= min_score]
-        return Detections([self.boxes[i] for i in keep], [self.scores[i] for i in keep],
-                          [self.labels[i] for i in keep], self.classes, self.width, self.height)
+        return self.kept([s >= min_score for s in self.scores])
+
+    def kept(self, keep: list[bool]) -> Detections:
+        """Only the detections whose ``keep`` flag is set (same order)."""
+        rows = [i for i, flag in enumerate(keep) if flag]
+        return replace(self, boxes=[self.boxes[i] for i in rows], scores=[self.scores[i] for i in rows],
+                       labels=[self.labels[i] for i in rows])
 
 
 class DetectionPredictor(Predictor):
@@ -80,9 +87,29 @@ class DetectionPredictor(Predictor):
         outputs = tuple(out.to(self.device) for out in self.runtime(batch.tensors))
         return self.kind.finish(self.model, self.priors, outputs, sizes)
 
+    def thresholds_per_class(self) -> bool:
+        """Detection thresholds each class's box scores."""
+        return True
+
+    def calibrate(self, result: Detections, threshold: Override = None) -> Detections:
+        """``result`` with the temperature applied to every score (``σ(logit s / T)``) and only the boxes at or
+        above their class's threshold kept; unchanged for a bundle without calibration and no override."""
+        applied = self.applied(threshold)
+        if applied is None:
+            return result
+        scaled = scale_scores(torch.tensor(result.scores, dtype=torch.float64), applied.temperature).tolist()
+        out = replace(result, scores=[round(s, 6) for s in scaled], calibration=applied.to_json())
+        if applied.thresholds is None:
+            return out
+        limits = [applied.thresholds.get(out.classes[c], 0.0) for c in out.labels]
+        return out.kept([s >= t for s, t in zip(scaled, limits, strict=True)])  # compared before rounding
+
     def predict_batch(self, images: list[torch.Tensor], min_score: float = 0.0, **options: Any) -> list[Detections]:
         """``uint8 [3, H, W]`` images → one :class:`Detections` each, keeping those scoring at least
-        ``min_score``."""
+        ``min_score`` (a calibrated score when the bundle has a temperature; the scores stay uncalibrated until
+        :meth:`calibrate`)."""
+        if self.calibration is not None:
+            min_score = raw_score(min_score, self.calibration.temperature)
         return [Detections(result["boxes"].float().cpu().tolist(), result["scores"].float().cpu().tolist(),
                            (result["labels"].cpu() - 1).tolist(), self.classes, int(image.shape[-1]),
                            int(image.shape[-2])).filtered(min_score)

@@ -14,7 +14,8 @@ from PIL import Image
 
 from oculi.artifacts import ModelBundle, load_bundle
 from oculi.data.image import decode_image, decode_image_bytes, pil_to_tensor
-from oculi.errors import ArtifactError, DataError
+from oculi.errors import ArtifactError, ConfigError, DataError
+from oculi.inference.calibration import Applied, Calibration, Override, parse_threshold, resolve
 from oculi.inference.runtimes import load_runtime
 
 ImageInput = str | Path | bytes | Image.Image | torch.Tensor
@@ -48,6 +49,7 @@ class Predictor(ABC):
         self.spec = bundle.meta["input"]
         self.min_side: int | None = self.decode_min_side()
         self.runtime = load_runtime(bundle, self.network(), runtime, self.device, precision)
+        self.calibration = Calibration.from_meta(bundle.meta)
 
     def decode_min_side(self) -> int | None:
         """The smallest side an image may decode at (large JPEGs decode at reduced scale); None = full size."""
@@ -76,16 +78,48 @@ class Predictor(ABC):
         return cls(load_bundle(Path(path)), device, runtime, precision)
 
     def predict(self, images: ImageInput | Iterable[ImageInput], batch_size: int | None = None,
-                **options: Any) -> Any:
+                calibrate: bool = True, threshold: Override = None, **options: Any) -> Any:
         """Predict one image (returns its result) or a list of images (returns a list), ``batch_size`` images
-        (default :attr:`default_batch_size`) at a time; ``options`` are the task's (e.g. ``min_score``)."""
+        (default :attr:`default_batch_size`) at a time; ``options`` are the task's (e.g. ``min_score``).
+
+        With ``calibrate`` (default) the bundle's temperature and thresholds are applied (:meth:`calibrate`);
+        ``threshold`` overrides the thresholds (see :func:`~oculi.inference.calibration.parse_threshold`)."""
         single = isinstance(images, (str, Path, bytes, torch.Tensor)) or hasattr(images, "getpixel")
         items = [images] if single else list(images)  # type: ignore[list-item]
         size = batch_size or self.default_batch_size
         out: list[Any] = []
         for start in range(0, len(items), size):
             out += self.predict_batch([self.to_tensor(item) for item in items[start:start + size]], **options)
+        if calibrate:
+            out = [self.calibrate(result, threshold) for result in out]
         return out[0] if single else out
+
+    def thresholds_per_class(self) -> bool | None:
+        """True when the task thresholds each class's score (multi-label, detection), False when it thresholds
+        the top probability (single-label's "unsure"), None when it takes no thresholds (the default)."""
+        return None
+
+    def applied(self, threshold: Override = None) -> Applied | None:
+        """What :meth:`calibrate` applies for the override ``threshold`` (a string is parsed): None when the
+        bundle has no calibration and nothing is overridden, or the task takes no thresholds."""
+        per_class = self.thresholds_per_class()
+        if per_class is None:
+            if threshold is not None:
+                raise ConfigError(f"{self.bundle.path} is a {self.task} model, which takes no score thresholds; "
+                                  "leave out the threshold (it applies to classification and detection).")
+            return None
+        return resolve(self.calibration, self.classes, self.parse_threshold(threshold), per_class)
+
+    def calibrate(self, result: Any, threshold: Override = None) -> Any:
+        """``result`` (from :meth:`predict_batch`) with the bundle's calibration applied, or the override
+        ``threshold``; the base task has none and returns ``result`` unchanged (a threshold for it is a
+        :class:`ConfigError`, see :meth:`applied`)."""
+        self.applied(threshold)
+        return result
+
+    def parse_threshold(self, threshold: Override) -> Override:
+        """A threshold override (string, number, ``{class: value}`` or None) checked against the classes."""
+        return parse_threshold(threshold, self.classes)
 
     @property
     def classes(self) -> list[str]:

@@ -23,6 +23,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -37,6 +38,7 @@ from starlette.requests import ClientDisconnect
 
 from oculi.data.image import MAX_DECODED_PIXELS
 from oculi.errors import DataError, OculiError
+from oculi.inference.calibration import APPLIED_HEADER, THRESHOLD_HEADER, Override
 from oculi.inference.codecs import (
     IMAGE_CONTENT_TYPES,
     UnsupportedMediaType,
@@ -154,6 +156,19 @@ def batch_headers(served: Served) -> dict[str, str]:
             "X-Oculi-Queue-Time-Ms": f"{served.queue_seconds * 1000:.2f}"}
 
 
+def threshold_override(request: Request, variant: Variant) -> Override:
+    """A request's threshold override — ``?threshold=`` or the ``X-Oculi-Threshold`` header (a number, ``class=
+    value,…`` or ``none``) — checked against the variant's classes; None keeps the bundle's thresholds."""
+    value = request.query_params.get("threshold", request.headers.get(THRESHOLD_HEADER))
+    return variant.predictor.parse_threshold(value)
+
+
+def calibration_headers(result: Any) -> dict[str, str]:
+    """The ``X-Oculi-Calibration`` header (compact JSON of what was applied) for a calibrated result."""
+    applied = getattr(result, "calibration", None)
+    return {APPLIED_HEADER: json.dumps(applied, separators=(",", ":"))} if applied else {}
+
+
 def _friendly(variant: Variant, result: Any, top_k: int | None, min_score: float) -> dict[str, Any]:
     head = {"endpoint": variant.endpoint, "variant": variant.name, "task": variant.task}
     return {**head, **get_task(variant.task).friendly(result, top_k, min_score)}
@@ -269,15 +284,18 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
             check_content_type(content_type)
             explain, accept = wants_explanation(request.headers.get("accept"))
             media = variant.codec.choose(accept)
+            override = threshold_override(request, variant)
             body, served = await run_model(variant, lambda: read_body(request, settings.max_body_bytes),
                                            content_type)
-            payload = await run_in_threadpool(variant.codec.encode, served.result, media)
+            result = variant.predictor.calibrate(served.result, override)
+            payload = await run_in_threadpool(variant.codec.encode, result, media)
             if explain:
                 payload = with_explanation(payload, await run_in_threadpool(explain_body, variant, body, content_type))
             if capture is not None and capture.sampled():
                 capture.record(endpoint.name, variant.name, normalize_media_type(content_type or ""), body,
                                media, payload, request.headers.get(INFERENCE_ID))
-            return Response(payload, media_type=media, headers=batch_headers(served))
+            return Response(payload, media_type=media,
+                            headers={**batch_headers(served), **calibration_headers(result)})
 
         return await observed(request, name, handler)
 
@@ -304,16 +322,23 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
                       top_k: int | None = Query(None, ge=1, description="Classification: classes to return "
                                                 "(default all, best first)."),
                       min_score: float = Query(0.0, ge=0, le=1, description="Detection: leave out objects "
-                                               "scoring below this.")) -> Response:
+                                               "scoring below this."),
+                      threshold: str | None = Query(None, description="Override the bundle's thresholds: a "
+                                                    "number for every class, class=value,… or none (also the "
+                                                    "X-Oculi-Threshold header).")) -> Response:
         async def handler(_endpoint: Endpoint, variant: Variant) -> Response:
             kind = normalize_media_type(request.headers.get("content-type", "")).split(";")[0]
             if kind not in (*IMAGE_CONTENT_TYPES, *FRIENDLY_FORMS):
                 raise UnsupportedMediaType(f"Content-Type {request.headers.get('content-type', '(none)')} is not "
                                            f"supported here; send one of {', '.join(FRIENDLY_FORMS)} or image "
                                            f"bytes as {', '.join(IMAGE_CONTENT_TYPES)}.")
+            override = variant.predictor.parse_threshold(threshold if threshold is not None
+                                                         else request.headers.get(THRESHOLD_HEADER))
             _, served = await run_model(variant, lambda: friendly_image(request, kind, settings.max_body_bytes),
                                         "application/x-image")
-            return JSONResponse(_friendly(variant, served.result, top_k, min_score), headers=batch_headers(served))
+            result = variant.predictor.calibrate(served.result, override)
+            return JSONResponse(_friendly(variant, result, top_k, min_score),
+                                headers={**batch_headers(served), **calibration_headers(result)})
 
         return await observed(request, name, handler)
 

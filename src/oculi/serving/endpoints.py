@@ -3,6 +3,7 @@ and batcher; traffic split by weight (changeable while serving), ``TargetVariant
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 from collections.abc import Callable
@@ -137,8 +138,10 @@ def load_variant(endpoint: str, name: str, model: Path, batching: Batching, metr
     predictor = load_predictor(model, runtime)
     contract = task_of(predictor)
     stats = VariantStats()
-    batcher = Batcher(predictor.predict, f"{endpoint}/{name}", batching.max_batch_size, batching.max_latency_ms,
-                      batching.max_queue_size, metrics.observe_batch(endpoint, name, stats))
+    # requests may override the thresholds, so calibration is applied per request, after the batch
+    batcher = Batcher(functools.partial(predictor.predict, calibrate=False), f"{endpoint}/{name}",
+                      batching.max_batch_size, batching.max_latency_ms, batching.max_queue_size,
+                      metrics.observe_batch(endpoint, name, stats))
     metrics.queue_depth.labels(endpoint, name).set_function(lambda b=batcher: b.depth)
     return Variant(endpoint, name, model, predictor, contract.name, contract.codec, batcher, stats, batching,
                    package_arn)

@@ -28,7 +28,8 @@ class PredictOptions:
     ``top_k`` (classification rows), ``as_json`` (SageMaker's JSON per image), ``verbose`` (classification's verbose
     JSON), ``annotation`` (detection's training-schema JSON), ``min_score`` (detection threshold), ``png`` (write the
     segmentation mask PNG here), ``draw`` (write the image with the prediction drawn here); with several images,
-    ``png``/``draw`` get the image's stem appended."""
+    ``png``/``draw`` get the image's stem appended. ``threshold``: overrides the bundle's calibrated thresholds
+    (see :func:`~oculi.inference.calibration.parse_threshold`)."""
 
     top_k: int = 5
     as_json: bool = False
@@ -37,6 +38,7 @@ class PredictOptions:
     min_score: float = 0.0
     png: Path | None = None
     draw: Path | None = None
+    threshold: str | None = None
 
 
 def numbered(path: Path, image: Path, many: bool) -> Path:
@@ -108,7 +110,10 @@ class TaskContract:
       image file: the pre-label, its confidence and the uncertainty the labeling queue is ordered by (``threshold``
       is detection's decision threshold).
     - ``label_statistics(sample_set)``: histograms of its labels' geometry for the console's dataset page (boxes'
-      sizes, masks' areas) as :func:`histogram` dicts; None = nothing beyond the class counts."""
+      sizes, masks' areas) as :func:`histogram` dicts; None = nothing beyond the class counts.
+    - ``calibration_data(report)``: an evaluation report's scores as
+      :class:`~oculi.evaluation.calibration.CalibrationData`, for ``oculi evaluate --choose-thresholds`` (None: the
+      task takes no thresholds)."""
 
     name: str
     title: str
@@ -134,4 +139,5 @@ class TaskContract:
     write_manifest: Callable[[SampleSet, Path], Any] | None = None
     propose: Callable[..., list[Proposal]] | None = None
     label_statistics: Callable[[Any], list[dict[str, Any]]] | None = None
+    calibration_data: Callable[[Any], Any] | None = None
     extras: dict[str, Any] = field(default_factory=dict)

@@ -37,6 +37,9 @@ class ClassificationResponse(BaseModel):
     task: Literal["classification"]
     predicted_label: str
     predictions: list[ClassScore]
+    predicted_labels: list[str] | None = None
+    unsure: bool | None = None
+    calibration: dict[str, Any] | None = None
 
 
 CODEC = TaskCodec("classification", "application/json", {
@@ -46,10 +49,12 @@ CODEC = TaskCodec("classification", "application/json", {
 
 
 def friendly(result: ClassPrediction, top_k: int | None, min_score: float) -> dict[str, Any]:
-    """The friendly answer's body: the predicted label and the ``top_k`` classes (all by default), best first."""
+    """The friendly answer's body: the predicted label and the ``top_k`` classes (all by default), best first;
+    a calibrated answer adds ``predicted_labels`` (multi-label) or ``unsure`` (single-label) and ``calibration``
+    (what was applied)."""
     ranked = result.top(top_k or len(result.labels))
     return {"predicted_label": result.predicted_label,
-            "predictions": [{"label": label, "score": score} for label, score in ranked]}
+            "predictions": [{"label": label, "score": score} for label, score in ranked], **result.decisions()}
 
 
 def export_plan(model: Any, spec: dict[str, Any]) -> ExportPlan:
@@ -68,19 +73,48 @@ def evaluate(predictor: ClassificationPredictor, data: Any, **options: Any) -> A
     return evaluate_classification(predictor, data, **options)
 
 
+def calibration_data(report: Any) -> Any:
+    """The report's probabilities for calibration: softmax log-probabilities with class targets (single-label:
+    one "unsure" threshold), or every image × class sigmoid score with its 0/1 truth (multi-label: a threshold per
+    class)."""
+    from oculi.evaluation.calibration import CalibrationData, logits_of_scores
+
+    probs, targets = report.probabilities.double(), report.targets
+    common = {"classes": list(report.classes), "num_images": report.num_images, "source": report.data,
+              "fingerprint": report.fingerprint}
+    if not report.multi_label:
+        return CalibrationData(softmax=True, logits=torch.log(probs.clamp_min(1e-7)), targets=targets.long(),
+                               **common)
+    rows, columns = probs.shape
+    positives = targets.sum(dim=0).tolist()
+    return CalibrationData(softmax=False, logits=logits_of_scores(probs).flatten(),
+                           targets=targets.double().flatten(), groups=torch.arange(columns).repeat(rows),
+                           positives={i: int(v) for i, v in enumerate(positives)}, **common)
+
+
+def _decision(result: ClassPrediction) -> str:
+    """A calibrated prediction's decision for the table: sure/unsure, or the classes over their thresholds."""
+    if result.unsure is not None:
+        return "unsure" if result.unsure else "sure"
+    if result.predicted_labels is not None:
+        return ", ".join(result.predicted_labels) or "none"
+    return ""
+
+
 def show(predictor: ClassificationPredictor, images: list[Path], options: PredictOptions, console: Console) -> None:
     """``oculi predict``: the ``top_k`` classes per image as a table, or SageMaker's JSON per image."""
     from rich.table import Table
 
-    results = predictor.predict(list(images))
+    results = predictor.predict(list(images), threshold=options.threshold)
     if options.as_json or options.verbose:
         for result in results:
             console.print_json(json.dumps(result.sagemaker(verbose=options.verbose)), indent=None)
         return
-    table = Table("image", "class", "probability")
+    table = Table("image", "class", "probability", "decision")
     for path, result in zip(images, results, strict=True):
+        decision = _decision(result)
         for rank, (label, prob) in enumerate(result.top(options.top_k)):
-            table.add_row(str(path) if rank == 0 else "", label, f"{prob:.4f}")
+            table.add_row(str(path) if rank == 0 else "", label, f"{prob:.4f}", decision if rank == 0 else "")
     console.print(table)
 
 
@@ -141,5 +175,5 @@ CONTRACT = TaskContract(
     view="classification", view_labels=view_labels, edge=edge,
     audit=audit, embedding_features=embedding_features,
     write_manifest=write_manifest,
-    propose=propose, explanation_target=explanation_target,
+    propose=propose, explanation_target=explanation_target, calibration_data=calibration_data,
 )

@@ -47,6 +47,7 @@ class DetectionResponse(BaseModel):
     width: int
     height: int
     detections: list[Detection]
+    calibration: dict[str, Any] | None = None
 
 
 CODEC = TaskCodec("detection", "application/json", {
@@ -56,12 +57,14 @@ CODEC = TaskCodec("detection", "application/json", {
 
 
 def friendly(result: Detections, top_k: int | None, min_score: float) -> dict[str, Any]:
-    """The friendly answer's body: the objects scoring at least ``min_score``, boxes in pixels."""
+    """The friendly answer's body: the objects scoring at least ``min_score``, boxes in pixels; a calibrated
+    answer adds ``calibration`` (the temperature and thresholds applied)."""
     kept = result.filtered(min_score)
-    return {"width": kept.width, "height": kept.height, "detections": [
+    body = {"width": kept.width, "height": kept.height, "detections": [
         {"label": kept.classes[c], "class_id": c, "score": s,
          "box": dict(zip(("xmin", "ymin", "xmax", "ymax"), (round(v, 2) for v in box), strict=True))}
         for box, s, c in zip(kept.boxes, kept.scores, kept.labels, strict=True)]}
+    return {**body, "calibration": kept.calibration} if kept.calibration else body
 
 
 def evaluate(predictor: DetectionPredictor, data: Any, *, top_k: int | None = None, **options: Any) -> Any:
@@ -74,6 +77,32 @@ def evaluate(predictor: DetectionPredictor, data: Any, *, top_k: int | None = No
     return evaluate_detection(predictor, data, **options)
 
 
+def calibration_data(report: Any) -> Any:
+    """The report's detections for calibration: each detection's score with whether it matches an unmatched true
+    box of its class at the model's overlap threshold, grouped by class; recall counts every true box."""
+    import torch
+
+    from oculi.evaluation.calibration import CalibrationData, logits_of_scores
+    from oculi.evaluation.tide import match_image
+
+    overlap = float(report.metrics["overlap_threshold"])
+    scores, right, labels = [], [], []
+    positives = {i: 0 for i in range(len(report.classes))}
+    for pred, target in zip(report.predictions, report.targets, strict=True):
+        found = match_image(pred, target, overlap)
+        scores.append(pred["scores"].double().reshape(-1))
+        labels.append(pred["labels"].long().reshape(-1))
+        right.append(torch.tensor(found.right, dtype=torch.float64))
+        for label in target["labels"].tolist():
+            positives[int(label)] = positives.get(int(label), 0) + 1
+    return CalibrationData(classes=list(report.classes), softmax=False,
+                           logits=logits_of_scores(torch.cat(scores) if scores else torch.zeros(0)),
+                           targets=torch.cat(right) if right else torch.zeros(0),
+                           groups=torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long),
+                           positives=positives, num_images=int(report.metrics["num_images"]), source=report.data,
+                           fingerprint=report.fingerprint)
+
+
 def show(predictor: DetectionPredictor, images: list[Path], options: PredictOptions, console: Console) -> None:
     """``oculi predict``: a table of boxes per image (or SageMaker's JSON), and the drawn image with ``draw``."""
     from rich.table import Table
@@ -82,7 +111,7 @@ def show(predictor: DetectionPredictor, images: list[Path], options: PredictOpti
 
     for path in images:
         image = predictor.to_tensor(path)
-        result = predictor.predict(image, min_score=options.min_score)
+        result = predictor.predict(image, min_score=options.min_score, threshold=options.threshold)
         if options.draw is not None:
             console.print(f"drawn: {draw_boxes(image, result, numbered(options.draw, path, len(images) > 1))}")
         if options.as_json or options.verbose or options.annotation:
@@ -173,4 +202,5 @@ CONTRACT = TaskContract(
     embedding_features=embedding_features,
     embedding_regions=embedding_regions, write_manifest=write_detection_manifest, audit=audit,
     propose=propose, label_statistics=label_statistics, explanation_target=explanation_target,
+    calibration_data=calibration_data,
 )
