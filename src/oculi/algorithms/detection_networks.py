@@ -16,6 +16,7 @@ from torchvision.models.detection.ssd import SSD
 
 from oculi.algorithms.detection_fcos import FCOSNetwork, build_fcos, fcos_detections, fcos_locations
 from oculi.algorithms.detection_models import SSDNetwork, build_ssd, ssd_default_boxes, ssd_detections
+from oculi.algorithms.detection_priors import resolve_default_boxes
 from oculi.registry import Registry
 
 
@@ -31,7 +32,11 @@ class DetectionNetwork:
     - ``priors(model)`` → what ``finish`` needs that depends only on the input size (default boxes, anchors),
       computed once per predictor;
     - ``finish(model, priors, outputs, original_sizes)`` → the eval-mode detections, boxes in each original
-      image's pixels, exactly as the detector's own forward."""
+      image's pixels, exactly as the detector's own forward;
+    - ``options``: the hyperparameters ``build`` also takes, as keywords of the same names (stored in the bundle,
+      so a rebuilt model gets them back; a bundle without one gets ``build``'s default);
+    - ``prepare(hp, train, notes)`` → hyperparameter updates the network resolves from the training data at
+      prepare time (SSD's fitted default boxes), or None."""
 
     summary: str
     model_type: type[nn.Module]
@@ -40,6 +45,8 @@ class DetectionNetwork:
     outputs: tuple[str, ...]
     priors: Callable[[nn.Module], Any]
     finish: Callable[[nn.Module, Any, tuple[torch.Tensor, ...], list[tuple[int, int]]], list[dict[str, Any]]]
+    options: tuple[str, ...] = ()
+    prepare: Callable[[Any, Any, list[str]], dict[str, Any]] | None = None
 
 
 def _ssd_finish(model: nn.Module, priors: Any, outputs: tuple[torch.Tensor, ...],
@@ -50,7 +57,8 @@ def _ssd_finish(model: nn.Module, priors: Any, outputs: tuple[torch.Tensor, ...]
 NETWORKS: Registry[DetectionNetwork] = Registry("detection network")
 NETWORKS.register("ssd", DetectionNetwork(
     "SSD (SageMaker's): default boxes on 4–7 feature maps, hard-negative mining", SSD, build_ssd, SSDNetwork,
-    ("cls_logits", "bbox_regression"), ssd_default_boxes, _ssd_finish))
+    ("cls_logits", "bbox_regression"), ssd_default_boxes, _ssd_finish,
+    ("default_box_scales", "default_box_ratios", "min_negatives"), resolve_default_boxes))
 NETWORKS.register("fcos", DetectionNetwork(
     "FCOS: anchor-free, feature pyramid P3–P7 (strides 8–128), focal loss", FCOS, build_fcos, FCOSNetwork,
     ("cls_logits", "bbox_regression", "bbox_ctrness"), fcos_locations, fcos_detections))
