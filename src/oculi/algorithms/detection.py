@@ -36,7 +36,6 @@ from oculi.config import AUTO, Auto, HyperParameters, Range, parse_int_list
 from oculi.errors import ConfigError, DataError
 from oculi.types import SampleSet
 
-
 # learning_rate=auto per optimizer (adam and rmsprop: 0.002)
 AUTO_LEARNING_RATES = {"adamw": 0.001, "sgd": 0.01, "adadelta": 1.0}
 ADAMW_MEASURED = "(to be measured)"
