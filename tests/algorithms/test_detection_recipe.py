@@ -104,6 +104,16 @@ def test_fitted_default_boxes_are_stored_and_rebuilt_by_the_bundle(auto_run, tmp
                                                         128))
 
 
+def test_incremental_training_keeps_the_init_models_default_boxes(auto_run, data, tmp_path):
+    result, _, _ = auto_run
+    lines: list[str] = []
+    again = train("object-detection", data, TINY, output=tmp_path / "m", init_model=result.model_dir,
+                  progress=False, echo=lines.append)
+    assert "default_boxes=auto → fitted (the --init-model's default boxes)" in "\n".join(lines)
+    for key in ("default_box_scales", "default_box_ratios"):
+        assert again.hyperparameters[key] == result.hyperparameters[key]
+
+
 def test_the_closed_form_overlap_is_the_best_default_box_iou():
     torch.manual_seed(0)
     corner = torch.rand(300, 2) * 0.8

@@ -304,16 +304,9 @@ class ObjectDetection(Algorithm):
         classes = train.classes
         hp = with_resolved(hp, self._resolve(hp, train, classes, notes, fine_tune=hp.use_pretrained_model
                                              or init_meta is not None))
-        if init_meta is not None and hp.default_boxes == AUTO and hp.network == "ssd":
-            # incremental training keeps the --init-model's default boxes (a bundle without them: SageMaker's)
-            saved = init_meta["hyperparameters"]
-            hp = with_resolved(hp, {"default_boxes": "fitted" if saved.get("default_box_scales") else "sagemaker",
-                                    "default_box_scales": saved.get("default_box_scales"),
-                                    "default_box_ratios": saved.get("default_box_ratios")})
-            notes.append(f"default_boxes=auto → {hp.default_boxes} (the --init-model's default boxes)")
         prepare = NETWORKS.get(hp.network).prepare
         if prepare is not None:
-            hp = with_resolved(hp, prepare(hp, train, notes))
+            hp = with_resolved(hp, prepare(hp, train, notes, init_meta))
         return PreparedData(train=train, validation=validation, classes=classes, hyperparameters=hp,
                             train_data=self._data(train, hp, train=True),
                             val_data=self._data(validation, hp, train=False), notes=notes, report=report)

@@ -35,8 +35,9 @@ class DetectionNetwork:
       image's pixels, exactly as the detector's own forward;
     - ``options``: the hyperparameters ``build`` also takes, as keywords of the same names (stored in the bundle,
       so a rebuilt model gets them back; a bundle without one gets ``build``'s default);
-    - ``prepare(hp, train, notes)`` → hyperparameter updates the network resolves from the training data at
-      prepare time (SSD's fitted default boxes), or None."""
+    - ``prepare(hp, train, notes, init_meta)`` → hyperparameter updates the network resolves from the training
+      data (or the ``--init-model``'s ``model.json``, None without one) at prepare time (SSD's fitted default
+      boxes), or None."""
 
     summary: str
     model_type: type[nn.Module]
@@ -46,7 +47,7 @@ class DetectionNetwork:
     priors: Callable[[nn.Module], Any]
     finish: Callable[[nn.Module, Any, tuple[torch.Tensor, ...], list[tuple[int, int]]], list[dict[str, Any]]]
     options: tuple[str, ...] = ()
-    prepare: Callable[[Any, Any, list[str]], dict[str, Any]] | None = None
+    prepare: Callable[[Any, Any, list[str], dict[str, Any] | None], dict[str, Any]] | None = None
 
 
 def _ssd_finish(model: nn.Module, priors: Any, outputs: tuple[torch.Tensor, ...],

@@ -161,13 +161,21 @@ def _liu(low: float, second: float, high: float, num_maps: int) -> list[float]:
                                   min(high + step, 1.05)]][: num_maps + 1]
 
 
-def resolve_default_boxes(hp: Any, train: SampleSet, notes: list[str]) -> dict[str, Any]:
-    """SSD's ``default_boxes`` at prepare time: ``auto`` / ``fitted`` without ``default_box_scales`` fit them to
-    ``train``'s boxes (:func:`fit_default_boxes`) and say so in ``notes`` with the matched shares; explicit
-    scales are checked against the layout's feature-map count; ``sagemaker`` keeps the fixed boxes. Returns the
-    hyperparameter updates (stored in the bundle, so every later use rebuilds the same default boxes)."""
+def resolve_default_boxes(hp: Any, train: SampleSet, notes: list[str],
+                          init_meta: dict[str, Any] | None) -> dict[str, Any]:
+    """SSD's ``default_boxes`` at prepare time: ``auto`` with an ``--init-model`` (``init_meta``) keeps its
+    boxes (SageMaker's for a bundle without fitted ones); ``auto`` / ``fitted`` without ``default_box_scales`` fit
+    them to ``train``'s boxes (:func:`fit_default_boxes`) and say so in ``notes`` with the matched shares;
+    explicit scales are checked against the layout's feature-map count; ``sagemaker`` keeps the fixed boxes.
+    Returns the hyperparameter updates (stored in the bundle, so every later use rebuilds the same boxes)."""
     from oculi.algorithms.detection_models import ssd_grid_sizes
 
+    if init_meta is not None and hp.default_boxes == "auto":
+        saved = init_meta["hyperparameters"]
+        kept = "fitted" if saved.get("default_box_scales") else "sagemaker"
+        notes.append(f"default_boxes=auto → {kept} (the --init-model's default boxes)")
+        return {"default_boxes": kept, "default_box_scales": saved.get("default_box_scales"),
+                "default_box_ratios": saved.get("default_box_ratios")}
     if hp.default_boxes == "sagemaker":
         return {}
     up: dict[str, Any] = {"default_boxes": "fitted"}
