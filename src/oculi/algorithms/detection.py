@@ -134,6 +134,7 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
         if value is not None and (not value or any(v < 1 for v in value)):
             raise ValueError("expected aspect ratios ≥ 1 (each also gives its inverse), e.g. 2,3")
         return value
+
     @field_validator("image_shape", mode="before")
     @classmethod
     def _shape(cls, value: Any) -> Any:
