@@ -38,7 +38,6 @@ from oculi.types import SampleSet
 
 # learning_rate=auto per optimizer (adam and rmsprop: 0.002)
 AUTO_LEARNING_RATES = {"adamw": 0.001, "sgd": 0.01, "adadelta": 1.0}
-ADAMW_MEASURED = "(to be measured)"
 
 
 class ObjectDetectionHyperparameters(TrainingHyperparameters):
@@ -77,8 +76,8 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
         AUTO, description="Optimiser; adamw = Adam with decoupled weight decay. auto = adamw when fine-tuning a "
         "pretrained base network (or --init-model), else adam. (SageMaker defaults to sgd, which oculi uses when "
         "given explicitly.) Why: AdamW at 0.001 with the base network at a tenth is the recipe that reached mAP@0.5 "
-        "0.27 on coco128 person with the same SSD parts (issue 17); on bees (3 epochs) it gave " + ADAMW_MEASURED
-        + ".")
+        "0.27 on coco128 person with the same SSD parts (issue 17); 3-epoch bees runs (30 steps) do not separate it "
+        "from adam at 0.002 (mAP@0.5 0.016 against 0.016 at the last epoch, bench/detection_quality.py).")
     backbone_lr_factor: Range(float, gt=0, le=1) | Auto = Field(
         AUTO, json_schema_extra={"example": "0.1"},
         description="oculi addition. The base network learns at learning_rate × this (the extra layers and heads "
