@@ -7,7 +7,9 @@ model does) and compared with the SSD's default boxes (efficientnet-lite0 layout
   threshold; torchvision then also gives each unmatched true box its best default box, however poor);
 - the mean number of default boxes per true box at IoU ≥ 0.5 (positives per object: few positives, few gradients);
 - the true boxes' size (√(w·h) as a share of the input side) and aspect ratio (w/h) percentiles, against the
-  default boxes' scales and ratios per feature map.
+  default boxes' scales and ratios per feature map;
+- the same for the fitted layout (``default_boxes=auto``): a stride-8 feature map and scales / ratios fitted to
+  the training boxes (:mod:`oculi.algorithms.detection_priors`), and how long the fit took.
 
 Usage: .venv/bin/python bench/ssd_diagnosis.py [--dataset bees|coco-person] [--sizes 256,300,384,512]
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -25,7 +28,8 @@ from torchvision.ops import box_iou
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detection_quality import BEES_PREFIX, SHARED, bees_split, coco_person_split  # noqa: E402
 
-from oculi.algorithms.detection_models import build_ssd, ssd_default_boxes  # noqa: E402
+from oculi.algorithms.detection_models import build_ssd, ssd_default_boxes, ssd_grid_sizes  # noqa: E402
+from oculi.algorithms.detection_priors import fit_default_boxes  # noqa: E402
 from oculi.data.detection import read_detection  # noqa: E402
 
 
@@ -74,6 +78,19 @@ def main() -> int:
         print(f"  true box aspect w/h:      {percentiles(ratio)}")
         print(f"  default scales per map:   {', '.join(f'{s:.3f}' for s in generator.scales[:-1])} "
               f"(extra {generator.scales[-1]:.3f}); ratios {generator.aspect_ratios}")
+        start = time.perf_counter()
+        fitted_grids = ssd_grid_sizes("efficientnet-lite0", side, fitted=True)
+        fit = fit_default_boxes(boxes / side, fitted_grids, side, "efficientnet-lite0",
+                                ssd_grid_sizes("efficientnet-lite0", side, fitted=False))
+        fitted = build_ssd("efficientnet-lite0", 1, side, default_box_scales=fit.scales,
+                           default_box_ratios=fit.ratios).eval()
+        fitted_iou = box_iou(boxes, ssd_default_boxes(fitted))
+        fitted_best = fitted_iou.max(dim=1).values
+        print(f"  fitted (default_boxes=auto, {time.perf_counter() - start:.1f} s): maps {fitted_grids}, scales "
+              f"{', '.join(f'{s:.3f}' for s in fit.scales)}, ratios {fit.ratios}; {len(fitted_iou[0])} default boxes")
+        print(f"    matched at IoU ≥ {args.overlap_threshold}: "
+              f"{(fitted_best >= args.overlap_threshold).float().mean():.1%}   best IoU {percentiles(fitted_best)}")
+        print(f"    default boxes per true box at IoU ≥ 0.5: {(fitted_iou >= 0.5).sum(dim=1).float().mean():.2f}")
     return 0
 
 

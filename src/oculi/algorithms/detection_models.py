@@ -76,17 +76,20 @@ class MultiScaleFeatures(nn.Module):
 
 class ResNetBody(nn.Module):
     """torchvision ResNet-50 without pooling and classifier; returns ``[C4, C5]`` (strides 16 and 32, 1024 and 2048
-    channels), as GluonCV's SSD-ResNet50 that SageMaker uses. Parameter names keep torchvision's (``layer3.0…``)."""
+    channels), as GluonCV's SSD-ResNet50 that SageMaker uses — with ``stride8``, ``[C3, C4, C5]`` (C3: 512
+    channels). Parameter names keep torchvision's (``layer3.0…``)."""
 
-    def __init__(self, network: nn.Module) -> None:
+    def __init__(self, network: nn.Module, stride8: bool = False) -> None:
         super().__init__()
         for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
             setattr(self, name, getattr(network, name))
+        self.stride8 = stride8
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        c4 = self.layer3(self.layer2(self.layer1(x)))
-        return [c4, self.layer4(c4)]
+        c3 = self.layer2(self.layer1(x))
+        c4 = self.layer3(c3)
+        return [c3, c4, self.layer4(c4)] if self.stride8 else [c4, self.layer4(c4)]
 
 
 def _extra_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -169,8 +172,8 @@ def _vgg_features(image_size: int, pretrained: tuple[dict[str, torch.Tensor], st
     return extractor
 
 
-def _resnet_features(image_size: int, pretrained: tuple[dict[str, torch.Tensor], str] | None
-                     ) -> MultiScaleFeatures:
+def _resnet_features(image_size: int, pretrained: tuple[dict[str, torch.Tensor], str] | None,
+                     stride8: bool = False) -> MultiScaleFeatures:
     network = resnet50(weights=None)
     if pretrained is not None:
         _load_all(network, *pretrained, skip=("fc.",))
@@ -178,23 +181,45 @@ def _resnet_features(image_size: int, pretrained: tuple[dict[str, torch.Tensor],
     extras = nn.ModuleList(_extra_block(cin, cout) for cin, cout in zip([2048, *channels[:-1]], channels,
                                                                           strict=True))
     extras = _fitting_extras(extras, -(-image_size // 32), MAX_FEATURE_MAPS - 2)
-    return MultiScaleFeatures(ResNetBody(network), extras, [1024, 2048, *channels[: len(extras)]])
+    return MultiScaleFeatures(ResNetBody(network, stride8), extras,
+                              [*([512] if stride8 else []), 1024, 2048, *channels[: len(extras)]])
 
 
-def _lite_features(lite: str, image_size: int, pretrained: tuple[dict[str, torch.Tensor], str] | None
-                   ) -> MultiScaleFeatures:
+def _lite_features(lite: str, image_size: int, pretrained: tuple[dict[str, torch.Tensor], str] | None,
+                   stride8: bool = False) -> MultiScaleFeatures:
     import timm
 
-    # Stride-16 and stride-32 block outputs (Lite0: 112 and 320 channels; Lite2: 120 and 352), as SSDLite uses.
-    body = timm.create_model(backbones.timm_name(lite), pretrained=False, features_only=True, out_indices=(3, 4))
+    # Stride-16 and stride-32 block outputs (Lite0: 112 and 320 channels; Lite2: 120 and 352), as SSDLite uses;
+    # stride8 adds the stride-8 one (Lite0: 40 channels) for small objects.
+    indices = (2, 3, 4) if stride8 else (3, 4)
+    body = timm.create_model(backbones.timm_name(lite), pretrained=False, features_only=True, out_indices=indices)
     if pretrained is not None:
         _load_all(body, *pretrained)
-    stride16, stride32 = body.feature_info.channels()
+    maps = body.feature_info.channels()
     channels = [256, 256, 128, 128]
-    extras = nn.ModuleList(_extra_block(cin, cout) for cin, cout in zip([stride32, *channels[:-1]], channels,
+    extras = nn.ModuleList(_extra_block(cin, cout) for cin, cout in zip([maps[-1], *channels[:-1]], channels,
                                                                           strict=True))
     extras = _fitting_extras(extras, -(-image_size // 32), MAX_FEATURE_MAPS - 2)
-    return MultiScaleFeatures(body, extras, [stride16, stride32, *channels[: len(extras)]])
+    return MultiScaleFeatures(body, extras, [*maps, *channels[: len(extras)]])
+
+
+def _features(base_network: str, image_size: int, pretrained: tuple[dict[str, torch.Tensor], str] | None,
+              stride8: bool) -> nn.Module:
+    """The base network and extra layers (VGG-16's first map already has stride 8)."""
+    if base_network in backbones.LITES:
+        return _lite_features(base_network, image_size, pretrained, stride8)
+    if base_network == "resnet-50":
+        return _resnet_features(image_size, pretrained, stride8)
+    return _vgg_features(image_size, pretrained)
+
+
+@torch.no_grad()
+def ssd_grid_sizes(base_network: str, image_size: int, fitted: bool) -> list[int]:
+    """The side of every feature map an SSD of this layout has at ``image_size`` (finest first; ``fitted``: the
+    layout of fitted default boxes, with the stride-8 map). Builds the untrained feature extractor once."""
+    features = _features(base_network, image_size, None, stride8=fitted).eval()
+    maps = features(torch.zeros(1, 3, image_size, image_size))
+    return [int(f.shape[-1]) for f in (maps.values() if isinstance(maps, dict) else [maps])]
 
 
 def default_boxes(base_network: str, image_size: int, num_maps: int) -> Float32DefaultBoxes:
@@ -214,6 +239,19 @@ def default_boxes(base_network: str, image_size: int, num_maps: int) -> Float32D
     return Float32DefaultBoxes(ratios, scales=scales)
 
 
+def fitted_boxes(num_maps: int, scales: list[float], ratios: list[float]) -> Float32DefaultBoxes:
+    """Default boxes of the fitted layout (``default_boxes=fitted``): ``scales`` (one per feature map plus the
+    extra one, fractions of the input side; each map also gets a square box of √(s_k·s_k+1)) and the same
+    aspect ratios (each r gives r and 1/r) on every map. Raises :class:`ConfigError` when the scales do not
+    count ``num_maps + 1``."""
+    if len(scales) != num_maps + 1:
+        raise ConfigError(f"default_box_scales has {len(scales)} values; this network has {num_maps} feature maps at "
+                          f"this image_shape, so it needs {num_maps + 1} (one per map and the extra one), e.g. -p "
+                          "default_box_scales=" + ",".join(f"{0.05 * 1.6 ** k:.2f}" for k in range(num_maps + 1))
+                          + ", or leave it out (default_boxes=auto fits them to the training boxes).")
+    return Float32DefaultBoxes([list(ratios)] * num_maps, scales=list(scales))
+
+
 def check_sizes(num_classes: int, image_size: int) -> None:
     """Raise :class:`ConfigError` naming the fix when a detector would get no object class or an input below
     :data:`MIN_IMAGE_SIZE` (shared by every detection network's builder)."""
@@ -227,7 +265,9 @@ def check_sizes(num_classes: int, image_size: int) -> None:
 
 def build_ssd(base_network: str, num_classes: int, image_size: int, *, pretrained: bool = False,
               pretrained_weights: Path | None = None, frozen_batch_norm: bool = False, nms_threshold: float = 0.45,
-              nms_topk: int = 400, score_threshold: float = 0.01, detections_per_image: int = 200) -> SSD:
+              nms_topk: int = 400, score_threshold: float = 0.01, detections_per_image: int = 200,
+              default_box_scales: list[float] | None = None, default_box_ratios: list[float] | None = None,
+              min_negatives: int = 0) -> SSD:
     """An SSD detector for ``num_classes`` object classes (background excluded: the network has
     ``num_classes + 1`` outputs, class 0 being torchvision's background — see :func:`to_model_labels`).
 
@@ -249,27 +289,76 @@ def build_ssd(base_network: str, num_classes: int, image_size: int, *, pretraine
     rebuilt with the same value.
 
     ``nms_threshold`` (IoU), ``nms_topk`` (candidates per class before NMS), ``score_threshold`` and
-    ``detections_per_image`` set the eval-mode post-processing."""
+    ``detections_per_image`` set the eval-mode post-processing.
+
+    ``default_box_scales`` selects the fitted layout: a stride-8 feature map is added (resnet-50, efficientnet-lite)
+    and the default boxes take these scales and ``default_box_ratios`` (:func:`fitted_boxes`); None keeps
+    SageMaker's layout (:func:`default_boxes`), which bundles written before the fitted layout existed have.
+    ``min_negatives``: the hard-negative mining keeps at least this many negatives per image
+    (:class:`MinNegativesSSD`)."""
     if base_network not in BASE_NETWORKS:
         raise ConfigError(f"base_network got {base_network!r}; expected one of {', '.join(BASE_NETWORKS)}. "
                           "Pass e.g. -p base_network=vgg-16.")
     check_sizes(num_classes, image_size)
     state = _pretrained_state(base_network, pretrained, pretrained_weights)
-    if base_network in backbones.LITES:
-        features: nn.Module = _lite_features(base_network, image_size, state)
-    else:
-        features = {"vgg-16": _vgg_features, "resnet-50": _resnet_features}[base_network](image_size, state)
+    fitted = default_box_scales is not None
+    features = _features(base_network, image_size, state, stride8=fitted)
     if frozen_batch_norm and isinstance(features, MultiScaleFeatures):
         from timm.layers import freeze_batch_norm_2d
 
         features.body = freeze_batch_norm_2d(features.body)
-    anchors = default_boxes(base_network, image_size, len(features.out_channels))
+    num_maps = len(features.out_channels)
+    anchors = (fitted_boxes(num_maps, default_box_scales, default_box_ratios or [2.0]) if fitted
+               else default_boxes(base_network, image_size, num_maps))
     head = Float32SSDHead(features.out_channels, anchors.num_anchors_per_location(), num_classes + 1)
     _small_classifier(head)
     spec = ssd_input_spec(base_network, image_size)
-    return SSD(features, anchors, (image_size, image_size), num_classes + 1, image_mean=spec["mean"],
-               image_std=spec["std"], head=head, score_thresh=score_threshold, nms_thresh=nms_threshold,
-               detections_per_img=detections_per_image, topk_candidates=nms_topk)
+    ssd = MinNegativesSSD(features, anchors, (image_size, image_size), num_classes + 1, image_mean=spec["mean"],
+                          image_std=spec["std"], head=head, score_thresh=score_threshold, nms_thresh=nms_threshold,
+                          detections_per_img=detections_per_image, topk_candidates=nms_topk)
+    ssd.min_negatives = min_negatives
+    return ssd
+
+
+class MinNegativesSSD(SSD):
+    """torchvision's SSD whose hard-negative mining keeps, per image, the ``3 × positives`` highest-loss negatives
+    *or at least* ``min_negatives`` of them (0 = torchvision's rule). With torchvision's rule an image without
+    objects contributes no classification loss at all, so background-only images never teach background, and an
+    image with one small object teaches it from a handful of default boxes."""
+
+    min_negatives: int = 0
+
+    def compute_loss(self, targets: list[dict[str, torch.Tensor]], head_outputs: dict[str, torch.Tensor],
+                     anchors: list[torch.Tensor], matched_idxs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """SSD's loss as torchvision computes it (smooth-L1 on the positives' box offsets, cross-entropy on the
+        positives and the mined negatives, both divided by the number of positives), with the minimum above."""
+        if self.min_negatives <= 0:
+            return super().compute_loss(targets, head_outputs, anchors, matched_idxs)
+        from torch.nn import functional as F  # noqa: N812 - torch's convention
+
+        bbox_loss, cls_targets = [], []
+        for target, regression, image_anchors, matched in zip(targets, head_outputs["bbox_regression"], anchors,
+                                                               matched_idxs, strict=True):
+            positive = torch.where(matched >= 0)[0]
+            gt = matched[positive]
+            encoded = self.box_coder.encode_single(target["boxes"][gt], image_anchors[positive])
+            bbox_loss.append(F.smooth_l1_loss(regression[positive], encoded, reduction="sum"))
+            classes = torch.zeros(len(matched), dtype=target["labels"].dtype, device=target["labels"].device)
+            classes[positive] = target["labels"][gt]
+            cls_targets.append(classes)
+        cls_target = torch.stack(cls_targets)
+        cls_logits = head_outputs["cls_logits"]
+        cls_loss = F.cross_entropy(cls_logits.flatten(0, 1), cls_target.flatten(), reduction="none").view(
+            cls_target.shape)
+        foreground = cls_target > 0
+        num_negative = (self.neg_to_pos_ratio * foreground.sum(1, keepdim=True)).clamp(min=self.min_negatives)
+        negative_loss = cls_loss.clone()
+        negative_loss[foreground] = -float("inf")
+        _, order = negative_loss.sort(1, descending=True)
+        background = order.sort(1)[1] < num_negative
+        n = max(1, int(foreground.sum()))
+        return {"bbox_regression": torch.stack(bbox_loss).sum() / n,
+                "classification": (cls_loss[foreground].sum() + cls_loss[background].sum()) / n}
 
 
 class SSDNetwork(nn.Module):

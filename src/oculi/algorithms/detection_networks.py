@@ -17,6 +17,7 @@ from torchvision.models.detection.ssd import SSD
 
 from oculi.algorithms.detection_fcos import FCOSNetwork, build_fcos, fcos_detections, fcos_locations
 from oculi.algorithms.detection_models import SSDNetwork, build_ssd, ssd_default_boxes, ssd_detections
+from oculi.algorithms.detection_priors import resolve_default_boxes
 from oculi.registry import Registry
 
 
@@ -34,7 +35,12 @@ class DetectionNetwork:
     - ``finish(model, priors, outputs, original_sizes)`` → the eval-mode detections, boxes in each original
       image's pixels, exactly as the detector's own forward;
     - ``edge(model, priors)`` → what the edge package's numpy decoder needs (``oculi export --edge``): the
-      decoder's settings (``kind`` names its function in ``edge_predict.py``) and the priors as an array."""
+      decoder's settings (``kind`` names its function in ``edge_predict.py``) and the priors as an array;
+    - ``options``: the hyperparameters ``build`` also takes, as keywords of the same names (stored in the bundle,
+      so a rebuilt model gets them back; a bundle without one gets ``build``'s default);
+    - ``prepare(hp, train, notes, init_meta)`` → hyperparameter updates the network resolves from the training
+      data (or the ``--init-model``'s ``model.json``, None without one) at prepare time (SSD's fitted default
+      boxes), or None."""
 
     summary: str
     model_type: type[nn.Module]
@@ -44,6 +50,8 @@ class DetectionNetwork:
     priors: Callable[[nn.Module], Any]
     finish: Callable[[nn.Module, Any, tuple[torch.Tensor, ...], list[tuple[int, int]]], list[dict[str, Any]]]
     edge: Callable[[nn.Module, Any], tuple[dict[str, Any], np.ndarray]]
+    options: tuple[str, ...] = ()
+    prepare: Callable[[Any, Any, list[str], dict[str, Any] | None], dict[str, Any]] | None = None
 
 
 def _thresholds(model: nn.Module) -> dict[str, Any]:
@@ -73,7 +81,8 @@ def _ssd_finish(model: nn.Module, priors: Any, outputs: tuple[torch.Tensor, ...]
 NETWORKS: Registry[DetectionNetwork] = Registry("detection network")
 NETWORKS.register("ssd", DetectionNetwork(
     "SSD (SageMaker's): default boxes on 4–7 feature maps, hard-negative mining", SSD, build_ssd, SSDNetwork,
-    ("cls_logits", "bbox_regression"), ssd_default_boxes, _ssd_finish, _ssd_edge))
+    ("cls_logits", "bbox_regression"), ssd_default_boxes, _ssd_finish, _ssd_edge,
+    ("default_box_scales", "default_box_ratios", "min_negatives"), resolve_default_boxes))
 NETWORKS.register("fcos", DetectionNetwork(
     "FCOS: anchor-free, feature pyramid P3–P7 (strides 8–128), focal loss", FCOS, build_fcos, FCOSNetwork,
     ("cls_logits", "bbox_regression", "bbox_ctrness"), fcos_locations, fcos_detections, _fcos_edge))

@@ -441,6 +441,66 @@ class ResumeNotice(L.Callback):
                           f"{remaining} remaining steps")
 
 
+class WeightEMA(L.Callback):
+    """An exponential moving average of the network's weights (``ema=on``): after every optimiser step the
+    average moves towards the weights by ``1 - d`` with ``d = min(decay, (1 + n) / (10 + n))`` after ``n``
+    steps (the short-run warm-up of TensorFlow's ExponentialMovingAverage, so a run of a few dozen steps averages
+    over its last few rather than its random start). Validation — and so the best epoch's weights the bundle
+    keeps — uses the average: it is copied into the network for validation and the trained weights are put back
+    afterwards, so the optimiser never sees it. Integer buffers (batch-norm counters) are copied, not averaged.
+    Saved in checkpoints (resume continues the same average). Place it after :class:`EpochHistory`, whose
+    ``on_validation_end`` keeps the best weights before this one restores the trained ones."""
+
+    def __init__(self, decay: float = 0.998) -> None:
+        self.decay = decay
+        self.updates = 0
+        self.average: dict[str, torch.Tensor] | None = None
+        self._trained: dict[str, torch.Tensor] | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.average is None:
+            self.average = {k: v.detach().clone() for k, v in pl_module.model.state_dict().items()}
+        else:  # restored from a checkpoint: onto the network's device
+            device = next(pl_module.model.parameters()).device
+            self.average = {k: v.to(device) for k, v in self.average.items()}
+
+    @torch.no_grad()
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        assert self.average is not None
+        self.updates += 1
+        weight = 1 - min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for key, value in pl_module.model.state_dict().items():
+            if value.is_floating_point():
+                self.average[key].lerp_(value.detach().to(self.average[key].dtype), weight)
+            else:
+                self.average[key].copy_(value)
+
+    @torch.no_grad()
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.average is None or trainer.sanity_checking:
+            return
+        state = pl_module.model.state_dict()
+        self._trained = {k: v.detach().clone() for k, v in state.items()}
+        for key, value in state.items():
+            value.copy_(self.average[key])
+
+    @torch.no_grad()
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._trained is None:
+            return
+        for key, value in pl_module.model.state_dict().items():
+            value.copy_(self._trained[key])
+        self._trained = None
+
+    def state_dict(self) -> dict[str, Any]:
+        average = None if self.average is None else {k: v.detach().cpu() for k, v in self.average.items()}
+        return {"updates": self.updates, "average": average}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates, self.average = state["updates"], state["average"]
+
+
 @dataclass(frozen=True)
 class CallbackFactory:
     """Callbacks made inside the training process by an importable function: ``target`` is

@@ -321,6 +321,7 @@ def build_trainer(run: RunPlan, prepared: Prepared, *, progress: bool = False, e
         RelativeEarlyStopping,
         ResumeNotice,
         TimeBudget,
+        WeightEMA,
     )
     from oculi.engine.data_order import DataPosition
 
@@ -337,6 +338,7 @@ def build_trainer(run: RunPlan, prepared: Prepared, *, progress: bool = False, e
         DataPosition(prepared.train_loader),
         *([budget] if budget else []),  # before the history: an epoch's line shows the epochs planned after it
         history,
+        *([WeightEMA()] if getattr(hp, "ema", "off") == "on" else []),  # after the history (see WeightEMA)
         RandomState([prepared.train_loader]),
         L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=algo.metric,
                                             mode=algo.metric_mode, save_last=True, enable_version_counter=False),
