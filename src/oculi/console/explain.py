@@ -37,13 +37,13 @@ def explain_endpoint(url: str, endpoint: str, body: bytes, content_type: str, mi
 def router() -> APIRouter:
     """``POST /endpoints/{name}/{endpoint}/explain`` (``?min_score=``): the registered server ``name``'s
     explanation of the posted image."""
-    from oculi.console.pages import _store
+    from oculi.console.pages import store_of
 
     r = APIRouter()
 
     @r.post("/endpoints/{name}/{endpoint}/explain", include_in_schema=False)
     async def explain(request: Request, name: str, endpoint: str, min_score: float = TRYIT_MIN_SCORE) -> Response:
-        item = _store(request).lookup("endpoint", name)
+        item = store_of(request).lookup("endpoint", name)
         body = await request.body()
         status, answer = await asyncio.to_thread(explain_endpoint, item["location"], endpoint, body,
                                                  request.headers.get("content-type", "image/jpeg"), min_score)

@@ -16,22 +16,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from oculi.console.pages import render, store_of
 from oculi.errors import ConfigError, DataError, JobError, OculiError
 from oculi.jobs.store import JobStore, iso
 
 LABELER_COOKIE = "oculi_labeler"
 TASKS = ("classification", "detection", "segmentation")
-
-
-def _store(request: Request) -> JobStore:
-    store = getattr(request.app.state, "store", None)
-    if store is None:
-        store = request.app.state.store = JobStore()
-    return store
-
-
-def _render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    return request.app.state.templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
 def _labeler(request: Request) -> str:
@@ -63,8 +53,8 @@ def router() -> APIRouter:
 
     def listing(request: Request, error: str | None = None, values: dict[str, str] | None = None,
                 status_code: int = 200) -> HTMLResponse:
-        store = _store(request)
-        return _render(request, "labeling_jobs.html", status_code, jobs=[_job_row(store, j)
+        store = store_of(request)
+        return render(request, "labeling_jobs.html", status_code, jobs=[_job_row(store, j)
                                                                          for j in store.labeling_jobs()],
                        tasks=TASKS, error=error, values=values or {},
                        datasets=store.registered("dataset"))
@@ -80,21 +70,21 @@ def router() -> APIRouter:
             job = await run_in_threadpool(
                 jobs.create, form.get("name", ""), form.get("task", ""), form.get("input", ""),
                 form.get("classes", ""), multi_label=form.get("multi_label") == "on",
-                instructions=form.get("instructions") or None, store=_store(request))
+                instructions=form.get("instructions") or None, store=store_of(request))
         except OculiError as e:
             return listing(request, str(e), form, 400)
         return RedirectResponse(f"/labeling/{job['name']}", status_code=303)
 
     @r.get("/labeling/{name}")
     def job_page(request: Request, name: str) -> HTMLResponse:
-        store = _store(request)
+        store = store_of(request)
         described = jobs.describe(name, store)
-        return _render(request, "labeling_job.html", job=store.labeling_job(name), described=described,
+        return render(request, "labeling_job.html", job=store.labeling_job(name), described=described,
                        rounds=described.get("AutomatedLabeling", []))
 
     @r.post("/labeling/{name}/{action}")
     async def act(request: Request, name: str, action: str) -> Response:
-        store = _store(request)
+        store = store_of(request)
         if action == "export":
             await run_in_threadpool(jobs.export, name, None, store)
         elif action == "stop":
@@ -105,10 +95,10 @@ def router() -> APIRouter:
 
     @r.get("/labeling/{name}/annotate")
     def annotate(request: Request, name: str) -> HTMLResponse:
-        store = _store(request)
+        store = store_of(request)
         job = store.labeling_job(name)
         kind = jobs.kind_of(job)
-        response = _render(request, "labeling_annotate.html", job=job, kind=kind.name, module=kind.page,
+        response = render(request, "labeling_annotate.html", job=job, kind=kind.name, module=kind.page,
                            categories=job["spec"]["categories"], multi_label=bool(job["spec"].get("multi_label")),
                            counters=jobs.counters(store, name))
         if not request.cookies.get(LABELER_COOKIE):
@@ -118,14 +108,14 @@ def router() -> APIRouter:
 
     @r.get("/labeling/{name}/image/{idx}")
     def image(request: Request, name: str, idx: int) -> Response:
-        path = Path(_store(request).labeling_item(name, idx)["source"]["image"])
+        path = Path(store_of(request).labeling_item(name, idx)["source"]["image"])
         if not path.is_file():
             raise DataError(f"{path} (item {idx} of labeling job {name!r}) no longer exists.")
         return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
 
     @r.get("/api/labeling/{name}/next")
     async def next_item(request: Request, name: str, exclude: str = "") -> JSONResponse:
-        store = _store(request)
+        store = store_of(request)
         worker = _labeler(request)
         item = await run_in_threadpool(jobs.next_item, name, worker, _exclude(exclude), store)
         job = store.labeling_job(name)
@@ -134,18 +124,18 @@ def router() -> APIRouter:
 
     @r.get("/api/labeling/{name}/mine")
     def mine(request: Request, name: str) -> JSONResponse:
-        return JSONResponse({"labeled": _store(request).labeled_by(name, _labeler(request))})
+        return JSONResponse({"labeled": store_of(request).labeled_by(name, _labeler(request))})
 
     @r.get("/api/labeling/{name}/items/{idx}")
     def item(request: Request, name: str, idx: int) -> JSONResponse:
-        store = _store(request)
+        store = store_of(request)
         job = store.labeling_job(name)
         return JSONResponse({"item": jobs.item_view(job, store.labeling_item(name, idx)),
                              "counters": jobs.counters(store, name), "status": job["status"]})
 
     @r.post("/api/labeling/{name}/items/{idx}")
     async def save(request: Request, name: str, idx: int) -> JSONResponse:
-        store = _store(request)
+        store = store_of(request)
         try:
             body = await request.json()
         except ValueError:
@@ -157,7 +147,7 @@ def router() -> APIRouter:
     async def save_mask(request: Request, name: str, idx: int, width: int, height: int) -> JSONResponse:
         from oculi.labeling.masks import decode_runs
 
-        store = _store(request)
+        store = store_of(request)
         values = decode_runs(await request.body(), width, height)
         await run_in_threadpool(jobs.save_label, name, idx, {"width": width, "height": height}, _labeler(request),
                                 mask=values, store=store)
@@ -167,7 +157,7 @@ def router() -> APIRouter:
     def mask(request: Request, name: str, idx: int, proposal: bool = False) -> Response:
         from oculi.labeling.masks import encode_runs, load_values, mask_path, proposal_path
 
-        job = _store(request).labeling_job(name)
+        job = store_of(request).labeling_job(name)
         path = (proposal_path if proposal else mask_path)(jobs.output_dir(job), idx)
         if not path.is_file():
             return Response(status_code=204)
@@ -175,7 +165,7 @@ def router() -> APIRouter:
 
     @r.post("/api/labeling/{name}/items/{idx}/release")
     def release(request: Request, name: str, idx: int) -> JSONResponse:
-        _store(request).release_item(name, idx, _labeler(request))
+        store_of(request).release_item(name, idx, _labeler(request))
         return JSONResponse({"released": idx})
 
     return r

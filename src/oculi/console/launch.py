@@ -125,7 +125,7 @@ def router() -> APIRouter:
     """``POST /endpoints/start`` (the form) and ``POST /endpoints/NAME/stop``."""
     from starlette.concurrency import run_in_threadpool
 
-    from oculi.console.pages import _store
+    from oculi.console.pages import store_of
 
     r = APIRouter(include_in_schema=False)
 
@@ -139,14 +139,14 @@ def router() -> APIRouter:
         try:
             if not model:
                 raise ConfigError("pick the model to serve.")
-            await run_in_threadpool(start_server, _store(request), form.get("name") or model, model)
+            await run_in_threadpool(start_server, store_of(request), form.get("name") or model, model)
         except OculiError as e:
             return await endpoints_page(request, 400, start_error=str(e), start_values=form)
         return RedirectResponse("/endpoints", status_code=303)
 
     @r.post("/endpoints/{name}/stop")
     async def stop(request: Request, name: str) -> Response:
-        await run_in_threadpool(stop_server, _store(request), name)
+        await run_in_threadpool(stop_server, store_of(request), name)
         return RedirectResponse(f"/endpoints?stopped={quote(name)}", status_code=303)
 
     return r

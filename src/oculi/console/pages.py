@@ -29,7 +29,7 @@ EVENT_POLL_SECONDS = 0.5  # how often an open job page's event stream looks for 
 STREAM_SECONDS = 300  # an event stream ends after this long; the browser reconnects where it left off
 
 
-def _store(request: Request) -> JobStore:
+def store_of(request: Request) -> JobStore:
     """The app's job store (one engine per app, created on first use)."""
     store = getattr(request.app.state, "store", None)
     if store is None:
@@ -37,7 +37,8 @@ def _store(request: Request) -> JobStore:
     return store
 
 
-def _render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """``template`` rendered with ``context`` (the console's Jinja environment)."""
     return request.app.state.templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
@@ -225,13 +226,13 @@ async def endpoints_page(request: Request, status_code: int = 200, **context: An
     from oculi.console.launch import server_state
     from oculi.console.remote import describe_endpoints
 
-    store = _store(request)
+    store = store_of(request)
     items = store.registered("endpoint")
     described = await asyncio.gather(*(asyncio.to_thread(describe_endpoints, i["location"]) for i in items))
     states = [server_state(i, not d["error"]) for i, d in zip(items, described, strict=True)]
     models = [m for m in model_rows(store)[0] if "error" not in m["meta"]]
     defaults = {"error": None, "values": {}, "start_error": None, "start_values": {}}
-    return _render(request, "endpoints.html", status_code, items=list(zip(items, described, states, strict=True)),
+    return render(request, "endpoints.html", status_code, items=list(zip(items, described, states, strict=True)),
                    models=models, stopped=request.query_params.get("stopped"), **{**defaults, **context})
 
 
@@ -254,14 +255,14 @@ def router() -> APIRouter:
              page: int = Query(1, ge=1)) -> HTMLResponse:
         if status and status not in FILTER_STATUSES:
             raise ConfigError(f"status {status!r} is not a job status; use one of {', '.join(FILTER_STATUSES)}.")
-        store = _store(request)
+        store = store_of(request)
         primary = status in S.PRIMARY_STATUSES
         rows, total = store.page(status=status if primary else None, secondary=status if not primary else None,
                                  kind=kind or None, name=name.strip() or None, offset=(page - 1) * PAGE_SIZE,
                                  limit=PAGE_SIZE)
         pages = max(1, -(-total // PAGE_SIZE))
         query = {k: v for k, v in (("status", status), ("kind", kind), ("name", name)) if v}
-        return _render(request, "jobs.html", jobs=_job_rows(store, rows), total=total, page=page, pages=pages,
+        return render(request, "jobs.html", jobs=_job_rows(store, rows), total=total, page=page, pages=pages,
                        first=(page - 1) * PAGE_SIZE + 1 if rows else 0, last=(page - 1) * PAGE_SIZE + len(rows),
                        filters={"status": status, "kind": kind, "name": name}, query=query,
                        statuses=FILTER_STATUSES, kinds=("training", "transform"))
@@ -291,7 +292,7 @@ def router() -> APIRouter:
                            if k.startswith("hp.") and v.strip()}
         spec = runner.JobSpec(algorithm=algorithm or None, channels=channels, hyperparameters=hyperparameters,
                               name=form.get("name", "").strip() or None)
-        store = _store(request)
+        store = store_of(request)
         try:
             job = await run_in_threadpool(runner.submit, spec, store)
         except OculiError as e:
@@ -314,8 +315,8 @@ def router() -> APIRouter:
             rows.append({**row, "choices": choices if row["valid"] == " | ".join(choices) else [],
                          "suggest": choices, "value": values.get(f"hp.{row['name']}", ""),
                          "error": errors.get(f"hp.{row['name']}")})
-        datasets = _store(request).registered("dataset")
-        return _render(request, "new_job.html", status_code, algorithms=[(n, ALGORITHMS.get(n)) for n in names],
+        datasets = store_of(request).registered("dataset")
+        return render(request, "new_job.html", status_code, algorithms=[(n, ALGORITHMS.get(n)) for n in names],
                        algorithm=chosen, rows=rows, values=values, error=error, errors=errors, datasets=datasets,
                        tiny=json.dumps(chosen.tiny_hyperparameters))
 
@@ -323,7 +324,7 @@ def router() -> APIRouter:
     def job_page(request: Request, name: str) -> HTMLResponse:
         from oculi.jobs.describe import describe
 
-        store = _store(request)
+        store = store_of(request)
         job = store.get(name)
         described = describe(job, store)
         metrics = store.metrics_after(name)
@@ -335,7 +336,7 @@ def router() -> APIRouter:
         registered = {d["location"]: d["name"] for d in store.registered("dataset")}
         channels = [(c["ChannelName"], c["DataSource"]["FileSystemDataSource"]["DirectoryPath"])
                     for c in described.get("InputDataConfig", [])]
-        return _render(
+        return render(
             request, "job.html", job=job, described=described, terminal=job["secondary_status"] in S.TERMINAL,
             hyperparameters=_hyperparameters(job, described.get("HyperParameters", {})),
             channels=[(c, p, registered.get(p)) for c, p in channels], log=tail, log_offset=offset,
@@ -347,7 +348,7 @@ def router() -> APIRouter:
     @r.get("/jobs/{name}/events")
     async def job_events(request: Request, name: str, after: int = Query(0, ge=0),
                          log: int = Query(0, ge=0)) -> StreamingResponse:
-        store = _store(request)
+        store = store_of(request)
         job = await asyncio.to_thread(store.get, name)
         last_id = request.headers.get("last-event-id", "")  # a reconnecting browser: go on where it stopped
         if last_id.count(":") == 1 and all(part.isdigit() for part in last_id.split(":")):
@@ -389,7 +390,7 @@ def router() -> APIRouter:
 
         from oculi.jobs import runner
 
-        store = _store(request)
+        store = store_of(request)
         form = await request.form()
         if action == "stop":
             await run_in_threadpool(runner.stop, name, store)
@@ -412,12 +413,12 @@ def router() -> APIRouter:
 
     # ---- models -----------------------------------------------------------------------------------------------
     def _models(request: Request, page: int) -> tuple[list[dict[str, Any]], int]:
-        return model_rows(_store(request), page)
+        return model_rows(store_of(request), page)
 
     @r.get("/models")
     def models(request: Request, page: int = Query(1, ge=1)) -> HTMLResponse:
         rows, total = _models(request, page)
-        return _render(request, "models.html", models=rows, page=page, pages=max(1, -(-total // PAGE_SIZE)),
+        return render(request, "models.html", models=rows, page=page, pages=max(1, -(-total // PAGE_SIZE)),
                        error=None, values={})
 
     @r.post("/models")
@@ -433,18 +434,18 @@ def router() -> APIRouter:
                 raise ConfigError("a model needs a name and the path of its bundle folder (model.json + weights).")
             path = resolve_bundle_path(Path(location))
             meta = await run_in_threadpool(read_meta, path)
-            _store(request).register("model", name, str(path.resolve()),
+            store_of(request).register("model", name, str(path.resolve()),
                                      {"algorithm": meta["algorithm"], "task": meta.get("task")})
         except OculiError as e:
             rows, total = _models(request, 1)
-            return _render(request, "models.html", 400, models=rows, page=1, pages=max(1, -(-total // PAGE_SIZE)),
+            return render(request, "models.html", 400, models=rows, page=1, pages=max(1, -(-total // PAGE_SIZE)),
                            error=str(e), values=form)
         return RedirectResponse(f"/models/{name}", status_code=303)
 
     def _model(request: Request, name: str) -> tuple[Path, dict[str, Any], dict[str, Any] | None]:
         from oculi.artifacts import read_meta
 
-        path, job = find_model(_store(request), name)
+        path, job = find_model(store_of(request), name)
         return path, read_meta(path), job
 
     @r.get("/models/compare")
@@ -458,7 +459,7 @@ def router() -> APIRouter:
         diff = [{"name": k, "values": [meta["hyperparameters"].get(k) for _, _, meta in loaded]} for k in keys]
         diff = [row for row in diff if len({json.dumps(v) for v in row["values"]}) > 1]
         curves = {name: meta.get("history", []) for name, _, meta in loaded}
-        return _render(request, "compare.html", models=loaded, diff=diff, curves=json.dumps(curves))
+        return render(request, "compare.html", models=loaded, diff=diff, curves=json.dumps(curves))
 
     @r.get("/models/{name}")
     def model_page(request: Request, name: str) -> HTMLResponse:
@@ -471,7 +472,7 @@ def router() -> APIRouter:
                 continue
             images = [p.relative_to(path.parent).as_posix() for p in sorted(report.parent.glob("*.png"))]
             reports.append({"folder": report.parent, "metrics": values, "images": images})
-        return _render(request, "model.html", name=name, path=path, meta=meta, job=job, reports=reports,
+        return render(request, "model.html", name=name, path=path, meta=meta, job=job, reports=reports,
                        history=json.dumps(meta.get("history", [])))
 
     @r.get("/models/{name}/file/{relative:path}")
@@ -486,7 +487,7 @@ def router() -> APIRouter:
     # ---- datasets ---------------------------------------------------------------------------------------------
     @r.get("/datasets")
     def datasets(request: Request) -> HTMLResponse:
-        return _render(request, "datasets.html", datasets=_store(request).registered("dataset"), error=None,
+        return render(request, "datasets.html", datasets=store_of(request).registered("dataset"), error=None,
                        values={})
 
     @r.post("/datasets")
@@ -497,7 +498,7 @@ def router() -> APIRouter:
 
         form = {k: str(v).strip() for k, v in (await request.form()).items()}
         name, location = form.get("name", ""), form.get("path", "")
-        store = _store(request)
+        store = store_of(request)
         try:
             if not name or not location:
                 raise ConfigError("a dataset needs a name and a path (a folder, manifest, list file, COCO/VOC/YOLO "
@@ -512,7 +513,7 @@ def router() -> APIRouter:
                 "task": task.name, "format": next(iter(sets.values())).format, "classes": report.classes,
                 "images": report.num_images, "check": report.to_dict(), "checked_at": time.time()})
         except OculiError as e:
-            return _render(request, "datasets.html", 400, datasets=store.registered("dataset"), error=str(e),
+            return render(request, "datasets.html", 400, datasets=store.registered("dataset"), error=str(e),
                            values=form)
         return RedirectResponse(f"/datasets/{name}", status_code=303)
 
@@ -522,7 +523,7 @@ def router() -> APIRouter:
 
         from oculi.data.checks import check_path
 
-        store = _store(request)
+        store = store_of(request)
         item = store.lookup("dataset", name)
         report = await run_in_threadpool(lambda: check_path(Path(item["location"]), workers=1))
         store.unregister("dataset", name)
@@ -535,7 +536,7 @@ def router() -> APIRouter:
     def dataset_page(request: Request, name: str, split: str = "", page: int = Query(1, ge=1)) -> HTMLResponse:
         from oculi.tasks import get_task
 
-        item = _store(request).lookup("dataset", name)
+        item = store_of(request).lookup("dataset", name)
         data_task, sets = splits.get(item["location"])
         split = split if split in sets else next(iter(sets))
         samples = sets[split].samples
@@ -551,14 +552,14 @@ def router() -> APIRouter:
                 labels = {"error": str(e)}
             cells.append({"index": index, "file": sample.image.name, "labels": labels})
         check = item["info"].get("check") or {}
-        return _render(request, "dataset.html", item=item, check=check, split=split, splits=list(sets), page=page,
+        return render(request, "dataset.html", item=item, check=check, split=split, splits=list(sets), page=page,
                        pages=max(1, -(-len(samples) // GRID_SIZE)), total=len(samples), view=contract.view,
                        cells=cells, cells_json=json.dumps(cells), histogram=json.dumps(check.get("counts", {})),
                        statistics=splits.statistics(item["location"]))
 
     @r.get("/datasets/{name}/image/{split}/{index}")
     def dataset_image(request: Request, name: str, split: str, index: int) -> Response:
-        item = _store(request).lookup("dataset", name)
+        item = store_of(request).lookup("dataset", name)
         _, sets = splits.get(item["location"])
         if split not in sets or not 0 <= index < len(sets[split].samples):
             raise JobError(f"No image {index} in split {split!r} of dataset {name!r}.")
@@ -577,7 +578,7 @@ def router() -> APIRouter:
         from oculi.console.remote import check_url, describe_endpoints
 
         form = {k: str(v).strip() for k, v in (await request.form()).items()}
-        store = _store(request)
+        store = store_of(request)
         try:
             name = form.get("name", "")
             if not name:
@@ -595,7 +596,7 @@ def router() -> APIRouter:
     async def weights(request: Request, name: str, endpoint: str) -> Response:
         from oculi.console.remote import set_weights
 
-        item = _store(request).lookup("endpoint", name)
+        item = store_of(request).lookup("endpoint", name)
         form = await request.form()
         values = {}
         for key, value in form.items():
@@ -612,7 +613,7 @@ def router() -> APIRouter:
     async def invoke(request: Request, name: str, endpoint: str) -> Response:
         from oculi.console.remote import invoke_endpoint
 
-        item = _store(request).lookup("endpoint", name)
+        item = store_of(request).lookup("endpoint", name)
         body = await request.body()
         status, content_type, answer = await asyncio.to_thread(
             invoke_endpoint, item["location"], endpoint, body, request.headers.get("content-type", "image/jpeg"))

@@ -38,7 +38,7 @@ def _importances(job: dict[str, Any], tuned: list[str]) -> dict[str, float]:
 
 def router() -> APIRouter:
     """The tuning page routes."""
-    from oculi.console.pages import _duration, _render, _store
+    from oculi.console.pages import _duration, render, store_of
     from oculi.tuning.config import TuningConfig
     from oculi.tuning.report import best_trial, describe, trials
 
@@ -46,19 +46,19 @@ def router() -> APIRouter:
 
     @r.get("/tuning")
     def tuning_jobs(request: Request, page: int = Query(1, ge=1)) -> HTMLResponse:
-        store = _store(request)
+        store = store_of(request)
         rows, total = store.page(kind="tuning", offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
         jobs = [{"name": j["name"], "status": j["status"], "secondary": j["secondary_status"],
                  "algorithm": j["algorithm"], "created": (iso(j["created_at"]) or "")[:19].replace("T", " "),
                  "duration": _duration(j), "best": next(iter((j["final_metrics"] or {}).items()), None),
                  "max_jobs": j["spec"]["tuning"]["config"]["ResourceLimits"]["MaxNumberOfTrainingJobs"]}
                 for j in rows]
-        return _render(request, "tuning_jobs.html", jobs=jobs, total=total, page=page,
+        return render(request, "tuning_jobs.html", jobs=jobs, total=total, page=page,
                        pages=max(1, -(-total // PAGE_SIZE)))
 
     @r.get("/tuning/{name}")
     def tuning_job(request: Request, name: str) -> HTMLResponse:
-        store = _store(request)
+        store = store_of(request)
         job = store.get(name)
         if job.get("kind") != "tuning":
             raise JobError(f"{name} is not a tuning job; see /jobs/{name}.")
@@ -67,7 +67,7 @@ def router() -> APIRouter:
         best = best_trial(rows, cfg.objective_type)
         points = [{"index": t["index"], "objective": t["objective"]} for t in rows if t["objective"] is not None]
         tuned = [n for n, p in cfg.ranges.items() if p.kind != "categorical" or len(p.values) > 1]
-        return _render(request, "tuning_job.html", job=job, cfg=cfg, described=describe(job, store), trials=rows,
+        return render(request, "tuning_job.html", job=job, cfg=cfg, described=describe(job, store), trials=rows,
                        best=best, names=list(cfg.ranges), duration=_duration(job),
                        chart=json.dumps({"points": points, "maximize": cfg.objective_type == "Maximize",
                                          "objective": cfg.objective, "importances": _importances(job, tuned)}))
