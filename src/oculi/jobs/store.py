@@ -108,7 +108,7 @@ labeling_items_table = sa.Table(
     sa.Column("lease_until", sa.Float, nullable=False, default=0.0),
     sa.Column("labeled_at", sa.Float),
 )
-# The model registry (:mod:`oculi.jobs.packages`): SageMaker's model package groups, their numbered versions
+# The model registry (:mod:`oculi.model_registry`): SageMaker's model package groups, their numbered versions
 # (ModelPackage) with their approval status, and every deployment or weight change of an endpoint.
 package_groups_table = sa.Table(
     "model_package_groups", metadata,
