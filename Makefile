@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/oculi demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
