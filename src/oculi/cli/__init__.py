@@ -28,8 +28,9 @@ from oculi.errors import OculiError
 
 app = typer.Typer(
     name="oculi",
-    help="The SageMaker computer-vision workflow on your own machine: check data, train built-in algorithms, "
-    "evaluate, predict, serve and batch-transform.\n\n"
+    help="The SageMaker computer-vision workflow on your own machine: label and audit data, train built-in "
+    "algorithms or your own script, tune, evaluate and explain, predict, serve, batch-transform, export for the "
+    "edge, and watch it all in `oculi console`.\n\n"
     "Example: oculi train image-classification --train data/train -p epochs=5",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
