@@ -90,9 +90,11 @@ def home_env(console_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return console_home
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
-    """Headless Chromium (Debian's package) through Playwright; skipped with the reason when either is absent."""
+    """Headless Chromium (Debian's package) through Playwright; skipped with the reason when either is absent. One per
+    test package, closed at its end: while Playwright's sync API lives it keeps an event loop running in the main
+    thread, which would break ``asyncio.run`` in later packages' tests (and a second sync Playwright)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -28,7 +28,7 @@ def test_try_it_shows_the_heat_maps(console, page, segmentation_server, tmp_path
     p.goto(f"{console.url}/endpoints")
     p.fill("#ep-name", "maps")
     p.fill("#ep-url", segmentation_server.url)
-    p.click("form.stack button[type=submit]")
+    p.click("form[action='/endpoints'] button[type=submit]")
     p.wait_for_url("**/endpoints")
     image = tmp_path / "street.png"
     pixels = np.random.default_rng(0).integers(0, 80, (48, 64, 3), dtype=np.uint8)
