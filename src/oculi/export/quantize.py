@@ -78,11 +78,18 @@ class _Recorder:
         return self.runtime(inputs)
 
 
+CALIBRATION_BATCH = 4  # images per calibration batch: a batch's activations are held while its ranges are taken
+MAX_HELD_BATCHES = 16  # onnxruntime's CalibMaxIntermediateOutputs: batches held before ranges are folded in
+RANKING_IMAGES = 16  # images the per-node error ranking runs on (both models' activations are held in memory)
+
+
 class _Reader:
-    """onnxruntime's CalibrationDataReader over recorded network inputs (re-readable: :meth:`rewind`)."""
+    """onnxruntime's CalibrationDataReader over recorded network inputs, in batches of at most
+    :data:`CALIBRATION_BATCH` images (re-readable: :meth:`rewind`)."""
 
     def __init__(self, inputs: list[np.ndarray]) -> None:
-        self.inputs = inputs
+        self.inputs = [batch[i:i + CALIBRATION_BATCH] for batch in inputs
+                       for i in range(0, len(batch), CALIBRATION_BATCH)]
         self.position = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -203,7 +210,8 @@ def _quantize(float_model: Path, out: Path, reader: _Reader, exclude: list[str])
     reader.rewind()
     quantize_static(str(float_model), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
-                    calibrate_method=CalibrationMethod.MinMax)
+                    calibrate_method=CalibrationMethod.MinMax,
+                    extra_options={"CalibMaxIntermediateOutputs": MAX_HELD_BATCHES})
 
 
 def _to_fp16(float_model: Path, out: Path) -> None:
@@ -300,7 +308,8 @@ def _exclusions(float_model: Path, out: Path, reader: _Reader, scratch: Path) ->
     shutil.copyfile(out, ranked_source)
     prepared = _prepared(float_model)
     quantizable = _quantizable(prepared)
-    ranked = [name for name in _sensitive_nodes(prepared, ranked_source, reader, scratch) if name in quantizable]
+    sample = _Reader([batch for batch in reader.inputs][:max(1, RANKING_IMAGES // CALIBRATION_BATCH)])
+    ranked = [name for name in _sensitive_nodes(prepared, ranked_source, sample, scratch) if name in quantizable]
     ranked += [name for name in quantizable if name not in ranked]
     for share in KEEP_FLOAT:
         yield ranked[:max(1, round(share * len(ranked)))]
