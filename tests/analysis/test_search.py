@@ -80,7 +80,9 @@ def test_approximate_index_agrees_with_exact_and_round_trips(tmp_path):
     approx_scores, approx = index.search(queries, 10, approximate=True)
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
     assert recall >= 0.9 and (exact[:, 0] == np.arange(200)).all()
-    assert np.allclose(approx_scores[:, 0], exact_scores[:, 0], atol=1e-4)
+    # an approximate (HNSW) index may miss a query's true nearest neighbour now and then (its build is threaded,
+    # so which one varies); almost every top-1 score must equal the exact one
+    assert np.isclose(approx_scores[:, 0], exact_scores[:, 0], atol=1e-4).mean() >= 0.97
     assert np.array_equal(index.search(queries[:1], 10, approximate=True)[1], approx[:1])  # a single query too
     index.save(tmp_path / "index")
     loaded = VectorIndex.load(tmp_path / "index")
