@@ -327,11 +327,7 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
                                                     "number for every class, class=value,… or none (also the "
                                                     "X-Oculi-Threshold header).")) -> Response:
         async def handler(_endpoint: Endpoint, variant: Variant) -> Response:
-            kind = normalize_media_type(request.headers.get("content-type", "")).split(";")[0]
-            if kind not in (*IMAGE_CONTENT_TYPES, *FRIENDLY_FORMS):
-                raise UnsupportedMediaType(f"Content-Type {request.headers.get('content-type', '(none)')} is not "
-                                           f"supported here; send one of {', '.join(FRIENDLY_FORMS)} or image "
-                                           f"bytes as {', '.join(IMAGE_CONTENT_TYPES)}.")
+            kind = friendly_kind(request)
             override = variant.predictor.parse_threshold(threshold if threshold is not None
                                                          else request.headers.get(THRESHOLD_HEADER))
             _, served = await run_model(variant, lambda: friendly_image(request, kind, settings.max_body_bytes),
@@ -356,11 +352,7 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
                       min_score: float = Query(0.0, ge=0, le=1, description="Detection: leave out and do not "
                                                "explain objects scoring below this.")) -> Response:
         async def handler(_endpoint: Endpoint, variant: Variant) -> Response:
-            kind = normalize_media_type(request.headers.get("content-type", "")).split(";")[0]
-            if kind not in (*IMAGE_CONTENT_TYPES, *FRIENDLY_FORMS):
-                raise UnsupportedMediaType(f"Content-Type {request.headers.get('content-type', '(none)')} is not "
-                                           f"supported here; send one of {', '.join(FRIENDLY_FORMS)} or image "
-                                           f"bytes as {', '.join(IMAGE_CONTENT_TYPES)}.")
+            kind = friendly_kind(request)
             body, served = await run_model(variant, lambda: friendly_image(request, kind, settings.max_body_bytes),
                                            "application/x-image")
             explained = await run_in_threadpool(explain_body, variant, body, "application/x-image", method=method,
@@ -395,6 +387,17 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
     app.include_router(data_plane)
     app.include_router(control)
     return app
+
+
+def friendly_kind(request: Request) -> str:
+    """The media type of a friendly request (``/predict``, ``/explain``): image bytes or one of
+    :data:`FRIENDLY_FORMS`; anything else is :class:`UnsupportedMediaType` naming what is accepted."""
+    kind = normalize_media_type(request.headers.get("content-type", "")).split(";")[0]
+    if kind not in (*IMAGE_CONTENT_TYPES, *FRIENDLY_FORMS):
+        raise UnsupportedMediaType(f"Content-Type {request.headers.get('content-type', '(none)')} is not "
+                                   f"supported here; send one of {', '.join(FRIENDLY_FORMS)} or image "
+                                   f"bytes as {', '.join(IMAGE_CONTENT_TYPES)}.")
+    return kind
 
 
 async def friendly_image(request: Request, kind: str, limit: int) -> bytes:
