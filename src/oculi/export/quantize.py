@@ -308,7 +308,7 @@ def _exclusions(float_model: Path, out: Path, reader: _Reader, scratch: Path) ->
     shutil.copyfile(out, ranked_source)
     prepared = _prepared(float_model)
     quantizable = _quantizable(prepared)
-    sample = _Reader([batch for batch in reader.inputs][:max(1, RANKING_IMAGES // CALIBRATION_BATCH)])
+    sample = _Reader(reader.inputs[:max(1, RANKING_IMAGES // CALIBRATION_BATCH)])
     ranked = [name for name in _sensitive_nodes(prepared, ranked_source, sample, scratch) if name in quantizable]
     ranked += [name for name in quantizable if name not in ranked]
     for share in KEEP_FLOAT:
