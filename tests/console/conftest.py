@@ -129,8 +129,10 @@ def page(browser, request) -> Iterator[Watched]:
     watched = Watched(p)
     p.on("console", lambda m: m.type == "error" and watched.problems.append(f"console error: {m.text}"))
     p.on("pageerror", lambda e: watched.problems.append(f"page error: {e}"))
-    p.on("requestfailed", lambda r: watched.problems.append(
-        f"request failed: {r.url} ({r.failure})") if "/events" not in r.url else None)
+    # net::ERR_ABORTED is Chromium cancelling a request in flight because the page navigated or reloaded (a
+    # prefetch the test's reload cut short); the console's scripts never abort a request themselves
+    p.on("requestfailed", lambda r: watched.problems.append(f"request failed: {r.url} ({r.failure})")
+         if "/events" not in r.url and "ERR_ABORTED" not in (r.failure or "") else None)
     p.on("response", lambda r: r.status >= 400 and watched.problems.append(f"HTTP {r.status}: {r.url}"))
     p.set_default_timeout(60_000)
     yield watched
