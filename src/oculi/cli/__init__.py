@@ -18,6 +18,7 @@ from oculi.cli import export as _export
 from oculi.cli import jobs as _jobs
 from oculi.cli import label as _label
 from oculi.cli import models as _models
+from oculi.cli import monitor as _monitor
 from oculi.cli import predict as _predict
 from oculi.cli import serve as _serve
 from oculi.cli import train as _train
@@ -56,6 +57,7 @@ app.add_typer(_algorithms.app, name="algorithms")
 app.add_typer(_jobs.app, name="jobs")
 app.add_typer(_label.app, name="label")
 app.add_typer(_models.app, name="models")
+app.add_typer(_monitor.app, name="monitor")
 
 
 @app.callback()

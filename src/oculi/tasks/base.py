@@ -98,7 +98,8 @@ class TaskContract:
     - ``edge(predictor)``: what its edge package's ``oculi_edge.json`` holds besides the task, classes and model
       file (input spec, output format, detection's decoder) and the arrays written beside it (file name → array).
     - Milestone-2 hooks, filled by the issues that need them (None until then): ``explanation_target`` (what a
-      CAM explains for one result), ``monitoring_statistics`` (per-prediction statistics a monitor tracks),
+      CAM explains for one result), ``monitoring_statistics(predictor, images)`` (per image file, what a monitor
+      tracks of its prediction: name → number, text, or a list of either, one per box),
       ``audit`` (the data audit's label-issue finder: ``audit(sets, context)`` → findings, see
       :mod:`oculi.analysis.labels`).
     - Analysis hooks (:mod:`oculi.analysis`): ``embedding_features(network, images)`` — normalised ``float32

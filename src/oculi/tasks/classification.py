@@ -167,6 +167,12 @@ def explanation_target(predictor: Any) -> Any:
     return ClassificationTarget(predictor)
 
 
+def monitoring_statistics(predictor: Any, images: list[Path]) -> list[dict[str, Any]]:
+    """What a monitor tracks of each prediction: the predicted class and its probability."""
+    return [{"predicted_class": r.predicted_label, "confidence": float(max(r.probabilities))}
+            for r in predictor.predict(list(images))]
+
+
 CONTRACT = TaskContract(
     name="classification", title="image classification", predictor=ClassificationPredictor, codec=CODEC,
     evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=ClassificationResponse,
@@ -175,5 +181,6 @@ CONTRACT = TaskContract(
     view="classification", view_labels=view_labels, edge=edge,
     audit=audit, embedding_features=embedding_features,
     write_manifest=write_manifest,
-    propose=propose, explanation_target=explanation_target, calibration_data=calibration_data,
+    propose=propose, monitoring_statistics=monitoring_statistics,
+    explanation_target=explanation_target, calibration_data=calibration_data,
 )

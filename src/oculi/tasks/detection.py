@@ -193,6 +193,21 @@ def explanation_target(predictor: Any) -> Any:
     return DetectionTarget(predictor)
 
 
+MONITOR_MIN_SCORE = 0.5  # boxes a monitor counts: those a user would see at the usual threshold
+
+
+def monitoring_statistics(predictor: Any, images: list[Path]) -> list[dict[str, Any]]:
+    """What a monitor tracks of each prediction: boxes per image (score ≥ 0.5), and per box its score, class and
+    area as a fraction of the image."""
+    out = []
+    for r in predictor.predict(list(images), min_score=MONITOR_MIN_SCORE):
+        area = max(1, r.width * r.height)
+        out.append({"boxes_per_image": float(len(r.boxes)), "box_score": [float(s) for s in r.scores],
+                    "box_class": [r.classes[int(label)] for label in r.labels],
+                    "box_area_fraction": [float((x2 - x1) * (y2 - y1) / area) for x1, y1, x2, y2 in r.boxes]})
+    return out
+
+
 CONTRACT = TaskContract(
     name="detection", title="object detection", predictor=DetectionPredictor, codec=CODEC, evaluate=evaluate,
     export_plan=None, friendly=friendly, friendly_schema=DetectionResponse, show=show, transform_batch_size=8,
@@ -201,6 +216,7 @@ CONTRACT = TaskContract(
     view="detection", view_labels=view_labels, edge=edge,
     embedding_features=embedding_features,
     embedding_regions=embedding_regions, write_manifest=write_detection_manifest, audit=audit,
-    propose=propose, label_statistics=label_statistics, explanation_target=explanation_target,
+    propose=propose, monitoring_statistics=monitoring_statistics,
+    label_statistics=label_statistics, explanation_target=explanation_target,
     calibration_data=calibration_data,
 )

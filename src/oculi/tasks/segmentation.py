@@ -199,6 +199,19 @@ def explanation_target(predictor: Any) -> Any:
     return SegmentationTarget(predictor)
 
 
+def monitoring_statistics(predictor: Any, images: list[Path]) -> list[dict[str, Any]]:
+    """What a monitor tracks of each prediction: each class's share of the image's pixels (``area:<class>``) and
+    the mean pixel confidence (highest class probability)."""
+    out = []
+    for path in images:
+        probs = predictor.logits(predictor.to_tensor(path)).float().softmax(0)
+        counts = torch.bincount(probs.argmax(0).flatten(), minlength=probs.shape[0]).float() / probs[0].numel()
+        row: dict[str, Any] = {f"area:{name}": float(counts[k]) for k, name in enumerate(predictor.classes)}
+        row["pixel_confidence"] = float(probs.max(0).values.mean())
+        out.append(row)
+    return out
+
+
 CONTRACT = TaskContract(
     name="segmentation", title="semantic segmentation", predictor=SegmentationPredictor, codec=CODEC,
     evaluate=evaluate, export_plan=export_plan, friendly=friendly, friendly_schema=SegmentationResponse, show=show,
@@ -207,5 +220,6 @@ CONTRACT = TaskContract(
     view="segmentation", view_labels=view_labels, edge=edge,
     embedding_features=embedding_features,
     write_manifest=write_mask_manifest, audit=audit,
-    propose=propose, label_statistics=label_statistics, explanation_target=explanation_target,
+    propose=propose, monitoring_statistics=monitoring_statistics,
+    label_statistics=label_statistics, explanation_target=explanation_target,
 )

@@ -1,0 +1,8 @@
+"""Model monitoring for images, in SageMaker Model Monitor's file shapes: :func:`baseline` (statistics and
+suggested constraints of the training data, the model's predictions and embeddings), :func:`check` (a drift check
+of captured traffic: KS, chi-squared and MMD tests, Holm-corrected, ``constraint_violations.json``). Built on the
+shared analysis layer (:mod:`oculi.analysis`) and the task contracts' ``monitoring_statistics`` hooks."""
+
+from oculi.monitoring.monitor import baseline, check, read_baseline
+
+__all__ = ["baseline", "check", "read_baseline"]
