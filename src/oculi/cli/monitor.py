@@ -79,3 +79,64 @@ def run_check(
                   f"{output / 'constraint_violations.json'}")
     if report["violations"]:
         raise typer.Exit(3)
+
+
+@app.command("quality")
+def quality(
+    capture: Path = typer.Option(..., "--capture", help="The capture folder of `oculi serve --capture DIR`."),
+    ground_truth: Path = typer.Option(..., "--ground-truth", help="Labels of captured requests, JSON lines: "
+                                      "SageMaker's groundTruthData records (eventMetadata.inferenceId or eventId), "
+                                      "or a labeling job's output manifest (export-for-labeling's images keep "
+                                      "their event id as file name)."),
+    baseline_dir: Path = typer.Option(..., "--baseline", help="A folder written by `oculi monitor baseline`."),
+    window: str = typer.Option("1d", "--window", help="Score per window: 1h, 1d, 7d …"),
+    tolerance: float = typer.Option(0.05, "--tolerance", help="A window this far below the training figure is "
+                                    "a violation."),
+    endpoint: str | None = typer.Option(None, "--endpoint", help="Only this endpoint's captures."),
+    output: Path = typer.Option(Path("quality"), "--output", "-o", help="Folder for quality.json and "
+                                "constraint_violations.json."),
+) -> None:
+    """Model quality once labels come back: joins the labels to the captured requests by id, scores the model
+    (accuracy, mAP or mIoU) per window and compares it with the training-time figure. Exit code 3 on violations.
+
+    Example: oculi monitor quality --capture capture/ --ground-truth labels.jsonl --baseline base/ --window 1d
+    """
+    from oculi.monitoring import quality as run
+
+    result = run(capture, ground_truth, baseline_dir, output, window=window, tolerance=tolerance,
+                 endpoint=endpoint)
+    table = Table("window start", "labelled images", result["metric"], "training")
+    for row in result["windows"]:
+        training = "—" if row["training"] is None else f"{row['training']:.3f}"
+        table.add_row(row["start"], str(row["images"]), f"{row[result['metric']]:.3f}", training)
+    console.print(table)
+    if result["missing"]:
+        console.print(f"{len(result['missing'])} label(s) matched no captured request, e.g. {result['missing'][0]}")
+    for bad in result["bad_lines"][:10]:
+        console.print(f"bad line {bad['file']}:{bad['line']}: {bad['error']}")
+    console.print(f"{result['matched']} of {result['labelled']} labels joined; {result['violations']} violation(s): "
+                  f"{output / 'constraint_violations.json'}")
+    if result["violations"]:
+        raise typer.Exit(3)
+
+
+@app.command("export-for-labeling")
+def export_for_labeling(
+    check_dir: Path = typer.Option(..., "--violations", help="The --output folder of `oculi monitor run`."),
+    job: str = typer.Option(..., "--to", help="Name of the labeling job to create."),
+    confidence_below: float = typer.Option(0.6, "--confidence-below", help="Without a violation, send the images "
+                                           "the model is less sure of than this."),
+    limit: int = typer.Option(500, "--limit", min=1, help="At most this many images, least confident first."),
+) -> None:
+    """Send a checked window's images to a new labeling job with the model's answers as pre-labels: all of them
+    when the window drifted, else the low-confidence ones. Label them in the console; the job's output manifest is
+    --ground-truth for `oculi monitor quality`.
+
+    Example: oculi monitor export-for-labeling --violations checks/today --to bees-drift-1
+    """
+    from oculi.monitoring import export_for_labeling as run
+
+    result = run(check_dir, job, confidence_below=confidence_below, limit=limit)
+    why = "the window drifted" if result["drifted"] else f"confidence below {confidence_below}"
+    console.print(f"labeling job {result['job']}: {result['images']} images ({why}), pre-labelled; label them "
+                  "with `oculi console` → Labeling")

@@ -3,6 +3,6 @@ suggested constraints of the training data, the model's predictions and embeddin
 of captured traffic: KS, chi-squared and MMD tests, Holm-corrected, ``constraint_violations.json``). Built on the
 shared analysis layer (:mod:`oculi.analysis`) and the task contracts' ``monitoring_statistics`` hooks."""
 
-from oculi.monitoring.monitor import baseline, check, read_baseline
+from oculi.monitoring.monitor import baseline, check, export_for_labeling, quality, read_baseline, read_ground_truth
 
-__all__ = ["baseline", "check", "read_baseline"]
+__all__ = ["baseline", "check", "export_for_labeling", "quality", "read_baseline", "read_ground_truth"]

@@ -191,7 +191,8 @@ def check(capture: str | Path, baseline_dir: str | Path, output: str | Path, *, 
     _write_json(out / "statistics.json", statistics_json(features, seed=seed))
     _write_json(out / "constraint_violations.json", {"violations": violations})
     window = {"since": str(since) if since else None, "until": str(until) if until else None}
-    report = {"window": window, "endpoint": endpoint, "images": len(paths), "measured": len(features.images),
+    report = {"baseline": str(Path(baseline_dir).resolve()), "window": window, "endpoint": endpoint,
+              "images": len(paths), "measured": len(features.images),
               "failed": features.failed, "bad_lines": read.bad_lines, "skipped_requests": read.skipped,
               "tests": tests, "violations": len(violations), "notes": notes,
               "events": [{"event_id": r.event_id, "inference_id": r.inference_id, "time": r.time.isoformat(),
@@ -199,3 +200,132 @@ def check(capture: str | Path, baseline_dir: str | Path, output: str | Path, *, 
               "seconds": round(time.perf_counter() - started, 2)}
     _write_json(out / "drift.json", report)
     return report
+
+
+ID_KEYS = ("inferenceId", "inference-id", "inference_id", "eventId", "event-id", "event_id")
+WINDOWS = {"h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _window_seconds(window: str) -> int:
+    try:
+        return int(float(window[:-1]) * WINDOWS[window[-1]])
+    except (KeyError, ValueError, IndexError):
+        raise ConfigError(f"--window {window!r}: give a number and h, d or w, e.g. 1h, 1d, 7d.") from None
+
+
+def read_ground_truth(path: str | Path) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Ground-truth labels by event or inference id, and the bad lines. A line is SageMaker's ground-truth record
+    (``{"groundTruthData": {"data": "<label fields as JSON>", "encoding": "JSON"}, "eventMetadata": {"eventId":
+    …}}``) or an augmented-manifest line (a labeling job's output) carrying ``inference-id`` / ``event-id``, or
+    whose ``source-ref`` file is named after the event (as ``export-for-labeling`` names them)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: ground-truth file not found.")
+    labels: dict[str, dict[str, Any]] = {}
+    bad: list[dict[str, Any]] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if "groundTruthData" in record:
+                data = record["groundTruthData"]["data"]
+                fields = json.loads(data) if isinstance(data, str) else dict(data)
+                meta = record.get("eventMetadata", {})
+                key = meta.get("inferenceId") or meta["eventId"]
+            else:
+                fields = {k: v for k, v in record.items() if k not in ID_KEYS and k != "source-ref"}
+                key = next((record[k] for k in ID_KEYS if k in record), None) or Path(record["source-ref"]).stem
+            if not isinstance(fields, dict) or not fields:
+                raise ValueError("no label fields")
+        except (ValueError, KeyError, TypeError) as e:
+            bad.append({"file": str(path), "line": number, "error": f"not a ground-truth record ({e})"})
+            continue
+        labels[str(key)] = fields
+    return labels, bad
+
+
+def quality(capture: str | Path, ground_truth: str | Path, baseline_dir: str | Path, output: str | Path, *,
+            window: str = "1d", tolerance: float = 0.05, endpoint: str | None = None,
+            since: str | datetime | None = None, until: str | datetime | None = None,
+            model: str | Path | None = None) -> dict[str, Any]:
+    """Model quality once labels come back: join ``ground_truth`` to the captured requests by inference id or
+    event id (as SageMaker merges ground truth), score the baseline's model (or ``model``) on them per ``window``
+    with the task's evaluator, and compare with the bundle's training-time figure: a window more than
+    ``tolerance`` below it is a violation. Writes ``quality.json`` and ``constraint_violations.json``."""
+    base = read_baseline(baseline_dir)
+    labels, bad = read_ground_truth(ground_truth)
+    read = read_capture(capture, endpoint=endpoint, since=since, until=until)
+    out = Path(output)
+    predictor, contract = _load(model or base["baseline"]["model"])
+    metric = contract.metric
+    reference = base["baseline"].get("training_metrics", {}).get(f"validation:{metric}")
+    size = _window_seconds(window)
+    matched: dict[int, list[tuple[Any, dict[str, Any]]]] = {}
+    seen: set[str] = set()
+    for record in read.records:
+        key = next((k for k in (record.inference_id, record.event_id) if k and k in labels), None)
+        if key is None:
+            continue
+        seen.add(key)
+        matched.setdefault(int(record.time.timestamp()) // size * size, []).append((record, labels[key]))
+    windows: list[dict[str, Any]] = []
+    violations: list[dict[str, Any]] = []
+    for start in sorted(matched):
+        pairs = matched[start]
+        paths = write_images([r for r, _ in pairs], out / "images")
+        manifest = out / "windows" / f"{start}.manifest"
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        manifest.write_text("".join(json.dumps({"source-ref": str(p), **fields}) + "\n"
+                                    for p, (_, fields) in zip(paths, pairs, strict=True)), encoding="utf-8")
+        report = contract.evaluate(predictor, manifest, progress=False)
+        value = float(report.metrics[metric])
+        begins = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        row = {"start": begins, "images": len(pairs), metric: value, "training": reference}
+        windows.append(row)
+        if reference is not None and value < reference - tolerance:
+            violations.append({"feature_name": metric, "constraint_check_type": "LessThanThreshold",
+                               "description": f"{metric} {value:.3f} on {len(pairs)} labelled requests from "
+                                              f"{begins} is below the training figure {reference:.3f} − tolerance "
+                                              f"{tolerance}"})
+    result = {"metric": metric, "training": reference, "tolerance": tolerance, "window": window, "windows": windows,
+              "labelled": len(labels), "matched": len(seen), "missing": sorted(set(labels) - seen),
+              "bad_lines": bad + read.bad_lines, "violations": len(violations)}
+    _write_json(out / "quality.json", result)
+    _write_json(out / "constraint_violations.json", {"violations": violations})
+    return result
+
+
+def export_for_labeling(check_dir: str | Path, job: str, *, confidence_below: float = 0.6, limit: int = 500,
+                        store: Any = None) -> dict[str, Any]:
+    """Close the loop: create labeling job ``job`` from a check's window (``check_dir``, written by :func:`check`):
+    every image when the window drifted, else those the model's confidence (the task contract's ``propose``) puts
+    below ``confidence_below``; least confident first, at most ``limit``. The model's answers become editable
+    pre-labels and the queue follows its uncertainty. Images keep their event id as file name, so the job's output
+    manifest joins back as ground truth (:func:`quality`). Returns ``{"job", "images", "drifted"}``."""
+    from oculi.labeling import jobs
+    from oculi.labeling.auto import prelabel
+
+    check_dir = Path(check_dir)
+    report_path = check_dir / "drift.json"
+    if not report_path.is_file():
+        raise DataError(f"{report_path} not found; pass the --output folder of `oculi monitor run`.")
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    info = read_baseline(report["baseline"])["baseline"]
+    predictor, contract = _load(info["model"])
+    images = [Path(e["image"]) for e in report.get("events", []) if Path(e["image"]).is_file()]
+    drifted = report.get("violations", 0) > 0
+    confidence = {p: proposal.confidence for p, proposal in zip(images, contract.propose(predictor, images, 0.5),
+                                                                 strict=True)} if images else {}
+    chosen = sorted((p for p in images if drifted or confidence[p] < confidence_below), key=confidence.get)[:limit]
+    if not chosen:
+        raise DataError(f"{check_dir}: no violation and no image below confidence {confidence_below}; nothing to "
+                        "label (raise --confidence-below to send more).")
+    folder = check_dir / "to-label" / job
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in chosen:
+        if not (folder / source.name).exists():
+            (folder / source.name).write_bytes(source.read_bytes())
+    jobs.create(job, contract.name, folder, info["classes"], store=store)
+    prelabel(job, info["model"], store=store)
+    return {"job": job, "images": len(chosen), "drifted": drifted}
