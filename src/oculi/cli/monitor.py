@@ -140,3 +140,51 @@ def export_for_labeling(
     why = "the window drifted" if result["drifted"] else f"confidence below {confidence_below}"
     console.print(f"labeling job {result['job']}: {result['images']} images ({why}), pre-labelled; label them "
                   "with `oculi console` → Labeling")
+
+
+@app.command("schedule")
+def schedule(
+    name: str = typer.Argument(..., help="The schedule's name."),
+    capture: Path = typer.Option(..., "--capture", help="The capture folder of `oculi serve --capture DIR`."),
+    baseline_dir: Path = typer.Option(..., "--baseline", help="A folder written by `oculi monitor baseline`."),
+    every: str = typer.Option("1h", "--every", help="How often: 30s, 15m, 1h, 1d."),
+    endpoint: str | None = typer.Option(None, "--endpoint", help="Only this endpoint's captures; its /metrics then "
+                                        "shows the latest drift scores."),
+    output: Path = typer.Option(Path("monitoring"), "--output", "-o", help="Each execution writes "
+                                "OUTPUT/NAME/<time>/."),
+    alert_url: str | None = typer.Option(None, "--alert-url", help="POST each violation here as JSON."),
+    executions: int | None = typer.Option(None, "--executions", min=1, help="Stop after this many executions "
+                                          "(default: run until Ctrl-C)."),
+) -> None:
+    """Run drift checks on a schedule in this process (keep it running, e.g. under systemd or nohup): every
+    --every, the traffic captured since the last execution is checked; each execution is recorded (`oculi monitor
+    executions NAME`).
+
+    Example: oculi monitor schedule bees-hourly --capture capture/ --baseline base/ --endpoint bees --every 1h
+    """
+    from oculi.monitoring.schedule import schedule as run
+
+    def show(info: dict) -> None:
+        what = info.get("failure_reason") or f"{info['images']} images, {info['violations']} violation(s)"
+        console.print(f"{info['ended'][:19]}  {info['status']}: {what} → {info['output']}")
+        for error in info.get("alert_errors", []):
+            err_console.print(error)
+
+    try:
+        run(name, capture=capture, baseline=baseline_dir, every=every, output=output, endpoint=endpoint,
+            alert_url=alert_url, max_executions=executions, echo=show)
+    except KeyboardInterrupt:
+        console.print(f"schedule {name} stopped; `oculi monitor schedule {name} …` resumes from its last window")
+
+
+@app.command("executions")
+def list_executions(name: str = typer.Argument(..., help="The schedule's name.")) -> None:
+    """The recorded executions of a schedule (ListMonitoringExecutions): window, status, images, violations."""
+    from oculi.monitoring.schedule import executions
+
+    table = Table("window until", "status", "images", "violations", "output")
+    for row in executions(name):
+        info = row["info"]
+        table.add_row(info["window"]["until"][:19], info["status"], str(info.get("images", "—")),
+                      str(info.get("violations", "—")), row["location"])
+    console.print(table)

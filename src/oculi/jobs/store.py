@@ -148,7 +148,7 @@ INDEXES = (
     sa.Index("ix_labeling_queue", labeling_items_table.c.job, labeling_items_table.c.state,
              labeling_items_table.c.priority.desc(), labeling_items_table.c.idx),
 )
-CATALOG_KINDS = ("dataset", "model", "endpoint")
+CATALOG_KINDS = ("dataset", "model", "endpoint", "mon-schedule", "mon-execution")  # the last two: oculi.monitoring
 
 
 def default_url() -> str:

@@ -57,6 +57,39 @@ class VariantStats:
                 "MeanBatchSize": round(images / batches, 3) if batches else None}
 
 
+class DriftCollector:
+    """The latest drift scores of every monitoring schedule of an endpoint (``oculi monitor schedule --endpoint``),
+    read at scrape time: ``oculi_monitoring_drift_effect`` and ``oculi_monitoring_drift_p_value`` (Holm-adjusted)
+    per feature, ``oculi_monitoring_violations`` per schedule."""
+
+    def collect(self) -> Any:
+        """Yield the gauge families (empty when no schedule has run)."""
+        import json
+
+        from prometheus_client.core import GaugeMetricFamily
+
+        from oculi.settings import oculi_home
+
+        labels = ["endpoint", "schedule", "feature"]
+        effect = GaugeMetricFamily("oculi_monitoring_drift_effect", "Effect size of the latest drift test (KS "
+                                   "distance, Cramér's V, MMD²).", labels=labels)
+        p_value = GaugeMetricFamily("oculi_monitoring_drift_p_value", "Holm-adjusted p-value of the latest drift "
+                                    "test.", labels=labels)
+        violations = GaugeMetricFamily("oculi_monitoring_violations", "Violations in the latest monitoring "
+                                       "execution.", labels=["endpoint", "schedule"])
+        for path in sorted((oculi_home() / "monitoring").glob("*/*.json")):
+            try:
+                latest = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # being rewritten, or not ours
+            endpoint, schedule = path.parent.name, path.stem
+            violations.add_metric([endpoint, schedule], float(latest.get("violations", 0)))
+            for feature, score in latest.get("scores", {}).items():
+                effect.add_metric([endpoint, schedule, feature], float(score["effect"]))
+                p_value.add_metric([endpoint, schedule, feature], float(score["p_adjusted"]))
+        yield from (effect, p_value, violations)
+
+
 class ServingMetrics:
     """The server's Prometheus metrics (``oculi_*``), labelled by endpoint and variant."""
 
@@ -80,6 +113,7 @@ class ServingMetrics:
                                registry=self.registry)
         self.weight = Gauge("oculi_variant_weight", "Current traffic weight of each variant.", labels,
                             registry=self.registry)
+        self.registry.register(DriftCollector())
         self.capture_dropped = Counter("oculi_capture_dropped", "Capture records dropped (writer queue full or "
                                        "disk over 75 % full).", ("endpoint",), registry=self.registry)
 
