@@ -21,7 +21,8 @@ from oculi.errors import JobError, OculiError
 
 EXAMPLES = 8  # captured and baseline images shown side by side
 # the chart's drawing area (SVG units; the SVG scales to its column)
-WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 640, 240, 44, 12, 10, 28
+WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 960, 300, 70, 16, 12, 40
+SHOWN = 100  # the newest executions in the table and the chart
 # execution status → the badge colour class console.css has
 BADGE = {"Completed": "Completed", "CompletedWithViolations": "Stopped", "Failed": "Failed"}
 
@@ -88,8 +89,10 @@ def _chart(runs: list[dict[str, Any]]) -> dict[str, Any]:
         series.append({"feature": feature, "cls": f"c{n % 8}" + (" dashed" if n >= 8 else ""), "d": d,
                        "dots": dots})
     step = max(1, -(-len(runs) // 6))  # at most about 6 time labels
-    xticks = [{"x": x(i), "label": f"{run['stamp'][5:10]} {run['stamp'][11:19].replace('-', ':')}"}
-              for i, run in enumerate(runs) if i % step == 0 or i == len(runs) - 1]
+    last = len(runs) - 1
+    xticks = [{"x": x(i), "label": f"{run['stamp'][5:10]} {run['stamp'][11:19].replace('-', ':')}",
+               "anchor": "middle" if not last else "start" if i == 0 else "end" if i == last else "middle",
+               "mid": 0 < i < last} for i, run in enumerate(runs) if i % step == 0 or i == last]
     yticks = [{"y": y(top * k / 4), "label": f"{top * k / 4:g}"} for k in range(5)]
     return {"series": series, "xticks": xticks, "yticks": yticks, "width": WIDTH, "height": HEIGHT,
             "left": LEFT, "right": WIDTH - RIGHT, "top": TOP, "bottom": HEIGHT - BOTTOM,
@@ -122,6 +125,19 @@ def baseline_images(baseline: str) -> tuple[Path, ...]:
         return _baseline_images(str(data), Path(data).stat().st_mtime)
     except OculiError:
         return ()
+
+
+def _run(row: dict[str, Any]) -> dict[str, Any]:
+    """An execution as the schedule page shows it: its catalog row and info, its drift tests, notes, events and
+    violations (read from its output folder)."""
+    info, report = row["info"], _drift(row)
+    violations = (_read_json(Path(row["location"]) / "constraint_violations.json") or {}).get("violations", [])
+    stamp = row["name"].partition("/")[2]
+    return {"row": row, "stamp": stamp, "day": stamp[:10], "time": stamp[11:].replace("-", ":"), "info": info,
+            "tests": report.get("tests", []), "notes": report.get("notes", []), "events": report.get("events", []),
+            "violations": violations if isinstance(violations, list) else [],
+            "since": _when((info.get("window") or {}).get("since")),
+            "until": _when((info.get("window") or {}).get("until"))}
 
 
 def _missing(message: str) -> Response:
@@ -158,29 +174,24 @@ def router() -> APIRouter:
     def schedule_page(request: Request, name: str) -> HTMLResponse:
         store = store_of(request)
         item = _schedule(store, name)
-        runs = []
-        for row in executions(name, store):
-            info, report = row["info"], _drift(row)
-            violations = (_read_json(Path(row["location"]) / "constraint_violations.json") or {}).get("violations", [])
-            runs.append({"stamp": row["name"].partition("/")[2], "info": info, "tests": report.get("tests", []),
-                         "notes": report.get("notes", []), "events": report.get("events", []),
-                         "violations": violations if isinstance(violations, list) else [],
-                         "since": _when(info.get("window", {}).get("since")),
-                         "until": _when(info.get("window", {}).get("until"))})
+        rows = executions(name, store)
+        runs = [_run(row) for row in rows[-SHOWN:]]  # each reads its drift.json: the newest SHOWN only
         latest = runs[-1] if runs else None
-        alarm = next((run for run in reversed(runs) if run["violations"]), None)
+        flagged = next((row for row in reversed(rows) if row["info"].get("violations")), None)
+        alarm = None if flagged is None else next((run for run in runs if run["row"] is flagged), None) or \
+            _run(flagged)
         captured = []
         if alarm is not None:
             events = [e for e in alarm["events"] if e.get("event_id")]
             captured = [{"src": f"/monitoring/{name}/capture/{alarm['stamp']}/{events[i]['event_id']}",
                          "caption": _when(events[i].get("time"))} for i in _spread(len(events))]
         training = baseline_images(item["info"].get("baseline", ""))
-        base = [{"src": f"/monitoring/{name}/baseline/{i}", "caption": f"{training[i].parent.name}/{training[i].name}"}
-                for i in _spread(len(training))]
+        base = [{"src": f"/monitoring/{name}/baseline/{i}",
+                 "caption": f"{training[i].parent.name}/{training[i].name}"} for i in _spread(len(training))]
         charted = [run for run in runs if run["tests"]]
         return render(request, "monitoring_schedule.html", badge=BADGE, name=name, spec=item["info"],
-                      runs=list(reversed(runs)), latest=latest, alarm=alarm, captured=captured, base=base,
-                      chart=_chart(charted) if charted else None)
+                      runs=list(reversed(runs)), total=len(rows), shown=SHOWN, latest=latest, alarm=alarm,
+                      captured=captured, base=base, chart=_chart(charted) if charted else None)
 
     @r.get("/monitoring/{name}/capture/{stamp}/{event_id}")
     def captured_image(request: Request, name: str, stamp: str, event_id: str) -> Response:
