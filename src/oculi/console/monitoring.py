@@ -13,6 +13,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
@@ -123,7 +124,7 @@ def baseline_images(baseline: str) -> tuple[Path, ...]:
         return ()
     try:
         return _baseline_images(str(data), Path(data).stat().st_mtime)
-    except OculiError:
+    except (OculiError, OSError):
         return ()
 
 
@@ -183,10 +184,11 @@ def router() -> APIRouter:
         captured = []
         if alarm is not None:
             events = [e for e in alarm["events"] if e.get("event_id")]
-            captured = [{"src": f"/monitoring/{name}/capture/{alarm['stamp']}/{events[i]['event_id']}",
+            captured = [{"src": f"/monitoring/{quote(name)}/capture/{quote(alarm['stamp'])}/"
+                                f"{quote(str(events[i]['event_id']), safe='')}",
                          "caption": _when(events[i].get("time"))} for i in _spread(len(events))]
         training = baseline_images(item["info"].get("baseline", ""))
-        base = [{"src": f"/monitoring/{name}/baseline/{i}",
+        base = [{"src": f"/monitoring/{quote(name)}/baseline/{i}",
                  "caption": f"{training[i].parent.name}/{training[i].name}"} for i in _spread(len(training))]
         charted = [run for run in runs if run["tests"]]
         return render(request, "monitoring_schedule.html", badge=BADGE, name=name, spec=item["info"],
