@@ -1,7 +1,7 @@
 """Monitoring schedules and their executions (SageMaker's CreateMonitoringSchedule / ListMonitoringExecutions):
 a schedule checks the traffic captured since its last execution every ``every`` seconds; each execution is
 recorded in the store's catalog (kind ``mon-execution``) with its window, status and violations, writes its outputs
-under ``OUTPUT/<schedule>/<yyyy-mm-ddThh-mm-ss>/`` and leaves its drift scores where the endpoint's ``/metrics``
+under ``OUTPUT/<schedule>/<yyyy-mm-ddThh-mm-ss-mmm>/`` and leaves its drift scores where the endpoint's ``/metrics``
 reads them (:func:`scores_path`). Each violation can be POSTed as JSON to an alert URL."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def run_execution(name: str, spec: dict[str, Any], since: datetime, until: datet
                   store: JobStore) -> dict[str, Any]:
     """One execution of schedule ``name`` over ``[since, until)``; recorded whatever happens (a failed check is
     an execution with status ``Failed`` and its reason)."""
-    stamp = until.strftime("%Y-%m-%dT%H-%M-%S")
+    stamp = f"{until:%Y-%m-%dT%H-%M-%S}-{until.microsecond // 1000:03d}"  # two executions in one second stay apart
     output = Path(spec["output"]) / name / stamp
     info: dict[str, Any] = {"schedule": name, "window": {"since": since.isoformat(), "until": until.isoformat()},
                             "output": str(output), "started": datetime.now(UTC).isoformat()}
