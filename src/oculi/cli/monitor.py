@@ -14,6 +14,17 @@ app = typer.Typer(help="Model monitoring for images: `baseline` from the trainin
                   "captured traffic. Example: oculi monitor baseline models/bees --data data/bees --output base/",
                   no_args_is_help=True)
 
+CaptureOption = typer.Option(..., "--capture", help="The capture folder of `oculi serve --capture DIR`.")
+BaselineOption = typer.Option(..., "--baseline", help="A folder written by `oculi monitor baseline`.")
+
+
+def show_bad_lines(lines: list[dict], what: str) -> None:
+    """Print the first ten unreadable lines (file:line, why) and how many more the output file lists."""
+    for bad in lines[:10]:
+        console.print(f"bad {what} line {bad['file']}:{bad['line']}: {bad['error']}")
+    if len(lines) > 10:
+        console.print(f"… {len(lines) - 10} more bad lines (the output's JSON lists them)")
+
 
 @app.command("baseline")
 def baseline(
@@ -44,8 +55,8 @@ def baseline(
 
 @app.command("run")
 def run_check(
-    capture: Path = typer.Option(..., "--capture", help="The capture folder of `oculi serve --capture DIR`."),
-    baseline_dir: Path = typer.Option(..., "--baseline", help="A folder written by `oculi monitor baseline`."),
+    capture: Path = CaptureOption,
+    baseline_dir: Path = BaselineOption,
     endpoint: str | None = typer.Option(None, "--endpoint", help="Only this endpoint's captures."),
     since: str | None = typer.Option(None, "--since", help="Window start, ISO 8601 (2026-12-06T10:00:00Z)."),
     until: str | None = typer.Option(None, "--until", help="Window end (exclusive), ISO 8601."),
@@ -71,10 +82,7 @@ def run_check(
         console.print(table)
     for note in report["notes"]:
         console.print(f"note: {note}")
-    for bad in report["bad_lines"][:10]:
-        console.print(f"bad capture line {bad['file']}:{bad['line']}: {bad['error']}")
-    if len(report["bad_lines"]) > 10:
-        console.print(f"… {len(report['bad_lines']) - 10} more bad lines (drift.json lists them)")
+    show_bad_lines(report["bad_lines"], "capture")
     console.print(f"{report['images']} captured images, {report['violations']} violation(s): "
                   f"{output / 'constraint_violations.json'}")
     if report["violations"]:
@@ -83,12 +91,12 @@ def run_check(
 
 @app.command("quality")
 def quality(
-    capture: Path = typer.Option(..., "--capture", help="The capture folder of `oculi serve --capture DIR`."),
+    capture: Path = CaptureOption,
     ground_truth: Path = typer.Option(..., "--ground-truth", help="Labels of captured requests, JSON lines: "
                                       "SageMaker's groundTruthData records (eventMetadata.inferenceId or eventId), "
                                       "or a labeling job's output manifest (export-for-labeling's images keep "
                                       "their event id as file name)."),
-    baseline_dir: Path = typer.Option(..., "--baseline", help="A folder written by `oculi monitor baseline`."),
+    baseline_dir: Path = BaselineOption,
     window: str = typer.Option("1d", "--window", help="Score per window: 1h, 1d, 7d …"),
     tolerance: float = typer.Option(0.05, "--tolerance", help="A window this far below the training figure is "
                                     "a violation."),
@@ -112,8 +120,7 @@ def quality(
     console.print(table)
     if result["missing"]:
         console.print(f"{len(result['missing'])} label(s) matched no captured request, e.g. {result['missing'][0]}")
-    for bad in result["bad_lines"][:10]:
-        console.print(f"bad line {bad['file']}:{bad['line']}: {bad['error']}")
+    show_bad_lines(result["bad_lines"], "input")
     console.print(f"{result['matched']} of {result['labelled']} labels joined; {result['violations']} violation(s): "
                   f"{output / 'constraint_violations.json'}")
     if result["violations"]:
@@ -145,8 +152,8 @@ def export_for_labeling(
 @app.command("schedule")
 def schedule(
     name: str = typer.Argument(..., help="The schedule's name."),
-    capture: Path = typer.Option(..., "--capture", help="The capture folder of `oculi serve --capture DIR`."),
-    baseline_dir: Path = typer.Option(..., "--baseline", help="A folder written by `oculi monitor baseline`."),
+    capture: Path = CaptureOption,
+    baseline_dir: Path = BaselineOption,
     every: str = typer.Option("1h", "--every", help="How often: 30s, 15m, 1h, 1d."),
     endpoint: str | None = typer.Option(None, "--endpoint", help="Only this endpoint's captures; its /metrics then "
                                         "shows the latest drift scores."),
