@@ -149,8 +149,9 @@ def until(page, expression: str, timeout: float = 60, what: str = "") -> object:
     while True:
         try:
             value = page.evaluate(expression)
-        except Error as e:  # the page is navigating (a form's redirect, the job page reloading as the job ends)
-            if "context was destroyed" not in str(e) and "navigat" not in str(e):
+        except Error as e:  # the page is navigating (a form's redirect, the job page reloading as the job ends),
+            # or the new document is still being parsed and the element is not there yet (null.textContent)
+            if not any(sign in str(e) for sign in ("context was destroyed", "navigat", "of null")):
                 raise
             value = None
         if value:
