@@ -1,5 +1,6 @@
 """``oculi monitor``: image-native model monitoring in SageMaker Model Monitor's file shapes — a baseline from the
-training data, drift checks on captured traffic (``oculi serve --capture``)."""
+training data, drift checks on captured traffic (``oculi serve --capture``), schedules, model quality against
+returned labels, and drifted windows sent to labeling."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from rich.table import Table
 from oculi.cli.common import console, err_console, parse_image_roots
 
 app = typer.Typer(help="Model monitoring for images: `baseline` from the training data, `run` a drift check on "
-                  "captured traffic. Example: oculi monitor baseline models/bees --data data/bees --output base/",
+                  "captured traffic, `schedule` checks (`executions` lists them), `quality` once labels come "
+                  "back, `export-for-labeling` of a drifted window. Example: oculi monitor baseline models/bees "
+                  "--data data/bees --output base/",
                   no_args_is_help=True)
 
 CaptureOption = typer.Option(..., "--capture", help="The capture folder of `oculi serve --capture DIR`.")
