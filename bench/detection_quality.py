@@ -7,7 +7,8 @@ classes' boxes dropped, images without a person kept as negatives): a seeded 102
 label files without an image are left out), written as COCO JSON.
 
 Trains ``object-detection`` (efficientnet-lite0 with its shipped ImageNet weights unless ``-p`` says otherwise)
-and prints validation mAP at IoU 0.5 after every epoch with the elapsed training time, then the kept (best) epoch.
+and prints validation mAP at IoU 0.5 after every epoch with the elapsed training time, then the kept (best) epoch
+and ``oculi evaluate``'s mAP@0.5 and mAP@[.5:.95] of the bundle on the validation split.
 ``--write-yolo DIR`` only writes the split as YOLO folders ``DIR/train`` and ``DIR/validation`` (images copied) for
 ``bench/yolo_baseline.py``.
 
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+import oculi
 from oculi.data.detection import read_detection
 from oculi.data.formats.coco import write_coco
 from oculi.data.formats.yolo import write_yolo
@@ -116,6 +118,9 @@ def main() -> int:
         print(f"{row['epoch']:>5}  {elapsed:>9.0f}  {row.get('validation:mAP', float('nan')):.4f}")
     print(f"\nbest epoch {result.best_epoch}: validation:mAP {result.metrics['validation:mAP']:.4f}; "
           f"wall time {wall:.0f} s (data check and final save included); bundle {work / 'model'}")
+    report = oculi.evaluate(work / "model", split["validation"], image_roots=roots, progress=False)
+    print(f"oculi evaluate on the validation split (full-size images, the bundle as served): mAP@0.5 "
+          f"{report.metrics['mAP_50']:.4f}, mAP@[.5:.95] {report.metrics['mAP_50_95']:.4f}")
     return 0
 
 

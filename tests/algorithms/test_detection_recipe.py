@@ -1,6 +1,7 @@
-"""object-detection's recipe for small data (issue 17): optimizer / learning_rate / backbone_lr_factor ``auto``,
-SSD default boxes fitted to the training boxes (stored in the bundle; bundles without them keep SageMaker's), and
-hard-negative mining with a minimum number of negatives per image."""
+"""object-detection's recipe for small data (issue 17): network / optimizer / learning_rate / backbone_lr_factor
+``auto``, SSD default boxes fitted to the training boxes (stored in the bundle; bundles without them keep
+SageMaker's), normalised base-network maps under a small-initialised head, and hard-negative mining with a minimum
+number of negatives per image."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import shutil
 import lightning as L
 import pytest
 import torch
+from torchvision.models.detection.fcos import FCOS
+from torchvision.models.detection.ssd import SSD
 from torchvision.ops import box_iou
 
 from oculi.algorithms import get_algorithm
+from oculi.algorithms.detection import auto_network
 from oculi.algorithms.detection_models import (
     build_ssd,
     default_boxes,
@@ -27,7 +31,7 @@ from oculi.data.synthetic import write_detection_data
 from oculi.engine.training import train
 from oculi.errors import ConfigError
 
-TINY = {"image_shape": "128", "mini_batch_size": "4", "num_workers": "0", "epochs": "1"}
+TINY = {"image_shape": "128", "mini_batch_size": "4", "num_workers": "0", "epochs": "1", "network": "ssd"}
 
 
 class Rates(L.Callback):
@@ -93,7 +97,8 @@ def test_fitted_default_boxes_are_stored_and_rebuilt_by_the_bundle(auto_run, tmp
     old = tmp_path / "old"
     shutil.copytree(result.model_dir, old)
     meta = json.loads((old / "model.json").read_text())
-    for key in ("default_boxes", "default_box_scales", "default_box_ratios", "min_negatives"):
+    for key in ("default_boxes", "default_box_scales", "default_box_ratios", "min_negatives", "feature_norm",
+                "network"):
         meta["hyperparameters"].pop(key, None)
     (old / WEIGHTS).unlink()
     old_model = get_algorithm("object-detection").model_from_meta(meta).eval()
@@ -102,6 +107,46 @@ def test_fitted_default_boxes_are_stored_and_rebuilt_by_the_bundle(auto_run, tmp
     assert torch.equal(ssd_default_boxes(rebuilt), ssd_default_boxes(old_model))
     assert len(ssd_default_boxes(rebuilt)) == len(priors(default_boxes("efficientnet-lite0", 128, 4), [8, 4, 2, 1],
                                                         128))
+    assert isinstance(rebuilt, SSD) and rebuilt.backbone.norms is None  # network and feature_norm as before
+
+
+def test_network_auto_is_fcos_on_a_pyramid_base_network_and_ssd_otherwise(data, tmp_path):
+    hp = get_algorithm("object-detection").hyperparameters
+    assert auto_network(hp.model_validate({}))[0] == "fcos"
+    assert auto_network(hp.model_validate({"base_network": "resnet-50"}))[0] == "fcos"
+    network, why = auto_network(hp.model_validate({"base_network": "vgg-16"}))
+    assert network == "ssd" and "vgg-16" in why
+    network, why = auto_network(hp.model_validate({"default_boxes": "sagemaker"}))
+    assert network == "ssd" and "default_boxes given" in why
+    lines: list[str] = []
+    tiny = {k: v for k, v in TINY.items() if k != "network"}
+    result = train("object-detection", data, tiny, output=tmp_path / "m", progress=False, echo=lines.append)
+    assert result.hyperparameters["network"] == "fcos" and "network=auto → fcos" in "\n".join(lines)
+    assert isinstance(load_bundle(result.model_dir).model, FCOS)
+    # an SSD bundle cannot start an FCOS run
+    with pytest.raises(ConfigError, match="network=fcos detector, this run has network=ssd"):
+        train("object-detection", data, TINY, output=tmp_path / "m2", init_model=result.model_dir, progress=False,
+              echo=lambda _: None)
+
+
+def test_feature_norm_gives_the_fresh_head_unit_scale_inputs_and_small_outputs():
+    """With feature_norm the head reads base-network maps of unit RMS (raw: RMS 2–8), and its small
+    initialisation starts box offsets and class logits near zero, so the first steps fit rather than undo."""
+    torch.manual_seed(0)
+    images = [torch.rand(3, 128, 128) for _ in range(4)]
+    seen = {}
+    for norm in ("off", "on"):
+        model = build_ssd("efficientnet-lite0", 1, 128, pretrained=True, frozen_batch_norm=True, feature_norm=norm,
+                          default_box_scales=[0.05, 0.1, 0.2, 0.4, 0.6, 0.8], default_box_ratios=[2.0])
+        assert (model.backbone.norms is not None) == (norm == "on")
+        model.train()
+        batch, _ = model.transform(images)
+        maps = list(model.backbone(batch.tensors).values())[:3]  # the base network's three maps
+        seen[norm] = [float(m.detach().pow(2).mean().sqrt()) for m in maps]
+        if norm == "on":
+            out = model.head(list(model.backbone(batch.tensors).values()))
+            assert out["bbox_regression"].abs().mean() < 0.5 and out["cls_logits"].abs().mean() < 0.5
+    assert max(seen["off"]) > 2 and all(abs(r - 1) < 0.1 for r in seen["on"]), seen
 
 
 def test_incremental_training_keeps_the_init_models_default_boxes(auto_run, data, tmp_path):

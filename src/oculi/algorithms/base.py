@@ -274,7 +274,7 @@ class Algorithm(ABC):
     # the tiny configuration: the same code path at sizes that train in seconds on CPU (contract tests, demos)
     tiny_hyperparameters: ClassVar[dict[str, str]] = {}
     # other networks on the same contract, each a name → the overrides of tiny_hyperparameters selecting it
-    # (e.g. detection's {"fcos": {"network": "fcos"}}); the contract tests run every one
+    # (e.g. detection's {"ssd": {"network": "ssd"}} beside its default FCOS); the contract tests run every one
     tiny_variants: ClassVar[dict[str, dict[str, str]]] = {}
     # an algorithm-specific ONNX export plan, ``(model, input spec) → ExportPlan``; None = the task's plan
     export_plan: ClassVar[Callable[[nn.Module, dict[str, Any]], ExportPlan] | None] = None

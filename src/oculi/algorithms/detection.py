@@ -1,7 +1,7 @@
 """``object-detection``: SageMaker's Object Detection algorithm (SSD) on torchvision's SSD building blocks, with
-VGG-16, ResNet-50 or EfficientNet-Lite0 base networks — or, with ``network=fcos``, torchvision's anchor-free FCOS
-on a feature pyramid (:mod:`oculi.algorithms.detection_networks`) — on-the-fly box-consistent augmentation and
-VOC-style ``validation:mAP`` at ``overlap_threshold``."""
+VGG-16, ResNet-50 or EfficientNet-Lite base networks — or torchvision's anchor-free FCOS on a feature pyramid, the
+``network=auto`` choice where the base network has one (:mod:`oculi.algorithms.detection_networks`) — on-the-fly
+box-consistent augmentation and VOC-style ``validation:mAP`` at ``overlap_threshold``."""
 
 from __future__ import annotations
 
@@ -48,9 +48,13 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
                                     "Inferred from the data when omitted; a disagreeing value is an error.")
     num_training_samples: int | None = Field(None, ge=1, description="Number of training images (accepted; "
                                              "oculi counts them and warns on a mismatch).")
-    network: Literal[tuple(NETWORKS.names())] = Field(  # type: ignore[valid-type]
-        "ssd", description="oculi addition. The detector: ssd (SageMaker's SSD) or fcos (anchor-free, feature "
-        "pyramid from stride 8 — small objects; efficientnet-lite* or resnet-50 base network).")
+    network: Literal[tuple(("auto", *NETWORKS.names()))] = Field(  # type: ignore[valid-type]
+        AUTO, description="oculi addition. The detector: ssd (SageMaker's SSD) or fcos (anchor-free, feature "
+        "pyramid from stride 8 — small objects; efficientnet-lite* or resnet-50 base network). auto = fcos on "
+        "efficientnet-lite* / resnet-50, ssd on vgg-16 or when an SSD-only option (default_boxes, "
+        "default_box_scales/ratios, feature_norm) is given. Why: on bees (seeded 320/80 split, 5 minutes of a 2-core "
+        "CPU, mini_batch_size 8, image_shape 256) FCOS reached validation mAP@0.5 0.45 and SSD 0.23 "
+        "(bench/detection_quality.py). Bundles from before this option are SSDs.")
     base_network: Literal["vgg-16", "resnet-50", "efficientnet-lite0",
                           "efficientnet-lite1", "efficientnet-lite2"] = Field(
         "efficientnet-lite0", description="Base network. vgg-16 and resnet-50 take ImageNet weights from "
@@ -60,8 +64,10 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
                                        "batch-norm layers then keep their ImageNet statistics (frozen).")
     pretrained_weights: str | None = Field(None, description="oculi addition. A .safetensors or torchvision .pth "
                                            "state dict for a vgg-16/resnet-50 base network.")
-    image_shape: int = Field(300, ge=64, description="Square input side in pixels (SageMaker: 300 or 512; "
-                             "smaller sizes train faster). Not a \"C,H,W\" string.")
+    image_shape: int = Field(256, ge=64, description="Square input side in pixels (SageMaker: 300 or 512; "
+                             "smaller sizes train faster). Not a \"C,H,W\" string. (SageMaker defaults to 300.) Why "
+                             "256: on bees FCOS reached validation mAP@0.5 0.45 in 5 minutes of a 2-core CPU at 256, "
+                             "0.43 at 224 and 0.31 at 300 (bench/detection_quality.py); 512 suits small objects.")
     epochs: Range(int, ge=1) | Auto = Field(AUTO, json_schema_extra={"example": "30"}, description="Passes over "
                                             "the training data. auto = 30 (SageMaker's default), or with max_runtime "
                                             "as many as the time budget allows.")
@@ -71,7 +77,10 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
         "backbone_lr_factor × it. It warms up linearly over the first steps (at most 50). auto = 0.001 for adamw "
         "(the fine-tuning recipe: AdamW 1e-3, base network at a tenth), 0.002 for adam/rmsprop, 0.01 for sgd, 1.0 "
         "for adadelta. An explicit value is used as given, as SageMaker does.")
-    mini_batch_size: int = Field(32, ge=1, description="Images per training step.")
+    mini_batch_size: int = Field(8, ge=1, description="Images per training step. (SageMaker defaults to 32.) Why "
+                                 "8: on a CPU an image costs the same in any batch, so smaller batches give four "
+                                 "times the updates per CPU minute; on bees FCOS reached mAP@0.5 0.45 in 5 minutes "
+                                 "at 8 against 0.08 at 32 (bench/detection_quality.py).")
     optimizer: Literal["auto", "sgd", "adam", "adamw", "rmsprop", "adadelta"] = Field(
         AUTO, description="Optimiser; adamw = Adam with decoupled weight decay. auto = adamw when fine-tuning a "
         "pretrained base network (or --init-model), else adam. (SageMaker defaults to sgd, which oculi uses when "
@@ -113,6 +122,12 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
         "default box (SageMaker's SSD) and at least this many per image, so images without objects still teach "
         "background; 0 = no minimum (torchvision's rule).")
 
+    feature_norm: Literal["auto", "on", "off"] = Field(
+        AUTO, description="oculi addition (network=ssd, resnet-50 / efficientnet base networks). on: a batch norm on "
+        "each base-network feature map before the SSD head. auto = on for new models (bundles written before it "
+        "existed keep off). Why: those maps' activations have an RMS of 2–8, so the fresh head's first Adam steps "
+        "shift its outputs by several units and the first epochs are spent recovering (bench/detection_quality.py).")
+
     @field_validator("default_box_scales", "default_box_ratios", mode="before")
     @classmethod
     def _floats(cls, value: Any) -> Any:
@@ -147,10 +162,13 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
         if self.pretrained_weights and not self.use_pretrained_model:
             problems.append("`pretrained_weights` is set but `use_pretrained_model` is 0; pass "
                             "-p use_pretrained_model=1 or drop pretrained_weights.")
-        if self.network != "ssd" and (self.default_boxes == "fitted" or self.default_box_scales is not None
-                                      or self.default_box_ratios is not None):
+        if self.network not in ("ssd", AUTO) and (self.default_boxes == "fitted" or self.default_box_scales is not None
+                                                  or self.default_box_ratios is not None):
             problems.append(f"`default_boxes` / `default_box_scales` / `default_box_ratios` shape SSD's default "
                             f"boxes; network={self.network} has none. Drop them, or pass -p network=ssd.")
+        if self.network not in ("ssd", AUTO) and self.feature_norm != AUTO:
+            problems.append(f"`feature_norm` is an SSD option; network={self.network} normalises its own feature "
+                            "pyramid. Drop it, or pass -p network=ssd.")
         if self.default_boxes == "sagemaker" and (self.default_box_scales is not None
                                                   or self.default_box_ratios is not None):
             problems.append("`default_boxes=sagemaker` keeps SageMaker's fixed boxes, but default_box_scales / "
@@ -251,13 +269,13 @@ class ObjectDetection(Algorithm):
 
     name = "object-detection"
     task = "detection"
-    summary = ("Object detection: SSD with a VGG-16, ResNet-50 or EfficientNet-Lite0 base network, or FCOS (-p "
-               "network=fcos) on a feature pyramid.")
+    summary = ("Object detection: FCOS on a feature pyramid (default on EfficientNet-Lite / ResNet-50) or "
+               "SageMaker's SSD (-p network=ssd; VGG-16, ResNet-50 or EfficientNet-Lite).")
     hyperparameters = ObjectDetectionHyperparameters
     metric = "validation:mAP"
     export_plan = staticmethod(detection_export_plan)
     tiny_hyperparameters = {"image_shape": "128", "mini_batch_size": "4", "num_workers": "0", "epochs": "2"}
-    tiny_variants = {"fcos": {"network": "fcos"}}
+    tiny_variants = {"ssd": {"network": "ssd"}}
 
     def prepare(self, channels: dict[str, Any], hp: HyperParameters, *, init_meta: dict[str, Any] | None,
                 image_roots: dict[str, Path] | None, progress: bool) -> PreparedData:
@@ -303,7 +321,7 @@ class ObjectDetection(Algorithm):
         train, validation, report = checked_split(sets, hp, progress, notes)
         classes = train.classes
         hp = with_resolved(hp, self._resolve(hp, train, classes, notes, fine_tune=hp.use_pretrained_model
-                                             or init_meta is not None))
+                                             or init_meta is not None, init_meta=init_meta))
         prepare = NETWORKS.get(hp.network).prepare
         if prepare is not None:
             hp = with_resolved(hp, prepare(hp, train, notes, init_meta))
@@ -312,10 +330,18 @@ class ObjectDetection(Algorithm):
                             val_data=self._data(validation, hp, train=False), notes=notes, report=report)
 
     def _resolve(self, hp: ObjectDetectionHyperparameters, train: SampleSet, classes: list[str],
-                 notes: list[str], fine_tune: bool) -> dict[str, Any]:
-        """The ``auto`` values: the shared ones, then optimizer / learning_rate / backbone_lr_factor for
-        fine-tuning (``fine_tune``: a pretrained base network or an ``--init-model``) or training from scratch."""
+                 notes: list[str], fine_tune: bool, init_meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The ``auto`` values: the shared ones, the network (:func:`auto_network`; an ``--init-model``'s own),
+        then optimizer / learning_rate / backbone_lr_factor for fine-tuning (``fine_tune``: a pretrained base
+        network or an ``--init-model``) or training from scratch."""
         up = resolve_common(hp, train, classes, notes)
+        if hp.network == AUTO:
+            if init_meta is not None:
+                up["network"] = init_meta["hyperparameters"].get("network", "ssd")
+                why = "the --init-model's"
+            else:
+                up["network"], why = auto_network(hp)
+            notes.append(f"network=auto → {up['network']} ({why})")
         optimizer = hp.optimizer
         if optimizer == AUTO:
             optimizer = up["optimizer"] = "adamw" if fine_tune else "adam"
@@ -345,7 +371,8 @@ class ObjectDetection(Algorithm):
     def build_model(self, hp: HyperParameters, classes: list[str], *, pretrained: bool) -> nn.Module:
         assert isinstance(hp, ObjectDetectionHyperparameters)
         weights = Path(hp.pretrained_weights).expanduser() if hp.pretrained_weights and pretrained else None
-        network = NETWORKS.get(hp.network)
+        # network=auto is resolved at prepare; a bundle that has none predates FCOS, so it is an SSD
+        network = NETWORKS.get("ssd" if hp.network == AUTO else hp.network)
         return network.build(hp.base_network, len(classes), hp.image_shape,
                              pretrained=pretrained and hp.use_pretrained_model, pretrained_weights=weights,
                              frozen_batch_norm=hp.use_pretrained_model, nms_threshold=hp.nms_threshold,
@@ -368,10 +395,29 @@ class ObjectDetection(Algorithm):
     def check_init_model(self, hp: HyperParameters, classes: list[str], meta: dict[str, Any]) -> None:
         assert isinstance(hp, ObjectDetectionHyperparameters)
         super().check_init_model(hp, classes, meta)
+        saved = meta["hyperparameters"].get("network", "ssd")
+        if saved != hp.network:
+            raise ConfigError(f"--init-model is a network={saved} detector, this run has network={hp.network}; they "
+                              f"must match (pass -p network={saved}).")
         for key in ("base_network", "image_shape", "default_box_scales", "default_box_ratios"):
             if meta["hyperparameters"].get(key) != getattr(hp, key):
                 raise ConfigError(f"--init-model was trained with {key}={meta['hyperparameters'].get(key)}, this "
                                   f"run has {key}={getattr(hp, key)}; they must match.")
+
+
+def auto_network(hp: ObjectDetectionHyperparameters) -> tuple[str, str]:
+    """``network=auto`` for a new model: ``(network, why)`` — fcos on the base networks it has a pyramid for,
+    ssd on vgg-16 or when an SSD-only option was given."""
+    from oculi.algorithms.detection_fcos import BASE_NETWORKS as FCOS_BASES
+
+    ssd_only = [name for name in ("default_boxes", "feature_norm") if getattr(hp, name) != AUTO]
+    ssd_only += [name for name in ("default_box_scales", "default_box_ratios") if getattr(hp, name) is not None]
+    if ssd_only:
+        return "ssd", f"{', '.join(ssd_only)} given"
+    if hp.base_network not in FCOS_BASES:
+        return "ssd", f"FCOS has no feature pyramid for {hp.base_network}"
+    return "fcos", ("a feature pyramid from stride 8: on bees it reached twice SSD's mAP@0.5 in the same CPU "
+                    "minutes; -p network=ssd for SageMaker's SSD")
 
 
 def _path(value: Any) -> Path | None:

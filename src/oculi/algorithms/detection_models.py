@@ -59,15 +59,20 @@ class MultiScaleFeatures(nn.Module):
     block of ``extras`` down-samples the last map once more. ``out_channels`` lists the channels of every map
     (what :class:`SSDHead` needs). Returns an ``OrderedDict`` ``"0"…"n-1"`` of ``[B, C_i, H_i, W_i]``."""
 
-    def __init__(self, body: nn.Module, extras: nn.ModuleList, out_channels: list[int]) -> None:
+    def __init__(self, body: nn.Module, extras: nn.ModuleList, out_channels: list[int],
+                 body_channels: list[int] | None = None) -> None:
         super().__init__()
         self.body = body
         self.extras = extras
         self.out_channels = out_channels
+        # feature_norm: a batch norm on each base-network map the head reads (see build_ssd)
+        self.norms = nn.ModuleList(nn.BatchNorm2d(c) for c in body_channels) if body_channels else None
 
     def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         features = list(self.body(x))
         y = features[-1]
+        if self.norms is not None:
+            features = [norm(f) for norm, f in zip(self.norms, features, strict=True)]
         for block in self.extras:
             y = block(y)
             features.append(y)
@@ -173,7 +178,7 @@ def _vgg_features(image_size: int, pretrained: tuple[dict[str, torch.Tensor], st
 
 
 def _resnet_features(image_size: int, pretrained: tuple[dict[str, torch.Tensor], str] | None,
-                     stride8: bool = False) -> MultiScaleFeatures:
+                     stride8: bool = False, feature_norm: bool = False) -> MultiScaleFeatures:
     network = resnet50(weights=None)
     if pretrained is not None:
         _load_all(network, *pretrained, skip=("fc.",))
@@ -181,12 +186,13 @@ def _resnet_features(image_size: int, pretrained: tuple[dict[str, torch.Tensor],
     extras = nn.ModuleList(_extra_block(cin, cout) for cin, cout in zip([2048, *channels[:-1]], channels,
                                                                           strict=True))
     extras = _fitting_extras(extras, -(-image_size // 32), MAX_FEATURE_MAPS - 2)
-    return MultiScaleFeatures(ResNetBody(network, stride8), extras,
-                              [*([512] if stride8 else []), 1024, 2048, *channels[: len(extras)]])
+    maps = [*([512] if stride8 else []), 1024, 2048]
+    return MultiScaleFeatures(ResNetBody(network, stride8), extras, [*maps, *channels[: len(extras)]],
+                              maps if feature_norm else None)
 
 
 def _lite_features(lite: str, image_size: int, pretrained: tuple[dict[str, torch.Tensor], str] | None,
-                   stride8: bool = False) -> MultiScaleFeatures:
+                   stride8: bool = False, feature_norm: bool = False) -> MultiScaleFeatures:
     import timm
 
     # Stride-16 and stride-32 block outputs (Lite0: 112 and 320 channels; Lite2: 120 and 352), as SSDLite uses;
@@ -200,16 +206,16 @@ def _lite_features(lite: str, image_size: int, pretrained: tuple[dict[str, torch
     extras = nn.ModuleList(_extra_block(cin, cout) for cin, cout in zip([maps[-1], *channels[:-1]], channels,
                                                                           strict=True))
     extras = _fitting_extras(extras, -(-image_size // 32), MAX_FEATURE_MAPS - 2)
-    return MultiScaleFeatures(body, extras, [*maps, *channels[: len(extras)]])
+    return MultiScaleFeatures(body, extras, [*maps, *channels[: len(extras)]], maps if feature_norm else None)
 
 
 def _features(base_network: str, image_size: int, pretrained: tuple[dict[str, torch.Tensor], str] | None,
-              stride8: bool) -> nn.Module:
-    """The base network and extra layers (VGG-16's first map already has stride 8)."""
+              stride8: bool, feature_norm: bool = False) -> nn.Module:
+    """The base network and extra layers (VGG-16's first map already has stride 8 and its own L2 norm)."""
     if base_network in backbones.LITES:
-        return _lite_features(base_network, image_size, pretrained, stride8)
+        return _lite_features(base_network, image_size, pretrained, stride8, feature_norm)
     if base_network == "resnet-50":
-        return _resnet_features(image_size, pretrained, stride8)
+        return _resnet_features(image_size, pretrained, stride8, feature_norm)
     return _vgg_features(image_size, pretrained)
 
 
@@ -267,7 +273,7 @@ def build_ssd(base_network: str, num_classes: int, image_size: int, *, pretraine
               pretrained_weights: Path | None = None, frozen_batch_norm: bool = False, nms_threshold: float = 0.45,
               nms_topk: int = 400, score_threshold: float = 0.01, detections_per_image: int = 200,
               default_box_scales: list[float] | None = None, default_box_ratios: list[float] | None = None,
-              min_negatives: int = 0) -> SSD:
+              min_negatives: int = 0, feature_norm: str = "off") -> SSD:
     """An SSD detector for ``num_classes`` object classes (background excluded: the network has
     ``num_classes + 1`` outputs, class 0 being torchvision's background — see :func:`to_model_labels`).
 
@@ -295,14 +301,16 @@ def build_ssd(base_network: str, num_classes: int, image_size: int, *, pretraine
     and the default boxes take these scales and ``default_box_ratios`` (:func:`fitted_boxes`); None keeps
     SageMaker's layout (:func:`default_boxes`), which bundles written before the fitted layout existed have.
     ``min_negatives``: the hard-negative mining keeps at least this many negatives per image
-    (:class:`MinNegativesSSD`)."""
+    (:class:`MinNegativesSSD`). ``feature_norm="on"`` (``"auto"``, what bundles written before it existed hold, means
+    off) puts a batch norm on each base-network map the head reads (resnet-50, efficientnet-lite): their
+    raw activations have an RMS of 2–8, so the fresh head's first Adam steps move its outputs by several units."""
     if base_network not in BASE_NETWORKS:
         raise ConfigError(f"base_network got {base_network!r}; expected one of {', '.join(BASE_NETWORKS)}. "
                           "Pass e.g. -p base_network=vgg-16.")
     check_sizes(num_classes, image_size)
     state = _pretrained_state(base_network, pretrained, pretrained_weights)
     fitted = default_box_scales is not None
-    features = _features(base_network, image_size, state, stride8=fitted)
+    features = _features(base_network, image_size, state, stride8=fitted, feature_norm=feature_norm == "on")
     if frozen_batch_norm and isinstance(features, MultiScaleFeatures):
         from timm.layers import freeze_batch_norm_2d
 
@@ -311,7 +319,7 @@ def build_ssd(base_network: str, num_classes: int, image_size: int, *, pretraine
     anchors = (fitted_boxes(num_maps, default_box_scales, default_box_ratios or [2.0]) if fitted
                else default_boxes(base_network, image_size, num_maps))
     head = Float32SSDHead(features.out_channels, anchors.num_anchors_per_location(), num_classes + 1)
-    _small_classifier(head)
+    _small_head(head)
     spec = ssd_input_spec(base_network, image_size)
     ssd = MinNegativesSSD(features, anchors, (image_size, image_size), num_classes + 1, image_mean=spec["mean"],
                           image_std=spec["std"], head=head, score_thresh=score_threshold, nms_thresh=nms_threshold,
@@ -416,11 +424,12 @@ def ssd_detections(ssd: SSD, default_boxes: torch.Tensor, cls_logits: torch.Tens
     return ssd.transform.postprocess(detections, sizes, original_sizes)
 
 
-def _small_classifier(head: SSDHead) -> None:
-    """Start the class logits near zero (weights N(0, 0.01), zero bias) instead of torchvision's Xavier init: with
-    pretrained features Xavier gives logits of ±10 and a first-epoch classification loss ten times chance, which
-    the first steps spend undoing (the classification head got the same fix)."""
-    for module in head.classification_head.module_list:
+def _small_head(head: SSDHead) -> None:
+    """Start the class logits and box offsets near zero (weights N(0, 0.01), zero bias, as RetinaNet and FCOS do)
+    instead of torchvision's Xavier init: on pretrained features (RMS 6–8 on EfficientNet-Lite's maps) Xavier
+    gives logits of ±10 and box offsets of ±8 — a first step with a classification loss ten times chance and a
+    box loss three times that of predicting the default boxes, which the first steps spend undoing."""
+    for module in (*head.classification_head.module_list, *head.regression_head.module_list):
         nn.init.normal_(module.weight, std=0.01)
         nn.init.zeros_(module.bias)
 

@@ -78,11 +78,23 @@ def _ssd_finish(model: nn.Module, priors: Any, outputs: tuple[torch.Tensor, ...]
     return ssd_detections(model, priors, *outputs, original_sizes)
 
 
+def _ssd_prepare(hp: Any, train: Any, notes: list[str], init_meta: dict[str, Any] | None) -> dict[str, Any]:
+    """SSD's prepare-time values: the default boxes (:func:`resolve_default_boxes`) and ``feature_norm=auto`` —
+    on for a new model, the ``--init-model``'s value (off for a bundle from before it existed) otherwise."""
+    up = resolve_default_boxes(hp, train, notes, init_meta)
+    if hp.feature_norm == "auto":
+        saved = init_meta["hyperparameters"].get("feature_norm", "off") if init_meta else "on"
+        up["feature_norm"] = "on" if saved == "on" else "off"
+        notes.append(f"feature_norm=auto → {up['feature_norm']}" + (" (the --init-model's)" if init_meta else
+                     " (a batch norm on the base network's maps before the head)"))
+    return up
+
+
 NETWORKS: Registry[DetectionNetwork] = Registry("detection network")
 NETWORKS.register("ssd", DetectionNetwork(
     "SSD (SageMaker's): default boxes on 4–7 feature maps, hard-negative mining", SSD, build_ssd, SSDNetwork,
     ("cls_logits", "bbox_regression"), ssd_default_boxes, _ssd_finish, _ssd_edge,
-    ("default_box_scales", "default_box_ratios", "min_negatives"), resolve_default_boxes))
+    ("default_box_scales", "default_box_ratios", "min_negatives", "feature_norm"), _ssd_prepare))
 NETWORKS.register("fcos", DetectionNetwork(
     "FCOS: anchor-free, feature pyramid P3–P7 (strides 8–128), focal loss", FCOS, build_fcos, FCOSNetwork,
     ("cls_logits", "bbox_regression", "bbox_ctrness"), fcos_locations, fcos_detections, _fcos_edge))
