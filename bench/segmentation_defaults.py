@@ -71,9 +71,10 @@ def main() -> None:
             seconds = time.perf_counter() - start
             scored = evaluate(result.model_dir, Path(tmp) / "em", progress=False)
             baseline = majority_baseline(torch.tensor(scored.confusion))
+            warned = any("no better" in n for n in scored.notes)
             print(f"{name:<26}{seconds:>9.0f}{scored.metrics['mIOU']:>8.3f}{scored.metrics['pixel_accuracy']:>11.3f}"
-                  f"{len(result.history):>8}" + ("  (no better than the baseline: warned)" if any("no better" in n for n in scored.notes)
-                     else ""), flush=True)
+                  f"{len(result.history):>8}" + ("  (no better than the baseline: warned)" if warned else ""),
+                  flush=True)
         miou, accuracy, _ = baseline
         print(f"{'majority class everywhere':<26}{'':>9}{miou:>8.3f}{accuracy:>11.3f}")
 
