@@ -4,7 +4,9 @@ its checkpoint and model, resume after it, and the ways to set it (CLI, Estimato
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -12,6 +14,7 @@ import torch
 
 from oculi.algorithms.optim import WarmupCosine
 from oculi.artifacts import read_meta
+from oculi.engine.callbacks import TimeBudget
 from oculi.engine.training import train
 from oculi.errors import ConfigError
 from oculi.jobs import runner
@@ -126,3 +129,55 @@ def test_the_ways_to_set_a_budget_and_the_conflicts_they_refuse(store, tiny_spli
                                      "--max-runtime", "30", "-p", "max_runtime=60"])
     assert isinstance(given.exception, ConfigError)  # the entry point turns it into a message and exit code
     assert "--max-runtime 30 conflicts with -p max_runtime=60" in str(given.exception)
+
+
+def _trainer(batches: int) -> SimpleNamespace:
+    """The few attributes of a Lightning trainer the time budget reads and sets."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    return SimpleNamespace(num_training_batches=batches, world_size=1, current_epoch=0, should_stop=False,
+                           fit_loop=SimpleNamespace(max_epochs=1000),
+                           lr_scheduler_configs=[SimpleNamespace(scheduler=WarmupCosine(opt, total_steps=7))])
+
+
+def test_the_plan_ends_with_a_partial_epoch_instead_of_leaving_the_rest_of_the_budget_unused():
+    lines: list[str] = []
+    budget = TimeBudget(100.0, time.monotonic(), cap=None, plan_epochs=True, echo=lines.append)
+    trainer = _trainer(batches=10)
+    budget.step_seconds, budget.overhead = [1.0] * 5, 2.0  # 1 s steps, 2 s of validation: 12 s epochs
+    budget._plan(trainer, 1, 0.0, 12.0, "12 s per epoch")
+    # at the end of epoch 1, 97 s usable (3 % margin): 8 more whole epochs (96 s); 1 s left holds no partial one
+    assert (budget.planned, budget.last_steps) == (9, None), lines
+    assert trainer.fit_loop.max_epochs == 9 and trainer.lr_scheduler_configs[0].scheduler.total_steps == 90
+
+    # a budget whose remainder holds half an epoch: the last epoch is cut to the steps that fit
+    budget = TimeBudget(60.0, time.monotonic(), cap=None, plan_epochs=True, echo=lines.append)
+    budget.step_seconds, budget.overhead = [1.0] * 5, 2.0
+    trainer = _trainer(batches=10)
+    budget._plan(trainer, 1, 0.0, 12.0, "12 s per epoch")  # ~58.2 s: 4 more whole epochs, then 10 − 2 s of steps
+    assert (budget.planned, budget.last_steps) == (6, 8), lines
+    assert trainer.lr_scheduler_configs[0].scheduler.total_steps == 58
+    assert "6 epoch(s), the last 8 of 10 steps" in lines[-1]
+
+    trainer.current_epoch = 5  # in the partial epoch: the run ends after its 8th step, then validates
+    budget.last_step, budget.epoch_seconds = None, [12.0] * 5
+    for batch_idx in range(8):
+        budget.on_train_batch_end(trainer, None, None, None, batch_idx)
+        assert trainer.should_stop is (batch_idx == 7)
+    assert (budget.planned, budget.last_steps) == (6, 8)
+    # an explicit epochs count (cap) that fits is planned whole
+    capped = TimeBudget(60.0, time.monotonic(), cap=3, plan_epochs=True, echo=lines.append)
+    capped.step_seconds, capped.overhead = [1.0] * 5, 2.0
+    capped._plan(_trainer(batches=10), 1, 0.0, 12.0, "12 s per epoch")
+    assert (capped.planned, capped.last_steps) == (3, None)
+
+
+def test_a_run_slower_than_planned_ends_its_epoch_early_with_validation_instead_of_hitting_the_limit():
+    budget = TimeBudget(100.0, time.monotonic() - 95.0, cap=None, plan_epochs=True, echo=lambda _: None)
+    trainer = _trainer(batches=10)
+    budget.planned, budget.overhead, budget.step_seconds = 20, 2.0, [1.0] * 5  # 5 s left, 2 s validation
+    budget.last_step = time.monotonic()
+    budget.on_train_batch_end(trainer, None, None, None, 3)  # 5 s left > 2 + 2·1: go on
+    assert trainer.should_stop is False
+    budget.deadline = time.monotonic() + 3.5  # now only validation and one more step fit
+    budget.on_train_batch_end(trainer, None, None, None, 4)
+    assert trainer.should_stop is True and (budget.planned, budget.last_steps) == (1, 5)

@@ -52,9 +52,12 @@ class WarmupCosine(torch.optim.lr_scheduler.LRScheduler):
 
     def plan(self, total_steps: int) -> None:
         """Make the run ``total_steps`` long (at least the steps already taken); the warm-up keeps its
-        length unless the run became too short for it."""
+        length unless the run became too short for it. The optimiser's rates follow at once (the next step
+        uses the new plan's rate)."""
         self.total_steps = max(int(total_steps), self.last_epoch, 1)
         self.warmup_steps = min(self.warmup_steps, max(1, self.total_steps // 20))
+        for group, rate in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
+            group["lr"] = rate
 
     def factor(self, step: int) -> float:
         """The multiplier of the initial rates at optimiser step ``step`` (0-based)."""

@@ -213,21 +213,24 @@ class TimeBudget(L.Callback):
       SageMaker's 120 s after SIGTERM.
     - **Plan** (``plan_epochs``: epochs=auto, or a :class:`~oculi.algorithms.optim.WarmupCosine` schedule).
       After ``MEASURE_STEPS`` timed steps (the first step of an epoch, which waits for the loader, is not timed)
-      the whole epochs that fit in the time left are estimated — steps × the median step time, plus validation
-      guessed at a third of a step per batch — keeping ``MARGIN`` of the time left or half an epoch free, whichever
-      is more (one epoch may run slower), and capped by ``cap`` (an
-      explicit ``epochs``). The trainer's ``max_epochs`` and every ``WarmupCosine``'s length follow. After every
-      epoch the plan is made again from the measured epoch time (the mean of the last ``WINDOW`` epochs, end to
-      end: training, validation, checkpoints; after the first epoch, which also paid for warm-up, its timed steps
-      and its validation): it is shortened as soon as the planned epochs would not fit, and
-      lengthened when more than ``SLACK`` of the remaining epochs more would fit (any whole epoch in a short
-      run), so a long schedule does not jitter.
+      the training steps that fit in the time left are planned — the median step time, plus each epoch's
+      overhead (validation, checkpoints; guessed at a third of a step per validation batch until measured) —
+      keeping ``MARGIN`` of the time left free and capped by ``cap`` (an explicit ``epochs``): whole epochs, then
+      a **partial last epoch** of the steps that still fit (at least ``MIN_PART`` of an epoch; it ends with its
+      validation like any other), so a short budget is not left a fraction of an epoch unused. The trainer's
+      ``max_epochs`` and every ``WarmupCosine``'s length follow. After every epoch the plan is made again from
+      the measured epoch time (the mean of the last ``WINDOW`` epochs, end to end; after the first epoch, which
+      also paid for warm-up, its timed steps and its validation): it is shortened as soon as the planned steps
+      would not fit, and lengthened when more than ``SLACK`` of the remaining steps more would fit, so a long
+      schedule does not jitter. Should steps run slower than planned, an epoch ends early (validated, as the
+      partial one) once the time left only covers its validation and one more step.
       A run that plans thus completes within the limit. Under DDP rank 0 plans and the others take its plan."""
 
     MEASURE_STEPS = 5
     MARGIN = 0.03
     WINDOW = 3
     SLACK = 0.1
+    MIN_PART = 0.2
 
     def __init__(self, max_runtime: float, started: float, *, cap: int | None, plan_epochs: bool,
                  echo: Callable[[str], None]) -> None:
@@ -235,6 +238,9 @@ class TimeBudget(L.Callback):
         self.cap, self.plan_epochs, self.echo = cap, plan_epochs, echo
         self.exceeded = False
         self.planned: int | None = None  # epochs of the current plan
+        self.last_steps: int | None = None  # steps of its last epoch when that one is partial
+        self.total_steps: int | None = None  # training steps of the current plan
+        self.overhead: float | None = None  # seconds an epoch spends besides its training steps
         self.plans = 0  # plans made by this run (a resumed run plans again, for its own time)
         self.step_seconds: list[float] = []
         self.epoch_seconds: list[float] = []
@@ -249,10 +255,10 @@ class TimeBudget(L.Callback):
         return self.exceeded
 
     def state_dict(self) -> dict[str, Any]:
-        return {"planned": self.planned}
+        return {"planned": self.planned, "last_steps": self.last_steps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.planned = state["planned"]
+        self.planned, self.last_steps = state["planned"], state.get("last_steps")
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.last_epoch_end = time.monotonic()
@@ -266,14 +272,33 @@ class TimeBudget(L.Callback):
         if self.last_step is not None:
             self.step_seconds.append(now - self.last_step)
         self.last_step = now
-        if self.plan_epochs and len(self.step_seconds) == self.MEASURE_STEPS and not self.epoch_seconds:
+        if not self.plan_epochs:
+            return
+        if len(self.step_seconds) == self.MEASURE_STEPS and not self.epoch_seconds:
             step = self._median_step()
             batches = sum(trainer.num_val_batches) if isinstance(trainer.num_val_batches, list) else 0
-            validation = step * batches / 3
-            epoch = step * trainer.num_training_batches + validation
-            finish = step * (trainer.num_training_batches - batch_idx - 1) + validation
+            self.overhead = step * batches / 3
+            epoch = step * trainer.num_training_batches + self.overhead
+            finish = step * (trainer.num_training_batches - batch_idx - 1) + self.overhead
             self._plan(trainer, trainer.current_epoch + 1, finish, epoch,
                        f"{step:.2f} s per step, about {epoch:.1f} s per epoch with validation")
+        if self._end_epoch_now(trainer, batch_idx, now):
+            trainer.should_stop = True  # Lightning validates this epoch, then ends the run
+            self.planned = trainer.current_epoch + 1
+            self.last_steps = batch_idx + 1 if batch_idx + 1 < trainer.num_training_batches else None
+
+    def _end_epoch_now(self, trainer: L.Trainer, batch_idx: int, now: float) -> bool:
+        """Whether the run ends with this step (then validated): the planned partial last epoch is done, or the
+        time left covers only the epoch's validation and one more step."""
+        if self.planned is None or trainer.current_epoch + 1 < self.planned:
+            late = False  # whole epochs to go: a slow one is the re-plan's business
+        else:
+            late = bool(self.last_steps and batch_idx + 1 >= self.last_steps)
+        if self.overhead is not None and self.step_seconds and batch_idx + 1 < trainer.num_training_batches:
+            late = late or self.deadline - now < self.overhead + 2 * self._median_step()
+        if trainer.world_size > 1:
+            late = trainer.strategy.reduce_boolean_decision(late, all=False)
+        return late
 
     # Planned at the epoch's validation end, before the checkpoint callbacks save last.ckpt (they run after every
     # other callback), so the checkpoint holds the new plan.
@@ -293,6 +318,8 @@ class TimeBudget(L.Callback):
             epoch = self._median_step() * trainer.num_training_batches + self.validation_seconds
         else:
             epoch = self.epoch_seconds[0]
+        if self.step_seconds:
+            self.overhead = max(self.validation_seconds, epoch - self._median_step() * trainer.num_training_batches)
         self._plan(trainer, trainer.current_epoch + 1, 0.0, epoch, f"{epoch:.1f} s per epoch measured")
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -302,31 +329,38 @@ class TimeBudget(L.Callback):
         return sorted(self.step_seconds)[len(self.step_seconds) // 2]  # the median: one slow step is noise
 
     def _plan(self, trainer: L.Trainer, done: int, finish: float, epoch: float, how: str) -> None:
-        """Plan the run's epochs: ``done`` epochs (the current one included) that end ``finish`` seconds from
-        now, then as many ``epoch``-second epochs as fit in the time left."""
+        """Plan the run's steps: ``done`` epochs (the current one included) that end ``finish`` seconds from
+        now, then as many ``epoch``-second epochs as fit in the time left, then a partial one if it is worth it."""
+        batches = trainer.num_training_batches
         now_left = self.deadline - time.monotonic()
-        left = now_left - finish - max(self.MARGIN * now_left, epoch / 2)  # slack for one slower epoch
-        fits = done + max(0, int(left // max(epoch, 1e-6)))
-        if self.cap is not None:
-            fits = min(fits, self.cap)
-        planned = fits
-        if self.plans and self.planned is not None and self.planned <= fits <= self.planned + int(
-                self.SLACK * (self.planned - done)):
-            planned = self.planned  # still fits, and not enough more to be worth changing the schedule
+        left = now_left - finish - self.MARGIN * now_left
+        whole = max(0, int(left // max(epoch, 1e-6)))
+        part = 0
+        if self.step_seconds and self.overhead is not None:
+            part = int((left - whole * epoch - self.overhead) // max(self._median_step(), 1e-6))
+            part = part if self.MIN_PART * batches <= part < batches else 0
+        fits, last = done + whole + (1 if part else 0), part or None
+        if self.cap is not None and fits >= self.cap:
+            fits, last = self.cap, None
+        steps = (fits - 1) * batches + (last or batches)
+        if self.plans and self.total_steps is not None and self.total_steps <= steps <= self.total_steps + int(
+                self.SLACK * (self.total_steps - (done - 1) * batches)):
+            fits, last, steps = self.planned, self.last_steps, self.total_steps  # still fits, not worth a change
         if trainer.world_size > 1:
-            planned = trainer.strategy.broadcast(planned, src=0)
-        if self.plans and planned == self.planned:
+            fits, last = trainer.strategy.broadcast((fits, last), src=0)
+            steps = (fits - 1) * batches + (last or batches)
+        if self.plans and (fits, last) == (self.planned, self.last_steps):
             return
         first = not self.plans
-        self.planned, self.plans = planned, self.plans + 1
-        trainer.fit_loop.max_epochs = planned
-        total = planned * trainer.num_training_batches
+        self.planned, self.last_steps, self.total_steps, self.plans = fits, last, steps, self.plans + 1
+        trainer.fit_loop.max_epochs = fits
         for config in trainer.lr_scheduler_configs:
             if isinstance(config.scheduler, WarmupCosine):
-                config.scheduler.plan(total)
-        capped = " (the epochs given)" if self.cap is not None and planned == self.cap else ""
+                config.scheduler.plan(steps)
+        capped = " (the epochs given)" if self.cap is not None and fits == self.cap else ""
+        partial = f", the last {last} of {batches} steps" if last else ""
         self.echo(f"time budget{'' if first else ' re-planned'}: {how}; {self.deadline - time.monotonic():.0f} s of "
-                  f"max_runtime {self.max_runtime:g} s left → {planned} epoch(s){capped}, {total} steps")
+                  f"max_runtime {self.max_runtime:g} s left → {fits} epoch(s){partial}{capped}, {steps} steps")
 
 
 class PeriodicCheckpoint(L.Callback):

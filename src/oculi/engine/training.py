@@ -182,7 +182,8 @@ def _budget_summary(setup: TrainerSetup, stopped: bool, echo: Callable[[str], No
         echo(f"max_runtime {budget.max_runtime:g} s reached after {trained} complete epoch(s): training stopped "
              "(MaxRuntimeExceeded); the checkpoint and the best epoch's model are written")
     else:
-        echo(f"time budget: max_runtime {budget.max_runtime:g} s allowed {epochs} epoch(s)")
+        partial = f" (the last one partial: {budget.last_steps} steps)" if budget.last_steps else ""
+        echo(f"time budget: max_runtime {budget.max_runtime:g} s allowed {epochs} epoch(s){partial}")
     return {"max_runtime": budget.max_runtime, "epochs": epochs, "exceeded": exceeded}
 
 
