@@ -49,7 +49,8 @@ def _channel_paths(audit: dict[str, Any]) -> list[Path]:
     return [Path(c.partition("=")[2] if "=" in c else c) for c in audit.get("channels", [])]
 
 
-def record_audit(folder: str | Path, store: JobStore | None = None, sent: dict[str, Any] | None = None) -> dict[str, Any]:
+def record_audit(folder: str | Path, store: JobStore | None = None,
+                 sent: dict[str, Any] | None = None) -> dict[str, Any]:
     """Record the audit written to ``folder`` in the store's catalog (kind ``audit``) — its output folder,
     channels, task, classes, images per split, counts per kind and time — or update the record of that folder;
     ``sent`` (``{"job", "queued", "time"}``) is added to the record's list of sends to labeling. Returns the
