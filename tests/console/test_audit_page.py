@@ -40,6 +40,7 @@ def test_audit_page_shows_findings_and_sends_suspects_to_labeling(console, page,
     p = page.page
     p.goto(f"{console.url}/datasets/shapes")
     assert name in p.inner_text("#audits")
+    p.screenshot(path=f"{shots}/dataset-audits.png")
     page.check("/datasets/shapes with an audit")
     p.click(f"#audits a[href='/audits/{name}']")
     p.wait_for_url(f"**/audits/{name}")
