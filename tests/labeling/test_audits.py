@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -111,6 +112,25 @@ def test_detection_suspects_keep_their_boxes_as_pre_labels(tmp_path: Path) -> No
     proposal = item["proposal"]
     assert (proposal["width"], proposal["height"]) == (64, 48)
     assert sorted(b["label"] for b in proposal["boxes"]) == [0, 1] and proposal["boxes"][0]["box"][2] == 30.0
+
+
+def test_segmentation_suspects_get_their_masks_as_proposals(tmp_path: Path, monkeypatch) -> None:
+    from oculi.data import synthetic
+    from oculi.labeling.masks import load_values, proposal_path
+
+    monkeypatch.chdir(tmp_path)  # relative channels: audit.json names absolute files, read again from anywhere
+    synthetic.write_segmentation_data(Path("seg"), count=8)
+    shutil.copy("seg/train/000.png", "seg/validation/leak_000.png")
+    shutil.copy("seg/train_annotation/000.png", "seg/validation_annotation/leak_000.png")
+    audit(["seg"], Path("out"), labels=False, progress=False, echo=lambda _line: None)
+    monkeypatch.chdir(tmp_path / "seg")
+    result = send_to_labeling("masks", tmp_path / "out")
+    assert (result["queued"], result["missing"]) == (1, 0)
+    job = JobStore().labeling_job("masks")
+    (item,) = JobStore().labeling_items("masks")
+    assert item["source"]["image"] == str(tmp_path / "seg" / "validation" / "leak_000.png")
+    truth = np.array(Image.open(tmp_path / "seg" / "train_annotation" / "000.png"))
+    assert (load_values(proposal_path(jobs.output_dir(job), item["idx"])) == truth).all()
 
 
 def test_cli_audit_sends_to_labeling_and_add_from_audit(tmp_path: Path) -> None:

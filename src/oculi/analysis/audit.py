@@ -346,6 +346,7 @@ def audit(channels: Sequence[str | Path], output: Path, *, task: str = "auto", m
     if folds < 2:
         raise ConfigError(f"--folds got {folds}; expected an integer ≥ 2 (e.g. --folds 3).")
     output = Path(output)
+    channels = [_absolute(c) for c in channels]  # findings name absolute files: audit.json is read from anywhere
     task_name, sets = read_sets(channels, task=task, image_roots=image_roots, label_attribute=label_attribute)
     contract = get_task(task_name)
     every = [Item(split, n, s) for split, ss in sets.items() for n, s in enumerate(ss.samples)]
@@ -385,7 +386,7 @@ def audit(channels: Sequence[str | Path], output: Path, *, task: str = "auto", m
     report = AuditReport(task_name, sets, findings, dict(zip((i.sample.image for i in items), stats, strict=True)),
                          context.label_scores, context.jobs, context.notes, time.perf_counter() - start,
                          str(model) if model else None, str(embedding_model) if embedding_model else None,
-                         [_absolute(c) for c in channels],
+                         list(channels),
                          {"image_roots": {k: str(Path(v).resolve()) for k, v in (image_roots or {}).items()},
                           "label_attribute": label_attribute}, output.resolve())
     write_outputs(report, output, contract)
