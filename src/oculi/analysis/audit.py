@@ -97,7 +97,9 @@ class AuditContext:
 @dataclass
 class AuditReport:
     """The audit's result: ``findings`` best-first within each kind, ``sets`` the splits read, ``stats`` per
-    image, ``notes`` (what was skipped and why), ``seconds``."""
+    image, ``notes`` (what was skipped and why), ``seconds``; ``channels`` (absolute paths) and ``reading``
+    (``image_roots``, ``label_attribute``) read the same data again (:func:`read_sets`); ``output`` the folder
+    its files were written to."""
 
     task: str
     sets: dict[str, SampleSet]
@@ -109,6 +111,9 @@ class AuditReport:
     seconds: float
     model: str | None = None
     embedding_model: str | None = None
+    channels: list[str] = field(default_factory=list)
+    reading: dict[str, Any] = field(default_factory=dict)
+    output: Path | None = None
 
     def by_kind(self) -> dict[str, list[AuditFinding]]:
         """Findings grouped by kind, in :data:`KINDS` order, best score first."""
@@ -126,6 +131,8 @@ class AuditReport:
         return {"task": self.task, "model": self.model, "embedding_model": self.embedding_model,
                 "label_scores": self.label_scores, "jobs": self.jobs,
                 "notes": self.notes, "seconds": round(self.seconds, 2),
+                "channels": self.channels, "reading": self.reading,
+                "classes": next(iter(self.sets.values())).classes if self.sets else [],
                 "images": {split: len(s) for split, s in self.sets.items()},
                 "counts": {kind: len(items) for kind, items in self.by_kind().items()},
                 "findings": [asdict(f) for kinds in self.by_kind().values() for f in kinds]}
@@ -339,6 +346,7 @@ def audit(channels: Sequence[str | Path], output: Path, *, task: str = "auto", m
     if folds < 2:
         raise ConfigError(f"--folds got {folds}; expected an integer ≥ 2 (e.g. --folds 3).")
     output = Path(output)
+    channels = [_absolute(c) for c in channels]  # findings name absolute files: audit.json is read from anywhere
     task_name, sets = read_sets(channels, task=task, image_roots=image_roots, label_attribute=label_attribute)
     contract = get_task(task_name)
     every = [Item(split, n, s) for split, ss in sets.items() for n, s in enumerate(ss.samples)]
@@ -377,9 +385,18 @@ def audit(channels: Sequence[str | Path], output: Path, *, task: str = "auto", m
                              "models)")
     report = AuditReport(task_name, sets, findings, dict(zip((i.sample.image for i in items), stats, strict=True)),
                          context.label_scores, context.jobs, context.notes, time.perf_counter() - start,
-                         str(model) if model else None, str(embedding_model) if embedding_model else None)
+                         str(model) if model else None, str(embedding_model) if embedding_model else None,
+                         list(channels),
+                         {"image_roots": {k: str(Path(v).resolve()) for k, v in (image_roots or {}).items()},
+                          "label_attribute": label_attribute}, output.resolve())
     write_outputs(report, output, contract)
     return report
+
+
+def _absolute(channel: str | Path) -> str:
+    """A channel as given (``PATH`` or ``NAME=PATH``) with its path made absolute."""
+    name, sep, value = str(channel).partition("=") if "=" in str(channel) else ("", "", str(channel))
+    return f"{name}{sep}{Path(value).expanduser().resolve()}"
 
 
 def write_outputs(report: AuditReport, output: Path, contract: Any) -> None:

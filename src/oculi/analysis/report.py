@@ -1,6 +1,6 @@
 """HTML pages of the analysis layer: the audit report (thumbnails per kind of finding) and the search contact
-sheet. Both are single static files beside a ``thumbs/`` folder of small JPEGs, so they open from disk with no
-server and no external requests."""
+sheet. Both are static files beside a ``thumbs/`` folder of small JPEGs (the report also beside its
+``report.css``), so they open from disk with no server and no external requests."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ table{border-collapse:collapse}td,th{padding:.2rem .7rem;border-bottom:1px solid
 """
 _AUDIT = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1"><title>oculi data audit</title>
-<style>{{ style }}</style></head><body>
+<link rel="stylesheet" href="report.css"></head><body>
 <h1>Data audit — {{ report.task }}</h1>
 <p class="muted">{{ images }} images in {{ report.sets|length }} split(s) · {{ report.findings|length }} findings ·
 label scores: {{ report.label_scores or "not computed" }} · {{ "%.1f"|format(report.seconds) }} s</p>
@@ -84,13 +84,14 @@ def thumbnail(image: Path, folder: Path, box: Sequence[float] | None = None) -> 
 
 def write_audit_html(report: AuditReport, output: Path, limit: int = 60) -> Path:
     """``output/report.html``: a table of counts and, per kind, thumbnails of the ``limit`` best-scored findings
-    with their file, line, score, measurement and fix."""
+    with their file, line, score, measurement and fix. Its style is ``report.css`` beside it (not inline, so the
+    console can serve the report under its Content-Security-Policy)."""
     groups = report.by_kind()
     shown = [f for items in groups.values() for f in items[:limit]]
     thumbs = {path: thumbnail(Path(path), output) for f in shown for path in (f.file, f.related) if path}
     html = Environment(autoescape=True).from_string(_AUDIT).render(
-        report=report, groups=groups, thumbs=thumbs, limit=limit, style=_STYLE,
-        images=sum(len(s) for s in report.sets.values()))
+        report=report, groups=groups, thumbs=thumbs, limit=limit, images=sum(len(s) for s in report.sets.values()))
+    atomic_write(output / "report.css", _STYLE.encode())
     path = output / "report.html"
     atomic_write(path, html.encode())
     return path

@@ -38,6 +38,12 @@ def audit(
     label_attribute: str | None = typer.Option(None, "--label-attribute", help="Augmented manifests: the label "
                                                "attribute, when the lines have several."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+    send_to_labeling: str | None = typer.Option(None, "--send-to-labeling", help="Queue the suspects in this "
+                                                "labeling job (created with the data's task and classes when it "
+                                                "does not exist), their labels as pre-labels."),
+    send_kinds: str | None = typer.Option(None, "--send-kinds", help="Which findings --send-to-labeling sends, "
+                                          "comma-separated (default: label issues, outlier, near_duplicate, "
+                                          "leakage)."),
 ) -> None:
     """Audit a dataset before training: blurry, dark, bright, low-information, odd-sized and grayscale images
     (relative to the collection), exact and near duplicates within and across splits (leakage), outliers in
@@ -46,13 +52,19 @@ def audit(
     segmentation mask regions. --no-labels skips the trainings.
 
     Writes OUTPUT/audit.json (each finding: file, line, kind, score, fix), OUTPUT/report.html (thumbnails per
-    kind) and OUTPUT/clean.manifest (the training split without flagged images).
+    kind) and OUTPUT/clean.manifest (the training split without flagged images), and records the audit in the
+    store (the console's dataset page lists it). --send-to-labeling JOB queues the suspects for relabeling.
 
     Example: oculi data audit ../shared/data/hymenoptera/hymenoptera_data --output audit/ants
 
     Example: oculi data audit train=data/train validation=data/val --model models/flowers --no-labels
+
+    Example: oculi data audit data/bees --output audit/bees --send-to-labeling bees-relabel
     """
     from oculi.analysis.audit import audit as run
+    from oculi.cli.label import kinds_option, show_sent, url
+    from oculi.labeling.audits import record_audit
+    from oculi.labeling.audits import send_to_labeling as send
 
     progress = not no_progress and err_console.is_terminal
     report = run(channels, output, task=task, model=model, folds=folds,
@@ -70,6 +82,10 @@ def audit(
         console.print(f"fold jobs: {', '.join(report.jobs)}")
     console.print(f"{len(report.findings)} findings in {images} images ({report.seconds:.1f} s); wrote "
                   f"{output / 'audit.json'}, {output / 'report.html'} and {output / 'clean.manifest'}")
+    record = record_audit(output)
+    console.print(f"recorded as audit {record['name']}: {url('/audits/' + record['name'])}")
+    if send_to_labeling:
+        show_sent(send(send_to_labeling, report, kinds=kinds_option(send_kinds)))
 
 
 def embed(

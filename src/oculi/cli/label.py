@@ -48,6 +48,48 @@ def create(
                   f"{described['LabelingJobOutput']['OutputDatasetS3Uri']}")
 
 
+def url(path: str) -> str:
+    """``path`` on the console at its default address (``oculi console`` without --host/--port)."""
+    from oculi.serving.server import local_url
+
+    return f"{local_url('127.0.0.1', 8000)}{path}"
+
+
+def kinds_option(value: str | None) -> tuple[str, ...]:
+    """A comma-separated --kinds value, or the default kinds an audit sends to labeling."""
+    from oculi.labeling.audits import SEND_KINDS
+
+    return tuple(k.strip() for k in value.split(",") if k.strip()) if value else SEND_KINDS
+
+
+def show_sent(result: dict) -> None:
+    """Print what :func:`oculi.labeling.audits.send_to_labeling` did and where to label."""
+    missing = f" ({result['missing']} no longer in the data)" if result["missing"] else ""
+    if not result["suspects"]:
+        console.print("no suspects of the kinds sent to labeling; nothing queued")
+        return
+    action = "created labeling job" if result["created"] else "labeling job"
+    console.print(f"queued {result['queued']} suspect(s) of {result['suspects']}{missing} in {action} "
+                  f"{result['job']} ({result['status']}); label them at {url('/labeling/' + result['job'])}")
+
+
+@app.command("add-from-audit")
+def add_from_audit(
+    name: str = typer.Argument(..., help="The labeling job (created when it does not exist)."),
+    audit_dir: Path = typer.Argument(..., help="The --output folder of `oculi data audit`."),
+    kinds: str | None = typer.Option(None, "--kinds", help="Which findings to send, comma-separated (default: "
+                                     "label issues, outlier, near_duplicate, leakage)."),
+) -> None:
+    """Queue an audit's suspects for relabeling without running the audit again: their current labels become
+    pre-labels; images the job already holds are not added twice; a Completed job is reopened.
+
+    Example: oculi label add-from-audit bees-relabel audit/bees --kinds label_issue,leakage
+    """
+    from oculi.labeling.audits import send_to_labeling
+
+    show_sent(send_to_labeling(name, audit_dir, kinds=kinds_option(kinds)))
+
+
 @app.command("list")
 def list_jobs() -> None:
     """List labeling jobs with their counters, newest first.

@@ -147,7 +147,7 @@ def create_app(token: str | None = None, host: str = LOOPBACK, allowed_hosts: Se
     """The console app. ``token``: ``OCULI_TOKEN`` (every page and call then needs it: header or login cookie);
     ``host``: the address it will be bound to, ``allowed_hosts`` extra Host names (see
     :class:`~oculi.serving.guard.Access`); ``dispatch_loop``: run the job queue while serving."""
-    from oculi.console import labeling, launch, monitoring, pages, registry, tuning
+    from oculi.console import audits, labeling, launch, monitoring, pages, registry, tuning
     from oculi.console.explain import router as explain_router
     from oculi.serving.control import control_router, dispatch_lifespan
 
@@ -168,6 +168,7 @@ def create_app(token: str | None = None, host: str = LOOPBACK, allowed_hosts: Se
     app.include_router(explain_router())
     app.include_router(tuning.router())
     app.include_router(monitoring.router())
+    app.include_router(audits.router())
     app.add_middleware(SecurityHeaders)  # outermost: the guard's refusals carry the headers too
     return app
 

@@ -534,9 +534,11 @@ def router() -> APIRouter:
 
     @r.get("/datasets/{name}")
     def dataset_page(request: Request, name: str, split: str = "", page: int = Query(1, ge=1)) -> HTMLResponse:
+        from oculi.console.audits import audit_rows
         from oculi.tasks import get_task
 
-        item = store_of(request).lookup("dataset", name)
+        store = store_of(request)
+        item = store.lookup("dataset", name)
         data_task, sets = splits.get(item["location"])
         split = split if split in sets else next(iter(sets))
         samples = sets[split].samples
@@ -555,7 +557,7 @@ def router() -> APIRouter:
         return render(request, "dataset.html", item=item, check=check, split=split, splits=list(sets), page=page,
                        pages=max(1, -(-len(samples) // GRID_SIZE)), total=len(samples), view=contract.view,
                        cells=cells, cells_json=json.dumps(cells), histogram=json.dumps(check.get("counts", {})),
-                       statistics=splits.statistics(item["location"]))
+                       statistics=splits.statistics(item["location"]), audits=audit_rows(store, item["location"]))
 
     @r.get("/datasets/{name}/image/{split}/{index}")
     def dataset_image(request: Request, name: str, split: str, index: int) -> Response:

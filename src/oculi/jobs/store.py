@@ -148,7 +148,8 @@ INDEXES = (
     sa.Index("ix_labeling_queue", labeling_items_table.c.job, labeling_items_table.c.state,
              labeling_items_table.c.priority.desc(), labeling_items_table.c.idx),
 )
-CATALOG_KINDS = ("dataset", "model", "endpoint", "mon-schedule", "mon-execution")  # the last two: oculi.monitoring
+# mon-schedule and mon-execution: oculi.monitoring; audit: a data audit's output (oculi.labeling.audits)
+CATALOG_KINDS = ("dataset", "model", "endpoint", "mon-schedule", "mon-execution", "audit")
 
 
 def default_url() -> str:
@@ -463,6 +464,21 @@ class JobStore:
             raise JobError(f"A labeling job named {row['name']!r} already exists; pick another name (labeling job "
                            "names are unique, as on Ground Truth).") from e
         return self.labeling_job(row["name"])
+
+    def add_labeling_items(self, name: str, sources: list[dict[str, Any]],
+                           proposals: list[dict[str, Any] | None]) -> int:
+        """Append one unlabeled item per input line in ``sources`` (with its pre-label in ``proposals``) to
+        labeling job ``name``, numbered on from its last item, in one transaction; returns the first new index."""
+        items = labeling_items_table
+        with self._tx() as conn:
+            last = conn.execute(sa.select(sa.func.max(items.c.idx)).where(items.c.job == name)).scalar()
+            first = 0 if last is None else int(last) + 1
+            rows = [{"job": name, "idx": first + i, "source": source, "state": "unlabeled", "priority": 0.0,
+                     "lease_until": 0.0, "proposal": proposal}
+                    for i, (source, proposal) in enumerate(zip(sources, proposals, strict=True))]
+            for start in range(0, len(rows), 2000):
+                conn.execute(items.insert(), rows[start:start + 2000])
+        return first
 
     def labeling_job(self, name: str) -> dict[str, Any]:
         """The labeling job ``name``'s row, or a JobError pointing at ``oculi label list``."""

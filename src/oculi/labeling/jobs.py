@@ -128,7 +128,9 @@ def read_input(path: Path, task: str, categories: list[str]) -> tuple[list[dict[
     return sources, [labels.get(str(Path(s["image"]).resolve())) for s in sources]
 
 
-def _categories(task: str, classes: list[str] | str) -> list[str]:
+def categories(task: str, classes: list[str] | str) -> list[str]:
+    """A job's label categories from ``classes`` (list or comma-separated), checked; segmentation's get
+    ``BACKGROUND`` first (see :func:`create`)."""
     from oculi.tasks import get_task
 
     names = [c.strip() for c in (classes.split(",") if isinstance(classes, str) else classes) if c.strip()]
@@ -154,7 +156,6 @@ def create(name: str, task: str, input: str | Path, classes: list[str] | str, *,
     ``-ref`` for segmentation, as Ground Truth requires). Segmentation classes get ``BACKGROUND`` first (class 0,
     what is left unpainted) unless the first one already is the background (``background``, ``_background_``,
     ``0``). Returns the store row."""
-    from oculi.labeling.masks import proposal_path, save_mask
     from oculi.tasks import get_task
 
     check_name(name)
@@ -162,27 +163,68 @@ def create(name: str, task: str, input: str | Path, classes: list[str] | str, *,
     kind = KINDS.get(contract.annotation_kind)
     if multi_label and kind.name != "class":
         raise ConfigError(f"--multi-label applies to classification jobs; this is a {task} job. Leave it out.")
-    categories = _categories(task, classes)
+    names = categories(task, classes)
     attribute = label_attribute or name
     if kind.attribute_suffix and not attribute.endswith(kind.attribute_suffix):
         attribute += kind.attribute_suffix
     if instructions is not None and Path(str(instructions)).is_file():
         instructions = Path(str(instructions)).read_text(encoding="utf-8")
-    sources, proposals = read_input(Path(input), contract.name, categories)
+    sources, proposals = read_input(Path(input), contract.name, names)
     store = store or JobStore()
     out = Path(output or default_output()).expanduser().resolve()
-    spec = {"input": str(Path(input).expanduser().resolve()), "output": str(out), "categories": categories,
+    spec = {"input": str(Path(input).expanduser().resolve()), "output": str(out), "categories": names,
             "multi_label": multi_label, "instructions": str(instructions or ""), "pre_labels": sum(
                 p is not None for p in proposals)}
-    masks = {i: p.pop("values") for i, p in enumerate(proposals) if isinstance(p, dict) and "values" in p}
+    masks = _mask_values(proposals)
     job = store.create_labeling({"name": name, "task": contract.name, "label_attribute": attribute, "spec": spec},
                                 sources, proposals)
-    for idx, values in masks.items():  # mask pre-labels: the proposal PNGs the annotation page loads
-        save_mask(values, proposal_path(output_dir(job), idx), len(categories))
+    _save_proposal_masks(job, masks, 0)
     manifest = output_dir(job) / "manifests" / "input" / "input.manifest"
     _write_lines(manifest, [s["line"] for s in sources])
     store.update_labeling(name, spec={**spec, "input_manifest": str(manifest)})
     return store.labeling_job(name)
+
+
+def _mask_values(proposals: list[Any]) -> dict[int, Any]:
+    """Take the class-index arrays out of mask pre-labels (``"values"``, see ``from_mask_target``): ``{position:
+    uint8 [H, W]}``; the pre-labels keep the JSON part the store holds."""
+    return {i: p.pop("values") for i, p in enumerate(proposals) if isinstance(p, dict) and "values" in p}
+
+
+def _save_proposal_masks(job: dict[str, Any], masks: dict[int, Any], first: int) -> None:
+    """Write mask pre-labels as the proposal PNGs the annotation page loads (item ``first + position``)."""
+    from oculi.labeling.masks import proposal_path, save_mask
+
+    for position, values in masks.items():
+        save_mask(values, proposal_path(output_dir(job), first + position), len(job["spec"]["categories"]))
+
+
+def add_items(name: str, input: str | Path, store: JobStore | None = None) -> int:  # noqa: A002 - as create's
+    """Append to labeling job ``name`` the images of ``input`` (read as :func:`create` reads it, labels becoming
+    pre-labels) that the job does not hold yet; the job's input manifest grows with them. A Completed job that
+    gets new items is InProgress again; a Stopped or Failed one is a JobError (its labels can no longer change).
+    Returns how many items were added."""
+    store = store or JobStore()
+    job = store.labeling_job(name)
+    if job["status"] not in (IN_PROGRESS, COMPLETED):
+        raise JobError(f"Labeling job {name!r} is {job['status']}; items can be added only while it is InProgress "
+                       "or Completed. Send them to a new job instead.")
+    sources, proposals = read_input(Path(input), job["task"], job["spec"]["categories"])
+    held = {str(Path(item["source"]["image"]).resolve()) for item in store.labeling_items(name)}
+    new = [(s, p) for s, p in zip(sources, proposals, strict=True) if str(Path(s["image"]).resolve()) not in held]
+    new = list({str(Path(s["image"]).resolve()): (s, p) for s, p in new}.values())  # an image once
+    if not new:
+        return 0
+    masks = _mask_values([p for _, p in new])
+    first = store.add_labeling_items(name, [s for s, _ in new], [p for _, p in new])
+    _save_proposal_masks(job, masks, first)
+    spec = job["spec"]
+    manifest = Path(spec.get("input_manifest") or output_dir(job) / "manifests" / "input" / "input.manifest")
+    _write_lines(manifest, [item["source"]["line"] for item in store.labeling_items(name)])
+    store.update_labeling(name, status=IN_PROGRESS, spec={**spec, "input_manifest": str(manifest),
+                                                          "pre_labels": spec.get("pre_labels", 0) + sum(
+                                                              p is not None for _, p in new)})
+    return len(new)
 
 
 def _write_lines(path: Path, lines: list[dict[str, Any]]) -> Path:
