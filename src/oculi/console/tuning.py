@@ -75,11 +75,11 @@ def parallel_coordinates(rows: list[dict[str, Any]], ranges: dict[str, Any], obj
     """The trials (``rows`` of :func:`oculi.tuning.report.trials`) in parallel coordinates, laid out for the
     tuning page's server-rendered SVG: one vertical axis per hyperparameter in ``ranges`` (name → range) over its
     whole range, then the objective's axis over the values reached, higher at the top. A trial with an objective is
-    a polyline through its values with a shade ``t`` (0 the worst … 1 the best objective); ``best`` (a training job
+    a polyline through its values with a ``shade`` (0 the worst … 10 the best objective); ``best`` (a training job
     name) is marked. A trial that ended without one (stopped, failed) is a faint dashed line through its
     hyperparameters; running trials are left out and counted. None until a trial has ended.
 
-    Returns ``{width, height, top, bottom, axes: [{x, name, scale, ticks: [{y, label}]}], lines: [{points, t,
+    Returns ``{width, height, top, bottom, axes: [{x, name, scale, ticks: [{y, label}]}], lines: [{points, shade,
     best, job, title}], faint: [{points, job, title}], running}`` (axes also carry ``anchor`` and ``name_x``
     for their names); coordinates are SVG units."""
     ended = [r for r in rows if r["state"] in ("COMPLETE", "PRUNED", "FAIL")]
@@ -121,10 +121,10 @@ def parallel_coordinates(rows: list[dict[str, Any]], ranges: dict[str, Any], obj
             continue
         t = axes[-1]["position"](r["objective"])
         points.append((x(len(axes) - 1), y(t)))
-        lines.append({"points": " ".join(f"{a},{b}" for a, b in points), "t": round(t if maximize else 1 - t, 3),
-                      "best": r["job"] == best, "job": r["job"],
+        lines.append({"points": " ".join(f"{a},{b}" for a, b in points),
+                      "shade": round(10 * (t if maximize else 1 - t)), "best": r["job"] == best, "job": r["job"],
                       "title": f"{title} → {objective} {r['objective']:.4f}"})
-    lines.sort(key=lambda line: (line["best"], line["t"]))  # better trials drawn over worse ones, the best last
+    lines.sort(key=lambda line: (line["best"], line["shade"]))  # better trials drawn over worse ones, the best last
     return {"width": PC_LEFT + PC_RIGHT + span, "height": PC_HEIGHT, "top": PC_TOP, "bottom": bottom,
             "axes": [{"x": x(i), "name": a["name"], "scale": a["scale"], "anchor": anchor(i),
                       "name_x": {"start": 2, "end": PC_LEFT + PC_RIGHT + span - 2}.get(anchor(i), x(i)),
