@@ -17,7 +17,7 @@ from oculi.jobs.store import iso
 
 PAGE_SIZE = 50
 # the parallel-coordinates drawing (SVG units): one column per axis, the margins hold the tick labels and names
-COLUMN, PC_HEIGHT, PC_LEFT, PC_RIGHT, PC_TOP, PC_BOTTOM = 150, 280, 40, 70, 34, 14
+COLUMN, PC_HEIGHT, PC_LEFT, PC_RIGHT, PC_TOP, PC_BOTTOM = 150, 290, 40, 70, 44, 14
 
 
 def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
