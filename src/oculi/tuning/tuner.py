@@ -11,13 +11,13 @@ Nothing is lost: the trials are separate processes that outlive a killed tuner; 
 on disk, so ``oculi jobs resume NAME`` reconciles them again — finished jobs are recorded, running ones are
 waited for, a trial asked for but not yet submitted is submitted, a job whose worker died is resumed from its
 checkpoint (or run again once, recorded as such), and trial numbers past ``max_jobs`` are never submitted.
+Other processes (``oculi tune worker NAME``, on other machines with PostgreSQL) run the same loop on the same
+study; the store's unique job names make sure no trial is submitted twice.
 
 ``MaxRuntimeInSeconds`` (``--max-runtime``) limits the tuning job's wall clock: once it has been in progress that
 long (:func:`oculi.tuning.report.runtime_seconds`: from its first start, across resumes, not counting the time it
 waited Stopped or Failed) no trial is submitted, the running ones are stopped as ``oculi jobs stop`` stops them
 (each ends Stopped with its checkpoint) and the job ends with the end reason ``MaxRuntimeExceeded``.
-Other processes (``oculi tune worker NAME``, on other machines with PostgreSQL) run the same loop on the same
-study; the store's unique job names make sure no trial is submitted twice.
 """
 
 from __future__ import annotations
