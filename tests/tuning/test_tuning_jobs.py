@@ -350,9 +350,9 @@ def test_stop_then_resume_a_tuning_job(tiny_split, tmp_path, store, monkeypatch)
             float(trial["spec"]["hyperparameters"]["x"]), abs=1e-5)
 
 
-def limited_script_job(tmp_path: Path, data: Path, name: str, limit: int, *extra: str) -> list[str]:
-    """`oculi tune` arguments of a script tuning job (4 trials, one at a time, MaxRuntimeInSeconds ``limit`` in its
-    --config JSON) whose first trial ends at once and whose later ones would run far past the limit, each writing
+def limited_script_job(tmp_path: Path, data: Path, name: str, limit: int, *extra: str, jobs: int = 4) -> list[str]:
+    """`oculi tune` arguments of a script tuning job (``jobs`` trials, one at a time, MaxRuntimeInSeconds ``limit``
+    in its --config JSON) whose first trial ends at once and whose later ones would run far past the limit, each writing
     ``progress`` to its checkpoint folder first."""
     src, first = tmp_path / "src", tmp_path / "first-done"
     src.mkdir()
@@ -365,7 +365,8 @@ def limited_script_job(tmp_path: Path, data: Path, name: str, limit: int, *extra
     config.write_text(json.dumps({
         "Strategy": "Random", "RandomSeed": 0,
         "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "validation:score"},
-        "ResourceLimits": {"MaxNumberOfTrainingJobs": 4, "MaxParallelTrainingJobs": 1, "MaxRuntimeInSeconds": limit},
+        "ResourceLimits": {"MaxNumberOfTrainingJobs": jobs, "MaxParallelTrainingJobs": 1,
+                           "MaxRuntimeInSeconds": limit},
         "ParameterRanges": {"ContinuousParameterRanges": [{"Name": "x", "MinValue": "0", "MaxValue": "1"}]}}))
     return ["tune", "--entry-point", "train.py", "--source-dir", str(src), "--train", str(data),
             "--metric-definition", "validation:score=score=([0-9.]+)", "--config", str(config), "--name", name, *extra]
@@ -403,6 +404,16 @@ def test_max_runtime_ends_the_tuning_job_and_stops_its_running_trial(tiny_split,
 
     last = {s["TrainingJobName"]: s for s in list_training_jobs(store.get("limit-t"), store)}[trials[-1]["name"]]
     assert last["FailureReason"] == "stopped: the tuning job ended (MaxRuntimeExceeded)"
+
+
+def test_max_runtime_stays_the_end_reason_when_stopping_the_last_trial_makes_max_jobs(tiny_split, tmp_path, store,
+                                                                                    monkeypatch) -> None:
+    monkeypatch.setenv("OCULI_MAX_PARALLEL_JOBS", "1")
+    result = CliRunner().invoke(app, limited_script_job(tmp_path, tiny_split["train"], "limit-2", 15, jobs=2),
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert [t["secondary_status"] for t in trial_jobs(store, "limit-2")] == ["Completed", "Stopped"]
+    assert tuner_describe("limit-2", store)["HyperParameterTuningEndReason"] == "MaxRuntimeExceeded"
 
 
 def test_max_runtime_pauses_while_stopped_and_counts_on_after_a_resume(tiny_split, tmp_path, store,

@@ -265,6 +265,7 @@ class Tuner:
                                   seed_offset=asked + (0 if owner else 7919 * os.getpid()))
         self.dists = studies.distributions(self.cfg)
         self.waiting_said = False
+        self.ended: str | None = None  # the end reason, once one was met
 
     # -- the loop
     def loop(self) -> str:
@@ -281,7 +282,8 @@ class Tuner:
                 self._stop_trials()
                 return "Stopped"
             trials = self.reconcile()
-            ended = self._end_reason(trials)
+            # once met, an end reason stays: stopping the running trials must not turn it into another one
+            ended = self.ended = self.ended or self._end_reason(trials)
             if ended and not self._unfinished(trials):
                 self._summary(trials, ended)
                 return ended
