@@ -23,7 +23,7 @@ from oculi.tuning.ranges import (
 SAGEMAKER = {
     "Strategy": "Random",
     "HyperParameterTuningJobObjective": {"Type": "Minimize", "MetricName": "validation:loss"},
-    "ResourceLimits": {"MaxNumberOfTrainingJobs": 7, "MaxParallelTrainingJobs": 2},
+    "ResourceLimits": {"MaxNumberOfTrainingJobs": 7, "MaxParallelTrainingJobs": 2, "MaxRuntimeInSeconds": 7200},
     "ParameterRanges": {
         "ContinuousParameterRanges": [
             {"Name": "learning_rate", "MinValue": "0.0001", "MaxValue": "0.1", "ScalingType": "Logarithmic"},
@@ -73,8 +73,8 @@ def test_sagemaker_config_every_scaling_type_and_round_trip(tmp_path) -> None:
         "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": "parent-1"}],
         "WarmStartType": "TransferLearning"}}))
     cfg = load_config(path).check()
-    assert (cfg.strategy, cfg.objective, cfg.objective_type, cfg.max_jobs, cfg.max_parallel_jobs) == (
-        "random", "validation:loss", "Minimize", 7, 2)
+    assert (cfg.strategy, cfg.objective, cfg.objective_type, cfg.max_jobs, cfg.max_parallel_jobs,
+            cfg.max_runtime) == ("random", "validation:loss", "Minimize", 7, 2, 7200)
     assert {n: getattr(p, "scaling_type", None) for n, p in cfg.ranges.items()} == {
         "learning_rate": "Logarithmic", "momentum": "ReverseLogarithmic", "weight_decay": "Linear",
         "beta_1": "Auto", "mini_batch_size": "Auto", "optimizer": None}
@@ -83,6 +83,7 @@ def test_sagemaker_config_every_scaling_type_and_round_trip(tmp_path) -> None:
     assert (cfg.warm_start_parents, cfg.warm_start_type) == (["parent-1"], "TransferLearning")
     again = TuningConfig.from_record(json.loads(json.dumps(cfg.to_json())))
     assert again.to_sagemaker() == cfg.to_sagemaker()
+    assert again.to_sagemaker()["ResourceLimits"] == SAGEMAKER["ResourceLimits"]
     assert again.to_sagemaker()["ParameterRanges"]["ContinuousParameterRanges"][1] == (
         SAGEMAKER["ParameterRanges"]["ContinuousParameterRanges"][1])
 
@@ -98,7 +99,12 @@ def test_sagemaker_config_every_scaling_type_and_round_trip(tmp_path) -> None:
                                                       "ScalingType": "ReverseLogarithmic"}]}},
      "continuous ranges only"),
     ({"MaxRuntime": 5}, "unknown key(s) MaxRuntime"),
-    ({"ResourceLimits": {"MaxNumberOfTrainingJobs": 3, "MaxRuntimeInSeconds": 60}}, "MaxRuntimeInSeconds is not"),
+    ({"ResourceLimits": {"MaxNumberOfTrainingJobs": 3, "MaxWaitTimeInSeconds": 60}},
+     "ResourceLimits MaxWaitTimeInSeconds is not supported; expected MaxNumberOfTrainingJobs, "
+     "MaxParallelTrainingJobs, MaxRuntimeInSeconds"),
+    *[({"ResourceLimits": {"MaxNumberOfTrainingJobs": 3, "MaxRuntimeInSeconds": bad}},
+       f"ResourceLimits.MaxRuntimeInSeconds must be a whole number of seconds ≥ 1 (the tuning job's wall-clock "
+       f"limit), got {bad!r}") for bad in (0, -60, 1.5, "an hour", True)],
 ])
 def test_sagemaker_config_errors_name_the_file(tmp_path, change: dict, words: str) -> None:
     path = tmp_path / "bad.json"
@@ -107,6 +113,30 @@ def test_sagemaker_config_errors_name_the_file(tmp_path, change: dict, words: st
         load_config(path).check()
     assert words in str(e.value)
     assert str(path) in str(e.value)
+
+
+def test_max_runtime_from_the_cli_and_the_sdk(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    import oculi
+    from oculi.cli import app
+
+    est = oculi.Estimator("image-classification", hyperparameters={"epochs": 1})
+    ranges = {"learning_rate": oculi.ContinuousParameter(0.001, 0.1)}
+    tuner = oculi.HyperparameterTuner(est, "validation:accuracy", ranges, max_jobs=2, max_runtime_in_seconds=300)
+    assert tuner.config.to_sagemaker()["ResourceLimits"] == {
+        "MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 1, "MaxRuntimeInSeconds": 300}
+    with pytest.raises(ConfigError, match=r"MaxRuntimeInSeconds \(--max-runtime\) got 0; expected a whole number"):
+        oculi.HyperparameterTuner(est, "validation:accuracy", ranges, max_jobs=2, max_runtime_in_seconds=0)
+    path = tmp_path / "tuning.json"
+    path.write_text(json.dumps(SAGEMAKER))
+    result = CliRunner().invoke(app, ["tune", "image-classification", "--train", str(tmp_path), "--config",
+                                      str(path), "--max-runtime", "60"])
+    assert "drop --max-runtime" in str(result.exception)
+    result = CliRunner().invoke(app, ["tune", "image-classification", "--train", str(tmp_path), "--objective",
+                                      "validation:accuracy", "--range", "learning_rate=continuous:0.001:0.1",
+                                      "--max-jobs", "2", "--max-runtime", "-5"])
+    assert "MaxRuntimeInSeconds (--max-runtime) got -5" in str(result.exception)
 
 
 def test_ranges_checked_against_the_algorithm_before_any_trial() -> None:

@@ -117,6 +117,17 @@ def test_console_tuning_pages(grid_home, page, monkeypatch) -> None:
         assert rows.count() == 3
         assert p.locator("#trials tbody tr.best td.name").inner_text() == best["TrainingJobName"]
         assert p.locator("#charts svg").count() >= 1 and "best so far" in p.locator("#charts").inner_text()
+        # parallel coordinates: an axis per tuned hyperparameter (learning_rate has one value) and the objective,
+        # a polyline per finished trial, the best one marked
+        axes = p.locator("#parallel svg .pc-axis")
+        assert [axes.nth(i).get_attribute("data-name") for i in range(axes.count())] == [
+            "optimizer", "validation:accuracy"]
+        assert p.locator("#parallel .pc-axis[data-name=optimizer] text.pc-tick").all_text_contents() == [
+            "sgd", "adam", "nag"]
+        assert p.locator("#parallel svg polyline.trial").count() == 3
+        assert p.locator("#parallel svg polyline.faint").count() == 0
+        assert p.locator("#parallel svg polyline.best").get_attribute("data-job") == best["TrainingJobName"]
+        assert "best (" in p.locator("#parallel-legend").inner_text()
         assert p.locator("nav >> text=Tuning").count() == 1
         page.check("tuning job page")
         p.click(f"#trials a:text('{best['TrainingJobName']}')")
@@ -337,3 +348,100 @@ def test_stop_then_resume_a_tuning_job(tiny_split, tmp_path, store, monkeypatch)
         assert trial["status"] == "Completed" and trial["attempts"] == 1  # continued once, not started anew
         assert trial["final_metrics"]["validation:score"] == pytest.approx(
             float(trial["spec"]["hyperparameters"]["x"]), abs=1e-5)
+
+
+def limited_script_job(tmp_path: Path, data: Path, name: str, limit: int, *extra: str, jobs: int = 4) -> list[str]:
+    """`oculi tune` arguments of a script tuning job (``jobs`` trials, one at a time, MaxRuntimeInSeconds ``limit``
+    in its --config JSON) whose first trial ends at once and whose later ones would run far past the limit, each writing
+    ``progress`` to its checkpoint folder first."""
+    src, first = tmp_path / "src", tmp_path / "first-done"
+    src.mkdir()
+    (src / "train.py").write_text(
+        f"import json, os, pathlib, time\nfirst = pathlib.Path({str(first)!r})\n"
+        "ck = pathlib.Path(os.environ['SM_CHECKPOINT_DIR'])\nck.mkdir(parents=True, exist_ok=True)\n"
+        "(ck / 'progress').write_text('started')\nif first.exists():\n    time.sleep(600)\nfirst.write_text('1')\n"
+        "print(f\"score={float(json.loads(os.environ['SM_HPS'])['x']):.6f}\")\n")
+    config = tmp_path / "tuning.json"
+    config.write_text(json.dumps({
+        "Strategy": "Random", "RandomSeed": 0,
+        "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "validation:score"},
+        "ResourceLimits": {"MaxNumberOfTrainingJobs": jobs, "MaxParallelTrainingJobs": 1,
+                           "MaxRuntimeInSeconds": limit},
+        "ParameterRanges": {"ContinuousParameterRanges": [{"Name": "x", "MinValue": "0", "MaxValue": "1"}]}}))
+    return ["tune", "--entry-point", "train.py", "--source-dir", str(src), "--train", str(data),
+            "--metric-definition", "validation:score=score=([0-9.]+)", "--config", str(config), "--name", name, *extra]
+
+
+def trial_jobs(store: JobStore, name: str) -> list[dict]:
+    """The training jobs of tuning job ``name``, by name."""
+    return sorted((j for j in store.list() if (j["spec"].get("tags") or {}).get("TuningJob") == name),
+                  key=lambda j: j["name"])
+
+
+def test_max_runtime_ends_the_tuning_job_and_stops_its_running_trial(tiny_split, tmp_path, store,
+                                                                     monkeypatch) -> None:
+    limit = 25
+    monkeypatch.setenv("OCULI_MAX_PARALLEL_JOBS", "1")
+    started = time.time()
+    result = CliRunner().invoke(app, limited_script_job(tmp_path, tiny_split["train"], "limit-t", limit),
+                                catch_exceptions=False)
+    elapsed = time.time() - started
+    assert result.exit_code == 0, result.output
+    assert "Completed (MaxRuntimeExceeded)" in result.output
+    described = json.loads(CliRunner().invoke(app, ["jobs", "describe", "limit-t"]).output)
+    assert described["HyperParameterTuningJobStatus"] == "Completed"
+    assert described["HyperParameterTuningEndReason"] == "MaxRuntimeExceeded"
+    assert described["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxRuntimeInSeconds"] == limit
+    assert limit <= described["ConsumedResources"]["RuntimeInSeconds"] < elapsed + 1
+    trials = trial_jobs(store, "limit-t")
+    assert 2 <= len(trials) < 4, story(store, "limit-t")
+    assert all(t["status"] in ("Completed", "Stopped") for t in trials), story(store, "limit-t")
+    assert trials[0]["secondary_status"] == "Completed" and trials[-1]["secondary_status"] == "Stopped"
+    assert (runner.checkpoint_dir(trials[-1]) / "progress").read_text() == "started"  # kept, as on `jobs stop`
+    assert described["BestTrainingJob"]["TrainingJobName"] == trials[0]["name"]
+    assert described["TrainingJobStatusCounters"]["Stopped"] == 1 and elapsed < limit + 90
+    from oculi.tuning.report import list_training_jobs
+
+    last = {s["TrainingJobName"]: s for s in list_training_jobs(store.get("limit-t"), store)}[trials[-1]["name"]]
+    assert last["FailureReason"] == "stopped: the tuning job ended (MaxRuntimeExceeded)"
+
+
+def test_max_runtime_stays_the_end_reason_when_stopping_the_last_trial_makes_max_jobs(tiny_split, tmp_path, store,
+                                                                                    monkeypatch) -> None:
+    monkeypatch.setenv("OCULI_MAX_PARALLEL_JOBS", "1")
+    result = CliRunner().invoke(app, limited_script_job(tmp_path, tiny_split["train"], "limit-2", 15, jobs=2),
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert [t["secondary_status"] for t in trial_jobs(store, "limit-2")] == ["Completed", "Stopped"]
+    assert tuner_describe("limit-2", store)["HyperParameterTuningEndReason"] == "MaxRuntimeExceeded"
+
+
+def test_max_runtime_pauses_while_stopped_and_counts_on_after_a_resume(tiny_split, tmp_path, store,
+                                                                       monkeypatch) -> None:
+    from oculi.tuning.report import runtime_seconds
+
+    limit = 40
+    monkeypatch.setenv("OCULI_MAX_PARALLEL_JOBS", "1")
+    result = CliRunner().invoke(app, limited_script_job(tmp_path, tiny_split["train"], "limit-r", limit, "--detach"),
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    until(lambda: (store.find("limit-r-002") or {}).get("secondary_status") == "Training", timeout=240,
+          what="the second trial to run", explain=lambda: story(store, "limit-r"))
+    assert CliRunner().invoke(app, ["jobs", "stop", "limit-r"]).exit_code == 0
+    until(lambda: store.get("limit-r")["secondary_status"] == "Stopped", timeout=240, what="the tuning job to stop",
+          explain=lambda: story(store, "limit-r"))
+    used = runtime_seconds(store, "limit-r")
+    assert used < limit and store.get("limit-r-002")["secondary_status"] == "Stopped"
+    time.sleep(3)
+    assert runtime_seconds(store, "limit-r") == used  # the clock waits while the job is Stopped
+    resumed_at = time.time()
+    resumed = CliRunner().invoke(app, ["jobs", "resume", "limit-r"], catch_exceptions=False)
+    assert resumed.exit_code == 0, resumed.output
+    assert limit - used - 1 <= time.time() - resumed_at < limit - used + 60  # it ran for the time that was left
+    described = tuner_describe("limit-r", store)
+    assert described["HyperParameterTuningEndReason"] == "MaxRuntimeExceeded"
+    assert limit <= described["ConsumedResources"]["RuntimeInSeconds"] < limit + 30
+    trials = trial_jobs(store, "limit-r")
+    assert [t["name"] for t in trials] == ["limit-r-001", "limit-r-002"], story(store, "limit-r")
+    second = trials[1]
+    assert second["secondary_status"] == "Stopped" and second["attempts"] == 1  # resumed once, stopped at the limit

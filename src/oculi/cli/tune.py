@@ -35,6 +35,11 @@ def tune(
     max_jobs: int | None = typer.Option(None, "--max-jobs", help="Training jobs to run in all."),
     max_parallel_jobs: int | None = typer.Option(None, "--max-parallel-jobs", help="Trials at once (default 1; "
                                                  "OCULI_MAX_PARALLEL_JOBS still caps the local queue)."),
+    max_runtime: int | None = typer.Option(None, "--max-runtime", metavar="SECONDS", help="Wall-clock limit of "
+                                           "the tuning job (SageMaker's ResourceLimits.MaxRuntimeInSeconds): then "
+                                           "no new trial starts, running ones stop with their checkpoints and the "
+                                           "job ends MaxRuntimeExceeded. Counts while the job is in progress, "
+                                           "across resumes."),
     early_stopping: str | None = typer.Option(None, "--early-stopping", help="auto: stop a trial whose objective "
                                               "is worse than the median of the others' at the same epoch; off "
                                               "(default)."),
@@ -64,7 +69,7 @@ def tune(
     Example: oculi tune image-classification --train data/train --validation data/val
     --objective validation:accuracy --range learning_rate=continuous:0.0001:0.1:log
     --range mini_batch_size=integer:8:32 --range optimizer=categorical:sgd,adam -p epochs=10
-    --max-jobs 20 --max-parallel-jobs 2 --early-stopping auto
+    --max-jobs 20 --max-parallel-jobs 2 --early-stopping auto --max-runtime 3600
 
     SageMaker's JSON: oculi tune image-classification --train data/train --config tuning.json -p epochs=10
 
@@ -92,9 +97,9 @@ def tune(
         raise ConfigError(f"Pass either an algorithm ({algorithm}) or --entry-point {entry_point}, not both.")
     flags = {"--objective": objective, "--objective-type": objective_type, "--range": range_,
              "--strategy": strategy, "--max-jobs": max_jobs, "--max-parallel-jobs": max_parallel_jobs,
-             "--early-stopping": early_stopping, "--random-seed": random_seed}
+             "--max-runtime": max_runtime, "--early-stopping": early_stopping, "--random-seed": random_seed}
     if config is not None:
-        both = [k for k, v in flags.items() if v]
+        both = [k for k, v in flags.items() if v is not None and v != []]
         if both:
             raise ConfigError(f"--config {config} already holds the tuning settings; drop {', '.join(both)} (or "
                               "edit the file).")
@@ -111,8 +116,8 @@ def tune(
         cfg = TuningConfig(objective=objective, ranges=ranges,
                            objective_type=objective_type or ("Minimize" if "loss" in objective else "Maximize"),
                            strategy=strategy or "bayesian", max_jobs=max_jobs,
-                           max_parallel_jobs=max_parallel_jobs or 1, early_stopping=early_stopping or "off",
-                           random_seed=random_seed)
+                           max_parallel_jobs=max_parallel_jobs or 1, max_runtime=max_runtime,
+                           early_stopping=early_stopping or "off", random_seed=random_seed)
     if warm_start:
         cfg.warm_start_parents, cfg.warm_start_type = list(warm_start), warm_start_type
     from oculi.cli.train import _params
@@ -124,7 +129,8 @@ def tune(
                        metric_definitions=metric_definition or None)
     job = tuner.create(cfg, training, name)
     console.print(f"tuning job {job['name']}: {cfg.strategy}, {cfg.max_jobs} training jobs, objective "
-                  f"{cfg.objective_type} {cfg.objective}")
+                  f"{cfg.objective_type} {cfg.objective}"
+                  + (f", at most {cfg.max_runtime} s" if cfg.max_runtime is not None else ""))
     if detach:
         tuner.start_detached(job["name"])
         console.print(f"running in the background; follow it with `oculi jobs logs {job['name']} --follow`")

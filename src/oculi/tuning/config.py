@@ -22,7 +22,8 @@ class TuningConfig:
     hyperband (TPE + Optuna's Hyperband pruner over epochs). ``early_stopping``: ``Off`` or ``Auto`` (the median
     rule). Completion criteria: ``target_value`` (stop once the best objective reaches it), ``not_improving``
     (stop after that many trials without a better objective), ``convergence`` (stop when the last 5 finished
-    trials each improved the best by less than 0.1 %)."""
+    trials each improved the best by less than 0.1 %). ``max_runtime``: ResourceLimits.MaxRuntimeInSeconds, the
+    tuning job's wall-clock limit in seconds (it counts while the job is in progress, across resumes)."""
 
     objective: str
     ranges: dict[str, Parameter]
@@ -30,6 +31,7 @@ class TuningConfig:
     strategy: str = "bayesian"
     max_jobs: int | None = None
     max_parallel_jobs: int = 1
+    max_runtime: int | None = None
     early_stopping: str = "Off"
     random_seed: int | None = None
     target_value: float | None = None
@@ -73,6 +75,10 @@ class TuningConfig:
                               "only --strategy grid works it out (the number of combinations).")
         if self.max_parallel_jobs < 1:
             raise ConfigError(f"--max-parallel-jobs {self.max_parallel_jobs}: expected at least 1.")
+        if self.max_runtime is not None and (isinstance(self.max_runtime, bool) or not isinstance(self.max_runtime, int)
+                                             or self.max_runtime < 1):
+            raise ConfigError(f"MaxRuntimeInSeconds (--max-runtime) got {self.max_runtime!r}; expected a whole number "
+                              "of seconds ≥ 1, e.g. --max-runtime 3600.")
         if self.not_improving is not None and self.not_improving < 3:
             raise ConfigError("BestObjectiveNotImproving.MaxNumberOfTrainingJobsNotImproving must be at least 3.")
         if len(self.warm_start_parents) > MAX_WARM_START_PARENTS:
@@ -102,6 +108,8 @@ class TuningConfig:
             "ParameterRanges": to_json(self.ranges),
             "TrainingJobEarlyStoppingType": self.early_stopping,
         }
+        if self.max_runtime is not None:
+            out["ResourceLimits"]["MaxRuntimeInSeconds"] = self.max_runtime
         if self.random_seed is not None:
             out["RandomSeed"] = self.random_seed
         criteria: dict[str, Any] = {}
@@ -167,10 +175,16 @@ def from_sagemaker(data: Mapping[str, Any], where: str) -> TuningConfig:
         if str(value).lower() not in [a.lower() for a in allowed]:
             raise ConfigError(f"{where}: {key} {value!r} is not one of {', '.join(allowed)}.")
     limits = data.get("ResourceLimits") or {}
-    unsupported = sorted(set(limits) - {"MaxNumberOfTrainingJobs", "MaxParallelTrainingJobs"})
+    supported = {"MaxNumberOfTrainingJobs", "MaxParallelTrainingJobs", "MaxRuntimeInSeconds"}
+    unsupported = sorted(set(limits) - supported)
     if unsupported:
-        raise ConfigError(f"{where}: ResourceLimits {', '.join(unsupported)} is not supported; remove it (a time "
-                          "limit per trial is -p max_runtime=SECONDS).")
+        raise ConfigError(f"{where}: ResourceLimits {', '.join(unsupported)} is not supported; expected "
+                          f"{', '.join(sorted(supported))} (a time limit per trial is -p max_runtime=SECONDS).")
+    runtime = limits.get("MaxRuntimeInSeconds")
+    if runtime is not None and (isinstance(runtime, bool) or not str(runtime).strip().isdigit()
+                                or int(runtime) < 1):
+        raise ConfigError(f"{where}: ResourceLimits.MaxRuntimeInSeconds must be a whole number of seconds ≥ 1 (the "
+                          f"tuning job's wall-clock limit), got {runtime!r}; e.g. \"MaxRuntimeInSeconds\": 3600.")
     criteria = data.get("TuningJobCompletionCriteria") or {}
     hyperband = (data.get("StrategyConfig") or {}).get("HyperbandStrategyConfig") or {}
     cfg = TuningConfig(
@@ -181,6 +195,7 @@ def from_sagemaker(data: Mapping[str, Any], where: str) -> TuningConfig:
         max_jobs=_int(limits["MaxNumberOfTrainingJobs"], "MaxNumberOfTrainingJobs", where)
         if limits.get("MaxNumberOfTrainingJobs") is not None else None,
         max_parallel_jobs=_int(limits.get("MaxParallelTrainingJobs", 1), "MaxParallelTrainingJobs", where),
+        max_runtime=int(runtime) if runtime is not None else None,
         early_stopping=str(data.get("TrainingJobEarlyStoppingType", "Off")),
         random_seed=_int(data["RandomSeed"], "RandomSeed", where) if data.get("RandomSeed") is not None else None,
         target_value=float(criteria["TargetObjectiveMetricValue"])

@@ -46,6 +46,22 @@ def trials(job: dict[str, Any], store: JobStore) -> list[dict[str, Any]]:
     return out
 
 
+def runtime_seconds(store: JobStore, name: str, now: float | None = None) -> float:
+    """Seconds tuning job ``name`` has been in progress (SageMaker's ``ConsumedResources.RuntimeInSeconds``, what
+    ``MaxRuntimeInSeconds`` limits): the sum, over its runs, of the time from each start (``Starting``) to the end
+    of that run (``Completed``, ``Stopped`` or ``Failed``; the run still going counts up to ``now``). The clock
+    starts at the first start and pauses while the job waits Stopped or Failed for ``oculi jobs resume``."""
+    total, since = 0.0, None
+    for t in store.transitions(name):
+        if t["secondary_status"] == S.STARTING and since is None:
+            since = t["time"]
+        elif t["secondary_status"] in S.TERMINAL and since is not None:
+            total, since = total + t["time"] - since, None
+    if since is not None:
+        total += (time.time() if now is None else now) - since
+    return total
+
+
 def best_trial(rows: list[dict[str, Any]], objective_type: str) -> dict[str, Any] | None:
     """The trial with the best recorded objective (ties: the earlier one)."""
     done = [r for r in rows if r["objective"] is not None]
@@ -112,6 +128,7 @@ def describe(job: dict[str, Any], store: JobStore) -> dict[str, Any]:
         "LastModifiedTime": iso(job["updated_at"]),
         "TrainingJobStatusCounters": counters,
         "ObjectiveStatusCounters": objective,
+        "ConsumedResources": {"RuntimeInSeconds": int(runtime_seconds(store, job["name"]))},
     }
     if best:
         out["BestTrainingJob"] = {**_summary(best, cfg), "ModelArtifacts": {"S3ModelArtifacts": best["model_dir"]}}

@@ -42,13 +42,15 @@ class HyperparameterTunerAnalytics:
 
 class HyperparameterTuner:
     """Tune an :class:`~oculi.Estimator`'s hyperparameters (SageMaker SDK's ``HyperparameterTuner``): ``fit``
-    runs a tuning job whose trials are training jobs built from the estimator."""
+    runs a tuning job whose trials are training jobs built from the estimator. ``max_runtime_in_seconds`` is the
+    tuning job's wall-clock limit (ResourceLimits.MaxRuntimeInSeconds), as in the SageMaker SDK."""
 
     def __init__(self, estimator: Any, objective_metric_name: str, hyperparameter_ranges: dict[str, Any], *,
                  metric_definitions: list[dict[str, str]] | None = None, strategy: str = "Bayesian",
                  objective_type: str = "Maximize", max_jobs: int | None = None, max_parallel_jobs: int = 1,
-                 early_stopping_type: str = "Off", random_seed: int | None = None, base_tuning_job_name: str | None
-                 = None, warm_start_config: dict[str, Any] | None = None,
+                 max_runtime_in_seconds: int | None = None, early_stopping_type: str = "Off",
+                 random_seed: int | None = None, base_tuning_job_name: str | None = None,
+                 warm_start_config: dict[str, Any] | None = None,
                  completion_criteria_config: dict[str, Any] | None = None) -> None:
         from oculi.tuning.config import TuningConfig
 
@@ -60,7 +62,7 @@ class HyperparameterTuner:
         self.config = TuningConfig(
             objective=objective_metric_name, ranges=dict(hyperparameter_ranges), objective_type=objective_type,
             strategy=strategy, max_jobs=max_jobs, max_parallel_jobs=max_parallel_jobs,
-            early_stopping=early_stopping_type, random_seed=random_seed,
+            max_runtime=max_runtime_in_seconds, early_stopping=early_stopping_type, random_seed=random_seed,
             target_value=criteria.get("TargetObjectiveMetricValue"),
             not_improving=(criteria.get("BestObjectiveNotImproving") or {}).get(
                 "MaxNumberOfTrainingJobsNotImproving"),
@@ -156,7 +158,8 @@ class HyperparameterTuner:
         cfg = TuningConfig.from_record(job["spec"]["tuning"])
         tuner = cls(est, cfg.objective, cfg.ranges, strategy=cfg.strategy, objective_type=cfg.objective_type,
                     max_jobs=cfg.max_jobs, max_parallel_jobs=cfg.max_parallel_jobs,
-                    early_stopping_type=cfg.early_stopping, random_seed=cfg.random_seed)
+                    max_runtime_in_seconds=cfg.max_runtime, early_stopping_type=cfg.early_stopping,
+                    random_seed=cfg.random_seed)
         tuner.config = cfg
         tuner.latest_tuning_job = tuning_job_name
         return tuner

@@ -13,6 +13,11 @@ waited for, a trial asked for but not yet submitted is submitted, a job whose wo
 checkpoint (or run again once, recorded as such), and trial numbers past ``max_jobs`` are never submitted.
 Other processes (``oculi tune worker NAME``, on other machines with PostgreSQL) run the same loop on the same
 study; the store's unique job names make sure no trial is submitted twice.
+
+``MaxRuntimeInSeconds`` (``--max-runtime``) limits the tuning job's wall clock: once it has been in progress that
+long (:func:`oculi.tuning.report.runtime_seconds`: from its first start, across resumes, not counting the time it
+waited Stopped or Failed) no trial is submitted, the running ones are stopped as ``oculi jobs stop`` stops them
+(each ends Stopped with its checkpoint) and the job ends with the end reason ``MaxRuntimeExceeded``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from oculi.tuning import study as studies
 from oculi.tuning.config import TuningConfig
 from oculi.tuning.early_stopping import EARLY_STOP
 from oculi.tuning.ranges import check_against, value_of
+from oculi.tuning.report import runtime_seconds
 
 MAX_NAME = 32  # SageMaker's HyperParameterTuningJobName limit (trial jobs append -NNN)
 POLL_SECONDS = 1.0
@@ -259,6 +265,7 @@ class Tuner:
                                   seed_offset=asked + (0 if owner else 7919 * os.getpid()))
         self.dists = studies.distributions(self.cfg)
         self.waiting_said = False
+        self.ended: str | None = None  # the end reason, once one was met
 
     # -- the loop
     def loop(self) -> str:
@@ -266,19 +273,25 @@ class Tuner:
         stopped (its running trials are stopped first)."""
         self.log(f"tuning job {self.name}: {self.cfg.strategy}, {self.cfg.max_jobs} training jobs, at most "
                  f"{self.cfg.max_parallel_jobs} at once, objective {self.cfg.objective_type} {self.cfg.objective}"
-                 + (f", {self.warm} warm-start trial(s)" if self.warm else "") + f"; log {self._where()}")
+                 + (f", {self.warm} warm-start trial(s)" if self.warm else "")
+                 + (f", at most {self.cfg.max_runtime} s in all ({runtime_seconds(self.store, self.name):.0f} s "
+                    "used)" if self.cfg.max_runtime is not None else "") + f"; log {self._where()}")
         while True:
             job = self.store.get(self.name)
             if job["secondary_status"] == S.STOPPING or (not self.owner and job["secondary_status"] in S.TERMINAL):
                 self._stop_trials()
                 return "Stopped"
             trials = self.reconcile()
-            ended = self._end_reason(trials)
+            # once met, an end reason stays: stopping the running trials must not turn it into another one
+            ended = self.ended = self.ended or self._end_reason(trials)
             if ended and not self._unfinished(trials):
                 self._summary(trials, ended)
                 return ended
             if ended:  # a criterion was met: stop what still runs, then end
                 for t in self._unfinished(trials):
+                    if "stopped_because" not in t.user_attrs:
+                        self.study._storage.set_trial_user_attr(t._trial_id, "stopped_because",
+                                                                f"stopped: the tuning job ended ({ended})")
                     with contextlib.suppress(JobError):
                         runner.stop(self._job_name(t), self.store)
             else:
@@ -308,8 +321,6 @@ class Tuner:
 
     # -- asking for new trials
     def _fill(self, trials: list[Any]) -> None:
-        import optuna
-
         running = len(self._unfinished(trials))
         while running < self.cfg.max_parallel_jobs:
             with runner.queue_lock():  # local processes of one study count and ask one at a time
@@ -319,8 +330,7 @@ class Tuner:
                     return
                 trial = self.study.ask(self.dists)
                 if trial.number - self.warm + 1 > (self.cfg.max_jobs or 0):  # another machine took the last one
-                    self.study._storage.set_trial_user_attr(trial._trial_id, "discarded", True)
-                    self.study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+                    self._discard(trial)
                     return
                 self._submit(trial)
             running += 1
@@ -328,6 +338,17 @@ class Tuner:
             self.log(f"OCULI_MAX_PARALLEL_JOBS={runner.max_parallel()} < --max-parallel-jobs "
                      f"{self.cfg.max_parallel_jobs}: trials wait in the queue for a slot")
             self.waiting_said = True
+
+    def _discard(self, trial: Any) -> None:
+        """Drop a trial that was asked for but will never be submitted (not one of the job's own trials)."""
+        import optuna
+
+        self.study._storage.set_trial_user_attr(trial._trial_id, "discarded", True)
+        self.study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+
+    def _out_of_time(self) -> bool:
+        """Whether the tuning job has used up ResourceLimits.MaxRuntimeInSeconds."""
+        return self.cfg.max_runtime is not None and runtime_seconds(self.store, self.name) >= self.cfg.max_runtime
 
     def _hyperparameters(self, trial: Any) -> dict[str, str]:
         return {n: value_of(p, trial.params[n]) for n, p in self.cfg.ranges.items()}
@@ -363,28 +384,33 @@ class Tuner:
     # -- recording finished trials
     def reconcile(self) -> list[Any]:
         """Bring the study up to date with the store: submit asked-for trials without a job, record ended jobs,
-        resume trials whose worker died (once) or that a tuning stop interrupted. Returns the own trials."""
+        resume trials whose worker died (once) or that a tuning stop interrupted — none of that once the tuning
+        job is out of time (an unsubmitted trial is dropped then). Returns the own trials."""
         import optuna
 
+        out_of_time = self._out_of_time()
         for t in self._unfinished(self.own_trials()):
             name = self._job_name(t)
             job = self.store.find(name)
             if job is None:
                 missing = [n for n in self.cfg.ranges if n not in t.params]
-                if missing:  # another process is between ask and submit; or it died there (long ago)
-                    if time.time() - t.datetime_start.timestamp() < STALE_ASK_SECONDS:
-                        continue
+                if missing and time.time() - t.datetime_start.timestamp() < STALE_ASK_SECONDS:
+                    continue  # another process is between ask and submit (or it died there, long ago: below)
+                if out_of_time:
+                    self._discard(t)
+                    continue
+                if missing:
                     t = self._complete(t, missing)
                 self._submit(t)
                 continue
             at = job["secondary_status"]
             if at not in S.TERMINAL:
                 continue
-            if t.user_attrs.get("interrupted") and at == S.STOPPED:
+            if t.user_attrs.get("interrupted") and at == S.STOPPED and not out_of_time:
                 self._restart(t, job, "resumed after the tuning job was resumed")
                 continue
             if at == S.FAILED and (job["failure_reason"] or "").startswith(runner.WORKER_DIED) \
-                    and not t.user_attrs.get("retried"):
+                    and not t.user_attrs.get("retried") and not out_of_time:
                 self._restart(t, job, "its worker process died")
                 continue
             value = (job["final_metrics"] or {}).get(self.cfg.objective)
@@ -393,7 +419,8 @@ class Tuner:
                 state, values = optuna.trial.TrialState.COMPLETE, [value]
             elif at == S.STOPPED:
                 state, values = optuna.trial.TrialState.PRUNED, None
-                self.study._storage.set_trial_user_attr(t._trial_id, "reason", early or "stopped by a user")
+                self.study._storage.set_trial_user_attr(
+                    t._trial_id, "reason", early or t.user_attrs.get("stopped_because") or "stopped by a user")
             else:
                 state, values = optuna.trial.TrialState.FAIL, None
                 reason = job["failure_reason"] or (f"the job did not report {self.cfg.objective} (its metrics: "
@@ -490,6 +517,8 @@ class Tuner:
                 return "ConvergenceDetected"
         if len(trials) >= (self.cfg.max_jobs or 0) and len(done) == len(trials):
             return "MaxNumberOfTrainingJobsReached"
+        if self._out_of_time():
+            return "MaxRuntimeExceeded"
         return None
 
     def _stop_trials(self) -> None:
