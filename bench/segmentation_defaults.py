@@ -14,7 +14,7 @@ that time budget set — every other hyperparameter at its default — and print
 budget allowed.
 
 Usage: .venv/bin/python bench/segmentation_defaults.py [--epochs 20] [--seed 0] [--data DIR]
-       .venv/bin/python bench/segmentation_defaults.py --max-runtime 300 [--algorithms fcn,psp,deeplab]
+       .venv/bin/python bench/segmentation_defaults.py --max-runtime 300 [--algorithms fcn,psp,deeplab] [-p k=v]
 """
 
 from __future__ import annotations
@@ -45,7 +45,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=segmentation_isbi.DATA, help="the isbi2012-em folder")
     parser.add_argument("--max-runtime", type=int, help="train each of --algorithms with only this budget set")
     parser.add_argument("--algorithms", default="fcn,psp,deeplab")
+    parser.add_argument("-p", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                        help="with --max-runtime: a hyperparameter set on every run (to try a candidate default)")
     args = parser.parse_args()
+    extra = dict(p.split("=", 1) for p in args.params)
     if not (args.data / "image").is_dir():
         raise SystemExit(f"{args.data} is absent; this benchmark needs the isbi2012-em slices (pass --data).")
     segmentation_isbi.DATA = args.data
@@ -53,9 +56,9 @@ def main() -> None:
         channels = layout(Path(tmp) / "em", args.seed)
         if args.max_runtime:
             print(f"isbi2012-em, 24 train / 6 validation (seed {args.seed}), only max_runtime={args.max_runtime} "
-                  f"set, torch threads {torch.get_num_threads()}")
-            runs = {f"{name} ({args.max_runtime} s)": {"algorithm": name, "max_runtime": str(args.max_runtime)}
-                    for name in args.algorithms.split(",")}
+                  f"set{' and ' + str(extra) if extra else ''}, torch threads {torch.get_num_threads()}")
+            runs = {f"{name} ({args.max_runtime} s)": {"algorithm": name, "max_runtime": str(args.max_runtime),
+                                                       **extra} for name in args.algorithms.split(",")}
         else:
             print(f"isbi2012-em, 24 train / 6 validation (seed {args.seed}), deeplab on efficientnet-lite0, crop "
                   f"240, {args.epochs} epochs, torch threads {torch.get_num_threads()}")
