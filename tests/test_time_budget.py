@@ -135,6 +135,7 @@ def _trainer(batches: int) -> SimpleNamespace:
     """The few attributes of a Lightning trainer the time budget reads and sets."""
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     return SimpleNamespace(num_training_batches=batches, world_size=1, current_epoch=0, should_stop=False,
+                           sanity_checking=False,
                            fit_loop=SimpleNamespace(max_epochs=1000),
                            lr_scheduler_configs=[SimpleNamespace(scheduler=WarmupCosine(opt, total_steps=7))])
 
@@ -164,6 +165,8 @@ def test_the_plan_ends_with_a_partial_epoch_instead_of_leaving_the_rest_of_the_b
         budget.on_train_batch_end(trainer, None, None, None, batch_idx)
         assert trainer.should_stop is (batch_idx == 7)
     assert (budget.planned, budget.last_steps) == (6, 8)
+    budget.on_validation_end(trainer, None)  # the partial epoch's validation ends the run: no plan after it
+    assert (budget.planned, budget.last_steps, budget.total_steps) == (6, 8, 58)
     # an explicit epochs count (cap) that fits is planned whole
     capped = TimeBudget(60.0, time.monotonic(), cap=3, plan_epochs=True, echo=lines.append)
     capped.step_seconds, capped.overhead = [1.0] * 5, 2.0

@@ -309,7 +309,7 @@ class TimeBudget(L.Callback):
         self.validation_seconds = now - self.validation_started
         self.epoch_seconds.append(now - self.last_epoch_end)
         self.last_epoch_end = now
-        if not self.plan_epochs:
+        if not self.plan_epochs or trainer.should_stop:  # nothing to plan when this epoch ends the run
             return
         recent = self.epoch_seconds[1:][-self.WINDOW:]
         if recent:
