@@ -78,3 +78,13 @@ def test_every_method_writes_overlay_map_and_json(method: str, scene_detector: T
     raw = np.load(tmp_path / entry["map"])
     assert raw.shape == (96, 128) and raw.dtype == np.float32 and 0 <= raw.min() and raw.max() <= 1
     assert Image.open(tmp_path / entry["overlay"]).size == (128, 96)
+
+
+def test_auto_is_each_tasks_measured_default(scene_detector: Trained, patch_classifier: Trained,
+                                             tmp_path: Path) -> None:
+    detector = Explainer(load_predictor(scene_detector.model), faithfulness=False)  # method left at auto
+    assert detector.method == "layercam"  # the pointing game's winner on bees (bench/explain_pointing.py)
+    image = sorted(Path(scene_detector.data["validation"]).parent.glob("*.png"))[0]
+    written = json.loads(detector.explain(image, min_score=0.0).write(tmp_path).read_text())
+    assert written["method"] == "layercam"  # the answer names the method used, never "auto"
+    assert Explainer(load_predictor(patch_classifier.model), "auto", faithfulness=False).method == "gradcam"

@@ -102,7 +102,7 @@ def test_explain_and_predict_commands(scene_segmenter: Trained, tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "p" / f"{image.stem}.explain.json").read_text())["precision"] == "float32"
 
-    for args, message in ((["--method", "shap"], "expected one of gradcam"), (["--target", "cat"], "not a class"),
+    for args, message in ((["--method", "shap"], "expected one of auto, gradcam"), (["--target", "cat"], "not a class"),
                           (["--layer", "backbone.nope"], "is not a layer")):
         result = runner.invoke(app, ["explain", str(scene_segmenter.model), str(image), "-o", str(tmp_path), *args])
         assert isinstance(result.exception, ConfigError) and message in str(result.exception), result.output

@@ -361,7 +361,7 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
     ``<algorithm>-transform-<timestamp>``. ``progress``: a progress bar on a terminal. ``echo``: where the start
     and summary lines go (they are always in the job's log). ``split_type``: SageMaker's SplitType; ``RecordIO``
     insists that ``input`` is a ``.rec`` (which is split into its records whatever it is set to). ``explain``: a CAM
-    method (``gradcam``, …): also
+    method (``auto``, ``gradcam``, …): also
     write each image's heat-map overlays, raw maps and ``<name>.explain.json`` beside its result (float32).
 
     Images already done in ``output`` are skipped; unreadable ones are listed in ``errors.jsonl`` and the run goes
@@ -376,10 +376,10 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
 
     assemble = _check_options(assemble_with, batch_size, workers, job_name)
     if explain is not None:
-        from oculi.explain import METHODS
+        from oculi.explain import CHOICES
 
-        if explain not in METHODS:
-            raise ConfigError(f"--explain-method got {explain!r}; expected one of {', '.join(METHODS)}.")
+        if explain not in CHOICES:
+            raise ConfigError(f"--explain-method got {explain!r}; expected one of {', '.join(CHOICES)}.")
     given = Path(model).expanduser()
     model_path = resolve_bundle_path(given)
     meta = read_meta(model_path)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from oculi.cli.common import console
-from oculi.explain import DEFAULT_METHOD, METHODS
+from oculi.explain import CHOICES, DEFAULT_METHOD
 
 
 def explain(
@@ -15,7 +15,8 @@ def explain(
     images: list[Path] = typer.Argument(..., help="Image files."),
     output: Path = typer.Option(Path("explanations"), "--output", "-o", help="Folder for the overlays (PNG), raw "
                                 "maps (.npy, float32 0–1) and one IMAGE.explain.json per image."),
-    method: str = typer.Option(DEFAULT_METHOD, "--method", help=f"CAM method: {', '.join(METHODS)}."),
+    method: str = typer.Option(DEFAULT_METHOD, "--method", help=f"CAM method: {', '.join(CHOICES)} (auto: the task's "
+                               "measured default — LayerCAM for detection, Grad-CAM otherwise)."),
     target: list[str] = typer.Option([], "--target", "-t", help="Class to explain (repeatable). Classification: "
                                      "default the top-1 class; detection: only boxes of these classes; "
                                      "segmentation: default every class present."),

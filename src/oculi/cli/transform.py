@@ -36,7 +36,7 @@ def transform(
     explain: bool = typer.Option(False, "--explain", help="Also write heat-map overlays (<image-name>-<target>.png), "
                                  "raw maps (.npy) and <image-name>.explain.json beside each .out (float32; see "
                                  "`oculi explain`)."),
-    explain_method: str = typer.Option("gradcam", "--explain-method", help="With --explain: gradcam, gradcam++, "
+    explain_method: str = typer.Option("auto", "--explain-method", help="With --explain: auto, gradcam, gradcam++, "
                                        "layercam or eigencam."),
 ) -> None:
     """Run a model over many images (SageMaker batch transform), recorded as a job.

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from oculi.errors import ConfigError
-from oculi.explain.cam import DEFAULT_METHOD, FRACTIONS, METHODS, Explanation, explain_prepared, find_layer
+from oculi.explain.cam import CHOICES, DEFAULT_METHOD, FRACTIONS, METHODS, Explanation, explain_prepared, find_layer
 from oculi.explain.render import grid, overlay, png_bytes
 
 
@@ -97,7 +97,8 @@ def _atomic(path: Path, data: bytes) -> None:
 
 
 class Explainer:
-    """Explains a loaded predictor's results with ``method`` (one of :data:`METHODS`) at ``layer`` (default: the
+    """Explains a loaded predictor's results with ``method`` (one of :data:`METHODS`, or ``auto``: the task's
+    measured default — Grad-CAM for classification and segmentation, LayerCAM for detection) at ``layer`` (default: the
     task adapter's choice — the last feature map the answer is computed from). ``faithfulness`` runs the deletion
     test (nine more forward passes per target).
 
@@ -109,15 +110,16 @@ class Explainer:
                  faithfulness: bool = True) -> None:
         from oculi.tasks import task_of
 
-        if method not in METHODS:
-            raise ConfigError(f"--method got {method!r}; expected one of {', '.join(METHODS)}.")
+        if method not in CHOICES:
+            raise ConfigError(f"--method got {method!r}; expected one of {', '.join(CHOICES)}.")
         contract = task_of(predictor)
         if contract.explanation_target is None:
             raise ConfigError(f"{contract.title} models cannot be explained yet.")
         self.predictor = predictor
         self.task = contract.name
         self.adapter = contract.explanation_target(predictor)
-        self.method, self.layer, self.measure = method, layer, faithfulness
+        self.method = self.adapter.default_method if method == DEFAULT_METHOD else method
+        self.layer, self.measure = layer, faithfulness
         if layer is not None:
             find_layer(self.adapter.model, layer)
 
@@ -189,4 +191,4 @@ def explain(model: Any, images: list[Any], *, output: Path | None = None, method
     return results
 
 
-__all__ = ["DEFAULT_METHOD", "FRACTIONS", "METHODS", "Explainer", "ImageExplanation", "explain"]
+__all__ = ["CHOICES", "DEFAULT_METHOD", "FRACTIONS", "METHODS", "Explainer", "ImageExplanation", "explain"]

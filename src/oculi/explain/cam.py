@@ -16,7 +16,8 @@ from oculi.errors import ConfigError
 from oculi.explain.targets import Prepared, Target, resize_map
 
 METHODS = ("gradcam", "gradcam++", "layercam", "eigencam")
-DEFAULT_METHOD = "gradcam"
+DEFAULT_METHOD = "auto"  # each task adapter's ``default_method``, chosen by measurement (see oculi.explain.targets)
+CHOICES = (DEFAULT_METHOD, *METHODS)
 FRACTIONS = (0.1, 0.2, 0.5)  # shares of the input's pixels removed for the faithfulness score
 RANDOM_REPEATS = 2  # random removals averaged per fraction
 
@@ -100,7 +101,9 @@ def explain_prepared(adapter: Any, prepared: Prepared, *, method: str = DEFAULT_
                      request: list[str] | None = None, min_score: float = 0.0, measure: bool = True
                      ) -> tuple[str, list[Explanation]]:
     """Explain one prepared image: ``(layer name, [Explanation per target])``. One forward pass in float32 with
-    gradients; one gradient per target (none for EigenCAM, which is the same for every target)."""
+    gradients; one gradient per target (none for EigenCAM, which is the same for every target). ``auto``: the
+    adapter's ``default_method``."""
+    method = adapter.default_method if method == DEFAULT_METHOD else method
     model = adapter.model
     layer = layer or adapter.default_layer(prepared)
     module = find_layer(model, layer)

@@ -116,6 +116,8 @@ class ClassificationTarget:
     """Classification: the image as the model sees it (resized, centre-cropped), a map per requested class
     (default: the top-1); the target is the class's logit."""
 
+    default_method = "gradcam"
+
     def __init__(self, predictor: Any) -> None:
         self.predictor = predictor
         self.model = predictor.model
@@ -154,6 +156,11 @@ class ClassificationTarget:
 class DetectionTarget:
     """Detection: the image stretched to the detector's square input; a map per detected box (default: the top
     :data:`MAX_BOXES` above ``min_score``); the target is the box's score after decoding and NMS."""
+
+    # LayerCAM (element-wise positive gradients) keeps a box's map on its object: pointing game on the bees
+    # validation split (bench/explain_pointing.py, 40 images, FCOS on Lite0) 0.97 of matched boxes peak inside the
+    # box, against Grad-CAM 0.21, Grad-CAM++ 0.36, EigenCAM 0.15 and the image centre 0.68
+    default_method = "layercam"
 
     def __init__(self, predictor: Any) -> None:
         self.predictor = predictor
@@ -227,6 +234,8 @@ class DetectionTarget:
 class SegmentationTarget:
     """Segmentation: the image with its long side at ``base_size`` (as the predictor scales it); a map per class
     region (default: every class present); the target is the class's logits summed over its predicted pixels."""
+
+    default_method = "gradcam"
 
     def __init__(self, predictor: Any) -> None:
         self.predictor = predictor

@@ -345,7 +345,8 @@ def create_serving_app(endpoints: list[Endpoint], metrics: ServingMetrics,
     @data_plane.post("/endpoints/{name}/explain", summary="Friendly JSON predictions with class activation maps "
                      "(overlay PNGs in base64, faithfulness scores; float32)", openapi_extra=_PREDICT_DOC)
     async def explain(name: str, request: Request,
-                      method: str = Query("gradcam", description="gradcam, gradcam++, layercam or eigencam."),
+                      method: str = Query("auto", description="auto (the task's measured default), gradcam, "
+                                          "gradcam++, layercam or eigencam."),
                       target: Annotated[list[str] | None, Query(description="Class(es) to explain (default: "
                                                                 "the task's).")] = None,
                       top_k: int | None = Query(None, ge=1, description="Classification: classes to return."),

@@ -34,7 +34,7 @@ def wants_explanation(accept: str | None) -> tuple[bool, str | None]:
     return False, accept
 
 
-def explanation(predictor: Any, image: Any, *, method: str = "gradcam", targets: list[str] | None = None,
+def explanation(predictor: Any, image: Any, *, method: str = "auto", targets: list[str] | None = None,
                 min_score: float = 0.0) -> dict[str, Any]:
     """:meth:`~oculi.explain.ImageExplanation.response` of ``image`` (``uint8 [3, H, W]``) for ``predictor``."""
     from oculi.explain import Explainer
