@@ -26,9 +26,9 @@ QUANTIZED = {"int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
 
 class TorchRuntime:
     """Runs ``network`` with PyTorch on ``device``. ``precision`` (resolved, ``float32`` or ``bfloat16``):
-    ``bfloat16`` runs under bf16 autocast with the network and its inputs in the memory format of
-    :func:`oculi.precision.uses_channels_last` (channels_last, as in training); outputs are always returned as
-    ``float32``."""
+    ``bfloat16`` runs under bf16 autocast; the network and its inputs are in the memory format of
+    :func:`oculi.precision.uses_channels_last` (channels_last on a CPU, as in training); outputs are always
+    returned as ``float32``."""
 
     name = "torch"
     reason = ""
@@ -36,15 +36,15 @@ class TorchRuntime:
     def __init__(self, network: nn.Module, device: torch.device, precision: str) -> None:
         self.device = device
         self.precision = precision
-        self.channels_last = uses_channels_last(precision)
-        self.network = memory_format(network.to(device=device), precision).eval()
+        self.channels_last = uses_channels_last(precision, device.type)
+        self.network = memory_format(network.to(device=device), precision, device.type).eval()
 
     @torch.inference_mode()
     def __call__(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``float32 [B, 3, H, W]`` network inputs → the network's outputs as a tuple of ``float32`` tensors on
         ``device``."""
         inputs = inputs.to(self.device)
-        inputs = memory_format(inputs, self.precision)
+        inputs = memory_format(inputs, self.precision, self.device.type)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
             outputs = self.network(inputs)
         outputs = outputs if isinstance(outputs, tuple) else (outputs,)
