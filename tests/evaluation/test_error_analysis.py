@@ -87,6 +87,26 @@ def test_classification_report_has_top_losses_and_confused_pairs(classifier, tin
     assert (tmp_path / "report" / "top_losses.png").stat().st_size > 1000
 
 
+def test_the_top_loss_gallery_shows_heat_maps(classifier, tiny_split, tmp_path):
+    from PIL import Image
+
+    from oculi.tasks import get_task, load_predictor
+    from oculi.tasks.classification import heat_maps
+
+    predictor = load_predictor(classifier, precision="float32")
+    image = sorted(tiny_split["validation"].glob("*/*.png"))[0]
+    drawn = heat_maps(predictor)(image, predictor.classes[0])
+    plain = predictor.transform(predictor.to_tensor(image)).permute(1, 2, 0).numpy()  # the crop the model saw
+    assert drawn.shape == plain.shape and drawn.dtype == np.uint8
+    assert np.abs(drawn.astype(int) - plain.astype(int)).mean() > 5  # the heat colours are blended in
+    contract = get_task("classification")
+    contract.evaluate(predictor, tiny_split["validation"], output=tmp_path / "maps", progress=False)
+    contract.evaluate(predictor, tiny_split["validation"], output=tmp_path / "plain", progress=False, overlay=None)
+    with_maps = np.asarray(Image.open(tmp_path / "maps" / "top_losses.png").convert("RGB"))
+    without = np.asarray(Image.open(tmp_path / "plain" / "top_losses.png").convert("RGB"))
+    assert with_maps.shape == without.shape and not np.array_equal(with_maps, without)
+
+
 def test_detection_report_has_tide_sizes_galleries_and_thresholds(tmp_path):
     from oculi.tasks import evaluate, load_predictor
     from oculi.tasks.thresholds import thresholds_of

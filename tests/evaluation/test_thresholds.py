@@ -218,3 +218,23 @@ def test_multi_label_predictions_name_the_classes_over_their_thresholds(tmp_path
     assert predictor.predict(image, threshold="square=0").predicted_labels[:2] == ["circle", "square"]
     assert predictor.predict(image, threshold="none").predicted_labels is None
     assert predictor.predict(image, calibrate=False).probabilities == raw.probabilities
+
+
+def test_a_class_with_too_few_examples_keeps_the_default_threshold_and_says_why():
+    from oculi.evaluation.calibration import MIN_SUPPORT
+
+    g = torch.Generator().manual_seed(7)
+    n = 300
+    truth = (torch.rand(n, 2, generator=g) < 0.4).double()
+    truth[:, 1] = 0
+    truth[: MIN_SUPPORT - 1, 1] = 1  # class "rare": one true item short of the minimum
+    probs = (0.55 * truth + 0.45 * torch.rand(n, 2, generator=g, dtype=torch.float64)).clamp(0.01, 0.99)
+    data = CalibrationData(classes=["common", "rare"], softmax=False, logits=logits_of_scores(probs).flatten(),
+                           targets=truth.flatten(), groups=torch.arange(2).repeat(n),
+                           positives={i: int(truth[:, i].sum()) for i in range(2)}, num_images=n)
+    report = choose_thresholds(data, Rule.parse("precision=0.95"))
+    assert report.calibration.thresholds["rare"] == 0.5 and not report.choices["rare"].reached
+    assert f"fewer than {MIN_SUPPORT}" in report.choices["rare"].note
+    assert "note" in report.to_dict()["choices"]["rare"]
+    assert report.choices["common"].reached and not report.choices["common"].note
+    assert report.calibration.thresholds["common"] != 0.5

@@ -28,6 +28,7 @@ from oculi.inference.calibration import Calibration
 
 ECE_BINS = 15
 TEMPERATURE_RANGE = (0.05, 20.0)
+MIN_SUPPORT = 10  # true items a class needs before a threshold is chosen for it (see choose_thresholds)
 
 
 @dataclass(frozen=True)
@@ -156,12 +157,23 @@ class Choice:
     f1: float
     kept: int
     reached: bool = True
+    note: str = ""  # why the rule was not applied (too few examples)
 
     def to_json(self) -> dict[str, Any]:
         """Rounded numbers for JSON."""
         return {"threshold": round(self.threshold, 6), "precision": round(self.precision, 6),
                 "recall": round(self.recall, 6), "f1": round(self.f1, 6), "kept": self.kept,
-                "reached": self.reached}
+                "reached": self.reached, **({"note": self.note} if self.note else {})}
+
+
+def scores_at(scores: torch.Tensor, right: torch.Tensor, positives: int, threshold: float, note: str) -> Choice:
+    """What a fixed ``threshold`` gives on ``scores`` (marked not ``reached``, with ``note`` saying why it was
+    kept rather than chosen)."""
+    kept = scores.double() >= threshold
+    hits = float(right.double()[kept].sum())
+    precision, recall = hits / max(int(kept.sum()), 1), hits / max(positives, 1)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return Choice(threshold, precision, recall, f1, int(kept.sum()), reached=False, note=note)
 
 
 def choose_threshold(scores: torch.Tensor, right: torch.Tensor, positives: int, rule: Rule) -> Choice:
@@ -223,7 +235,7 @@ class ThresholdReport:
         table = Table("class" if cal.thresholds is not None else "decision", "threshold", "precision", "recall",
                       "F1", "kept", title=f"Thresholds ({cal.rule})", title_justify="left")
         for name, c in self.choices.items():
-            note = "" if c.reached else " (rule not reachable)"
+            note = f" ({c.note})" if c.note else "" if c.reached else " (rule not reachable)"
             table.add_row(name, f"{c.threshold:.4f}{note}", f"{c.precision:.4f}", f"{c.recall:.4f}", f"{c.f1:.4f}",
                           str(c.kept))
         console.print(table)
@@ -232,7 +244,11 @@ class ThresholdReport:
 def choose_thresholds(data: CalibrationData, rule: Rule) -> ThresholdReport:
     """Fit the temperature on ``data``, then choose thresholds on the calibrated scores by ``rule``: one per class
     (binary scores; a class with no scores keeps 0.5 and no choice) or one "unsure" threshold on the top softmax
-    probability (right = the top class is the true one; recall = share of right answers kept)."""
+    probability (right = the top class is the true one; recall = share of right answers kept).
+
+    Minimum support: a class with fewer than :data:`MIN_SUPPORT` true items (or, for the unsure threshold, data
+    of fewer images) keeps 0.5 (no unsure threshold) — a precision or recall target met on a handful of examples
+    says nothing about the next ones; its choice says so in ``note``."""
     temperature = fit_temperature(data)
     before = expected_calibration_error(*data.confidence(1.0))
     after = expected_calibration_error(*data.confidence(temperature))
@@ -241,9 +257,13 @@ def choose_thresholds(data: CalibrationData, rule: Rule) -> ThresholdReport:
     unsure: float | None = None
     if data.softmax:
         top, right = data.confidence(temperature)
-        choice = choose_threshold(top, right, int(right.sum()), rule)
-        choices["unsure"] = choice
-        unsure = round(choice.threshold, 6)
+        if len(top) < MIN_SUPPORT:
+            choices["unsure"] = scores_at(top, right, int(right.sum()), 0.0, f"only {len(top)} images (fewer than "
+                                          f"{MIN_SUPPORT}): no unsure threshold")
+        else:
+            choice = choose_threshold(top, right, int(right.sum()), rule)
+            choices["unsure"] = choice
+            unsure = round(choice.threshold, 6)
     else:
         probs = data.probabilities(temperature)
         thresholds = {}
@@ -251,7 +271,12 @@ def choose_thresholds(data: CalibrationData, rule: Rule) -> ThresholdReport:
             inside = data.groups == index
             if not bool(inside.any()):
                 continue
-            choice = choose_threshold(probs[inside], data.targets[inside], data.positives.get(index, 0), rule)
+            positives = data.positives.get(index, 0)
+            if positives < MIN_SUPPORT:
+                choice = scores_at(probs[inside], data.targets[inside], positives, 0.5,
+                                   f"{positives} true items (fewer than {MIN_SUPPORT}): kept 0.5")
+            else:
+                choice = choose_threshold(probs[inside], data.targets[inside], positives, rule)
             choices[name] = choice
             thresholds[name] = round(choice.threshold, 6)
     calibration = Calibration(
@@ -262,5 +287,5 @@ def choose_thresholds(data: CalibrationData, rule: Rule) -> ThresholdReport:
     return ThresholdReport(calibration, choices, before, after)
 
 
-__all__ = ["CalibrationData", "Choice", "Rule", "ThresholdReport", "choose_threshold", "choose_thresholds",
-           "expected_calibration_error", "fit_temperature", "logits_of_scores"]
+__all__ = ["MIN_SUPPORT", "CalibrationData", "Choice", "Rule", "ThresholdReport", "choose_threshold",
+           "choose_thresholds", "expected_calibration_error", "fit_temperature", "logits_of_scores", "scores_at"]

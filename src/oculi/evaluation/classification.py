@@ -14,6 +14,7 @@ from oculi.artifacts import dataset_fingerprint
 from oculi.data.channels import read_channel, split_layout
 from oculi.data.image import decode_image
 from oculi.errors import ConfigError, DataError
+from oculi.evaluation.analysis import Overlay
 from oculi.evaluation.metrics import (
     MULTI_LABEL_THRESHOLD,
     check_evaluation_data,
@@ -167,6 +168,7 @@ def evaluate_classification(
     batch_size: int = 32,
     progress: bool = True,
     label_attribute: str | None = None,
+    overlay: Overlay | None = None,
 ) -> EvaluationResult:
     """Evaluate an image-classification ``predictor`` on labelled data (see :func:`oculi.tasks.evaluate`).
 
@@ -175,7 +177,8 @@ def evaluate_classification(
     an in-memory :class:`SampleSet`; classes are matched to the model's by name. ``top_k``: also report
     ``top_k_accuracy`` (single-label models). ``output``: write the report there (``metrics.json``,
     ``per_class.csv``, ``confusion_matrix.png``, ``misclassified.png``). ``label_attribute``: the manifest
-    attribute holding the labels, when its lines have several.
+    attribute holding the labels, when its lines have several. ``overlay``: the top-loss gallery's heat-map hook
+    (see :mod:`oculi.evaluation.analysis`).
 
     Images are decoded and cropped as ``uint8`` (in 2 DataLoader workers above 64 images) and normalised on the
     model's device in batches of ``batch_size``. Raises :class:`DataError` for classes the model does not know,
@@ -207,6 +210,7 @@ def evaluate_classification(
         misclassified=_misclassified(sample_set, probs, targets, multi_label), num_images=len(sample_set),
         model=model_name, data=data_name, multi_label=multi_label, notes=notes, probabilities=probs,
         targets=targets, images=[s.image for s in sample_set.samples], fingerprint=dataset_fingerprint([sample_set]),
+        overlay=overlay,
     )
     if output is not None:
         result.write(Path(output).expanduser())

@@ -67,10 +67,31 @@ def export_plan(model: Any, spec: dict[str, Any]) -> ExportPlan:
 
 
 def evaluate(predictor: ClassificationPredictor, data: Any, **options: Any) -> Any:
-    """:func:`~oculi.evaluation.classification.evaluate_classification`."""
+    """:func:`~oculi.evaluation.classification.evaluate_classification`; with ``output``, the top-loss gallery
+    shows each image's heat map (:func:`heat_maps`) unless ``overlay`` is given (None: plain images)."""
     from oculi.evaluation.classification import evaluate_classification
 
+    if options.get("output") is not None and "overlay" not in options:
+        options["overlay"] = heat_maps(predictor)
     return evaluate_classification(predictor, data, **options)
+
+
+def heat_maps(predictor: ClassificationPredictor) -> Any:
+    """The error-analysis galleries' heat-map hook: ``(image path, class name) → uint8 [H, W, 3]``, the class's
+    map (the task's default CAM method, float32, no faithfulness test) over the crop the model saw; a name that is
+    not one class (a multi-label row such as ``"a, b"``) gets the top-1 class's map."""
+    import numpy as np
+
+    from oculi.explain import Explainer
+    from oculi.explain.render import overlay
+
+    explainer = Explainer(predictor, faithfulness=False)
+
+    def draw(image: Path, class_name: str) -> Any:
+        result = explainer.explain(image, [class_name] if class_name in predictor.classes else None)
+        return np.asarray(overlay(result.view, result.explanations[0].saliency))
+
+    return draw
 
 
 def calibration_data(report: Any) -> Any:
