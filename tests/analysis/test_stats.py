@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
-from oculi.analysis.embeddings import last_linear_input
+from oculi.analysis.embeddings import last_linear_tap, tap_features
 from oculi.analysis.stats import collect_stats, compute_stats, hamming
 from oculi.errors import DataError
 from oculi.tasks import TASKS, get_task
@@ -53,13 +53,13 @@ def test_collect_stats_names_undecodable_files(tmp_path):
 @pytest.mark.parametrize("name", list(TASKS))
 def test_every_task_has_the_analysis_hooks(name):
     contract = get_task(name)
-    assert contract.embedding_features is not None and contract.write_manifest is not None
+    assert contract.embedding_tap is not None and contract.write_manifest is not None
 
 
 def test_classifier_penultimate_features_are_the_last_linear_input():
     from oculi.algorithms.backbones import build_network
 
     network = build_network("resnet", 20, 3).eval()
-    features = last_linear_input(network, torch.zeros(2, 3, 32, 32))
+    features = tap_features(network, torch.zeros(2, 3, 32, 32), last_linear_tap(network))
     assert features.shape == (2, network.fc.in_features)
     assert torch.allclose(network.fc(features), network(torch.zeros(2, 3, 32, 32)))

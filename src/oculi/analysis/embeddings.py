@@ -1,13 +1,14 @@
 """Embeddings from a model bundle's own backbone: the penultimate features of its network, L2-normalised
 ``float32 [D]`` per image (or per box crop). What "penultimate" means differs per task and is the task contract's
-``embedding_features`` hook (classification: the input of the final linear layer; detection and segmentation:
+``embedding_tap`` hook (classification: the input of the final linear layer; detection and segmentation:
 the deepest backbone feature map, averaged over space). Images are stretched to the network's input size and
 normalised with the bundle's mean/std. Vectors are cached per file fingerprint, region and bundle."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,29 +23,70 @@ from oculi.errors import ArtifactError, DataError
 Box = tuple[float, float, float, float]  # xyxy absolute pixels
 
 
-def last_linear_input(network: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Normalised ``float32 [B, 3, H, W]`` → the input of ``network``'s last ``nn.Linear`` ``[B, D]`` (a
-    classifier's penultimate features)."""
+Tap = tuple[nn.Module, Callable[[tuple[Any, ...], Any], torch.Tensor]]
+"""A task's embedding point: the module whose forward call carries the penultimate features, and how to get
+``[B, D]`` from that call's ``(inputs, output)``."""
+
+
+def last_linear_tap(network: nn.Module) -> Tap:
+    """Classifiers: the input of ``network``'s last ``nn.Linear``."""
     linears = [m for m in network.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ArtifactError("the network has no linear classifier layer to take penultimate features from.")
+    return linears[-1], lambda inputs, _output: inputs[0].flatten(1)
+
+
+def backbone_tap(network: nn.Module) -> Tap:
+    """Detectors and segmenters: ``network.backbone``'s deepest feature map averaged over space (backbones return a
+    dict, list or tuple of maps, finest first)."""
+
+    def pooled(_inputs: tuple[Any, ...], features: Any) -> torch.Tensor:
+        if isinstance(features, dict):
+            features = list(features.values())
+        deepest = features[-1] if isinstance(features, list | tuple) else features
+        return deepest.float().mean(dim=(2, 3))
+
+    return network.backbone, pooled
+
+
+class _Reached(Exception):
+    """Raised by :func:`tap_features`'s hook: the features are in, the rest of the forward pass is not needed."""
+
+
+def tap_features(network: nn.Module, images: torch.Tensor, tap: Tap) -> torch.Tensor:
+    """Normalised ``float32 [B, 3, H, W]`` → the tap's features ``[B, D]``, running ``network`` only as far as the
+    tapped module."""
+    module, reduce = tap
     captured: list[torch.Tensor] = []
-    handle = linears[-1].register_forward_hook(lambda _m, args, _out: captured.append(args[0]))
+
+    def hook(_module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+        captured.append(reduce(inputs, output))
+        raise _Reached
+
+    handle = module.register_forward_hook(hook)
     try:
         network(images)
+    except _Reached:
+        pass
     finally:
         handle.remove()
-    return captured[-1].flatten(1)
+    if not captured:
+        raise ArtifactError("the network's forward pass never reached its embedding layer.")
+    return captured[-1]
 
 
-def pooled_backbone(network: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Normalised ``float32 [B, 3, H, W]`` → ``network.backbone``'s deepest feature map averaged over space
-    ``[B, C]`` (detectors' and segmenters' backbones return a dict, list or tuple of maps, finest first)."""
-    features = network.backbone(images)
-    if isinstance(features, dict):
-        features = list(features.values())
-    deepest = features[-1] if isinstance(features, list | tuple) else features
-    return deepest.float().mean(dim=(2, 3))
+@contextmanager
+def tapped(tap: Tap) -> Iterator[list[torch.Tensor]]:
+    """While inside, every forward call of the tap's module (a predictor's own pass, at its own input size)
+    appends its L2-normalised ``float32 [B, D]`` features to the yielded list: embeddings without a second pass."""
+    module, reduce = tap
+    captured: list[torch.Tensor] = []
+    handle = module.register_forward_hook(
+        lambda _m, inputs, output: captured.append(F.normalize(reduce(inputs, output).float(), dim=1).cpu()))
+    try:
+        yield captured
+    finally:
+        handle.remove()
 
 
 def _input_size(spec: dict[str, Any]) -> tuple[int, int]:
@@ -61,9 +103,10 @@ class Embedder:
 
         self.predictor = predictor
         self.contract = task_of(predictor)
-        if self.contract.embedding_features is None:
+        if self.contract.embedding_tap is None:
             raise ArtifactError(f"{predictor.bundle.path}: {self.contract.title} models have no embedding hook.")
         self.network = predictor.network()
+        self.tap = self.contract.embedding_tap(self.network)
         self.size = _input_size(predictor.spec)
         self.mean = torch.tensor(predictor.spec["mean"], dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(predictor.spec["std"], dtype=torch.float32).view(1, 3, 1, 1)
@@ -88,7 +131,7 @@ class Embedder:
             chunk = [F.interpolate(img[None].float(), size=self.size, mode="bilinear", antialias=True,
                                    align_corners=False)[0] for img in images[start:start + self.batch_size]]
             batch = (torch.stack(chunk) / 255 - self.mean) / self.std
-            feats = self.contract.embedding_features(self.network, batch.to(self.predictor.device))
+            feats = tap_features(self.network, batch.to(self.predictor.device), self.tap)
             out.append(F.normalize(feats.float(), dim=1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, getattr(self, "dimension", 0)), np.float32)
 

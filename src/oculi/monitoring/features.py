@@ -14,7 +14,8 @@ Kolmogorov–Smirnov test compares against."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,19 @@ class Features:
                 self.numeric.setdefault(name, [])  # no boxes in this image: the feature still exists
 
 
+EMBEDDING_PASS = "prediction"  # baseline.json's ``embedding``: taken during the prediction pass (see measure)
+
+
 def measure(predictor: Any, contract: Any, paths: Sequence[Path], *, embed: bool = True, batch: int = 16,
-            advance: Callable[[int], None] | None = None) -> Features:
+            embedding: str = EMBEDDING_PASS, advance: Callable[[int], None] | None = None) -> Features:
     """Measure ``paths`` with ``predictor`` (input statistics, the contract's prediction statistics and, with
-    ``embed``, embeddings). Files that do not decode are listed in ``failed``, never raised."""
+    ``embed``, embeddings). Files that do not decode are listed in ``failed``, never raised.
+
+    ``embedding="prediction"`` (default) reads the embeddings in the predictor's own forward pass, at its input
+    size (one pass per image; the torch runtime); a chunk where the hook did not give one vector per image (another
+    runtime, tiled inference) falls back to a separate pass. ``"embedder"``: always the separate
+    :class:`~oculi.analysis.embeddings.Embedder` pass, images stretched to the network's input size — what
+    baselines made before the shared pass hold, and what checks against them must use."""
     from oculi.analysis.stats import SCALARS, ImageStats, collect_stats
 
     features = Features()
@@ -74,20 +84,28 @@ def measure(predictor: Any, contract: Any, paths: Sequence[Path], *, embed: bool
         row.update({f"channel_mean_{c}": float(v) for c, v in zip(CHANNELS, s.channel_means, strict=True)})
         row.update({"format": s.format or "unknown", "mode": s.mode})
         rows.append(row)
-    vectors: list[np.ndarray] = []
-    embedder = None
-    if embed and contract.embedding_features is not None:
-        from oculi.analysis.embeddings import Embedder
+    from oculi.analysis.embeddings import Embedder, tapped
 
-        embedder = Embedder(predictor)
+    vectors: list[np.ndarray] = []
+    embedder: Embedder | None = None
+    embed = embed and contract.embedding_tap is not None
+    shared = embed and embedding == EMBEDDING_PASS and contract.monitoring_statistics is not None
+    tap = contract.embedding_tap(predictor.network()) if shared else None
     for start in range(0, len(good), batch):
         chunk = good[start:start + batch]
+        got: list[Any] = []
         if contract.monitoring_statistics is not None:
-            for row, extra in zip(rows[start:start + batch], contract.monitoring_statistics(predictor, chunk),
-                                  strict=True):
+            with tapped(tap) if tap is not None else _nothing() as got:
+                extras = contract.monitoring_statistics(predictor, chunk)
+            for row, extra in zip(rows[start:start + batch], extras, strict=True):
                 row.update(extra)
-        if embedder is not None:
-            vectors.append(embedder.embed_items([(p, None) for p in chunk]))
+        if embed:
+            taken = np.concatenate([g.numpy() for g in got]) if got else None
+            if taken is not None and len(taken) == len(chunk):
+                vectors.append(taken)
+            else:
+                embedder = embedder or Embedder(predictor)
+                vectors.append(embedder.embed_items([(p, None) for p in chunk]))
         if advance:
             advance(len(chunk))
     for row in rows:
@@ -96,6 +114,11 @@ def measure(predictor: Any, contract: Any, paths: Sequence[Path], *, embed: bool
     if vectors:
         features.embeddings = np.concatenate(vectors).astype(np.float32)
     return features
+
+
+@contextmanager
+def _nothing() -> Iterator[list[Any]]:
+    yield []
 
 
 def _inferred_type(values: Sequence[float]) -> str:

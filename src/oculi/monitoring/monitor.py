@@ -18,7 +18,14 @@ import numpy as np
 from oculi.errors import ConfigError, DataError
 from oculi.monitoring import drift
 from oculi.monitoring.capture import read_capture, write_images
-from oculi.monitoring.features import Features, measure, read_statistics, statistics_json, suggest_constraints
+from oculi.monitoring.features import (
+    EMBEDDING_PASS,
+    Features,
+    measure,
+    read_statistics,
+    statistics_json,
+    suggest_constraints,
+)
 
 BASELINE_IMAGES = 1000  # training images measured for a baseline (a seeded sample of larger sets)
 
@@ -76,7 +83,7 @@ def baseline(model: str | Path, data: str | Path, output: str | Path, *, sample:
     training = {k: v for k, v in (meta.get("metrics") or {}).items() if isinstance(v, int | float)}
     info = {"model": str(Path(model).resolve()), "task": contract.name, "classes": predictor.classes,
             "data": str(Path(data).resolve()), "images": len(features.images), "failed": features.failed,
-            "metric": contract.metric, "training_metrics": training,
+            "metric": contract.metric, "training_metrics": training, "embedding": EMBEDDING_PASS,
             "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "seconds": round(time.perf_counter() - started, 2)}
     _write_json(out / "baseline.json", info)
@@ -186,7 +193,9 @@ def check(capture: str | Path, baseline_dir: str | Path, output: str | Path, *, 
     else:
         predictor, contract = _load(model or base["baseline"]["model"])
         with _progress("check", len(paths), progress) as advance:
-            features = measure(predictor, contract, paths, advance=advance)
+            # a baseline from before the shared pass holds embeddings of the separate pass: measure alike
+            features = measure(predictor, contract, paths, advance=advance,
+                               embedding=base["baseline"].get("embedding", "embedder"))
         tests, violations = compare(base, features, seed=seed)
     _write_json(out / "statistics.json", statistics_json(features, seed=seed))
     _write_json(out / "constraint_violations.json", {"violations": violations})

@@ -102,8 +102,9 @@ class TaskContract:
       tracks of its prediction: name → number, text, or a list of either, one per box),
       ``audit`` (the data audit's label-issue finder: ``audit(sets, context)`` → findings, see
       :mod:`oculi.analysis.labels`).
-    - Analysis hooks (:mod:`oculi.analysis`): ``embedding_features(network, images)`` — normalised ``float32
-      [B, 3, H, W]`` → penultimate features ``[B, D]`` of the predictor's ``network()``; ``embedding_regions(target)``
+    - Analysis hooks (:mod:`oculi.analysis`): ``embedding_tap(network)`` — where the penultimate features
+      ``[B, D]`` of the predictor's ``network()`` are: ``(module, reduce(inputs, output))``, read by a forward hook
+      (:mod:`oculi.analysis.embeddings`: alone, or during the predictor's own pass); ``embedding_regions(target)``
       — the ``xyxy`` pixel boxes of a sample worth embedding as crops besides the whole image (detection: its
       boxes); ``write_manifest(sample_set, path)`` — write samples of the task as an augmented manifest (the
       audit's ``clean.manifest``).
@@ -135,7 +136,7 @@ class TaskContract:
     explanation_target: Callable[..., Any] | None = None
     monitoring_statistics: Callable[..., Any] | None = None
     audit: Callable[..., Any] | None = None
-    embedding_features: Callable[[Any, Any], Any] | None = None
+    embedding_tap: Callable[[Any], Any] | None = None
     embedding_regions: Callable[[Any], list[tuple[float, float, float, float]]] = lambda target: []
     write_manifest: Callable[[SampleSet, Path], Any] | None = None
     propose: Callable[..., list[Proposal]] | None = None

@@ -145,11 +145,11 @@ def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
     return {"classes": [classes[i] if 0 <= i < len(classes) else str(i) for i in indices]}
 
 
-def embedding_features(network: Any, images: torch.Tensor) -> torch.Tensor:
+def embedding_tap(network: Any) -> Any:
     """Penultimate features: the input of the classifier's last linear layer ``[B, D]``."""
-    from oculi.analysis.embeddings import last_linear_input
+    from oculi.analysis.embeddings import last_linear_tap
 
-    return last_linear_input(network, images)
+    return last_linear_tap(network)
 
 
 def audit(sets: dict[str, Any], context: Any) -> Any:
@@ -200,7 +200,7 @@ CONTRACT = TaskContract(
     show=show, transform_batch_size=32, data=DATA_TASKS.get("classification"), metric="accuracy",
     annotation_kind="class",
     view="classification", view_labels=view_labels, edge=edge,
-    audit=audit, embedding_features=embedding_features,
+    audit=audit, embedding_tap=embedding_tap,
     write_manifest=write_manifest,
     propose=propose, monitoring_statistics=monitoring_statistics,
     explanation_target=explanation_target, calibration_data=calibration_data,

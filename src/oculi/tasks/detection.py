@@ -134,11 +134,11 @@ def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
     return {"boxes": boxes, "width": getattr(target, "width", None), "height": getattr(target, "height", None)}
 
 
-def embedding_features(network: Any, images: Any) -> Any:
-    """Penultimate features: the detector backbone's deepest feature map averaged over space ``[B, C]``."""
-    from oculi.analysis.embeddings import pooled_backbone
+def embedding_tap(network: Any) -> Any:
+    """Penultimate features: the detector backbone's deepest feature map averaged over space ``[B, D]``."""
+    from oculi.analysis.embeddings import backbone_tap
 
-    return pooled_backbone(network, images)
+    return backbone_tap(network)
 
 
 def embedding_regions(target: Any) -> list[tuple[float, float, float, float]]:
@@ -214,7 +214,7 @@ CONTRACT = TaskContract(
     data=DATA_TASKS.get("detection"), metric="mAP",
     annotation_kind="box",
     view="detection", view_labels=view_labels, edge=edge,
-    embedding_features=embedding_features,
+    embedding_tap=embedding_tap,
     embedding_regions=embedding_regions, write_manifest=write_detection_manifest, audit=audit,
     propose=propose, monitoring_statistics=monitoring_statistics,
     label_statistics=label_statistics, explanation_target=explanation_target,

@@ -127,11 +127,11 @@ def view_labels(target: Any, classes: list[str]) -> dict[str, Any]:
             "classes": [classes[i] for i in present]}
 
 
-def embedding_features(network: Any, images: torch.Tensor) -> torch.Tensor:
-    """Penultimate features: the segmentation backbone's deepest feature map averaged over space ``[B, C]``."""
-    from oculi.analysis.embeddings import pooled_backbone
+def embedding_tap(network: Any) -> Any:
+    """Penultimate features: the segmentation backbone's deepest feature map averaged over space ``[B, D]``."""
+    from oculi.analysis.embeddings import backbone_tap
 
-    return pooled_backbone(network, images)
+    return backbone_tap(network)
 
 
 def audit(sets: dict[str, Any], context: Any) -> Any:
@@ -218,7 +218,7 @@ CONTRACT = TaskContract(
     transform_batch_size=4, data=DATA_TASKS.get("segmentation"), metric="mIOU",
     annotation_kind="mask",
     view="segmentation", view_labels=view_labels, edge=edge,
-    embedding_features=embedding_features,
+    embedding_tap=embedding_tap,
     write_manifest=write_mask_manifest, audit=audit,
     propose=propose, monitoring_statistics=monitoring_statistics,
     label_statistics=label_statistics, explanation_target=explanation_target,
