@@ -3,7 +3,10 @@ in a job worker that never imports torch)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 
 def die_with_parent() -> None:
@@ -17,3 +20,26 @@ def die_with_parent() -> None:
 
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+
+
+_children: list = []  # background processes this process started (subprocess.Popen), collected by reap_children
+
+
+def start_background(args: list[str], log: Path, **env: str) -> subprocess.Popen:
+    """Start ``python -m <args…>`` in its own session (it outlives this process and a Ctrl-C here), stdin closed,
+    stdout and stderr appended to ``log`` (its folder made), unbuffered; ``env`` adds variables. Returns the child,
+    which :func:`reap_children` collects once it has ended."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        child = subprocess.Popen([sys.executable, "-m", *args], stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
+    _children.append(child)
+    return child
+
+
+def reap_children() -> None:
+    """Collect the background processes that have ended, so none lingers as a zombie."""
+    for child in list(_children):
+        if child.poll() is not None:
+            _children.remove(child)

@@ -1,6 +1,7 @@
 """The console's monitoring pages in headless Chromium: a schedule with a clean execution and a drifted one (darkened
 traffic) is listed, its page shows the executions newest first, the drift-over-time chart, the violations and
-example images (captured beside baseline training images), clean at desktop and phone width; the image routes serve
+example images (captured beside baseline training images), clean at desktop and phone width; the drifted
+window is sent to a labeling job from the page; the image routes serve
 only what an execution's drift.json or the baseline's dataset lists. Screenshots in the test's temp folder (or
 $OCULI_SCREENSHOTS)."""
 
@@ -15,6 +16,7 @@ import httpx
 from PIL import Image
 
 from oculi.console.app import NAV
+from oculi.labeling import jobs as labeling_jobs
 from oculi.monitoring.schedule import executions, schedule
 from tests.monitoring.test_monitor import base, capture_images, jpeg_train, shapes  # noqa: F401 - fixtures
 
@@ -76,6 +78,23 @@ def test_monitoring_pages_show_executions_drift_violations_and_examples(console,
     time.sleep(0.2)
     p.screenshot(path=f"{shots}/monitoring-schedule.png", full_page=True)
     page.check("/monitoring/shapes-hourly at 1280×800")
+
+    # the drifted window goes to labeling from the page: all 30 images, pre-labelled; a taken name is explained
+    assert f"window of {shown[1]} drifted: all its 30 captured images" in p.inner_text("#label")
+    p.fill("#label-job", "shapes-relabel")
+    p.click("#label-button")
+    p.wait_for_url("**/labeling/shapes-relabel")
+    described = labeling_jobs.describe("shapes-relabel")
+    assert described["LabelCounters"]["Unlabeled"] == 30
+    assert all(item["proposal"] for item in labeling_jobs.JobStore().labeling_items("shapes-relabel"))
+    p.goto(f"{console.url}/monitoring/shapes-hourly")
+    p.fill("#label-job", "shapes-relabel")
+    p.click("#label-button")
+    p.wait_for_selector("#label-error")
+    assert "shapes-relabel" in p.inner_text("#label-error")
+    assert p.input_value("#label-job") == "shapes-relabel"  # what was typed is kept
+    assert labeling_jobs.describe("shapes-relabel")["LabelCounters"]["Unlabeled"] == 30  # nothing added twice
+    page.problems.clear()  # the 400 answer is the point
 
     p.set_viewport_size({"width": 390, "height": 844})
     for name, path in (("monitoring-phone", "/monitoring"), ("monitoring-schedule-phone", "/monitoring/shapes-hourly")):

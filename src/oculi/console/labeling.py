@@ -75,12 +75,41 @@ def router() -> APIRouter:
             return listing(request, str(e), form, 400)
         return RedirectResponse(f"/labeling/{job['name']}", status_code=303)
 
-    @r.get("/labeling/{name}")
-    def job_page(request: Request, name: str) -> HTMLResponse:
+    def job_page_of(request: Request, name: str, error: str | None = None, values: dict[str, str] | None = None,
+                    status_code: int = 200) -> HTMLResponse:
+        from oculi.labeling.auto import MIN_HUMAN, auto_label_running, last_auto_label_failure
+
         store = store_of(request)
         described = jobs.describe(name, store)
-        return render(request, "labeling_job.html", job=store.labeling_job(name), described=described,
-                       rounds=described.get("AutomatedLabeling", []))
+        job = store.labeling_job(name)
+        return render(request, "labeling_job.html", status_code, job=job, described=described,
+                      rounds=described.get("AutomatedLabeling", []), running=auto_label_running(job),
+                      failure=last_auto_label_failure(job), min_human=MIN_HUMAN, error=error,
+                      values=values or {"accuracy": "0.95", "hyperparameters": ""})
+
+    @r.get("/labeling/{name}")
+    def job_page(request: Request, name: str) -> HTMLResponse:
+        return job_page_of(request, name)
+
+    @r.post("/labeling/{name}/auto")
+    async def auto(request: Request, name: str) -> Response:
+        from oculi.config import parse_assignments
+        from oculi.labeling.auto import start_auto_label
+
+        form = {k: str(v).strip() for k, v in (await request.form()).items()}
+        try:
+            try:
+                accuracy = float(form.get("accuracy") or 0.95)
+            except ValueError:
+                raise ConfigError(f"target accuracy {form.get('accuracy')!r} is not a number; give one in (0, 1], "
+                                  "e.g. 0.95.") from None
+            hyperparameters = parse_assignments(form.get("hyperparameters", "").replace(",", " ").split())
+            await run_in_threadpool(start_auto_label, name, accuracy=accuracy,
+                                    hyperparameters={k: str(v) for k, v in hyperparameters.items()},
+                                    store=store_of(request))
+        except OculiError as e:
+            return job_page_of(request, name, str(e), form, 400)
+        return RedirectResponse(f"/labeling/{name}", status_code=303)
 
     @r.post("/labeling/{name}/{action}")
     async def act(request: Request, name: str, action: str) -> Response:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,17 +21,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from oculi.errors import ConfigError
+from oculi.processes import reap_children, start_background
 
 STOP_GRACE_SECONDS = 35.0  # `oculi serve` finishes requests in flight for up to 30 s on SIGTERM
 LOG_TAIL_BYTES = 2000
-_children: list[subprocess.Popen] = []  # servers this console started (polled so they do not linger as zombies)
-
-
-def _reap() -> None:
-    for child in list(_children):
-        if child.poll() is not None:
-            _children.remove(child)
-
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -57,14 +48,8 @@ def start_server(store: Any, name: str, model: str) -> dict[str, Any]:
                           "first.")
     bundle, _ = find_model(store, model)
     log = oculi_home() / "endpoints" / name / "serve.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
     port = _free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with log.open("ab") as out:
-        child = subprocess.Popen([sys.executable, "-m", "oculi.cli", "serve", str(bundle), "--host", "127.0.0.1",
-                                  "--port", str(port)], stdin=subprocess.DEVNULL, stdout=out,
-                                 stderr=subprocess.STDOUT, start_new_session=True, env=env, close_fds=True)
-    _children.append(child)
+    child = start_background(["oculi.cli", "serve", str(bundle), "--host", "127.0.0.1", "--port", str(port)], log)
     try:
         return store.register("endpoint", name, f"http://127.0.0.1:{port}", {
             "launched": True, "pid": child.pid, "process_token": process_token(child.pid), "model": model,
@@ -82,7 +67,7 @@ def server_state(item: dict[str, Any], reachable: bool) -> dict[str, Any] | None
     info = item["info"]
     if not info.get("launched"):
         return None
-    _reap()
+    reap_children()
     alive = is_alive(info.get("pid"), info.get("process_token"))
     state = ("running" if reachable else "starting") if alive else "dead"
     tail = ""
@@ -112,11 +97,11 @@ def stop_server(store: Any, name: str) -> bool:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while is_alive(pid, token) and time.monotonic() < deadline:
-            _reap()
+            reap_children()
             time.sleep(0.1)
         if is_alive(pid, token):
             os.kill(pid, signal.SIGKILL)
-    _reap()
+    reap_children()
     store.unregister("endpoint", name)
     return was_alive
 

@@ -1,7 +1,9 @@
 """The console's monitoring pages: ``/monitoring`` lists the monitoring schedules (``oculi monitor schedule``) with
 their latest execution, ``/monitoring/{name}`` a schedule's executions, its drift over time (each feature's effect
 size per execution, drawn on the server as an SVG), the latest violations and example images — captured images of
-the latest execution that raised violations beside baseline training images. Read-only.
+the latest execution that raised violations beside baseline training images — and a form that sends that
+execution's images to a labeling job (:func:`oculi.monitoring.monitor.export_for_labeling`, what ``oculi monitor
+export-for-labeling`` does).
 
 Images are served by id only: ``/monitoring/{name}/capture/{stamp}/{event_id}`` serves the image that execution's
 ``drift.json`` lists for that event, ``/monitoring/{name}/baseline/{index}`` the training image ``index`` of the
@@ -16,14 +18,16 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from oculi.errors import JobError, OculiError
+from oculi.errors import DataError, JobError, OculiError
 
 EXAMPLES = 8  # captured and baseline images shown side by side
 # the chart's drawing area (SVG units; the SVG scales to its column)
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 960, 300, 70, 16, 12, 40
 SHOWN = 100  # the newest executions in the table and the chart
+LABEL_BELOW = 0.6  # the labeling form's default: a calm window sends the images the model is least sure of
 # execution status → the badge colour class console.css has
 BADGE = {"Completed": "Completed", "CompletedWithViolations": "Stopped", "Failed": "Failed"}
 
@@ -171,8 +175,8 @@ def router() -> APIRouter:
         return render(request, "monitoring.html", badge=BADGE,
                       schedules=[_row(store, s) for s in store.registered(SCHEDULE)])
 
-    @r.get("/monitoring/{name}")
-    def schedule_page(request: Request, name: str) -> HTMLResponse:
+    def page(request: Request, name: str, error: str | None = None, values: dict[str, str] | None = None,
+             status_code: int = 200) -> HTMLResponse:
         store = store_of(request)
         item = _schedule(store, name)
         rows = executions(name, store)
@@ -191,9 +195,39 @@ def router() -> APIRouter:
         base = [{"src": f"/monitoring/{quote(name)}/baseline/{i}",
                  "caption": f"{training[i].parent.name}/{training[i].name}"} for i in _spread(len(training))]
         charted = [run for run in runs if run["tests"]]
-        return render(request, "monitoring_schedule.html", badge=BADGE, name=name, spec=item["info"],
+        # the execution the labeling form sends: the latest that raised violations, else the latest with images
+        target = alarm or next((run for run in reversed(runs) if run["events"]), None)
+        return render(request, "monitoring_schedule.html", status_code, badge=BADGE, name=name, spec=item["info"],
                       runs=list(reversed(runs)), total=len(rows), shown=SHOWN, latest=latest, alarm=alarm,
-                      captured=captured, base=base, chart=_chart(charted) if charted else None)
+                      captured=captured, base=base, chart=_chart(charted) if charted else None, target=target,
+                      confidence_below=LABEL_BELOW, error=error,
+                      values=values or {"job": f"{name}-relabel", "confidence_below": str(LABEL_BELOW)})
+
+    @r.get("/monitoring/{name}")
+    def schedule_page(request: Request, name: str) -> HTMLResponse:
+        return page(request, name)
+
+    @r.post("/monitoring/{name}/label")
+    async def send_to_labeling(request: Request, name: str) -> Response:
+        from oculi.monitoring.monitor import export_for_labeling
+
+        store = store_of(request)
+        _schedule(store, name)
+        form = {k: str(v).strip() for k, v in (await request.form()).items()}
+        job = form.get("job", "")
+        try:
+            row = _execution(store, name, form.get("stamp", ""))
+            try:
+                below = float(form.get("confidence_below") or LABEL_BELOW)
+            except ValueError:
+                raise DataError(f"confidence below {form.get('confidence_below')!r} is not a number; give one "
+                                "between 0 and 1.") from None
+            if not 0 < below <= 1:
+                raise DataError(f"confidence below {below:g} is outside (0, 1]; give one between 0 and 1.")
+            await run_in_threadpool(export_for_labeling, row["location"], job, confidence_below=below, store=store)
+        except OculiError as e:
+            return page(request, name, str(e), form, 400)
+        return RedirectResponse(f"/labeling/{quote(job)}", status_code=303)
 
     @r.get("/monitoring/{name}/capture/{stamp}/{event_id}")
     def captured_image(request: Request, name: str, stamp: str, event_id: str) -> Response:

@@ -27,7 +27,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import traceback
@@ -39,11 +38,11 @@ from typing import Any
 from oculi.errors import ConfigError, DataError, JobError, OculiError
 from oculi.jobs import status as S
 from oculi.jobs.store import JobStore, check_name, generate_name
+from oculi.processes import reap_children, start_background
 from oculi.settings import oculi_home, settings
 
 WORKER_DIED = "worker process died"
 STOP_POLL_SECONDS = 1.0  # how often a running job looks in the store for a stop request (SIGTERM is immediate)
-_children: list[subprocess.Popen] = []  # workers this process started (reaped so they do not linger as zombies)
 
 
 @dataclass
@@ -167,9 +166,7 @@ def queue_lock() -> Iterator[None]:
 def reap(store: JobStore) -> list[str]:
     """Mark jobs whose worker process is gone ``Failed`` ("worker process died"); returns their names. Only jobs
     run on this host are checked (another host's workers are that host's business)."""
-    for child in list(_children):
-        if child.poll() is not None:
-            _children.remove(child)
+    reap_children()
     dead = []
     host = _hostname()
     for job in store.list(secondary=(*S.ACTIVE, S.PENDING)):
@@ -192,15 +189,7 @@ def reap(store: JobStore) -> list[str]:
 
 
 def _spawn_worker(name: str, log_path: Path) -> subprocess.Popen:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    with log_path.open("ab") as log:
-        child = subprocess.Popen([sys.executable, "-m", "oculi.jobs.worker", name], stdin=subprocess.DEVNULL,
-                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
-                                 close_fds=True)
-    _children.append(child)
-    return child
+    return start_background(["oculi.jobs.worker", name], log_path)
 
 
 def dispatch(store: JobStore | None = None) -> list[str]:

@@ -205,3 +205,81 @@ def machine_accuracy(truth: dict[int, dict[str, Any]], name: str, store: JobStor
             masks = (load_values(mask_path(out, item["idx"])), np.asarray(expected["mask"]))
         hits += bool(kind.agree(item["label"], expected, masks=masks))
     return (hits / len(items) if items else 1.0), len(items)
+
+
+def _running_file(job: dict[str, Any]) -> Path:
+    return jobs.output_dir(job) / "auto" / "running.json"
+
+
+def start_auto_label(name: str, *, accuracy: float = 0.95, hyperparameters: dict[str, str] | None = None,
+                     store: JobStore | None = None) -> dict[str, Any]:
+    """Start one round of :func:`auto_label` in the background (``oculi label auto`` in its own process session,
+    so it outlives a closed console; its output goes to ``OUTPUT/auto/round-N.log``); the console's button. Returns
+    what :func:`auto_label_running` reports. Refuses while a round runs, and checks what ``auto_label`` would
+    refuse first (too few human labels, a bad target) so the error comes at once."""
+    import json
+
+    from oculi.jobs.runner import process_token
+    from oculi.processes import start_background
+
+    store = store or JobStore()
+    job = jobs.labeling_job_open(store, name)
+    if not 0 < accuracy <= 1:
+        raise ConfigError(f"the target accuracy must be in (0, 1]; got {accuracy}.")
+    if auto_label_running(job) is not None:
+        raise JobError(f"a round of automated labeling already runs on {name!r}; wait for it to finish.")
+    human = len(store.labeling_items(name, ("human",)))
+    if human < MIN_HUMAN:
+        raise JobError(f"labeling job {name!r} has {human} human labels; automated labeling needs at least "
+                       f"{MIN_HUMAN}. Label more images first.")
+    round_ = len((job["stats"] or {}).get("rounds", [])) + 1
+    log = jobs.output_dir(job) / "auto" / f"round-{round_}.log"
+    command = ["oculi.cli", "label", "auto", name, "--auto-label-accuracy", str(accuracy)]
+    for key, value in (hyperparameters or {}).items():
+        command += ["-p", f"{key}={value}"]
+    child = start_background(command, log, COLUMNS="120")
+    info = {"pid": child.pid, "process_token": process_token(child.pid), "round": round_, "log": str(log),
+            "accuracy": accuracy, "hyperparameters": hyperparameters or {}, "started_at": time.time()}
+    _running_file(job).write_text(json.dumps(info), encoding="utf-8")
+    return {**info, "tail": ""}
+
+
+def auto_label_running(job: dict[str, Any], lines: int = 12) -> dict[str, Any] | None:
+    """The background round of labeling job ``job`` (a store record) while its process lives — pid, round, log
+    and the log's last ``lines`` lines as ``tail`` — else None."""
+    import json
+
+    from oculi.jobs.runner import is_alive
+    from oculi.processes import reap_children
+
+    reap_children()
+    path = _running_file(job)
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not is_alive(info.get("pid"), info.get("process_token")):
+        return None
+    try:
+        text = Path(info["log"]).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    return {**info, "tail": "\n".join(text.replace("\r", "\n").splitlines()[-lines:])}
+
+
+def last_auto_label_failure(job: dict[str, Any]) -> str | None:
+    """The end of the last background round's log when that round ended without recording its result (a failed
+    training job, an error), else None."""
+    import json
+
+    try:
+        info = json.loads(_running_file(job).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if auto_label_running(job) is not None or len((job["stats"] or {}).get("rounds", [])) >= info.get("round", 0):
+        return None
+    try:
+        text = Path(info["log"]).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "the round ended without a result, and its log is gone."
+    return "\n".join(text.replace("\r", "\n").splitlines()[-6:]) or "the round ended without a result."

@@ -25,8 +25,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -39,6 +37,7 @@ from oculi.errors import ConfigError, JobError
 from oculi.jobs import runner
 from oculi.jobs import status as S
 from oculi.jobs.store import JobStore
+from oculi.processes import start_background
 from oculi.tuning import study as studies
 from oculi.tuning.config import TuningConfig
 from oculi.tuning.early_stopping import EARLY_STOP
@@ -166,13 +165,7 @@ def start_detached(name: str, store: JobStore | None = None) -> int:
     """Run tuning job ``name`` in a background process (``python -m oculi.tuning NAME``); returns its pid."""
     store = store or JobStore()
     job = store.get(name)
-    log = Path(job["log_path"])
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as f:
-        child = subprocess.Popen([sys.executable, "-m", "oculi.tuning", name], stdin=subprocess.DEVNULL, stdout=f,
-                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
-                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    return child.pid
+    return start_background(["oculi.tuning", name], Path(job["log_path"])).pid
 
 
 def run(name: str, store: JobStore | None = None, echo: Echo | None = None) -> dict[str, Any]:
