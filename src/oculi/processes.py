@@ -43,3 +43,36 @@ def reap_children() -> None:
     for child in list(_children):
         if child.poll() is not None:
             _children.remove(child)
+
+
+def start_recorded(args: list[str], log: Path, record: Path, **info: object) -> dict:
+    """:func:`start_background` a long task a page or command follows later: its pid, process token, log and
+    ``info`` are written to the JSON file ``record`` (read back by :func:`read_recorded`). Returns what was written."""
+    import json
+    import time
+
+    from oculi.jobs.runner import process_token
+
+    child = start_background(args, log)
+    written = {"pid": child.pid, "process_token": process_token(child.pid), "log": str(log),
+               "started_at": time.time(), **info}
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(written), encoding="utf-8")
+    return written
+
+
+def read_recorded(record: Path, lines: int = 12) -> dict | None:
+    """A :func:`start_recorded` task: its record with ``running`` (whether its process lives) and ``tail`` (the
+    last ``lines`` lines of its log); None when there is no (readable) record."""
+    import json
+
+    from oculi.jobs.runner import is_alive
+
+    reap_children()
+    try:
+        info = json.loads(record.read_text(encoding="utf-8"))
+        text = Path(info["log"]).read_text(encoding="utf-8", errors="replace")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {**info, "running": is_alive(info.get("pid"), info.get("process_token")),
+            "tail": "\n".join(text.replace("\r", "\n").splitlines()[-lines:])}

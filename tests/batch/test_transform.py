@@ -339,3 +339,28 @@ def test_cli_errors_exit_non_zero_without_a_traceback(classifier, image_tree, tm
         main()
     err = capsys.readouterr().err
     assert exited.value.code == code and message in err and "Traceback" not in err
+
+
+def test_an_explicit_runtime_wins_and_a_missing_onnx_model_is_refused_before_any_job(classifier, image_tree,
+                                                                                     tmp_path):
+    from oculi.errors import ArtifactError
+    from oculi.export import export_onnx
+
+    model = tmp_path / "model"
+    copy_tree(classifier, model)
+    with pytest.raises(ArtifactError, match="oculi export .* --format onnx"):
+        transform(model, image_tree, tmp_path / "none", runtime="onnx", progress=False, echo=None)
+    with pytest.raises(ConfigError, match="--runtime got 'tensorrt'"):
+        transform(model, image_tree, tmp_path / "none", runtime="tensorrt", progress=False, echo=None)
+    assert JobStore().list() == [] and not (tmp_path / "none").exists()  # refused before anything was written
+    export_onnx(model)
+    summary = transform(model, image_tree, tmp_path / "onnx", runtime="onnx", batch_size=4, progress=False,
+                        echo=None)
+    log = Path(JobStore().get(summary.job_name)["log_path"]).read_text()
+    assert summary.done == 12 and "runtime: onnx" in log.lower()
+    torch_run = transform(model, image_tree, tmp_path / "torch", runtime="torch", precision="float32",
+                          batch_size=4, progress=False, echo=None)
+    assert "runtime: torch" in Path(JobStore().get(torch_run.job_name)["log_path"]).read_text().lower()
+    for name in NAMES:  # the same classes from both runtimes, probabilities within float noise
+        a, b = (json.loads(outputs(tmp_path / d)[name])["prediction"] for d in ("onnx", "torch"))
+        assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-3

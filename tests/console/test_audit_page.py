@@ -6,6 +6,7 @@ routes serve only what the audit lists. Screenshots in the test's temp folder (o
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 import httpx
@@ -112,3 +113,36 @@ def test_audit_page_shows_findings_and_sends_suspects_to_labeling(console, page,
     response = p.goto(f"{console.url}/audits/nope")
     assert response.status == 404 and "No audit named 'nope'" in p.inner_text("main")
     page.problems.clear()  # the 404 is the point
+
+
+def test_the_dataset_page_starts_an_audit_in_the_background(console, page, home_env, tmp_path):
+    data = leaky_folders(tmp_path / "data")
+    store = JobStore()
+    store.register("dataset", "leaky", str(data), {"task": "classification", "format": "folders"})
+    p = page.page
+    p.goto(f"{console.url}/datasets/leaky")
+    assert "No audit yet" in p.inner_text("#audits")
+    p.uncheck("#audit-labels")  # no fold trainings: quality, duplicates, leakage, outliers
+    p.click("#audit-button")
+    p.wait_for_url("**/datasets/leaky*")
+    deadline = time.monotonic() + 180  # a hang guard: the background process imports torch and embeds
+    while p.locator("#audits table").count() == 0:
+        assert p.locator("#audit-failure").count() == 0, p.inner_text("#audit-failure")
+        assert time.monotonic() < deadline, "the audit did not finish"
+        if p.locator("#audit-running").count():
+            assert p.locator("#audit-form").count() == 0  # one audit of the data at a time
+        time.sleep(1)
+        p.reload()
+    row = p.locator("#audits tbody tr").first
+    assert "leakage" in row.inner_text()
+    row.locator("a").click()
+    p.wait_for_url("**/audits/leaky-*")
+    assert "leak_square.png" in p.inner_text("#kind-leakage")
+    page.check("an audit started from the dataset page")
+
+    shutil.rmtree(data)  # the data moved away: the form says so instead of starting a doomed audit
+    store.unregister("dataset", "leaky")
+    store.register("dataset", "leaky", str(data), {"task": "classification", "format": "folders"})
+    answer = httpx.post(f"{console.url}/datasets/leaky/audit", data={"labels": "on", "folds": "3"},
+                        headers={"Origin": console.url})
+    assert answer.status_code in (400, 404) and "does not exist" in answer.text

@@ -58,3 +58,39 @@ def test_a_schedule_runs_twice_records_both_alerts_and_exports_gauges(base, tmp_
                                       "--output", str(tmp_path / "mon"), "--executions", "1"])
     assert result.exit_code == 0, result.output
     assert len(executions("shapes-hourly")) == 3 and "0 images" in result.output
+
+
+def test_a_detached_schedule_runs_in_the_background_until_stopped(base, tmp_path):  # noqa: F811
+    import time
+
+    import pytest
+
+    from oculi.errors import ConfigError
+    from oculi.monitoring.schedule import running
+
+    capture = capture_images(tmp_path / "cap", shapes(25, seed=3))
+    runner = CliRunner()
+    started = runner.invoke(app, ["monitor", "schedule", "bg", "--capture", str(capture), "--baseline", str(base),
+                                  "--every", "2s", "--output", str(tmp_path / "mon"), "--detach"])
+    assert started.exit_code == 0, started.output
+    assert "runs in the background" in started.output
+    deadline = time.monotonic() + 120  # a hang guard: the background process loads torch and the model
+    while not executions("bg"):
+        assert time.monotonic() < deadline, (tmp_path / "mon" / "bg" / "schedule.log").read_text()
+        time.sleep(0.5)
+    pid = running("bg")
+    assert pid is not None
+    listed = runner.invoke(app, ["monitor", "schedules"])
+    assert "bg" in listed.output and f"process {pid}" in listed.output
+    with pytest.raises(ConfigError, match="already runs"):  # one process per schedule
+        schedule("bg", capture=capture, baseline=base, every="2s", output=tmp_path / "mon", max_executions=1)
+    again = runner.invoke(app, ["monitor", "schedule", "bg", "--capture", str(capture), "--baseline", str(base),
+                                "--detach"])
+    assert again.exit_code != 0 and "already runs" in again.output
+    stopped = runner.invoke(app, ["monitor", "stop", "bg"])
+    assert stopped.exit_code == 0 and "stopped" in stopped.output
+    assert running("bg") is None
+    assert "was not running" in runner.invoke(app, ["monitor", "stop", "bg"]).output
+    assert executions("bg")[0]["info"]["status"] in ("Completed", "CompletedWithViolations")
+    unknown = runner.invoke(app, ["monitor", "stop", "nope"])
+    assert unknown.exit_code != 0 and "no monitoring schedule named 'nope'" in unknown.output

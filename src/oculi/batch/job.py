@@ -192,7 +192,7 @@ _worker_engine: _Engine | None = None
 _worker_error: str = ""
 
 
-def _start_worker(model: str, media: str, layout: _Layout, threads: int) -> None:
+def _start_worker(model: str, media: str, layout: _Layout, threads: int, runtime: tuple[str, str]) -> None:
     """Pool initializer: Ctrl-C belongs to the parent; load the model once with a share of the CPU threads."""
     global _worker_engine, _worker_error
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -202,7 +202,7 @@ def _start_worker(model: str, media: str, layout: _Layout, threads: int) -> None
         from oculi.tasks import load_predictor
 
         torch.set_num_threads(threads)
-        _worker_engine = _Engine(load_predictor(model, runtime="auto"), media, layout)
+        _worker_engine = _Engine(load_predictor(model, runtime=runtime[0], precision=runtime[1]), media, layout)
     except Exception as e:  # noqa: BLE001 - reported by the first batch (a failing initializer would be respawned)
         _worker_error = f"worker {os.getpid()} could not load the model: {type(e).__name__}: {e}"
 
@@ -347,7 +347,8 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
               assemble_with: str = "none", batch_size: int | None = None, workers: int = 1,
               image_roots: dict[str, Path] | None = None, job_name: str | None = None, progress: bool = True,
               echo: Callable[[str], None] | None = print, store: Any = None,
-              split_type: str = "None", explain: str | None = None) -> TransformSummary:
+              split_type: str = "None", explain: str | None = None, runtime: str = "auto",
+              precision: str = "auto") -> TransformSummary:
     """Run the bundle ``model`` (folder, job output folder or ``model.tar.gz``) over ``input`` — a folder of images
     (recursive), one image, or an augmented manifest (``source-ref`` lines; ``image_roots`` maps ``s3://`` prefixes
     to local folders) — writing results to the ``output`` folder (see the module docstring for the files), as a
@@ -363,6 +364,8 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
     insists that ``input`` is a ``.rec`` (which is split into its records whatever it is set to). ``explain``: a CAM
     method (``auto``, ``gradcam``, …): also
     write each image's heat-map overlays, raw maps and ``<name>.explain.json`` beside its result (float32).
+    ``runtime`` / ``precision``: what runs the network, as for :func:`oculi.load_model` (default ``auto``: the
+    fastest the bundle's last ``oculi benchmark`` measured on this kind of machine; the log says which ran).
 
     Images already done in ``output`` are skipped; unreadable ones are listed in ``errors.jsonl`` and the run goes
     on. Returns a :class:`TransformSummary` (``status`` ``Completed``, or ``Stopped`` after ``oculi jobs stop`` /
@@ -382,6 +385,7 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
             raise ConfigError(f"--explain-method got {explain!r}; expected one of {', '.join(CHOICES)}.")
     given = Path(model).expanduser()
     model_path = resolve_bundle_path(given)
+    _check_runtime(model_path, runtime, precision)
     meta = read_meta(model_path)
     contract = get_task(meta.get("task"))
     media = contract.codec.choose(accept)
@@ -404,13 +408,30 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
     spec = {"model": state["model"], "input": str(listed.source), "input_kind": listed.kind,
             "output": str(output), "accept": media, "assemble_with": assemble, "batch_size": batch,
             "workers": workers, "errors_path": str(output / ERRORS_FILE), "explain": explain,
+            "runtime": runtime, "precision": precision,
             "image_roots": {k: str(Path(v).expanduser().resolve()) for k, v in (image_roots or {}).items()} or None}
     store = store or JobStore()
     with _claim_output(output, state):
-        run = _Run(listed, output, media, assemble == "line", batch, workers, explain)  # reads earlier results
+        run = _Run(listed, output, media, assemble == "line", batch, workers, explain,  # reads earlier results
+                   (runtime, precision))
         job = create_transform_job(spec, str(meta["algorithm"]), job_name, store)
         run.log = _Log(Path(job["log_path"]), echo)
         return _run_job(job, store, run, model_path, progress)
+
+
+def _check_runtime(model_path: Path, runtime: str, precision: str) -> None:
+    """Refuse an unknown runtime or precision, or an ONNX model the bundle does not hold (current), before any job
+    is recorded."""
+    from oculi.inference.runtimes import PRECISIONS, QUANTIZED, RUNTIMES, check_onnx
+
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"--runtime got {runtime!r}; expected one of {', '.join(RUNTIMES)}.")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision got {precision!r}; expected one of {', '.join(PRECISIONS)}.")
+    if runtime == "onnx" or precision in QUANTIZED:
+        from oculi.artifacts import load_bundle
+
+        check_onnx(load_bundle(model_path), "float32" if precision == "auto" else precision)
 
 
 def _calibration_line(model_path: Path) -> str | None:
@@ -485,8 +506,9 @@ class _Run:
     log: _Log  # set once the job (and so its log) exists
 
     def __init__(self, listed: TransformInput, output: Path, media: str, line: bool, batch_size: int,
-                 workers: int, explain: str | None = None) -> None:
+                 workers: int, explain: str | None = None, runtime: tuple[str, str] = ("auto", "auto")) -> None:
         self.listed, self.output, self.media = listed, output, media
+        self.runtime = runtime  # (runtime, precision) as asked
         self.batch_size, self.workers = batch_size, workers
         self.assembled = output / f"{listed.source.name}.out" if line else None
         self.layout = _Layout(output, output / f"{PARTS_PREFIX}{listed.source.name}" if line else None, explain)
@@ -523,7 +545,7 @@ class _Run:
             from oculi.tasks import load_predictor
 
             # Loaded here even for several workers: a broken bundle fails once, with its own error.
-            predictor = load_predictor(model_path, runtime="auto")
+            predictor = load_predictor(model_path, runtime=self.runtime[0], precision=self.runtime[1])
             self.log.say(f"runtime: {describe(predictor.runtime)}")
             engine = _Engine(predictor, self.media, self.layout)
             if workers > 1:
@@ -566,7 +588,8 @@ class _Run:
             return
         threads = max(1, _usable_cores() // workers)  # N workers share the cores instead of fighting
         context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's thread pools
-        pool = context.Pool(workers, _start_worker, (str(model_path), self.media, self.layout, threads))
+        pool = context.Pool(workers, _start_worker, (str(model_path), self.media, self.layout, threads,
+                                                         self.runtime))
         try:
             pending = pool.imap_unordered(_work, batches)
             received = 0

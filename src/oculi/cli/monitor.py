@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from oculi.cli.common import console, err_console, parse_image_roots
+from oculi.errors import ConfigError
 
 app = typer.Typer(help="Model monitoring for images: `baseline` from the training data, `run` a drift check on "
                   "captured traffic, `schedule` checks (`executions` lists them), `quality` once labels come "
@@ -164,15 +165,34 @@ def schedule(
                                 "OUTPUT/NAME/<time>/."),
     alert_url: str | None = typer.Option(None, "--alert-url", help="POST each violation here as JSON."),
     executions: int | None = typer.Option(None, "--executions", min=1, help="Stop after this many executions "
-                                          "(default: run until Ctrl-C)."),
+                                          "(default: run until Ctrl-C or `oculi monitor stop NAME`)."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Return at once; the schedule runs in the background "
+                                "(log: OUTPUT/NAME/schedule.log) until `oculi monitor stop NAME`."),
 ) -> None:
-    """Run drift checks on a schedule in this process (keep it running, e.g. under systemd or nohup): every
-    --every, the traffic captured since the last execution is checked; each execution is recorded (`oculi monitor
-    executions NAME`).
+    """Run drift checks on a schedule: every --every, the traffic captured since the last execution is checked;
+    each execution is recorded (`oculi monitor executions NAME`). In this process (Ctrl-C stops it), or with
+    --detach in the background. Started again, a schedule resumes from its last window.
 
-    Example: oculi monitor schedule bees-hourly --capture capture/ --baseline base/ --endpoint bees --every 1h
+    Example: oculi monitor schedule bees-hourly --capture capture/ --baseline base/ --endpoint bees --every 1h -d
     """
+    from oculi.monitoring.schedule import parse_every, running, start_detached
     from oculi.monitoring.schedule import schedule as run
+
+    if detach:
+        parse_every(every)  # a bad value fails here, not in the log
+        if running(name) is not None:
+            raise ConfigError(f"monitoring schedule {name!r} already runs (process {running(name)}); stop it "
+                              f"first: oculi monitor stop {name}")
+        arguments = ["--capture", str(capture.resolve()), "--baseline", str(baseline_dir.resolve()), "--every",
+                     every, "--output", str(output.resolve())]
+        for flag, value in (("--endpoint", endpoint), ("--alert-url", alert_url), ("--executions", executions)):
+            if value is not None:
+                arguments += [flag, str(value)]
+        pid = start_detached(name, arguments, output)
+        console.print(f"schedule {name} runs in the background (process {pid}; log "
+                      f"{output.resolve() / name / 'schedule.log'}); `oculi monitor executions {name}` lists its "
+                      f"executions, `oculi monitor stop {name}` stops it")
+        return
 
     def show(info: dict) -> None:
         what = info.get("failure_reason") or f"{info['images']} images, {info['violations']} violation(s)"
@@ -185,6 +205,36 @@ def schedule(
             alert_url=alert_url, max_executions=executions, echo=show)
     except KeyboardInterrupt:
         console.print(f"schedule {name} stopped; `oculi monitor schedule {name} …` resumes from its last window")
+
+
+@app.command("stop")
+def stop_schedule(name: str = typer.Argument(..., help="The schedule's name.")) -> None:
+    """Stop the process that runs a schedule (as Ctrl-C would); its executions stay recorded, and `oculi monitor
+    schedule NAME …` later resumes from its last window."""
+    from oculi.monitoring.schedule import stop
+
+    if stop(name):
+        console.print(f"schedule {name} stopped")
+    else:
+        console.print(f"schedule {name} was not running")
+
+
+@app.command("schedules")
+def list_schedules() -> None:
+    """The monitoring schedules (ListMonitoringSchedules): every, endpoint, whether a process runs them, and their
+    executions."""
+    from oculi.jobs.store import JobStore
+    from oculi.monitoring.schedule import SCHEDULE, executions, running
+
+    store = JobStore()
+    table = Table("name", "every", "endpoint", "running", "executions", "last status")
+    for item in store.registered(SCHEDULE):
+        runs = executions(item["name"], store)
+        pid = running(item["name"], store)
+        table.add_row(item["name"], item["info"].get("every", ""), item["info"].get("endpoint") or "–",
+                      f"process {pid}" if pid else "no", str(len(runs)),
+                      runs[-1]["info"].get("status", "") if runs else "–")
+    console.print(table)
 
 
 @app.command("executions")

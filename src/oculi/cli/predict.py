@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from oculi.cli.common import console
+from oculi.cli.common import PRECISION_HELP, RUNTIME_HELP, console
 
 
 def predict(
@@ -26,13 +26,8 @@ def predict(
                                     "in the training label encoding, at the image's size (SageMaker's image/png)."),
     min_score: float = typer.Option(0.0, "--min-score", min=0.0, max=1.0, help="Detection: drop detections "
                                     "scoring below this (SageMaker applies no threshold; neither do we by default)."),
-    runtime: str = typer.Option("auto", "--runtime", help="auto (the fastest runtime `oculi benchmark` measured "
-                                "here within the accuracy bound; without one: bf16 torch on CPUs with native bf16, "
-                                "else the bundle's int8/float32 ONNX export, else torch), torch, or onnx (the "
-                                "bundle's model.onnx; make it with `oculi export MODEL --format onnx`)."),
-    precision: str = typer.Option("auto", "--precision", help="auto, float32 or bfloat16 (torch), int8 or fp16 "
-                                  "(the ONNX models `oculi export --precision` writes). torch's auto: bf16 autocast "
-                                  "+ channels_last on CPUs with native bf16, else float32."),
+    runtime: str = typer.Option("auto", "--runtime", help=RUNTIME_HELP),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     verbose_runtime: bool = typer.Option(False, "--show-runtime", help="Print which runtime and precision ran "
                                          "(and why) to stderr."),
     threshold: str | None = typer.Option(None, "--threshold", help="Override the thresholds stored by `oculi "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from oculi.cli.common import console
+from oculi.cli.common import RUNTIME_HELP, console
 
 
 def serve(
@@ -18,11 +18,7 @@ def serve(
                              "only."),
     config: Path | None = typer.Option(None, "--config", help="Endpoint configuration (YAML or JSON): endpoints, "
                                        "their production variants {name, model, weight} and batching settings."),
-    runtime: str = typer.Option("auto", "--runtime", help="auto (the fastest runtime the last `oculi benchmark` "
-                                "measured on this kind of machine within the accuracy bound; without one: bf16 torch "
-                                "on CPUs with native bf16, else the bundle's int8/float32 ONNX export, else torch), "
-                                "torch, or onnx (the bundle's model.onnx; see `oculi export`). The choice is printed "
-                                "at start-up."),
+    runtime: str = typer.Option("auto", "--runtime", help=RUNTIME_HELP + " The choice is printed at start-up."),
     max_batch_size: int | None = typer.Option(None, "--max-batch-size", min=1, help="Dynamic batching: most "
                                               "requests one model forward takes (default 8; 1 turns batching "
                                               "off). For variants whose config sets none."),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from oculi.cli.common import console, parse_image_roots
+from oculi.cli.common import PRECISION_HELP, RUNTIME_HELP, console, parse_image_roots
 
 
 def transform(
@@ -38,6 +38,8 @@ def transform(
                                  "`oculi explain`)."),
     explain_method: str = typer.Option("auto", "--explain-method", help="With --explain: auto, gradcam, gradcam++, "
                                        "layercam or eigencam."),
+    runtime: str = typer.Option("auto", "--runtime", help=RUNTIME_HELP + " The job's log says which ran."),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
 ) -> None:
     """Run a model over many images (SageMaker batch transform), recorded as a job.
 
@@ -53,13 +55,16 @@ def transform(
 
     Example: oculi transform models/ants --input val.rec --split-type RecordIO --output predictions/
     Example: oculi transform models/ants --input photos/ --output predictions/ --explain
+
+    Example: oculi transform models/ants --input photos/ --output predictions/ --runtime onnx --precision int8
     """
     from oculi.batch import describe_summary
     from oculi.batch import transform as run
 
     summary = run(model, input, output, accept=accept, assemble_with=assemble_with, batch_size=batch_size,
                   workers=workers, image_roots=parse_image_roots(image_root), job_name=job_name, progress=progress,
-                  echo=console.print, split_type=split_type, explain=explain_method if explain else None)
+                  echo=console.print, split_type=split_type, explain=explain_method if explain else None,
+                  runtime=runtime, precision=precision)
     console.print(f"{summary.status}: {describe_summary(summary)}")
     console.print(f"results: {summary.assembled or summary.output}")
     console.print(f"job: {summary.job_name} (oculi jobs describe {summary.job_name}); log: {summary.log_path}")

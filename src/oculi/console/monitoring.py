@@ -153,11 +153,12 @@ def _missing(message: str) -> Response:
 
 
 def _row(store: Any, item: dict[str, Any]) -> dict[str, Any]:
-    from oculi.monitoring.schedule import executions
+    from oculi.monitoring.schedule import executions, running
 
     runs = executions(item["name"], store)
     last = runs[-1]["info"] if runs else {}
     return {"name": item["name"], "endpoint": item["info"].get("endpoint"), "every": item["info"].get("every"),
+            "pid": running(item["name"], store),
             "executions": len(runs), "status": last.get("status"), "violations": last.get("violations"),
             "last": _when((last.get("window") or {}).get("until"))}
 
@@ -165,7 +166,7 @@ def _row(store: Any, item: dict[str, Any]) -> dict[str, Any]:
 def router() -> APIRouter:
     """The monitoring pages and their image routes."""
     from oculi.console.pages import render, store_of
-    from oculi.monitoring.schedule import SCHEDULE, executions
+    from oculi.monitoring.schedule import SCHEDULE, executions, running
 
     r = APIRouter(include_in_schema=False)
 
@@ -200,6 +201,7 @@ def router() -> APIRouter:
         return render(request, "monitoring_schedule.html", status_code, badge=BADGE, name=name, spec=item["info"],
                       runs=list(reversed(runs)), total=len(rows), shown=SHOWN, latest=latest, alarm=alarm,
                       captured=captured, base=base, chart=_chart(charted) if charted else None, target=target,
+                      pid=running(name, store),
                       confidence_below=LABEL_BELOW, error=error,
                       values=values or {"job": f"{name}-relabel", "confidence_below": str(LABEL_BELOW)})
 

@@ -532,9 +532,37 @@ def router() -> APIRouter:
                                                             "checked_at": time.time()})
         return RedirectResponse(f"/datasets/{name}", status_code=303)
 
+    @r.post("/datasets/{name}/audit")
+    async def audit_dataset(request: Request, name: str) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        from oculi.labeling.audits import start_audit
+
+        item = store_of(request).lookup("dataset", name)
+        form = await request.form()
+        try:
+            folds = int(str(form.get("folds") or 3))
+        except ValueError:
+            folds = 0  # start_audit explains
+        try:
+            await run_in_threadpool(start_audit, item["location"], name, labels=form.get("labels") == "on",
+                                    folds=folds)
+        except OculiError as e:
+            try:
+                return dataset_view(request, name, error=str(e), status_code=400)
+            except OculiError:  # the page itself cannot be shown (the data is gone): the error page says why
+                raise e from None
+        return RedirectResponse(f"/datasets/{name}#audits", status_code=303)
+
     @r.get("/datasets/{name}")
     def dataset_page(request: Request, name: str, split: str = "", page: int = Query(1, ge=1)) -> HTMLResponse:
+        return dataset_view(request, name, split, page)
+
+    def dataset_view(request: Request, name: str, split: str = "", page: int = 1, error: str | None = None,
+                     status_code: int = 200) -> HTMLResponse:
+        """The dataset page (``error``: why the audit form's request was refused)."""
         from oculi.console.audits import audit_rows
+        from oculi.labeling.audits import audit_state
         from oculi.tasks import get_task
 
         store = store_of(request)
@@ -554,10 +582,11 @@ def router() -> APIRouter:
                 labels = {"error": str(e)}
             cells.append({"index": index, "file": sample.image.name, "labels": labels})
         check = item["info"].get("check") or {}
-        return render(request, "dataset.html", item=item, check=check, split=split, splits=list(sets), page=page,
-                       pages=max(1, -(-len(samples) // GRID_SIZE)), total=len(samples), view=contract.view,
-                       cells=cells, cells_json=json.dumps(cells), histogram=json.dumps(check.get("counts", {})),
-                       statistics=splits.statistics(item["location"]), audits=audit_rows(store, item["location"]))
+        return render(request, "dataset.html", status_code, item=item, check=check, split=split, splits=list(sets),
+                      page=page, audit_error=error, audit_state=audit_state(item["location"]),
+                      pages=max(1, -(-len(samples) // GRID_SIZE)), total=len(samples), view=contract.view,
+                      cells=cells, cells_json=json.dumps(cells), histogram=json.dumps(check.get("counts", {})),
+                      statistics=splits.statistics(item["location"]), audits=audit_rows(store, item["location"]))
 
     @r.get("/datasets/{name}/image/{split}/{index}")
     def dataset_image(request: Request, name: str, split: str, index: int) -> Response:

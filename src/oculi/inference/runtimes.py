@@ -127,7 +127,7 @@ def _load(bundle: ModelBundle, network: nn.Module, runtime: str, device: torch.d
         raise ConfigError(f"runtime=onnx runs {precision} models on the CPU (onnxruntime's CPU provider); device got "
                           f"{device}. Pass device='cpu', precision='fp16' (after exporting it), or runtime='torch' "
                           "for the GPU.")
-    _check_onnx(bundle, precision)
+    check_onnx(bundle, precision)
     return OnnxRuntime(bundle.path / (QUANTIZED.get(precision, ONNX)), precision)
 
 
@@ -145,7 +145,7 @@ def available(bundle: ModelBundle, precision: str) -> bool:
     """True when the bundle holds the ONNX file of ``precision`` (``float32``, ``int8``, ``fp16``), recorded and
     exported from its current weights."""
     try:
-        _check_onnx(bundle, precision)
+        check_onnx(bundle, precision)
     except ArtifactError:
         return False
     return True
@@ -179,7 +179,7 @@ def choose_runtime(bundle: ModelBundle, device: torch.device) -> tuple[str, str,
             "export MODEL --format onnx` makes one)")
 
 
-def _check_onnx(bundle: ModelBundle, precision: str = "float32") -> None:
+def check_onnx(bundle: ModelBundle, precision: str = "float32") -> None:
     """Raise :class:`ArtifactError` unless the bundle holds the ONNX file of ``precision`` exported from its current
     weights."""
     source = bundle.source or bundle.path

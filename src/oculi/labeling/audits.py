@@ -185,3 +185,44 @@ def send_to_labeling(job: str, source: AuditReport | str | Path, *, kinds: tuple
     status = store.labeling_job(job)["status"] if chosen or existing else None
     return {"job": job, "queued": queued, "suspects": len(found), "missing": len(found) - len(chosen),
             "created": existing is None and bool(chosen), "status": status, "audit": record["name"]}
+
+
+def _running_record(location: str | Path) -> Path:
+    import hashlib
+
+    from oculi.settings import oculi_home
+
+    key = hashlib.sha1(str(Path(location).resolve()).encode()).hexdigest()[:16]
+    return oculi_home() / "audits" / f"running-{key}.json"
+
+
+def start_audit(location: str | Path, name: str, *, labels: bool = True, folds: int = 3) -> dict[str, Any]:
+    """Audit the dataset at ``location`` in the background (``oculi data audit`` in its own process session, so it
+    outlives a closed console) into ``$OCULI_HOME/audits/NAME-<time>/``, recorded in the store when it ends; the
+    console's button. ``labels=False``: no fold trainings (no label issues). Refuses while an audit of the same data
+    runs. Returns the background task's record (``output``: the audit folder)."""
+    from oculi.processes import start_recorded
+    from oculi.settings import oculi_home
+
+    if not Path(location).exists():
+        raise DataError(f"{location} does not exist; register the dataset again with its current path.")
+    if folds < 2:
+        raise ConfigError(f"an audit needs at least 2 folds for out-of-fold label issues; got {folds}.")
+    if audit_state(location) and audit_state(location)["running"]:
+        raise JobError(f"an audit of {location} already runs; wait for it to finish.")
+    output = oculi_home() / "audits" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    command = ["oculi.cli", "data", "audit", str(Path(location).resolve()), "--output", str(output), "--no-progress",
+               "--folds", str(folds), *([] if labels else ["--no-labels"])]
+    return start_recorded(command, output / "audit.log", _running_record(location), output=str(output),
+                          labels=labels)
+
+
+def audit_state(location: str | Path) -> dict[str, Any] | None:
+    """The last audit :func:`start_audit` started on ``location``: its record with ``running``, ``tail`` (the
+    log's last lines) and ``failed`` (it ended without writing ``audit.json``); None when none was started."""
+    from oculi.processes import read_recorded
+
+    state = read_recorded(_running_record(location))
+    if state is None:
+        return None
+    return {**state, "failed": not state["running"] and not (Path(state["output"]) / "audit.json").is_file()}

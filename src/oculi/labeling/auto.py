@@ -215,12 +215,9 @@ def start_auto_label(name: str, *, accuracy: float = 0.95, hyperparameters: dict
                      store: JobStore | None = None) -> dict[str, Any]:
     """Start one round of :func:`auto_label` in the background (``oculi label auto`` in its own process session,
     so it outlives a closed console; its output goes to ``OUTPUT/auto/round-N.log``); the console's button. Returns
-    what :func:`auto_label_running` reports. Refuses while a round runs, and checks what ``auto_label`` would
-    refuse first (too few human labels, a bad target) so the error comes at once."""
-    import json
-
-    from oculi.jobs.runner import process_token
-    from oculi.processes import start_background
+    the background task's record. Refuses while a round runs, and checks what ``auto_label`` would refuse first
+    (too few human labels, a bad target) so the error comes at once."""
+    from oculi.processes import start_recorded
 
     store = store or JobStore()
     job = jobs.labeling_job_open(store, name)
@@ -233,53 +230,28 @@ def start_auto_label(name: str, *, accuracy: float = 0.95, hyperparameters: dict
         raise JobError(f"labeling job {name!r} has {human} human labels; automated labeling needs at least "
                        f"{MIN_HUMAN}. Label more images first.")
     round_ = len((job["stats"] or {}).get("rounds", [])) + 1
-    log = jobs.output_dir(job) / "auto" / f"round-{round_}.log"
     command = ["oculi.cli", "label", "auto", name, "--auto-label-accuracy", str(accuracy)]
     for key, value in (hyperparameters or {}).items():
         command += ["-p", f"{key}={value}"]
-    child = start_background(command, log, COLUMNS="120")
-    info = {"pid": child.pid, "process_token": process_token(child.pid), "round": round_, "log": str(log),
-            "accuracy": accuracy, "hyperparameters": hyperparameters or {}, "started_at": time.time()}
-    _running_file(job).write_text(json.dumps(info), encoding="utf-8")
-    return {**info, "tail": ""}
+    return start_recorded(command, jobs.output_dir(job) / "auto" / f"round-{round_}.log", _running_file(job),
+                          round=round_, accuracy=accuracy, hyperparameters=hyperparameters or {})
 
 
-def auto_label_running(job: dict[str, Any], lines: int = 12) -> dict[str, Any] | None:
+def auto_label_running(job: dict[str, Any]) -> dict[str, Any] | None:
     """The background round of labeling job ``job`` (a store record) while its process lives — pid, round, log
-    and the log's last ``lines`` lines as ``tail`` — else None."""
-    import json
+    and the log's last lines as ``tail`` — else None."""
+    from oculi.processes import read_recorded
 
-    from oculi.jobs.runner import is_alive
-    from oculi.processes import reap_children
-
-    reap_children()
-    path = _running_file(job)
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not is_alive(info.get("pid"), info.get("process_token")):
-        return None
-    try:
-        text = Path(info["log"]).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        text = ""
-    return {**info, "tail": "\n".join(text.replace("\r", "\n").splitlines()[-lines:])}
+    state = read_recorded(_running_file(job))
+    return state if state and state["running"] else None
 
 
 def last_auto_label_failure(job: dict[str, Any]) -> str | None:
     """The end of the last background round's log when that round ended without recording its result (a failed
     training job, an error), else None."""
-    import json
+    from oculi.processes import read_recorded
 
-    try:
-        info = json.loads(_running_file(job).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    state = read_recorded(_running_file(job), lines=6)
+    if state is None or state["running"] or len((job["stats"] or {}).get("rounds", [])) >= state.get("round", 0):
         return None
-    if auto_label_running(job) is not None or len((job["stats"] or {}).get("rounds", [])) >= info.get("round", 0):
-        return None
-    try:
-        text = Path(info["log"]).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "the round ended without a result, and its log is gone."
-    return "\n".join(text.replace("\r", "\n").splitlines()[-6:]) or "the round ended without a result."
+    return state["tail"] or "the round ended without a result."

@@ -99,10 +99,18 @@ def schedule(name: str, *, capture: str | Path, baseline: str | Path, every: str
     """Record schedule ``name`` and run it in this process: one execution every ``every`` over the traffic captured
     since the previous one (the first covers the last ``every``), until ``max_executions`` (None: until
     interrupted). Returns the executions this call ran."""
+    import os
+
+    from oculi.jobs.runner import process_token
+
     store = store or JobStore()
     seconds = parse_every(every)
+    if running(name, store) is not None:
+        raise ConfigError(f"monitoring schedule {name!r} already runs (process {running(name, store)}); stop it "
+                          f"first: oculi monitor stop {name}")
     spec = {"capture": str(Path(capture).resolve()), "baseline": str(Path(baseline).resolve()), "every": every,
-            "output": str(Path(output).resolve()), "endpoint": endpoint, "alert_url": alert_url}
+            "output": str(Path(output).resolve()), "endpoint": endpoint, "alert_url": alert_url,
+            "pid": os.getpid(), "process_token": process_token(os.getpid())}
     store.unregister(SCHEDULE, name)  # running it again updates its settings; its executions stay
     store.register(SCHEDULE, name, spec["output"], spec)
     done: list[dict[str, Any]] = []
@@ -120,3 +128,44 @@ def schedule(name: str, *, capture: str | Path, baseline: str | Path, every: str
             break
         sleep(max(0.0, seconds - (datetime.now(UTC) - until).total_seconds()))
     return done
+
+
+def running(name: str, store: JobStore | None = None) -> int | None:
+    """The pid of the process that runs schedule ``name`` (foreground or ``--detach``), or None when none does."""
+    from oculi.jobs.runner import is_alive
+
+    store = store or JobStore()
+    found = [s for s in store.registered(SCHEDULE) if s["name"] == name]
+    info = found[0]["info"] if found else {}
+    return info["pid"] if is_alive(info.get("pid"), info.get("process_token")) else None
+
+
+def start_detached(name: str, arguments: list[str], output: str | Path) -> int:
+    """Run ``oculi monitor schedule NAME ARGUMENTS…`` in the background (its own session: it outlives the shell);
+    its output goes to ``OUTPUT/NAME/schedule.log``. Returns its pid."""
+    from oculi.processes import start_background
+
+    log = Path(output).resolve() / name / "schedule.log"
+    return start_background(["oculi.cli", "monitor", "schedule", name, *arguments], log).pid
+
+
+def stop(name: str, store: JobStore | None = None, timeout: float = 30.0) -> bool:
+    """Stop the process running schedule ``name`` (SIGINT, as Ctrl-C: an execution in progress is cut, the next
+    run resumes from the last recorded window); True when one ran. Raises :class:`ConfigError` for an unknown
+    schedule."""
+    import os
+    import signal
+
+    store = store or JobStore()
+    if not any(s["name"] == name for s in store.registered(SCHEDULE)):
+        raise ConfigError(f"no monitoring schedule named {name!r}; `oculi monitor schedules` lists them.")
+    pid = running(name, store)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    while running(name, store) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if running(name, store) is not None:
+        os.kill(pid, signal.SIGKILL)
+    return True
