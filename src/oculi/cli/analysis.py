@@ -132,7 +132,7 @@ def search(
     k: int = typer.Option(10, "-k", min=1, help="How many neighbours."),
     html: Path | None = typer.Option(None, "--html", help="Also write a contact sheet (HTML + thumbnails)."),
     approximate: bool | None = typer.Option(None, "--approximate/--exact", help="Force the approximate "
-                                            "(usearch) or exact index; default: approximate from 1M vectors."),
+                                            "(usearch) or exact index; default: approximate from 2M vectors."),
 ) -> None:
     """Find the images (or boxes) most similar to a query image, by cosine similarity of the model's embeddings.
 
