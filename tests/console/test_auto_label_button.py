@@ -34,6 +34,8 @@ def test_the_job_page_runs_a_round_of_automated_labeling_in_the_background(conso
     p.fill("#auto-hp", "epochs=2 image_shape=3,32,32 num_layers=20 mini_batch_size=8 num_workers=0 "
                        "learning_rate=0.05")
     p.click("#auto-button")
+    p.wait_for_load_state()
+    assert p.locator("#auto-error").count() == 0, p.inner_text("#auto-error")
     p.wait_for_url("**/labeling/auto-page")
     deadline = time.monotonic() + 240  # a hang guard: the tiny training takes seconds
     while p.locator("#rounds").count() == 0:

@@ -103,7 +103,7 @@ def router() -> APIRouter:
             except ValueError:
                 raise ConfigError(f"target accuracy {form.get('accuracy')!r} is not a number; give one in (0, 1], "
                                   "e.g. 0.95.") from None
-            hyperparameters = parse_assignments(form.get("hyperparameters", "").replace(",", " ").split())
+            hyperparameters = parse_assignments(form.get("hyperparameters", "").split())
             await run_in_threadpool(start_auto_label, name, accuracy=accuracy,
                                     hyperparameters={k: str(v) for k, v in hyperparameters.items()},
                                     store=store_of(request))
