@@ -117,16 +117,20 @@ def schedule(name: str, *, capture: str | Path, baseline: str | Path, every: str
     previous = executions(name, store)
     since = (datetime.fromisoformat(previous[-1]["info"]["window"]["until"]) if previous
              else datetime.now(UTC) - timedelta(seconds=seconds))
-    while max_executions is None or len(done) < max_executions:
-        until = datetime.now(UTC)
-        info = run_execution(name, spec, since, until, store)
-        done.append(info)
-        if echo:
-            echo(info)
-        since = until
-        if max_executions is not None and len(done) >= max_executions:
-            break
-        sleep(max(0.0, seconds - (datetime.now(UTC) - until).total_seconds()))
+    try:
+        while max_executions is None or len(done) < max_executions:
+            until = datetime.now(UTC)
+            info = run_execution(name, spec, since, until, store)
+            done.append(info)
+            if echo:
+                echo(info)
+            since = until
+            if max_executions is not None and len(done) >= max_executions:
+                break
+            sleep(max(0.0, seconds - (datetime.now(UTC) - until).total_seconds()))
+    finally:  # no process runs it any more (Ctrl-C, `oculi monitor stop`, --executions reached)
+        store.unregister(SCHEDULE, name)
+        store.register(SCHEDULE, name, spec["output"], {**spec, "pid": None, "process_token": None})
     return done
 
 
