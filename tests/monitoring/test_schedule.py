@@ -86,11 +86,12 @@ def test_a_detached_schedule_runs_in_the_background_until_stopped(base, tmp_path
         schedule("bg", capture=capture, baseline=base, every="2s", output=tmp_path / "mon", max_executions=1)
     again = runner.invoke(app, ["monitor", "schedule", "bg", "--capture", str(capture), "--baseline", str(base),
                                 "--detach"])
-    assert again.exit_code != 0 and "already runs" in again.output
+    assert isinstance(again.exception, ConfigError) and "already runs" in str(again.exception)
     stopped = runner.invoke(app, ["monitor", "stop", "bg"])
     assert stopped.exit_code == 0 and "stopped" in stopped.output
     assert running("bg") is None
     assert "was not running" in runner.invoke(app, ["monitor", "stop", "bg"]).output
     assert executions("bg")[0]["info"]["status"] in ("Completed", "CompletedWithViolations")
     unknown = runner.invoke(app, ["monitor", "stop", "nope"])
-    assert unknown.exit_code != 0 and "no monitoring schedule named 'nope'" in unknown.output
+    assert isinstance(unknown.exception, ConfigError)
+    assert "no monitoring schedule named 'nope'" in str(unknown.exception)
