@@ -122,6 +122,8 @@ def test_the_dataset_page_starts_an_audit_in_the_background(console, page, home_
     p = page.page
     p.goto(f"{console.url}/datasets/leaky")
     assert "No audit yet" in p.inner_text("#audits")
+    shots = os.environ.get("OCULI_SCREENSHOTS") or str(tmp_path)
+    p.locator("#audits").screenshot(path=f"{shots}/dataset-audit-form.png")
     p.uncheck("#audit-labels")  # no fold trainings: quality, duplicates, leakage, outliers
     p.click("#audit-button")
     p.wait_for_url("**/datasets/leaky*")
@@ -135,6 +137,11 @@ def test_the_dataset_page_starts_an_audit_in_the_background(console, page, home_
         p.reload()
     row = p.locator("#audits tbody tr").first
     assert "leakage" in row.inner_text()
+    p.locator("#audits").screenshot(path=f"{shots}/dataset-audit-done.png")
+    p.set_viewport_size({"width": 390, "height": 844})
+    assert p.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    p.locator("#audits").screenshot(path=f"{shots}/dataset-audit-phone.png")
+    p.set_viewport_size({"width": 1280, "height": 800})
     row.locator("a").click()
     p.wait_for_url("**/audits/*")
     assert "leak_square.png" in p.inner_text("#kind-leakage")

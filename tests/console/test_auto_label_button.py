@@ -4,6 +4,7 @@ then the round's row with the measured accuracy, and the counters add up."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -30,6 +31,7 @@ def test_the_job_page_runs_a_round_of_automated_labeling_in_the_background(conso
         jobs.save_label("auto-page", item["idx"], {"classes": [CLASSES.index(truth[name])]}, "alice")
 
     p.reload()
+    p.screenshot(path=f"{os.environ.get('OCULI_SCREENSHOTS') or tmp_path}/labeling-auto-form.png", full_page=True)
     p.fill("#auto-accuracy", "0.5")
     p.fill("#auto-hp", "epochs=2 image_shape=3,32,32 num_layers=20 mini_batch_size=8 num_workers=0 "
                        "learning_rate=0.05")
@@ -58,3 +60,9 @@ def test_the_job_page_runs_a_round_of_automated_labeling_in_the_background(conso
     # ready for the next round while images are left for people (all machine-labeled: the job is complete)
     assert p.locator("#auto-form").count() == (described["LabelingJobStatus"] == "InProgress")
     page.check("/labeling/auto-page after a round")
+    shots = os.environ.get("OCULI_SCREENSHOTS") or str(tmp_path)
+    p.screenshot(path=f"{shots}/labeling-auto-round.png", full_page=True)
+    p.set_viewport_size({"width": 390, "height": 844})
+    p.reload()
+    assert p.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    p.screenshot(path=f"{shots}/labeling-auto-round-phone.png", full_page=True)
