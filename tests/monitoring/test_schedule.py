@@ -66,7 +66,7 @@ def test_a_detached_schedule_runs_in_the_background_until_stopped(base, tmp_path
     import pytest
 
     from oculi.errors import ConfigError
-    from oculi.monitoring.schedule import running
+    from oculi.monitoring.schedule import running, stop
 
     capture = capture_images(tmp_path / "cap", shapes(25, seed=3))
     runner = CliRunner()
@@ -74,23 +74,26 @@ def test_a_detached_schedule_runs_in_the_background_until_stopped(base, tmp_path
                                   "--every", "2s", "--output", str(tmp_path / "mon"), "--detach"])
     assert started.exit_code == 0, started.output
     assert "runs in the background" in started.output
-    deadline = time.monotonic() + 120  # a hang guard: the background process loads torch and the model
-    while not executions("bg"):
-        assert time.monotonic() < deadline, (tmp_path / "mon" / "bg" / "schedule.log").read_text()
-        time.sleep(0.5)
-    pid = running("bg")
-    assert pid is not None
-    listed = runner.invoke(app, ["monitor", "schedules"])
-    assert "bg" in listed.output and f"process {pid}" in listed.output
-    with pytest.raises(ConfigError, match="already runs"):  # one process per schedule
-        schedule("bg", capture=capture, baseline=base, every="2s", output=tmp_path / "mon", max_executions=1)
-    again = runner.invoke(app, ["monitor", "schedule", "bg", "--capture", str(capture), "--baseline", str(base),
-                                "--detach"])
-    assert isinstance(again.exception, ConfigError) and "already runs" in str(again.exception)
-    stopped = runner.invoke(app, ["monitor", "stop", "bg"])
-    assert stopped.exit_code == 0 and "stopped" in stopped.output
-    assert running("bg") is None
-    assert "was not running" in runner.invoke(app, ["monitor", "stop", "bg"]).output
+    try:
+        deadline = time.monotonic() + 120  # a hang guard: the background process loads torch and the model
+        while not executions("bg"):
+            assert time.monotonic() < deadline, (tmp_path / "mon" / "bg" / "schedule.log").read_text()
+            time.sleep(0.5)
+        pid = running("bg")
+        assert pid is not None
+        listed = runner.invoke(app, ["monitor", "schedules"])
+        assert "bg" in listed.output and f"process {pid}" in listed.output
+        with pytest.raises(ConfigError, match="already runs"):  # one process per schedule
+            schedule("bg", capture=capture, baseline=base, every="2s", output=tmp_path / "mon", max_executions=1)
+        again = runner.invoke(app, ["monitor", "schedule", "bg", "--capture", str(capture), "--baseline", str(base),
+                                    "--detach"])
+        assert isinstance(again.exception, ConfigError) and "already runs" in str(again.exception)
+        stopped = runner.invoke(app, ["monitor", "stop", "bg"])
+        assert stopped.exit_code == 0 and "stopped" in stopped.output
+        assert running("bg") is None
+        assert "was not running" in runner.invoke(app, ["monitor", "stop", "bg"]).output
+    finally:  # never leave the background process behind, whatever failed
+        stop("bg")
     assert executions("bg")[0]["info"]["status"] in ("Completed", "CompletedWithViolations")
     unknown = runner.invoke(app, ["monitor", "stop", "nope"])
     assert isinstance(unknown.exception, ConfigError)
