@@ -45,12 +45,14 @@ def jpeg(img: Image.Image) -> bytes:
 def capture(folder: Path, images: list[Image.Image] | list[bytes]) -> Path:
     """Send ``images`` (pictures or JPEG bytes) as JPEG requests through the capture writer (every request
     captured)."""
-    writer = DataCapture(folder, percent=100, seed=0)
-    writer.start()
-    for n, img in enumerate(images):
-        body = img if isinstance(img, bytes) else jpeg(img)
-        writer.record("ants-bees", "AllTraffic", "image/jpeg", body, "application/json", b"{}", inference_id=f"r{n}")
-    writer.stop()
+    for first in range(0, len(images), 200):  # the writer drops what would queue beyond 64 MiB: 200 at a time
+        writer = DataCapture(folder, percent=100, seed=0)
+        writer.start()
+        for n in range(first, min(first + 200, len(images))):
+            body = images[n] if isinstance(images[n], bytes) else jpeg(images[n])
+            writer.record("ants-bees", "AllTraffic", "image/jpeg", body, "application/json", b"{}",
+                          inference_id=f"r{n}")
+        writer.stop()
     return folder
 
 
