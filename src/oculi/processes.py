@@ -1,5 +1,6 @@
-"""Process helpers shared by the engine and the jobs layer (standard library only, so that importing them is cheap
-in a job worker that never imports torch)."""
+"""Process helpers shared by the engine, the jobs layer and the console (standard library only, so that importing
+them is cheap in a job worker that never imports torch): who is alive (:func:`process_token`, :func:`is_alive`) and
+background processes (:func:`start_background`, :func:`start_recorded`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,45 @@ def die_with_parent() -> None:
 
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_token(pid: int) -> str | None:
+    """Boot id + start time of process ``pid`` (None if it does not exist): a pid reused after the worker died,
+    or after a reboot, gives another token."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return "unknown"
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):  # a zombie has finished: its parent just has not collected it yet
+        return None
+    return f"{_boot_id()}:{fields[19]}"
+
+
+def is_alive(pid: int | None, token: str | None) -> bool:
+    """Whether process ``pid`` still runs and is the one whose :func:`process_token` was ``token`` (None: any
+    process with that pid)."""
+    if not pid:
+        return False
+    if Path("/proc").is_dir() and Path("/proc/self/stat").exists():
+        now = process_token(pid)
+        return now is not None and (token is None or now == token or now == "unknown")
+    try:  # no /proc (macOS): existence only
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 _children: list = []  # background processes this process started (subprocess.Popen), collected by reap_children
@@ -51,8 +91,6 @@ def start_recorded(args: list[str], log: Path, record: Path, **info: object) -> 
     import json
     import time
 
-    from oculi.jobs.runner import process_token
-
     child = start_background(args, log)
     written = {"pid": child.pid, "process_token": process_token(child.pid), "log": str(log),
                "started_at": time.time(), **info}
@@ -65,8 +103,6 @@ def read_recorded(record: Path, lines: int = 12) -> dict | None:
     """A :func:`start_recorded` task: its record with ``running`` (whether its process lives) and ``tail`` (the
     last ``lines`` lines of its log); None when there is no (readable) record."""
     import json
-
-    from oculi.jobs.runner import is_alive
 
     reap_children()
     try:

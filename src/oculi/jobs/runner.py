@@ -38,7 +38,7 @@ from typing import Any
 from oculi.errors import ConfigError, DataError, JobError, OculiError
 from oculi.jobs import status as S
 from oculi.jobs.store import JobStore, check_name, generate_name
-from oculi.processes import reap_children, start_background
+from oculi.processes import is_alive, process_token, reap_children, start_background  # noqa: F401 - re-exported
 from oculi.settings import oculi_home, settings
 
 WORKER_DIED = "worker process died"
@@ -102,44 +102,6 @@ def checkpoint_path(job: dict[str, Any]) -> Path:
 def script_run_dir(job: dict[str, Any]) -> Path:
     """A script job's run folder: ``--output`` or the job folder (holds model/, output/, input/, metrics.csv)."""
     return Path(job["spec"]["output"] or job["job_dir"])
-
-
-# ---- processes ------------------------------------------------------------------------------------------------
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def process_token(pid: int) -> str | None:
-    """Boot id + start time of process ``pid`` (None if it does not exist): a pid reused after the worker died,
-    or after a reboot, gives another token."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return "unknown"
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] in ("Z", "X"):  # a zombie has finished: its parent just has not collected it yet
-        return None
-    return f"{_boot_id()}:{fields[19]}"
-
-
-def is_alive(pid: int | None, token: str | None) -> bool:
-    if not pid:
-        return False
-    if Path("/proc").is_dir() and Path("/proc/self/stat").exists():
-        now = process_token(pid)
-        return now is not None and (token is None or now == token or now == "unknown")
-    try:  # no /proc (macOS): existence only
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _hostname() -> str:

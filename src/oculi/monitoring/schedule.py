@@ -101,7 +101,7 @@ def schedule(name: str, *, capture: str | Path, baseline: str | Path, every: str
     interrupted). Returns the executions this call ran."""
     import os
 
-    from oculi.jobs.runner import process_token
+    from oculi.processes import process_token
 
     store = store or JobStore()
     seconds = parse_every(every)
@@ -136,7 +136,7 @@ def schedule(name: str, *, capture: str | Path, baseline: str | Path, every: str
 
 def running(name: str, store: JobStore | None = None) -> int | None:
     """The pid of the process that runs schedule ``name`` (foreground or ``--detach``), or None when none does."""
-    from oculi.jobs.runner import is_alive
+    from oculi.processes import is_alive
 
     store = store or JobStore()
     found = [s for s in store.registered(SCHEDULE) if s["name"] == name]
