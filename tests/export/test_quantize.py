@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,6 +42,34 @@ def test_int8_classifier_keeps_its_accuracy_and_records_what_it_measured(classif
     measured = evaluate(predictor, entry["data"], progress=False).metrics["accuracy"]
     assert measured == pytest.approx(entry["metric_value"])
     assert any("int8: accuracy" in line for line in lines)
+    assert entry["machine"] == machine_kind()
+
+
+AUTO_WITHOUT_BF16 = """
+import json, sys
+from oculi.inference.runtimes import choose_runtime, machine_kind
+from oculi.tasks import load_predictor
+bundle = sys.argv[1]
+for measured in ("cpu:another", machine_kind()):
+    meta = json.load(open(bundle + "/model.json"))
+    meta["onnx_int8"]["machine"] = measured
+    json.dump(meta, open(bundle + "/model.json", "w"))
+    predictor = load_predictor(bundle)
+    print(json.dumps([machine_kind(), *choose_runtime(predictor.bundle, predictor.device)]))
+"""
+
+
+def test_auto_on_a_cpu_without_bf16_takes_int8_only_where_its_accuracy_was_measured(classifier, tmp_path):
+    bundle = copy(classifier, tmp_path / "model")
+    export_quantized(bundle, "int8", calibration_size=12, max_accuracy_drop=0.05)
+    # a CPU without bf16, as torch and oneDNN see one when limited to AVX2 (a real AVX2-only CPU on CI)
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+    out = subprocess.run([sys.executable, "-c", AUTO_WITHOUT_BF16, str(bundle)], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    (kind, *elsewhere), (_, *here) = (json.loads(line) for line in out.splitlines())
+    assert kind == "cpu:avx2"
+    assert elsewhere[:2] == ["onnx", "float32"] and "measured on cpu:another" in elsewhere[2]
+    assert here[:2] == ["onnx", "int8"] and "measured on this kind of CPU" in here[2]
 
 
 def test_an_impossible_bound_is_refused_and_the_bundle_stays_byte_identical(classifier, tmp_path):

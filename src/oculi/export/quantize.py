@@ -15,7 +15,7 @@ the drop exceeds ``max_accuracy_drop``, the nodes whose quantized outputs differ
 QDQ debugging tools: per-tensor signal-to-quantisation-noise on the calibration images) are kept in float, more at
 each attempt; when no attempt meets the bound, :class:`QuantizationRefused` is raised with every measurement and the
 bundle is left byte-identical. A kept export records precision, calibration fingerprint, the metrics and the drop
-in model.json (``onnx_int8`` / ``onnx_fp16``)."""
+in model.json (``onnx_int8`` / ``onnx_fp16``), and the machine kind that measured them (``machine``)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from oculi.artifacts import ONNX, ModelBundle, dataset_fingerprint, weights_dige
 from oculi.errors import ArtifactError, ConfigError, DataError
 from oculi.export.onnx import DEFAULT_TOLERANCE, commit, export_checked, onnx_entry, opened
 from oculi.inference.predictor import Predictor
-from oculi.inference.runtimes import QUANTIZED, OnnxRuntime, available
+from oculi.inference.runtimes import QUANTIZED, OnnxRuntime, available, machine_kind
 from oculi.tasks import evaluate, task_of
 from oculi.types import SampleSet
 
@@ -255,6 +255,7 @@ def export_quantized(model: str | Path, precision: str = "int8", *, calibration:
         parity = export_checked(bundle, source, DEFAULT_TOLERANCE, float_model)
         progress(f"measuring float32 {contract.metric} on {data_path}…")
         reference = _metric_of(bundle, float_model, data_path, contract.metric, "float32")
+        kind = machine_kind()  # int8 kernels differ between CPUs (VNNI or not): the gate holds where it was measured
         entry: dict[str, Any] = {"precision": precision, "metric": contract.metric, "data": str(data_path),
                                  "float32_metric": reference}
         attempts: list[dict[str, Any]] = []
@@ -281,7 +282,7 @@ def export_quantized(model: str | Path, precision: str = "int8", *, calibration:
             progress(f"{precision}: {contract.metric} {value:.4f} (float32 {reference:.4f}, drop "
                      f"{reference - value:+.4f}, bound {max_accuracy_drop:g})")
             if reference - value <= max_accuracy_drop:
-                entry.update(file=QUANTIZED[precision], metric_value=value, drop=reference - value,
+                entry.update(file=QUANTIZED[precision], metric_value=value, drop=reference - value, machine=kind,
                              max_accuracy_drop=max_accuracy_drop, kept_float=exclude, attempts=attempts,
                              weights_sha256=weights_digest(bundle.path),
                              exported=datetime.now(UTC).isoformat(timespec="seconds"))

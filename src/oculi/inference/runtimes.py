@@ -154,8 +154,8 @@ def available(bundle: ModelBundle, precision: str) -> bool:
 def choose_runtime(bundle: ModelBundle, device: torch.device) -> tuple[str, str, str]:
     """``runtime=auto``: ``(runtime, precision, why)``. The fastest row of the bundle's last benchmark on this kind
     of machine (model.json ``benchmarks``) that kept the accuracy bound and whose artifact is still current; without
-    one, bf16 torch on CPUs with native bf16, the int8 then float32 ONNX model on other CPUs, fp16 ONNX on GPUs
-    (when exported), else torch."""
+    one, bf16 torch on CPUs with native bf16; on other CPUs the int8 ONNX model when its accuracy gate ran on this
+    kind of CPU, else the float32 one; fp16 ONNX on GPUs (when exported); else torch."""
     kind = machine_kind(device)
     rows = (bundle.meta.get("benchmarks") or {}).get(kind, {}).get("rows", [])
     usable = [row for row in rows
@@ -171,12 +171,18 @@ def choose_runtime(bundle: ModelBundle, device: torch.device) -> tuple[str, str,
         return "torch", "auto", "GPU (no fp16 ONNX export, no benchmark on this machine kind yet)"
     if cpu_supports_bf16():
         return "torch", "bfloat16", f"this CPU has native bf16 ({kind}; no benchmark on it yet)"
-    for precision in ("int8", "float32"):
-        if available(bundle, precision):
-            return ("onnx", precision,
-                    f"this CPU has no native bf16 ({kind}) and the bundle has a {precision} ONNX export")
-    return ("torch", "float32", f"this CPU has no native bf16 ({kind}) and the bundle has no ONNX export (`oculi "
-            "export MODEL --format onnx` makes one)")
+    no_bf16 = f"this CPU has no native bf16 ({kind})"
+    measured = (bundle.meta.get("onnx_int8") or {}).get("machine")
+    has_int8 = available(bundle, "int8")
+    if has_int8 and measured == kind:
+        return "onnx", "int8", f"{no_bf16} and the int8 export's accuracy was measured on this kind of CPU"
+    # int8 kernels differ between CPUs (without VNNI, onnxruntime's u8s8 products can saturate): an accuracy gate
+    # passed on another kind of CPU does not carry over until `oculi benchmark` measures it here
+    elsewhere = f" (its int8 export was measured on {measured or 'another machine'})" if has_int8 else ""
+    if available(bundle, "float32"):
+        return "onnx", "float32", f"{no_bf16} and the bundle has a float32 ONNX export{elsewhere}"
+    return ("torch", "float32", f"{no_bf16} and the bundle has no ONNX export (`oculi export MODEL --format onnx` "
+            "makes one)")
 
 
 def check_onnx(bundle: ModelBundle, precision: str = "float32") -> None:
