@@ -4,8 +4,9 @@ float32 — saved as JSON and Markdown, and filed in model.json (``benchmarks``,
 ``runtime=auto`` picks the measured fastest row within the accuracy bound on this kind of machine.
 
 Latency and throughput time :meth:`Predictor.predict` on decoded ``uint8`` images — what a server does per request
-after decoding: preprocessing, the network, postprocessing. The rows take turns call by call, so a change of load
-on the machine affects them alike."""
+after decoding: preprocessing, the network, postprocessing. The rows take turns in a few rounds of consecutive
+calls, so a change of load on the machine affects them alike while no row is timed against another runtime's
+threads."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from oculi.inference.runtimes import QUANTIZED, available, machine_kind
 from oculi.precision import cpu_supports_bf16
 from oculi.tasks import evaluate, task_of
 
+ROUNDS = 4  # rounds of consecutive calls per row (see _timings)
 COMBINATIONS = {"torch": ("float32", "bfloat16"), "onnx": ("float32", "int8", "fp16")}
 
 
@@ -84,23 +86,24 @@ def _size_mb(bundle: ModelBundle, runtime: str, precision: str) -> float:
 
 def _timings(predictors: dict[tuple[str, str], Predictor], images: list[torch.Tensor], batch: int, runs: int,
              ) -> dict[tuple[str, str], tuple[list[float], list[float]]]:
-    """Per row: batch-1 call seconds (``runs`` calls) and batch-``batch`` call seconds (``max(3, runs // 10)``),
-    the rows taking turns, after two untimed calls of each."""
+    """Per row: batch-1 call seconds (``runs`` calls) and batch-``batch`` call seconds (one per round), the rows
+    taking turns in :data:`ROUNDS` rounds of consecutive calls, each block after two untimed calls — one runtime's
+    threads still waking or spinning must not be timed against another's, as a server runs one runtime."""
     single, many = images[:1], (images * batch)[:batch]
-    for predictor in predictors.values():
-        for _ in range(2):
-            predictor.predict(single)
-            predictor.predict(many, batch_size=batch)
+    rounds = min(ROUNDS, runs)
     out: dict[tuple[str, str], tuple[list[float], list[float]]] = {key: ([], []) for key in predictors}
-    for run in range(runs):
+    for round_ in range(rounds):
         for key, predictor in predictors.items():
-            started = time.perf_counter()
-            predictor.predict(single)
-            out[key][0].append(time.perf_counter() - started)
-            if run % 10 == 0 or runs < 30 and run < 3:
+            for _ in range(2):
+                predictor.predict(single)
+            for _ in range(runs // rounds + (round_ < runs % rounds)):
                 started = time.perf_counter()
-                predictor.predict(many, batch_size=batch)
-                out[key][1].append(time.perf_counter() - started)
+                predictor.predict(single)
+                out[key][0].append(time.perf_counter() - started)
+            predictor.predict(many, batch_size=batch)
+            started = time.perf_counter()
+            predictor.predict(many, batch_size=batch)
+            out[key][1].append(time.perf_counter() - started)
     return out
 
 

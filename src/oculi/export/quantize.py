@@ -19,11 +19,14 @@ in model.json (``onnx_int8`` / ``onnx_fp16``), and the machine kind that measure
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import random
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +41,7 @@ from oculi.export.onnx import DEFAULT_TOLERANCE, commit, export_checked, onnx_en
 from oculi.inference.predictor import Predictor
 from oculi.inference.runtimes import QUANTIZED, OnnxRuntime, available, machine_kind
 from oculi.tasks import evaluate, task_of
-from oculi.types import SampleSet
+from oculi.types import IMAGE_EXTENSIONS, SampleSet
 
 DEFAULT_CALIBRATION_SIZE = 300
 DEFAULT_MAX_DROP = 0.01
@@ -131,18 +134,31 @@ def recorded_channel(bundle: ModelBundle, given: str | Path | None, name: str, o
 
 def channel_images(bundle: ModelBundle, channel: Path, size: int, seed: int = 0) -> tuple[list[Path], str]:
     """Up to ``size`` image files of ``channel`` (a seeded sample when it has more) and the fingerprint of the
-    labelled set they came from."""
+    labelled set they came from. Calibration needs no labels: a folder the task's readers do not take as labelled
+    data (e.g. segmentation images without their masks) gives its image files, fingerprinted by name and size."""
     contract = task_of(bundle)
-    splits = contract.data.read_splits(channel)
+    try:
+        splits = contract.data.read_splits(channel)
+    except DataError:
+        if not channel.is_dir():
+            raise
+        splits = {}
     if len(splits.get("train", ())):
         splits = {"train": splits["train"]}  # a dataset root: calibrate on its training split
     sets: list[SampleSet] = [s for s in splits.values() if len(s)]
-    if not sets:
+    if sets:
+        images = sorted({sample.image for s in sets for sample in s.samples})
+        fingerprint = dataset_fingerprint(sets)
+    else:
+        files = channel.rglob("*") if channel.is_dir() else ()
+        images = sorted(p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS)
+        fingerprint = hashlib.sha1("".join(f"{p.relative_to(channel)}\t{p.stat().st_size}\n" for p in images)
+                                   .encode()).hexdigest()[:16]
+    if not images:
         raise DataError(f"{channel}: no images found to calibrate on. Pass --calibration with a folder or manifest of "
                         "the training images.")
-    images = sorted({sample.image for s in sets for sample in s.samples})
     random.Random(seed).shuffle(images)
-    return images[:size], dataset_fingerprint(sets)
+    return images[:size], fingerprint
 
 
 def _record_inputs(bundle: ModelBundle, images: list[Path], progress: Callable[[str], None]) -> list[np.ndarray]:
@@ -201,6 +217,19 @@ def _prepared(float_model: Path) -> Path:
     return prepared
 
 
+@contextmanager
+def _quiet_root_warnings() -> Iterator[None]:
+    """Hold back onnxruntime's quantizer warnings, which go to the root logger and name graph internals (e.g.
+    "Axis 1 is out-of-range for weight …" where a 1-D weight falls back to per-tensor scales, as intended)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def _quantize(float_model: Path, out: Path, reader: _Reader, exclude: list[str]) -> None:
     """Static QDQ int8 quantization of ``float_model`` (pre-processed first) into ``out`` (per-channel weights),
     nodes ``exclude`` kept in float."""
@@ -208,10 +237,11 @@ def _quantize(float_model: Path, out: Path, reader: _Reader, exclude: list[str])
 
     float_model = _prepared(float_model)
     reader.rewind()
-    quantize_static(str(float_model), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
-                    calibrate_method=CalibrationMethod.MinMax,
-                    extra_options={"CalibMaxIntermediateOutputs": MAX_HELD_BATCHES})
+    with _quiet_root_warnings():
+        quantize_static(str(float_model), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
+                        calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"CalibMaxIntermediateOutputs": MAX_HELD_BATCHES})
 
 
 def _to_fp16(float_model: Path, out: Path) -> None:
