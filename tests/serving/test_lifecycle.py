@@ -127,7 +127,7 @@ def test_serve_cli_errors_and_help(bundles, tmp_path):
     nothing = runner.invoke(app, ["serve"])
     assert "nothing to serve" in str(nothing.exception)
     runtime = runner.invoke(app, ["serve", str(bundles["classification"]), "--runtime", "tensorrt"])
-    assert "torch or onnx" in str(runtime.exception)
+    assert "torch, onnx, openvino" in str(runtime.exception)
     twice = runner.invoke(app, ["serve", str(bundles["classification"]), str(bundles["classification"])])
     assert "both be served as endpoint 'ants'" in str(twice.exception)
     shown = runner.invoke(app, ["serve", "--help"], terminal_width=200)

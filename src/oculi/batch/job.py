@@ -422,13 +422,16 @@ def transform(model: str | Path, input: str | Path, output: str | Path, *, accep
 def _check_runtime(model_path: Path, runtime: str, precision: str) -> None:
     """Refuse an unknown runtime or precision, or an ONNX model the bundle does not hold (current), before any job
     is recorded."""
-    from oculi.inference.runtimes import PRECISIONS, QUANTIZED, RUNTIMES, check_onnx
+    from oculi.inference.runtimes import PRECISIONS, QUANTIZED, RUNTIMES, check_onnx, openvino_installed
 
     if runtime not in RUNTIMES:
         raise ConfigError(f"--runtime got {runtime!r}; expected one of {', '.join(RUNTIMES)}.")
     if precision not in PRECISIONS:
         raise ConfigError(f"--precision got {precision!r}; expected one of {', '.join(PRECISIONS)}.")
-    if runtime == "onnx" or precision in QUANTIZED:
+    if runtime == "openvino" and not openvino_installed():
+        raise ConfigError("--runtime openvino needs the openvino package: pip install 'oculi[openvino]' (or pass "
+                          "--runtime onnx).")
+    if runtime in ("onnx", "openvino") or precision in QUANTIZED:
         from oculi.artifacts import load_bundle
 
         check_onnx(load_bundle(model_path), "float32" if precision == "auto" else precision)

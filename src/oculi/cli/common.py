@@ -17,10 +17,11 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 # --runtime / --precision of the commands that run a model (predict, serve, transform)
 RUNTIME_HELP = ("auto (the fastest runtime the last `oculi benchmark` measured on this kind of machine within the "
                 "accuracy bound; without one: bf16 torch on CPUs with native bf16, else the bundle's int8/float32 "
-                "ONNX export, else torch), torch, or onnx (the bundle's model.onnx; make it with `oculi export MODEL "
-                "--format onnx`).")
-PRECISION_HELP = ("auto, float32 or bfloat16 (torch), int8 or fp16 (the ONNX models `oculi export --precision` "
-                  "writes). torch's auto: bf16 autocast + channels_last on CPUs with native bf16, else float32.")
+                "ONNX export, else torch), torch, onnx (the bundle's model.onnx; make it with `oculi export MODEL "
+                "--format onnx`), or openvino (the same ONNX files with OpenVINO; pip install 'oculi[openvino]').")
+PRECISION_HELP = ("auto, float32 or bfloat16 (torch), int8 (onnx, openvino) or fp16 (onnx; the ONNX models `oculi "
+                  "export --precision` writes). torch's auto: bf16 autocast + channels_last on CPUs with native "
+                  "bf16, else float32.")
 
 
 def parse_channels(train: Path | None, validation: Path | None, channel: list[str] | None) -> dict[str, Path]:

@@ -127,9 +127,11 @@ def benchmark(
     model: Path = typer.Argument(..., help="Model bundle folder, job output folder or model.tar.gz."),
     data: Path | None = typer.Option(None, "--data", help="Labelled data the task's metric is measured on "
                                      "(default: the validation channel the bundle records; none → no metric)."),
-    runtimes: str = typer.Option("torch,onnx", "--runtimes", help="Comma-separated: torch, onnx."),
+    runtimes: str = typer.Option("torch,onnx,openvino", "--runtimes", help="Comma-separated: torch, onnx, openvino "
+                                 "(when the optional openvino package is installed; skipped otherwise)."),
     precisions: str = typer.Option("float32,bfloat16,int8", "--precisions", help="Comma-separated: float32, "
-                                   "bfloat16 (torch, CPUs with native bf16), int8 / fp16 (ONNX exports)."),
+                                   "bfloat16 (torch, CPUs with native bf16), int8 (ONNX export; onnx and openvino) "
+                                   "/ fp16 (ONNX export, GPUs)."),
     runs: int = typer.Option(50, "--runs", min=3, help="Timed batch-1 calls per row."),
     output: Path | None = typer.Option(None, "--output", help="Write benchmark.json and benchmark.md here."),
     no_record: bool = typer.Option(False, "--no-record", help="Do not file the table in model.json (then "

@@ -75,13 +75,14 @@ def serve(
     "DesiredWeight": 3}]}'
     """
     from oculi.errors import ConfigError
+    from oculi.inference.runtimes import RUNTIMES
     from oculi.serving.config import Batching
     from oculi.serving.guard import split_hosts
     from oculi.serving.server import ServeOptions, endpoint_config
     from oculi.serving.server import serve as run
 
-    if runtime not in ("auto", "torch", "onnx"):
-        raise ConfigError(f"--runtime {runtime!r} is not a runtime; use auto, torch or onnx.")
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"--runtime {runtime!r} is not a runtime; use {', '.join(RUNTIMES)}.")
     options = ServeOptions(batching=Batching(max_batch_size=max_batch_size, max_latency_ms=max_latency_ms,
                                              max_queue_size=max_queue_size),
                            runtime=runtime,  # type: ignore[arg-type]

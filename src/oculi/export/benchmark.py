@@ -27,12 +27,12 @@ from oculi.errors import ConfigError
 from oculi.export.onnx import commit, opened
 from oculi.export.quantize import DEFAULT_MAX_DROP, channel_images, recorded_channel
 from oculi.inference.predictor import Predictor
-from oculi.inference.runtimes import QUANTIZED, available, machine_kind
+from oculi.inference.runtimes import QUANTIZED, available, machine_kind, openvino_installed
 from oculi.precision import cpu_supports_bf16
 from oculi.tasks import evaluate, task_of
 
 ROUNDS = 4  # rounds of consecutive calls per row (see _timings)
-COMBINATIONS = {"torch": ("float32", "bfloat16"), "onnx": ("float32", "int8", "fp16")}
+COMBINATIONS = {"torch": ("float32", "bfloat16"), "onnx": ("float32", "int8", "fp16"), "openvino": ("float32", "int8")}
 
 
 @dataclass
@@ -107,7 +107,8 @@ def _timings(predictors: dict[tuple[str, str], Predictor], images: list[torch.Te
     return out
 
 
-def benchmark(model: str | Path, *, data: str | Path | None = None, runtimes: tuple[str, ...] = ("torch", "onnx"),
+def benchmark(model: str | Path, *, data: str | Path | None = None,
+              runtimes: tuple[str, ...] = ("torch", "onnx", "openvino"),
               precisions: tuple[str, ...] = ("float32", "bfloat16", "int8"), runs: int = 50,
               max_accuracy_drop: float | None = None, output: Path | None = None, record: bool = True,
               progress: Callable[[str], None] = lambda _: None) -> BenchmarkTable:
@@ -143,9 +144,14 @@ def benchmark(model: str | Path, *, data: str | Path | None = None, runtimes: tu
             for precision in precisions:
                 if precision not in COMBINATIONS[runtime]:
                     continue
-                if runtime == "onnx" and not available(bundle, precision):
+                if runtime == "openvino" and not openvino_installed():
+                    if precision == "float32":
+                        skipped.append("openvino: not installed (pip install 'oculi[openvino]')")
+                    continue
+                if runtime != "torch" and not available(bundle, precision):
                     flag = "" if precision == "float32" else f" --precision {precision}"
-                    skipped.append(f"onnx {precision}: no current export (`oculi export MODEL --format onnx{flag}`)")
+                    skipped.append(f"{runtime} {precision}: no current export (`oculi export MODEL --format onnx"
+                                   f"{flag}`)")
                     continue
                 if runtime == "onnx" and precision == "fp16" and not torch.cuda.is_available():
                     skipped.append("onnx fp16: for GPUs (no GPU here)")

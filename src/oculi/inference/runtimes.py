@@ -1,6 +1,7 @@
 """Runtimes: what runs a bundle's network inside a predictor. ``torch`` runs the module eagerly under the engine's
 precision policy; ``onnx`` runs the bundle's ``model.onnx`` (written by ``oculi export MODEL --format onnx``) — or
-its int8 / fp16 variants (``--precision int8|fp16``) — in an onnxruntime session. ``auto`` picks, from the
+its int8 / fp16 variants (``--precision int8|fp16``) — in an onnxruntime session; ``openvino`` runs the same float32
+or int8 ONNX files with OpenVINO's CPU plugin (the optional ``openvino`` package). ``auto`` picks, from the
 artifacts the bundle has, what the last ``oculi benchmark`` on a machine of this kind measured fastest within the
 accuracy bound (without one: bf16 torch on CPUs with native bf16, the int8 or float32 ONNX model on other CPUs,
 fp16 ONNX on GPUs). Decoding, preprocessing and postprocessing stay in the predictors, so every runtime shares
@@ -18,10 +19,11 @@ from oculi.artifacts import ONNX, ModelBundle, weights_digest
 from oculi.errors import ArtifactError, ConfigError
 from oculi.precision import cpu_supports_bf16, inference_precision, memory_format, uses_channels_last
 
-RUNTIMES = ("auto", "torch", "onnx")
+RUNTIMES = ("auto", "torch", "onnx", "openvino")
 PRECISIONS = ("auto", "float32", "bfloat16", "int8", "fp16")
 QUANTIZED = {"int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
 """The reduced-precision ONNX files ``oculi export --precision`` writes, by precision (model.json ``onnx_<p>``)."""
+OPENVINO_PRECISIONS = ("float32", "int8")
 
 
 class TorchRuntime:
@@ -55,9 +57,10 @@ class OnnxRuntime:
     """Runs an ONNX file in an onnxruntime ``InferenceSession`` — the CPU execution provider, or CUDA's first
     when ``precision`` is ``fp16`` and onnxruntime has it — with as many intra-op threads as torch uses (the
     physical cores unless ``OMP_NUM_THREADS`` or ``torch.set_num_threads`` say otherwise), so the runtimes compete
-    equally; operators run one at a time (onnxruntime's sequential execution, one inter-op thread), and idle threads
-    sleep rather than spin. ``precision`` names the file's arithmetic (``float32``, ``int8``, ``fp16``); inputs and
-    outputs are float32 for all."""
+    equally; operators run one at a time (onnxruntime's sequential execution, one inter-op thread). Its threads spin
+    a moment after each run (onnxruntime's default: measured through ``oculi serve`` on 2 cores, batch-1 p50 6.7
+    against 8.2 ms with spinning off, throughput within 7 %). ``precision`` names the file's arithmetic
+    (``float32``, ``int8``, ``fp16``); inputs and outputs are float32 for all."""
 
     name = "onnx"
     reason = ""
@@ -69,9 +72,6 @@ class OnnxRuntime:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
-        # threads that spin after a run take the cores from the torch pre- and postprocessing between runs: off, the
-        # batch-1 predict p95 of a Lite0 classifier fell from 40 to 13 ms on 2 cores (p50 and throughput as good)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if precision == "fp16" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
@@ -88,15 +88,60 @@ class OnnxRuntime:
         return tuple(torch.from_numpy(output) for output in self.session.run(None, {self.input_name: array}))
 
 
+def openvino_installed() -> bool:
+    """True when the optional ``openvino`` package can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+class OpenVinoRuntime:
+    """Runs an ONNX file (float32 or int8) with OpenVINO's CPU plugin, compiled for latency with as many threads as
+    torch uses and, for float32, float32 arithmetic (OpenVINO would otherwise compute in bf16 on CPUs with native
+    bf16). Needs the optional ``openvino`` package (Apache-2.0): ``pip install 'oculi[openvino]'``. One inference
+    runs at a time (a lock: a compiled model's request is not shared between threads)."""
+
+    name = "openvino"
+    reason = ""
+
+    def __init__(self, path: Path, precision: str = "float32") -> None:
+        import threading
+
+        if not openvino_installed():
+            raise ConfigError("runtime=openvino needs the openvino package: pip install 'oculi[openvino]' (or "
+                              "choose runtime onnx).")
+        import openvino
+
+        self.precision = precision
+        core = openvino.Core()
+        config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
+                  "INFERENCE_PRECISION_HINT": "f32"}
+        try:
+            self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        except RuntimeError as e:
+            raise ArtifactError(f"{path} cannot be compiled by OpenVINO ({e}). Run `oculi export` again to rewrite "
+                                "it, or use runtime=onnx.") from None
+        self.request = self.compiled.create_infer_request()
+        self.lock = threading.Lock()
+
+    def __call__(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``float32 [B, 3, H, W]`` network inputs → the model's outputs as a tuple of ``float32`` CPU tensors."""
+        array = inputs.detach().to("cpu", torch.float32).contiguous().numpy()
+        with self.lock:
+            result = self.request.infer({0: array})
+            # the request reuses its output buffers: copy before the next inference
+            return tuple(torch.from_numpy(result[output].copy()) for output in self.compiled.outputs)
+
+
 def load_runtime(bundle: ModelBundle, network: nn.Module, runtime: str, device: torch.device,
-                 precision: str) -> TorchRuntime | OnnxRuntime:
-    """The runtime ``runtime`` (``auto`` | ``torch`` | ``onnx``) for ``bundle``. ``network`` is the torch module the
-    torch runtime runs (and that the bundle's ONNX files were exported from). ``precision``: ``auto`` (torch: the
-    engine's policy for this device, see :func:`~oculi.precision.inference_precision`; onnx: float32),
-    ``float32``, ``bfloat16`` (torch only), ``int8`` or ``fp16`` (onnx only: ``model.int8.onnx`` /
-    ``model.fp16.onnx`` from ``oculi export --precision``). ``runtime=auto`` takes the choice of
-    :func:`choose_runtime`; with an explicit precision it is the runtime that runs that precision. The returned
-    runtime's ``reason`` says why it was chosen (what servers print at start-up).
+                 precision: str) -> TorchRuntime | OnnxRuntime | OpenVinoRuntime:
+    """The runtime ``runtime`` (``auto`` | ``torch`` | ``onnx`` | ``openvino``) for ``bundle``. ``network`` is the
+    torch module the torch runtime runs (and that the bundle's ONNX files were exported from). ``precision``:
+    ``auto`` (torch: the engine's policy for this device, see :func:`~oculi.precision.inference_precision`; onnx and
+    openvino: float32), ``float32``, ``bfloat16`` (torch only), ``int8`` (onnx, openvino: ``model.int8.onnx``) or
+    ``fp16`` (onnx only: ``model.fp16.onnx``; both from ``oculi export --precision``). ``runtime=auto`` takes the
+    choice of :func:`choose_runtime`; with an explicit precision it is the runtime that runs that precision. The
+    returned runtime's ``reason`` says why it was chosen (what servers print at start-up).
 
     Raises :class:`ConfigError` for an unknown runtime or precision, or a combination a runtime does not run;
     :class:`ArtifactError` when the ONNX file is missing or was exported from other weights than the bundle's
@@ -116,7 +161,7 @@ def load_runtime(bundle: ModelBundle, network: nn.Module, runtime: str, device: 
 
 
 def _load(bundle: ModelBundle, network: nn.Module, runtime: str, device: torch.device,
-          precision: str) -> TorchRuntime | OnnxRuntime:
+          precision: str) -> TorchRuntime | OnnxRuntime | OpenVinoRuntime:
     """The runtime itself, once ``auto`` is resolved (see :func:`load_runtime`)."""
     if runtime == "torch":
         if precision in QUANTIZED:
@@ -127,6 +172,12 @@ def _load(bundle: ModelBundle, network: nn.Module, runtime: str, device: torch.d
         raise ConfigError("precision=bfloat16 applies to runtime=torch; ONNX models run in float32, int8 or fp16. "
                           "Pass precision='auto', 'float32', 'int8' or 'fp16' with runtime='onnx'.")
     precision = "float32" if precision == "auto" else precision
+    if runtime == "openvino":
+        if precision not in OPENVINO_PRECISIONS or device.type != "cpu":
+            raise ConfigError(f"runtime=openvino runs float32 and int8 ONNX models on the CPU; got precision "
+                              f"{precision} on {device}. Use runtime='onnx' for fp16 on a GPU.")
+        check_onnx(bundle, precision)
+        return OpenVinoRuntime(bundle.path / (QUANTIZED.get(precision, ONNX)), precision)
     if device.type != "cpu" and precision != "fp16":
         raise ConfigError(f"runtime=onnx runs {precision} models on the CPU (onnxruntime's CPU provider); device got "
                           f"{device}. Pass device='cpu', precision='fp16' (after exporting it), or runtime='torch' "
@@ -163,7 +214,8 @@ def choose_runtime(bundle: ModelBundle, device: torch.device) -> tuple[str, str,
     kind = machine_kind(device)
     rows = (bundle.meta.get("benchmarks") or {}).get(kind, {}).get("rows", [])
     usable = [row for row in rows
-              if row.get("ok") and (row["runtime"] == "torch" or available(bundle, row["precision"]))]
+              if row.get("ok") and (row["runtime"] == "torch" or available(bundle, row["precision"]))
+              and (row["runtime"] != "openvino" or openvino_installed())]
     if usable:
         best = min(usable, key=lambda row: row["p50_ms"])
         return (best["runtime"], best["precision"],

@@ -19,7 +19,7 @@ from oculi.serving.config import Batching, ServingConfig
 from oculi.serving.metrics import ServingMetrics, VariantStats
 from oculi.tasks import task_of
 
-Runtime = Literal["auto", "torch", "onnx"]
+Runtime = Literal["auto", "torch", "onnx", "openvino"]
 
 
 class EndpointNotFound(OculiError):
