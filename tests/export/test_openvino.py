@@ -4,6 +4,7 @@ openvino package, installed with the dev extra) answer as onnxruntime does, for 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,25 @@ def test_benchmark_has_openvino_rows_and_bad_requests_name_the_fix(classifier, t
     code, out, err = oculi(monkeypatch, capsys, "predict", str(bundle), str(image), "--runtime", "openvino",
                            "--precision", "int8", "--show-runtime")
     assert code == 0 and "runtime: openvino int8" in err and any(name in out for name in meta["classes"])
+
+
+
+def signal_stack() -> tuple[int, int, int]:
+    """This thread's alternate signal stack: ``(address, flags, size)`` (sigaltstack(2))."""
+    import ctypes
+
+    from oculi.inference.runtimes import _SignalStack
+
+    stack = _SignalStack()
+    assert ctypes.CDLL(None).sigaltstack(None, ctypes.byref(stack)) == 0
+    return stack.ss_sp or 0, stack.ss_flags, stack.ss_size
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sigaltstack as Linux has it")
+def test_compiling_an_openvino_model_leaves_the_threads_signal_stack_as_it_was(exported):
+    # OpenVINO's CPU plugin installs an alternate signal stack on the compiling thread and frees it later; the next
+    # signal Python handled there (SIGCHLD of a finished subprocess) crashed `bench/edge_export.py` with SIGSEGV
+    before = signal_stack()
+    predictor = load_predictor(exported["classification"], runtime="openvino")
+    predictor.predict([torch.zeros(3, 40, 40, dtype=torch.uint8)])
+    assert signal_stack() == before

@@ -9,6 +9,10 @@ every line except the network call: ``runtime(inputs) → outputs``, ``float32``
 
 from __future__ import annotations
 
+import ctypes
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +102,30 @@ def openvino_installed() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+@contextmanager
+def _signal_stack_kept() -> Iterator[None]:
+    """Restore this thread's alternate signal stack afterwards (Linux). OpenVINO's CPU plugin installs one of its
+    own on the thread that compiles a model and frees it later; the next signal Python handles on that thread
+    (SIGCHLD when a subprocess ends: Python's handlers run on the alternate stack) then killed the process with
+    SIGSEGV."""
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    before = _SignalStack()
+    libc.sigaltstack(None, ctypes.byref(before))
+    try:
+        yield
+    finally:
+        libc.sigaltstack(ctypes.byref(before), None)
+
+
+class _SignalStack(ctypes.Structure):
+    """``stack_t`` of sigaltstack(2)."""
+
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+
 class OpenVinoRuntime:
     """Runs an ONNX file (float32 or int8) with OpenVINO's CPU plugin, compiled for latency with as many threads as
     torch uses and, for float32, float32 arithmetic (OpenVINO would otherwise compute in bf16 on CPUs with native
@@ -120,7 +148,8 @@ class OpenVinoRuntime:
         config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_PRECISION_HINT": "f32"}
         try:
-            self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+            with _signal_stack_kept():
+                self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
         except RuntimeError as e:
             raise ArtifactError(f"{path} cannot be compiled by OpenVINO ({e}). Run `oculi export` again to rewrite "
                                 "it, or use runtime=onnx.") from None
