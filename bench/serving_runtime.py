@@ -1,5 +1,6 @@
 """End-to-end endpoint figures of ``runtime=auto`` (the default of ``oculi serve``) against the runtime that was the
-default before it, ``--runtime torch`` (float32): for each bundle, two ``oculi serve`` processes on loopback, one
+default before it, ``--runtime torch`` (with torch's own precision policy: bf16 autocast on CPUs with native bf16,
+else float32): for each bundle, two ``oculi serve`` processes on loopback, one
 JPEG per ``POST /invocations``.
 
 1. Concurrency 1: p50/p95 latency, ``--requests`` per server, one request to each in turn (same machine load).
@@ -57,10 +58,11 @@ def main() -> int:
     print("| bundle | server | p50 ms | p95 ms | req/s at concurrency "
           f"{args.concurrency} |\n|---|---|---|---|---|")
     for bundle in args.bundles:
-        predictor = load_predictor(bundle)
+        predictor = load_predictor(bundle, runtime="torch")
+        torch_precision = predictor.runtime.precision  # torch's own auto: bf16 on CPUs with native bf16
         runtime, precision, _ = choose_runtime(predictor.bundle, predictor.device)
         del predictor
-        servers = {"--runtime torch (float32)": ServerProcess(bundle, "--runtime", "torch"),
+        servers = {f"--runtime torch (the old default: {torch_precision})": ServerProcess(bundle, "--runtime", "torch"),
                    f"auto → {runtime} {precision}": ServerProcess(bundle)}
         try:
             seconds = latencies(servers, body, args.requests)
