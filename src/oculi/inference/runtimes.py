@@ -62,7 +62,7 @@ class OnnxRuntime:
     when ``precision`` is ``fp16`` and onnxruntime has it — with as many intra-op threads as torch uses (the
     physical cores unless ``OMP_NUM_THREADS`` or ``torch.set_num_threads`` say otherwise), so the runtimes compete
     equally; operators run one at a time (onnxruntime's sequential execution, one inter-op thread). Idle threads
-    sleep instead of spinning (onnxruntime's default): on 2 cores, a Lite0 int8 classifier's in-process batch-1
+    sleep instead of spinning (onnxruntime spins by default): on 2 cores, a Lite0 int8 classifier's in-process batch-1
     predict took p50 / p95 11.5 / 40 ms with spinning and 6.0 / 8.7 ms without; through ``oculi serve``, where
     requests come with gaps, spinning gained 1.5 ms of p50 and lost 7 % of throughput. ``precision`` names the
     file's arithmetic (``float32``, ``int8``, ``fp16``); inputs and outputs are float32 for all."""
