@@ -27,12 +27,12 @@ from oculi.errors import ConfigError
 from oculi.export.onnx import commit, opened
 from oculi.export.quantize import DEFAULT_MAX_DROP, channel_images, recorded_channel
 from oculi.inference.predictor import Predictor
-from oculi.inference.runtimes import QUANTIZED, available, machine_kind, openvino_installed
+from oculi.inference.runtimes import OPENVINO_PRECISIONS, QUANTIZED, available, machine_kind, openvino_installed
 from oculi.precision import cpu_supports_bf16
 from oculi.tasks import evaluate, task_of
 
 ROUNDS = 4  # rounds of consecutive calls per row (see _timings)
-COMBINATIONS = {"torch": ("float32", "bfloat16"), "onnx": ("float32", "int8", "fp16"), "openvino": ("float32", "int8")}
+COMBINATIONS = {"torch": ("float32", "bfloat16"), "onnx": ("float32", "int8", "fp16"), "openvino": OPENVINO_PRECISIONS}
 
 
 @dataclass
