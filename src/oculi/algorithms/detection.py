@@ -128,6 +128,11 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
         "existed keep off). Why: those maps' activations have an RMS of 2–8, so the fresh head's first Adam steps "
         "shift its outputs by several units and the first epochs are spent recovering (bench/detection_quality.py).")
 
+    mosaic: float = Field(
+        0.0, ge=0, le=1, description="oculi addition. The share of training images replaced by a 2×2 mosaic of four "
+        "augmented images meeting at a random point (YOLO's mosaic: more objects and contexts per step, objects at "
+        "their own scale). 0 = off.")
+
     @field_validator("default_box_scales", "default_box_ratios", mode="before")
     @classmethod
     def _floats(cls, value: Any) -> Any:
@@ -365,8 +370,8 @@ class ObjectDetection(Algorithm):
         mean = ssd_input_spec(hp.base_network, size)["mean"]
         transform = (detection_train(size, tuple(round(m * 255) for m in mean)) if train
                      else detection_eval(size))
-        return LoaderSpec(DetectionDataset(data.samples, transform, min_side=size), batch_size=hp.mini_batch_size,
-                          collate_fn=_detection_collate, shuffle=train)
+        dataset = DetectionDataset(data.samples, transform, min_side=size, mosaic=hp.mosaic if train else 0.0)
+        return LoaderSpec(dataset, batch_size=hp.mini_batch_size, collate_fn=_detection_collate, shuffle=train)
 
     def build_model(self, hp: HyperParameters, classes: list[str], *, pretrained: bool) -> nn.Module:
         assert isinstance(hp, ObjectDetectionHyperparameters)

@@ -47,17 +47,36 @@ class ClassificationDataset(Dataset):
 class DetectionDataset(Dataset):
     """Items are ``(image uint8 [3, S, S], target)`` with ``target = {"boxes": float32 [N, 4] xyxy pixels of the
     transformed image, "labels": int64 [N] 0-based}``; ``transform`` is a detection preset of
-    :mod:`oculi.data.transforms`. Images are decoded at reduced scale when much larger than ``min_side``."""
+    :mod:`oculi.data.transforms`. Images are decoded at reduced scale when much larger than ``min_side``.
+    ``mosaic``: the probability that an item is instead a 2×2 mosaic (:func:`oculi.data.transforms.mosaic`) of it
+    and three random others, each through ``transform`` (which must then give ``min_side``-square images), meeting
+    at a random point."""
 
-    def __init__(self, samples: Sequence[Sample], transform: Callable, *, min_side: int | None = None) -> None:
+    def __init__(self, samples: Sequence[Sample], transform: Callable, *, min_side: int | None = None,
+                 mosaic: float = 0.0) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.min_side = min_side
+        self.mosaic = mosaic
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if self.mosaic and self.min_side and float(torch.rand(())) < self.mosaic:
+            from oculi.data.transforms import mosaic
+
+            size = self.min_side
+            others = torch.randint(len(self.samples), (3,)).tolist()
+            tiles = [self._transformed(i) for i in (index, *others)]
+            centre = (torch.rand(2) * 0.5 + 0.25) * size  # the four meet in the middle half of the window
+            image, boxes, labels = mosaic(tiles, size, (float(centre[0]), float(centre[1])))
+            return image, {"boxes": boxes, "labels": labels}
+        image, boxes, labels = self._transformed(index)
+        return image, {"boxes": boxes, "labels": labels}
+
+    def _transformed(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample ``index`` decoded and through ``transform``: ``(image, boxes float [N, 4], labels)``."""
         from torchvision import tv_tensors
 
         sample = self.samples[index]
@@ -71,7 +90,7 @@ class DetectionDataset(Dataset):
         boxes = tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(height, width))
         labels = torch.tensor(target.labels, dtype=torch.int64)
         image, boxes, labels = self.transform(tv_tensors.Image(image), boxes, labels)
-        return image.as_subclass(torch.Tensor), {"boxes": boxes.as_subclass(torch.Tensor).float(), "labels": labels}
+        return image.as_subclass(torch.Tensor), boxes.as_subclass(torch.Tensor).float(), labels
 
 
 def detection_collate(batch: list[tuple[torch.Tensor, dict]]) -> tuple[torch.Tensor, list[dict]]:

@@ -74,6 +74,41 @@ def detection_train(size: int, fill: tuple[int, int, int]) -> Callable:
     return apply
 
 
+MOSAIC_MIN_VISIBLE = 0.25  # a box cut by a mosaic's edge stays only with at least this share of its area
+
+
+def mosaic(tiles: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], size: int,
+           centre: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Four augmented ``size × size`` samples ``(uint8 [3, S, S], boxes float [N, 4] xyxy, labels [N])`` joined
+    YOLO's way: they meet at ``centre`` (output pixels, each coordinate in ``[0, size]``) — top-left, top-right,
+    bottom-left, bottom-right — and the ``size × size`` window shows the part of each that falls in it (together
+    they cover it), so objects keep their scale. Boxes are clipped to their tile's visible part and kept only when
+    at least ``MOSAIC_MIN_VISIBLE`` of their area and 2 px each way remain."""
+    cx, cy = round(centre[0]), round(centre[1])
+    canvas = torch.empty(3, size, size, dtype=torch.uint8)
+    all_boxes, all_labels = [], []
+    # each tile's offset in output pixels: where its top-left corner lands
+    offsets = ((cx - size, cy - size), (cx, cy - size), (cx - size, cy), (cx, cy))
+    for (image, boxes, labels), (ox, oy) in zip(tiles, offsets, strict=True):
+        x0, y0, x1, y1 = max(ox, 0), max(oy, 0), min(ox + size, size), min(oy + size, size)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        canvas[:, y0:y1, x0:x1] = image[:, y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+        if len(labels) == 0:
+            continue
+        shifted = boxes.reshape(-1, 4) + torch.tensor([ox, oy, ox, oy], dtype=boxes.dtype)
+        clipped = torch.stack([shifted[:, 0].clamp(x0, x1), shifted[:, 1].clamp(y0, y1),
+                               shifted[:, 2].clamp(x0, x1), shifted[:, 3].clamp(y0, y1)], dim=1)
+        area = (shifted[:, 2] - shifted[:, 0]) * (shifted[:, 3] - shifted[:, 1])
+        width, height = clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1]
+        keep = (width >= 2) & (height >= 2) & (width * height >= MOSAIC_MIN_VISIBLE * area)
+        all_boxes.append(clipped[keep])
+        all_labels.append(labels[keep])
+    boxes = torch.cat(all_boxes) if all_boxes else torch.zeros(0, 4)
+    labels = torch.cat(all_labels) if all_labels else torch.zeros(0, dtype=torch.int64)
+    return canvas, boxes.float(), labels
+
+
 def detection_eval(size: int) -> Callable:
     """Stretch to ``size × size`` (no aspect preservation, as SageMaker's SSD), boxes scaled with the image."""
     return v2.Resize((size, size), antialias=True)
