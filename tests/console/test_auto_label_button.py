@@ -53,6 +53,8 @@ def test_the_job_page_runs_a_round_of_automated_labeling_in_the_background(conso
     record = described["AutomatedLabeling"][0]
     assert record["target"] == 0.5 and record["human_labels"] == 14
     assert record["training_job"] in row and JobStore().find(record["training_job"])["status"] == "Completed"
+    if record["threshold"] is None:  # the row says what it would have taken
+        assert f"it takes ≥ {record['needed']} right in a row" in row, row
     counters = described["LabelCounters"]
     assert counters["HumanLabeled"] == 14
     assert counters["MachineLabeled"] + counters["Unlabeled"] == len(items) - 14

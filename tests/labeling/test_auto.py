@@ -13,7 +13,7 @@ import pytest
 from oculi.errors import ConfigError, JobError
 from oculi.jobs.store import JobStore
 from oculi.labeling import LabelingJob, jobs
-from oculi.labeling.auto import accuracy_lower_bound, machine_accuracy, pick_threshold
+from oculi.labeling.auto import accuracy_lower_bound, items_to_certify, machine_accuracy, pick_threshold
 from tests.helpers import TINY, make_class_folders
 
 CLASSES = ["circle", "square", "stripes"]
@@ -34,6 +34,7 @@ def test_pick_threshold_trusts_an_accuracy_only_as_far_as_its_sample_allows() ->
     assert accuracy_lower_bound(7, 7) == pytest.approx(7 / (7 + 1.645**2))  # 0.72: 7 of 7 certifies little
     assert accuracy_lower_bound(51, 51) < 0.95 <= accuracy_lower_bound(52, 52)  # 0.95 takes 52 of 52
     assert accuracy_lower_bound(0, 0) == 0.0
+    assert (items_to_certify(0.8), items_to_certify(0.95)) == (11, 52)
     confidences = [1 - i / 100 for i in range(16)]
     correct = [True] * 12 + [False] * 4
     assert pick_threshold(confidences, correct, 0.95) == (None, None, 0)
@@ -74,6 +75,8 @@ def test_automated_labeling_meets_the_target_on_held_back_truth(tmp_path: Path) 
     expected = {i["idx"]: {"classes": [CLASSES.index(truth[Path(i["source"]["image"]).name])]} for i in items}
     with pytest.raises(JobError, match="at least 10"):
         job.auto_label(accuracy=0.9)
+    with pytest.raises(ConfigError, match="no finite sample proves an accuracy of 1"):
+        job.auto_label(accuracy=1.0)
     for item in items[::2]:  # people label half
         jobs.save_label("auto-1", item["idx"], expected[item["idx"]], "alice")
     target = 0.8

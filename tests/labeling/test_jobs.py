@@ -260,3 +260,30 @@ def test_labels_in_another_tools_format_become_pre_labels(shared_data: Path) -> 
         assert [b["box"] for b in item["proposal"]["boxes"]] == [[round(float(v), 2) for v in box]
                                                                for box in target.boxes]
         assert [b["label"] for b in item["proposal"]["boxes"]] == list(target.labels)
+
+
+def test_cli_auto_says_what_an_unmet_target_takes(tmp_path: Path) -> None:
+    from oculi.cli import app
+    from oculi.labeling.auto import items_to_certify
+    from tests.helpers import TINY
+
+    source = make_class_folders(tmp_path / "classes", per_class=5, size=24, seed=5)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for path in sorted(source.rglob("*.png")):
+        shutil.copy(path, flat / path.name)
+    truth = {p.name: p.parent.name for p in source.rglob("*.png")}
+    runner = CliRunner()
+    assert runner.invoke(app, ["label", "create", "cli-auto", "--task", "classification", "--input", str(flat),
+                               "--classes", ",".join(CLASSES)]).exit_code == 0
+    for item in JobStore().labeling_items("cli-auto")[:12]:
+        jobs.save_label("cli-auto", item["idx"], _truth_of(item, truth), "alice")
+    hyperparameters = [arg for key, value in TINY.items() for arg in ("-p", f"{key}={value}")]
+    ran = runner.invoke(app, ["label", "auto", "cli-auto", "--auto-label-accuracy", "0.99", "--holdout", "0.5",
+                              *hyperparameters])
+    assert ran.exit_code == 0, ran.output
+    record = jobs.describe("cli-auto")["AutomatedLabeling"][0]
+    assert record["threshold"] is None and 3 <= record["held_out"] <= 9  # about half of the 12 human labels
+    text = " ".join(ran.output.split())
+    assert f"no confidence met the 0.99 target on {record['held_out']} held-out human labels" in text
+    assert f"at least {items_to_certify(0.99)} right in a row" in text and "all 3 images sent to people" in text

@@ -173,6 +173,8 @@ def auto(
     name: str = typer.Argument(..., help="The labeling job."),
     accuracy: float = typer.Option(0.95, "--auto-label-accuracy", help="The accuracy machine labels must meet on "
                                    "held-out human labels."),
+    holdout: float = typer.Option(0.25, "--holdout", help="The share of human labels held out to measure the "
+                                  "machine labels' accuracy (more certifies higher targets; less trains on more)."),
     algorithm: str | None = typer.Option(None, "--algorithm", help="Default: the task's built-in algorithm."),
     hyperparameter: list[str] | None = typer.Option(None, "-p", "--hyperparameter", help="key=value for training."),
 ) -> None:
@@ -183,10 +185,18 @@ def auto(
     """
     from oculi.config import parse_assignments
     from oculi.labeling import LabelingJob
+    from oculi.labeling.auto import items_to_certify
 
-    record = LabelingJob(name).auto_label(accuracy=accuracy, algorithm=algorithm,
+    record = LabelingJob(name).auto_label(accuracy=accuracy, holdout=holdout, algorithm=algorithm,
                                           hyperparameters=parse_assignments(hyperparameter or []),
                                           echo=console.print)
+    if record["threshold"] is None:
+        console.print(f"round {record['round']}: training job {record['training_job']}; no confidence met the "
+                      f"{accuracy} target on {record['held_out']} held-out human labels (it takes at least "
+                      f"{items_to_certify(accuracy)} right in a row; {record['held_out_accuracy']} were right "
+                      f"overall); all {record['sent_to_people']} images sent to people. Label more, or hold out more "
+                      "with --holdout.")
+        return
     console.print(f"round {record['round']}: training job {record['training_job']}; threshold "
                   f"{record['threshold']} (accuracy {record['measured_accuracy']} on {record['measured_on']} held-out "
                   f"human labels); {record['machine_labeled']} machine-labeled, {record['sent_to_people']} sent to "

@@ -101,7 +101,7 @@ def router() -> APIRouter:
             try:
                 accuracy = float(form.get("accuracy") or 0.95)
             except ValueError:
-                raise ConfigError(f"target accuracy {form.get('accuracy')!r} is not a number; give one in (0, 1], "
+                raise ConfigError(f"target accuracy {form.get('accuracy')!r} is not a number; give one in (0, 1), "
                                   "e.g. 0.95.") from None
             hyperparameters = parse_assignments(form.get("hyperparameters", "").split())
             await run_in_threadpool(start_auto_label, name, accuracy=accuracy,
