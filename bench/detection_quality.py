@@ -12,7 +12,7 @@ and ``oculi evaluate``'s mAP@0.5 and mAP@[.5:.95] of the bundle on the validatio
 ``--write-yolo DIR`` only writes the split as YOLO folders ``DIR/train`` and ``DIR/validation`` (images copied) for
 ``bench/yolo_baseline.py``.
 
-Usage: .venv/bin/python bench/detection_quality.py [--dataset bees] [--epochs 20] [-p image_shape=256 …]
+Usage: .venv/bin/python bench/detection_quality.py [--dataset bees] [--epochs 20] [-p max_runtime=900 …]
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def main() -> int:
     parser.add_argument("--dataset", choices=("bees", "coco-person"), default="bees")
     parser.add_argument("--data", type=Path, default=SHARED, help="the shared data folder")
     parser.add_argument("--seed", type=int, default=0, help="split seed")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, help="default 20, or with -p max_runtime=… as many as the budget "
+                        "allows (epochs=auto)")
     parser.add_argument("-p", dest="params", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--write-yolo", type=Path, help="only write the split as YOLO folders under this folder")
     args = parser.parse_args()
@@ -100,8 +101,10 @@ def main() -> int:
             write_yolo(read_detection(path, image_roots=roots), args.write_yolo / name, copy_images=True)
             print(args.write_yolo / name)
         return 0
-    params = {"base_network": "efficientnet-lite0", "epochs": str(args.epochs)}
+    params = {"base_network": "efficientnet-lite0"}
     params.update(kv.split("=", 1) for kv in args.params)
+    if args.epochs or "max_runtime" not in params:
+        params["epochs"] = str(args.epochs or 20)
     sizes = {name: len(read_detection(path, image_roots=roots)) for name, path in split.items()}
     print(f"CPU cores {os.cpu_count()}, torch threads {torch.get_num_threads()}, torch {torch.__version__}")
     print(f"{args.dataset}, split seed {args.seed}: {sizes['train']} train / {sizes['validation']} validation; "
