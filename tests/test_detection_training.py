@@ -148,3 +148,23 @@ def test_predict_gives_sagemaker_shapes(detector, shapes, tmp_path):
     assert result.exit_code == 0 and Image.open(drawn).size == (128, 96)
     detections = load_model(detector).predict(image, min_score=0.2)
     assert all(s >= 0.2 for s in detections.scores)
+
+
+def test_predict_stretches_large_images_as_training_did(detector):
+    """The served input of a large image is training's antialiased resize of it: 1-px stripes shrunk 3× become
+    flat grey (a plain bilinear resize samples every third column and keeps stark stripes)."""
+    from torchvision.transforms import v2
+
+    from oculi.tasks import load_predictor
+
+    predictor = load_predictor(detector, precision="float32")
+    width, height = predictor.model.transform.fixed_size
+    stripes = torch.zeros(3, 3 * height, 3 * width, dtype=torch.uint8)
+    stripes[:, :, ::2] = 255
+    inputs = predictor.network_input([stripes])
+    assert inputs.shape == (1, 3, height, width)
+    trained = v2.Resize((height, width), antialias=True)(stripes)  # what the training augmentation ends with
+    expected = predictor.model.transform([trained.float() / 255.0])[0].tensors
+    assert torch.allclose(inputs, expected, atol=0.02)
+    plain = predictor.model.transform([stripes.float() / 255.0])[0].tensors
+    assert plain[0].std(dim=-1).mean() > 5 * inputs[0].std(dim=-1).mean()  # 1.0 against 0.11

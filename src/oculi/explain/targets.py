@@ -169,10 +169,9 @@ class DetectionTarget:
         self.network = self.kind.network(self.model)
 
     def prepare(self, image: torch.Tensor) -> Prepared:
-        """The detector's own resize + normalise; the view is the original image."""
-        with torch.no_grad():
-            batch, _ = self.model.transform([image.to(self.predictor.device).float() / 255.0])
-        return Prepared(batch.tensors.float(), image, {"size": (int(image.shape[-2]), int(image.shape[-1]))})
+        """The predictor's own resize + normalise; the view is the original image."""
+        inputs = self.predictor.network_input([image])
+        return Prepared(inputs.float(), image, {"size": (int(image.shape[-2]), int(image.shape[-1]))})
 
     def forward(self, inputs: torch.Tensor, prepared: Prepared) -> list[dict[str, torch.Tensor]]:
         """Detections per input, boxes in the ``S × S`` input's pixels (torchvision labels, background 0)."""

@@ -43,6 +43,29 @@ def bilinear(array: np.ndarray, height: int, width: int) -> np.ndarray:
     return (top * (1 - fy)[:, None] + bottom * fy[:, None]).astype(np.float32)
 
 
+def _aa_weights(out: int, size: int) -> np.ndarray:
+    """``[out, size]`` weights of an antialiased bilinear resize along one axis: a triangle filter widened by the
+    downscale factor, normalised per output pixel (Pillow's algorithm, which torch's ``antialias=True`` follows)."""
+    scale = size / out
+    stretch = max(scale, 1.0)
+    weights = np.zeros((out, size), dtype=np.float64)
+    for i in range(out):
+        centre = (i + 0.5) * scale
+        low = max(int(centre - stretch + 0.5), 0)
+        high = min(int(centre + stretch + 0.5), size)
+        taps = np.maximum(0.0, 1.0 - np.abs((np.arange(low, high) - centre + 0.5) / stretch))
+        weights[i, low:high] = taps / taps.sum()
+    return weights.astype(np.float32)
+
+
+def antialiased(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``[C, h, w]`` float32 → ``[C, height, width]``, bilinear with antialiasing (what
+    ``torch.nn.functional.interpolate(..., mode="bilinear", antialias=True)`` computes)."""
+    _, h, w = array.shape
+    rows, cols = _aa_weights(height, h), _aa_weights(width, w)
+    return np.einsum("yh,chw,xw->cyx", rows, array, cols, optimize=True).astype(np.float32)
+
+
 def normalised(pixels: np.ndarray, spec: dict) -> np.ndarray:
     """``[3, H, W]`` floats in [0, 1] → ``[1, 3, H, W]`` normalised with the package's mean/std."""
     mean = np.asarray(spec["mean"], dtype=np.float32)[:, None, None]
@@ -156,12 +179,13 @@ DECODERS = {"ssd": ssd_boxes, "fcos": fcos_boxes}
 
 
 def detect(session: onnxruntime.InferenceSession, image: Image.Image, config: dict, min_score: float) -> dict:
-    """Stretch to the network's square input, network, decode, clip, NMS, boxes back to the image's pixels;
-    SageMaker's rows ``[class, score, xmin, ymin, xmax, ymax]`` with corners normalised to the image size."""
+    """Stretch to the network's square input (antialiased), network, decode, clip, NMS, boxes back to the
+    image's pixels; SageMaker's rows ``[class, score, xmin, ymin, xmax, ymax]`` with corners normalised to the
+    image size."""
     spec, decoder = config["input"], config["decoder"]
     width, height = image.size
     size_h, size_w = spec["height"], spec["width"]
-    pixels = bilinear(chw(image), size_h, size_w)
+    pixels = antialiased(chw(image), size_h, size_w)
     outputs = session.run(None, {"images": normalised(pixels, spec)})
     priors = np.load(HERE / decoder["priors"])
     boxes, scores, labels = DECODERS[decoder["kind"]](outputs, decoder, priors)

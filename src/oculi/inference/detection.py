@@ -78,13 +78,25 @@ class DetectionPredictor(Predictor):
         (SSD: ``(cls_logits, bbox_regression)``, see :class:`~oculi.algorithms.detection_models.SSDNetwork`)."""
         return network_of(self.model).network(self.model)
 
+    @torch.no_grad()
+    def network_input(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """``uint8 [3, H, W]`` images (any sizes) → the network's normalised ``float32 [B, 3, S, S]`` input:
+        each stretched to ``S × S`` with an antialiased bilinear resize — as training's augmentation resizes —
+        then the detector's own normalisation. (torchvision's detection transform alone resizes without
+        antialiasing: on coco128 person at 256 px that cost 0.08 mAP@0.5 against the validation score.)"""
+        width, height = self.model.transform.fixed_size
+        stretched = [torch.nn.functional.interpolate(img.to(self.device)[None].float(), size=(height, width),
+                                                     mode="bilinear", antialias=True, align_corners=False)[0] / 255.0
+                     for img in images]
+        return self.model.transform(stretched)[0].tensors
+
     @torch.inference_mode()
     def detect(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         """``uint8 [3, H, W]`` images (any sizes) → detections with boxes in each image's own pixels
-        (torchvision's labels: background = 0), exactly what the detector's forward returns in eval mode."""
+        (torchvision's labels: background = 0), exactly what the detector's forward returns in eval mode on
+        :meth:`network_input`'s input."""
         sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
-        batch, _ = self.model.transform([img.to(self.device).float() / 255.0 for img in images])
-        outputs = tuple(out.to(self.device) for out in self.runtime(batch.tensors))
+        outputs = tuple(out.to(self.device) for out in self.runtime(self.network_input(images)))
         return self.kind.finish(self.model, self.priors, outputs, sizes)
 
     def thresholds_per_class(self) -> bool:
