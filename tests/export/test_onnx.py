@@ -87,13 +87,19 @@ def test_torch_precision_policy_keeps_top1(exported, tiny_split):
 
 
 def test_ssd_split_is_torchvisions_forward(exported):
-    """The torch runtime's network + torchvision decoding/NMS gives exactly what SSD.forward gives."""
+    """The torch runtime's network + torchvision decoding/NMS gives exactly what SSD.forward gives on the
+    predictor's (antialiased) stretch of each image, boxes scaled back to the image."""
     predictor = load_predictor(exported["detection"], precision="float32")
-    images = images_of_sizes((96, 96), (70, 130))
+    width, height = predictor.model.transform.fixed_size
+    images = images_of_sizes((height, width), (70, 130))
     with torch.no_grad():
-        whole = predictor.model([image.float() / 255 for image in images])
-    for split, full in zip(predictor.detect(images), whole, strict=True):
-        assert len(full["boxes"]) > 0 and all(torch.equal(split[k], full[k]) for k in ("boxes", "scores", "labels"))
+        whole = predictor.model([torch.nn.functional.interpolate(i[None].float(), size=(height, width),
+                                                                 mode="bilinear", antialias=True)[0] / 255
+                                 for i in images])
+    for image, split, full in zip(images, predictor.detect(images), whole, strict=True):
+        scale = torch.tensor([image.shape[-1] / width, image.shape[-2] / height] * 2)
+        assert len(full["boxes"]) > 0 and all(torch.equal(split[k], full[k]) for k in ("scores", "labels"))
+        assert torch.allclose(split["boxes"], full["boxes"] * scale, atol=1e-3)
 
 
 def test_onnx_detector_gives_torch_boxes_in_batches(exported):
