@@ -185,7 +185,6 @@ def auto(
     """
     from oculi.config import parse_assignments
     from oculi.labeling import LabelingJob
-    from oculi.labeling.auto import items_to_certify
 
     record = LabelingJob(name).auto_label(accuracy=accuracy, holdout=holdout, algorithm=algorithm,
                                           hyperparameters=parse_assignments(hyperparameter or []),
@@ -193,7 +192,7 @@ def auto(
     if record["threshold"] is None:
         console.print(f"round {record['round']}: training job {record['training_job']}; no confidence met the "
                       f"{accuracy} target on {record['held_out']} held-out human labels (it takes at least "
-                      f"{items_to_certify(accuracy)} right in a row; {record['held_out_accuracy']} were right "
+                      f"{record['needed']} right in a row; {record['held_out_accuracy']} were right "
                       f"overall); all {record['sent_to_people']} images sent to people. Label more, or hold out more "
                       "with --holdout.")
         return
