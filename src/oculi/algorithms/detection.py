@@ -5,6 +5,8 @@ box-consistent augmentation and VOC-style ``validation:mAP`` at ``overlap_thresh
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -134,6 +136,11 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
         "their own scale). 0 = off. Why off: in 15 minutes of a 2-core CPU, mosaic=0.5 reached validation mAP@0.5 "
         "0.505 on bees (0.535 without) and 0.205 on coco128 person (0.281 without): each mosaic decodes four images, "
         "so fewer steps fit (bench/detection_quality.py -p mosaic=0.5).")
+    multi_scale: float = Field(
+        0.0, ge=0, lt=1, description="oculi addition (network=fcos). Multi-scale training: each training step's "
+        "batch is resized to a side drawn (seeded) from the multiples of 32 within ±multi_scale of image_shape, "
+        "e.g. 0.25 at 256 → 192…320; validation, evaluation and serving stay at image_shape. 0 = off. The SSD's "
+        "default boxes are laid out for one input size, so it needs network=fcos.")
 
     @field_validator("default_box_scales", "default_box_ratios", mode="before")
     @classmethod
@@ -183,12 +190,40 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
         if self.network == "fcos" and self.base_network == "vgg-16":
             problems.append("`network=fcos` builds its feature pyramid on efficientnet-lite0 or resnet-50, not "
                             "vgg-16; pass -p base_network=efficientnet-lite0, or -p network=ssd.")
+        if self.multi_scale and self.network == "ssd":
+            problems.append(f"`multi_scale={self.multi_scale:g}` resizes training batches, but network=ssd lays out "
+                            "its default boxes for one input size; pass -p network=fcos, or drop multi_scale.")
         if problems:
             raise ValueError("\n  - ".join(problems))
         return self
 
 
 WARMUP_STEPS = 50  # linear learning-rate warm-up, at most this many steps (and at most a tenth of the run)
+
+
+def step_size(side: int, multi_scale: float, seed: int, step: int) -> int:
+    """The training side for global step ``step`` under ``multi_scale``: a multiple of 32 in
+    ``[side·(1 − m), side·(1 + m)]`` drawn from a generator seeded by ``(seed, step)`` — so a resumed run draws the
+    same sides —, or ``side`` itself when ``m`` is 0 or no multiple of 32 lies in the range."""
+    import math
+    import random
+
+    low, high = math.ceil(side * (1 - multi_scale) / 32), math.floor(side * (1 + multi_scale) / 32)
+    if not multi_scale or high < max(low, 1):
+        return side
+    return 32 * random.Random(seed * 1_000_003 + step).randint(max(low, 1), high)
+
+
+def rescaled(images: torch.Tensor, targets: list[dict], size: int) -> tuple[torch.Tensor, list[dict]]:
+    """``images`` (``[B, 3, S, S]``, any dtype) resized to ``size × size`` with an antialiased bilinear resize,
+    and ``targets``' xyxy pixel boxes scaled with them; unchanged when ``size`` is already ``S``."""
+    side = images.shape[-1]
+    if size == side:
+        return images, targets
+    out = nn.functional.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True,
+                                    align_corners=False)
+    scale = size / side
+    return out, [{**t, "boxes": t["boxes"] * scale} for t in targets]
 
 
 class DetectionModule(L.LightningModule):
@@ -212,7 +247,10 @@ class DetectionModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, list[dict]], batch_idx: int) -> torch.Tensor:
         images, targets = batch
-        losses = self.model(list(images.float() / 255.0), to_model_targets(targets))
+        size = step_size(images.shape[-1], self.hp.multi_scale, self.hp.seed, self.trainer.global_step)
+        images, targets = rescaled(images, targets, size)
+        with input_side(self.model, size):
+            losses = self.model(list(images.float() / 255.0), to_model_targets(targets))
         loss = sum(losses.values())
         # sync_dist: with DDP the epoch value is the mean over every rank
         self.log("train:loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(images),
@@ -263,6 +301,22 @@ class DetectionModule(L.LightningModule):
         optimizer.step(closure=optimizer_closure)
         for group, rate in zip(optimizer.param_groups, rates, strict=True):
             group["lr"] = rate
+
+
+@contextmanager
+def input_side(model: nn.Module, size: int) -> Iterator[None]:
+    """Within the block, a torchvision detector whose transform has a ``fixed_size`` takes ``size × size``
+    inputs (FCOS's locations follow its feature maps); other models are left alone."""
+    transform = getattr(model, "transform", None)
+    fixed = getattr(transform, "fixed_size", None)
+    if fixed is None or fixed == (size, size):
+        yield
+        return
+    transform.fixed_size = (size, size)
+    try:
+        yield
+    finally:
+        transform.fixed_size = fixed
 
 
 def _detection_collate(batch: list) -> Any:
@@ -349,6 +403,10 @@ class ObjectDetection(Algorithm):
             else:
                 up["network"], why = auto_network(hp)
             notes.append(f"network=auto → {up['network']} ({why})")
+        if hp.multi_scale and up.get("network", hp.network) == "ssd":
+            raise ConfigError(f"multi_scale={hp.multi_scale:g} needs network=fcos (this run resolved network=ssd: the "
+                              "SSD's default boxes are laid out for one input size); pass -p network=fcos with an "
+                              "efficientnet-lite* or resnet-50 base network, or drop multi_scale.")
         optimizer = hp.optimizer
         if optimizer == AUTO:
             optimizer = up["optimizer"] = "adamw" if fine_tune else "adam"
