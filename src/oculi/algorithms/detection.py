@@ -5,6 +5,8 @@ box-consistent augmentation and VOC-style ``validation:mAP`` at ``overlap_thresh
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -205,9 +207,6 @@ def step_size(side: int, multi_scale: float, seed: int, step: int) -> int:
     """The training side for global step ``step`` under ``multi_scale``: a multiple of 32 in
     ``[side·(1 − m), side·(1 + m)]`` drawn from a generator seeded by ``(seed, step)`` — so a resumed run draws the
     same sides —, or ``side`` itself when ``m`` is 0 or no multiple of 32 lies in the range."""
-    import math
-    import random
-
     low, high = math.ceil(side * (1 - multi_scale) / 32), math.floor(side * (1 + multi_scale) / 32)
     if not multi_scale or high < max(low, 1):
         return side
