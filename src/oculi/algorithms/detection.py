@@ -246,7 +246,7 @@ class DetectionModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, list[dict]], batch_idx: int) -> torch.Tensor:
         images, targets = batch
-        size = step_size(images.shape[-1], self.hp.multi_scale, self.hp.seed, self.trainer.global_step)
+        size = step_size(images.shape[-1], self.hp.multi_scale, self.hp.seed, self.global_step)
         images, targets = rescaled(images, targets, size)
         with input_side(self.model, size):
             losses = self.model(list(images.float() / 255.0), to_model_targets(targets))
