@@ -97,7 +97,8 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
         AUTO, json_schema_extra={"example": "0.1"},
         description="oculi addition. The base network learns at learning_rate × this (the extra layers and heads "
         "at learning_rate). auto = 0.1 when fine-tuning a pretrained base network (ImageNet features change "
-        "slowly while the fresh heads catch up), else 1.")
+        "slowly while the fresh heads catch up), else 1. Measured: coco128 person in 15 minutes mAP@0.5 0.284 at 0.1, "
+        "0.268 at 0.3 (bench/detection_quality.py).")
     momentum: float = Field(0.9, gt=0, le=1, description="Momentum for sgd.")
     weight_decay: float = Field(0.0005, ge=0, lt=1, description="L2 weight decay.")
     overlap_threshold: float = Field(0.5, gt=0, le=1, description="IoU at which a detection matches a true box "
