@@ -74,7 +74,9 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
                              "smaller sizes train faster). Not a \"C,H,W\" string. (SageMaker defaults to 300.) Why "
                              "256: on bees FCOS reached validation mAP@0.5 0.45 in 5 minutes of a 2-core CPU at 256, "
                              "0.43 at 224 and 0.31 at 300; coco128 person in 15 minutes 0.284 at 256, 0.267 at "
-                             "224, 0.256 at 320 (bench/detection_quality.py); 512 suits small objects.")
+                             "224, 0.256 at 320; bees in 60 minutes 0.629 at 448 against 0.573 at 320 "
+                             "(bench/detection_quality.py): with a longer budget, small objects gain from more "
+                             "pixels.")
     epochs: Range(int, ge=1) | Auto = Field(AUTO, json_schema_extra={"example": "30"}, description="Passes over "
                                             "the training data. auto = 30 (SageMaker's default), or with max_runtime "
                                             "as many as the time budget allows.")
