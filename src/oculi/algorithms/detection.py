@@ -91,7 +91,8 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
     mini_batch_size: int = Field(8, ge=1, description="Images per training step. (SageMaker defaults to 32.) Why "
                                  "8: on a CPU an image costs the same in any batch, so smaller batches give four "
                                  "times the updates per CPU minute; on bees FCOS at image_shape 300 reached mAP@0.5 "
-                                 "0.31 in 5 minutes at 8 against 0.08 at 32 (bench/detection_quality.py).")
+                                 "0.31 in 5 minutes at 8 against 0.08 at 32; smaller still did not pay: coco128 person "
+                                 "in 15 minutes 0.233 at 4 against 0.284 at 8 (bench/detection_quality.py).")
     optimizer: Literal["auto", "sgd", "adam", "adamw", "rmsprop", "adadelta"] = Field(
         AUTO, description="Optimiser; adamw = Adam with decoupled weight decay. auto = adamw when fine-tuning a "
         "pretrained base network (or --init-model), else adam. (SageMaker defaults to sgd, which oculi uses when "
