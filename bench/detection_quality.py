@@ -9,10 +9,12 @@ label files without an image are left out), written as COCO JSON.
 Trains ``object-detection`` (efficientnet-lite0 with its shipped ImageNet weights unless ``-p`` says otherwise)
 and prints validation mAP at IoU 0.5 after every epoch with the elapsed training time, then the kept (best) epoch
 and ``oculi evaluate``'s mAP@0.5 and mAP@[.5:.95] of the bundle on the validation split.
-``--write-yolo DIR`` only writes the split as YOLO folders ``DIR/train`` and ``DIR/validation`` (images copied) for
-``bench/yolo_baseline.py``.
+``--nms 0.45,0.5,0.6`` then re-evaluates the bundle with each NMS IoU threshold (post-processing only, no
+retraining). ``--write-yolo DIR`` only writes the split as YOLO folders ``DIR/train`` and ``DIR/validation``
+(images copied) for ``bench/yolo_baseline.py``.
 
 Usage: .venv/bin/python bench/detection_quality.py [--dataset bees] [--epochs 20] [-p max_runtime=900 …]
+       [--nms 0.45,0.5,0.6]
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from oculi.data.detection import read_detection
 from oculi.data.formats.coco import write_coco
 from oculi.data.formats.yolo import write_yolo
 from oculi.engine.training import train
+from oculi.tasks import load_predictor
 from oculi.types import BoxTarget, SampleSet
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -87,6 +90,9 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, help="default 20, or with -p max_runtime=… as many as the budget "
                         "allows (epochs=auto)")
     parser.add_argument("-p", dest="params", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--nms", type=lambda v: [float(x) for x in v.split(",")], default=[],
+                        help="after training, re-evaluate the bundle at each of these NMS IoU thresholds, e.g. "
+                        "0.45,0.5,0.6")
     parser.add_argument("--write-yolo", type=Path, help="only write the split as YOLO folders under this folder")
     args = parser.parse_args()
     needed = args.data / ("bees/train.manifest" if args.dataset == "bees" else "coco128/object_detection")
@@ -124,6 +130,13 @@ def main() -> int:
     report = oculi.evaluate(work / "model", split["validation"], image_roots=roots, progress=False)
     print(f"oculi evaluate on the validation split (full-size images, the bundle as served): mAP@0.5 "
           f"{report.metrics['mAP_50']:.4f}, mAP@[.5:.95] {report.metrics['mAP_50_95']:.4f}")
+    if args.nms:
+        predictor = load_predictor(work / "model", "cpu", precision="float32")
+        for iou in args.nms:
+            predictor.model.nms_thresh = iou
+            report = oculi.evaluate(predictor, split["validation"], image_roots=roots, progress=False)
+            print(f"  at nms_threshold {iou}: mAP@0.5 {report.metrics['mAP_50']:.4f}, mAP@[.5:.95] "
+                  f"{report.metrics['mAP_50_95']:.4f}")
     return 0
 
 
