@@ -76,7 +76,8 @@ def oculi_loop(algorithm: str, backbone: str, skip: bool, steps: int, warmup: in
     precision = auto_precision()
     hp = SemanticSegmentationHyperparameters(algorithm=algorithm, backbone=backbone, crop_size=CROP,
                                              mini_batch_size=batch, precision_dtype=precision, lr_scheduler="poly",
-                                             decoder="skip" if skip else "none")
+                                             decoder="skip" if skip else "none", optimizer="sgd",
+                                             learning_rate=1e-3, backbone_lr_factor=1.0, epochs=1)
     model = build_segmentation(algorithm, backbone, CLASSES, skip=skip)
     model = memory_format(model, precision)
     spec = segmentation_input_spec(backbone, 520, CROP, None)

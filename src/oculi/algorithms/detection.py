@@ -105,8 +105,9 @@ class ObjectDetectionHyperparameters(TrainingHyperparameters):
         "at learning_rate). auto = 0.1 when fine-tuning a pretrained base network (ImageNet features change "
         "slowly while the fresh heads catch up), else 1. Measured: coco128 person in 15 minutes mAP@0.5 0.284 at 0.1, "
         "0.268 at 0.3, 0.292 at 0.03 (mAP@[.5:.95] 0.107 against 0.084, still rising at the last epoch where 0.1 "
-        "fell back from 0.28 to 0.23), but bees in 15 minutes 0.506 at 0.03 against 0.536 at 0.1 "
-        "(bench/detection_quality.py).")
+        "fell back from 0.28 to 0.23), but bees in 15 minutes 0.506 at 0.03 against 0.536 at 0.1; on an "
+        "AVX2-only CPU 0.03 lost on both (person 0.292 against 0.305, bees 0.513 against 0.517) "
+        "(bench/detection_quality.py, oculi evaluate).")
     momentum: float = Field(0.9, gt=0, le=1, description="Momentum for sgd.")
     weight_decay: float = Field(
         0.0005, ge=0, lt=1, description="L2 weight decay (with adamw, AdamW's decoupled decay: learning_rate × "
