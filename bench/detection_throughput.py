@@ -1,9 +1,10 @@
-"""Training throughput of the ``object-detection`` networks: plain torchvision fp32 eager vs bf16 autocast +
-channels_last (oculi's CPU precision policy; on a GPU the same two settings are compared).
+"""Training throughput of the ``object-detection`` networks: plain torchvision fp32 eager vs oculi's precision
+policy (``precision_dtype=auto``: bf16 autocast + channels_last on a CPU with bf16, float32 + channels_last on one
+without, e.g. AVX2-only; fp16 autocast + channels_last on a GPU).
 
 ``--detector fcos`` (the default network on pyramid base networks) or ``ssd``; ``--size`` (default 256, the
 default image_shape), batch 8, 3 classes, two random boxes per image, SGD; every base network the detector takes.
-Prints images/s per network and setting. bf16 is skipped on a CPU without bf16 support.
+Prints images/s per network and setting.
 
 Usage: .venv/bin/python bench/detection_throughput.py [--detector fcos|ssd] [--networks resnet-50,…] [--size 256]
 """
@@ -19,6 +20,7 @@ from oculi.algorithms.detection_fcos import BASE_NETWORKS as FCOS_BASES
 from oculi.algorithms.detection_models import BASE_NETWORKS as SSD_BASES
 from oculi.algorithms.detection_models import to_model_targets
 from oculi.algorithms.detection_networks import NETWORKS
+from oculi.precision import auto_precision, memory_format, uses_channels_last
 
 SIZE, BATCH, CLASSES = 256, 8, 3  # SIZE: --size's default
 
@@ -31,13 +33,16 @@ def batch(device: torch.device, size: int) -> tuple[list[torch.Tensor], list[dic
     return images, to_model_targets(targets)
 
 
-def images_per_second(detector: str, network: str, size: int, bf16: bool, steps: int, warmup: int,
+def images_per_second(detector: str, network: str, size: int, precision: str | None, steps: int, warmup: int,
                       device: torch.device) -> float:
-    """Training images/s of one detector: ``bf16`` = autocast to bfloat16 + channels_last, else fp32 contiguous."""
+    """Training images/s of one detector: ``precision`` None = fp32 contiguous eager, else oculi's policy for that
+    ``precision_dtype`` (autocast when it is bfloat16 / float16, channels_last where :func:`uses_channels_last`)."""
     torch.manual_seed(0)
     model = NETWORKS.get(detector).build(network, CLASSES, size).to(device)
-    if bf16:
-        model = model.to(memory_format=torch.channels_last)
+    if precision is not None:
+        model = memory_format(model, precision, device.type)
+    autocast = precision in ("bfloat16", "float16")
+    dtype = torch.float16 if precision == "float16" else torch.bfloat16
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     images, targets = batch(device, size)
     model.train()
@@ -46,7 +51,7 @@ def images_per_second(detector: str, network: str, size: int, bf16: bool, steps:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=dtype, enabled=autocast):
             losses = model(images, targets)
         optimizer.zero_grad()
         sum(losses.values()).backward()
@@ -67,18 +72,16 @@ def main() -> None:
     networks = args.networks.split(",") if args.networks else list(FCOS_BASES if args.detector == "fcos"
                                                                      else SSD_BASES)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    bf16_ok = device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    precision = auto_precision()
     print(f"{args.detector} training, image_shape {args.size}, batch {BATCH}, {args.steps} steps after "
           f"{args.warmup} warm-up, "
           f"{device.type}, {torch.get_num_threads()} threads")
-    print(f"{'base_network':<20}{'fp32 eager img/s':>18}{'bf16+CL img/s':>16}{'speed-up':>10}")
+    policy = f"{precision}+CL img/s" if uses_channels_last(precision, device.type) else f"{precision} img/s"
+    print(f"{'base_network':<20}{'fp32 eager img/s':>18}{policy:>20}{'speed-up':>10}")
     for network in networks:
-        fp32 = images_per_second(args.detector, network, args.size, False, args.steps, args.warmup, device)
-        if bf16_ok:
-            bf16 = images_per_second(args.detector, network, args.size, True, args.steps, args.warmup, device)
-            print(f"{network:<20}{fp32:>18.1f}{bf16:>16.1f}{bf16 / fp32:>9.2f}×")
-        else:
-            print(f"{network:<20}{fp32:>18.1f}{'n/a (no bf16)':>16}{'':>10}")
+        fp32 = images_per_second(args.detector, network, args.size, None, args.steps, args.warmup, device)
+        ours = images_per_second(args.detector, network, args.size, precision, args.steps, args.warmup, device)
+        print(f"{network:<20}{fp32:>18.1f}{ours:>20.1f}{ours / fp32:>9.2f}×")
 
 
 if __name__ == "__main__":
