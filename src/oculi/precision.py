@@ -54,10 +54,10 @@ def uses_channels_last(precision_dtype: str, device_type: str | None = None) -> 
     """The one channels_last rule, for training and inference alike: a network and its ``[B, C, H, W]`` inputs use
     the channels_last memory format under mixed precision (``bfloat16`` autocast, ``float16`` on a GPU), where
     oneDNN / cuDNN kernels are fastest in it, and in ``float32`` on a CPU, where oneDNN's NHWC convolutions beat
-    the contiguous ones too — on CPUs without bf16 as well (bench/fp32_paths.py, fp32 training on an AVX2-only
-    AMD EPYC: FCOS on EfficientNet-Lite0 1.61×, FCN on Lite0 1.12×, ResNet-18 0.96×; AVX-512: 1.42× / 1.41× /
-    1.15×). float32 on a GPU stays contiguous. ``device_type``: where the network runs (default: the GPU when
-    there is one, as training's accelerator picks)."""
+    the contiguous ones too on most networks — on CPUs without bf16 as well (bench/fp32_paths.py, fp32 training
+    on an AVX2-only AMD EPYC: FCOS on EfficientNet-Lite0 1.61×, FCN on Lite0 1.12×, ResNet-18 0.96×; AVX-512:
+    1.42× / 1.41× / 1.15×). float32 on a GPU stays contiguous. ``device_type``: where the network runs (default:
+    the GPU when there is one, as training's accelerator picks)."""
     device_type = device_type or ("cuda" if torch.cuda.is_available() else "cpu")
     return precision_dtype in ("bfloat16", "float16") or device_type == "cpu"
 
