@@ -181,6 +181,31 @@ def test_stop_then_resume_ends_with_the_same_weights(trained, tmp_path):
         torch.testing.assert_close(again[key], reference[key], rtol=0, atol=1e-6, msg=f"{trained.name}: {key}")
 
 
+def _assert_close_json(got: object, expected: object, where: str) -> None:
+    """``got`` equals ``expected`` (decoded JSON) in structure, strings and ints; floats to 1e-4 relative."""
+    if isinstance(expected, float):
+        assert got == pytest.approx(expected, rel=1e-4, abs=1e-5), where
+    elif isinstance(expected, dict):
+        assert isinstance(got, dict) and got.keys() == expected.keys(), where
+        for key in expected:
+            _assert_close_json(got[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, list) and expected and all(isinstance(row, list) for row in expected):
+        # rows (detections): near-equal scores may swap places, so each expected row must match one written row
+        assert isinstance(got, list) and len(got) == len(expected), where
+        left = list(got)
+        for i, row in enumerate(expected):
+            match = next((r for r in left if len(r) == len(row) and all(
+                a == pytest.approx(b, rel=1e-4, abs=1e-5) for a, b in zip(r, row, strict=True))), None)
+            assert match is not None, f"{where}[{i}] {row} not written"
+            left.remove(match)
+    elif isinstance(expected, list):
+        assert isinstance(got, list) and len(got) == len(expected), where
+        for i, (a, b) in enumerate(zip(got, expected, strict=True)):
+            _assert_close_json(a, b, f"{where}[{i}]")
+    else:
+        assert got == expected, where
+
+
 def test_batch_transform_of_two_images(trained, tmp_path):
     from oculi.batch.job import transform
 
@@ -194,7 +219,13 @@ def test_batch_transform_of_two_images(trained, tmp_path):
     predictor = load_predictor(trained.result.model_dir)
     for image in trained.images:
         written = (tmp_path / "out" / f"{image.name}.out").read_bytes()
-        assert written == contract.codec.encode(predictor.predict(image), contract.codec.default)
+        expected = contract.codec.encode(predictor.predict(image), contract.codec.default)
+        if contract.codec.default == "application/json":
+            # the transform runs both images as one batch: on an AVX2-only CPU oneDNN's batch-2 kernels round the
+            # last printed digit differently from batch 1
+            _assert_close_json(json.loads(written), json.loads(expected), image.name)
+        else:
+            assert written == expected, image.name
 
 
 def test_the_served_answer_equals_the_in_process_one(trained):

@@ -169,7 +169,9 @@ def test_cli_chooses_writes_and_predictions_apply_the_thresholds(classifier, tin
     assert _digest(model)["weights.safetensors"] == before["weights.safetensors"]
     precision, kept = _precision_of_sure_answers(model, tiny_split["validation"])
     if chosen["choices"]["unsure"]["reached"]:
-        assert precision >= 0.95 and kept == chosen["choices"]["unsure"]["kept"]
+        # evaluate scores in batches, predict one image at a time: an image right at the threshold may fall on the
+        # other side in float rounding (seen on an AVX2-only CPU), so one answer either way is allowed
+        assert precision >= 0.95 and abs(kept - chosen["choices"]["unsure"]["kept"]) <= 1
 
     shown = runner.invoke(app, ["predict", str(model), str(next(tiny_split["validation"].rglob("*.png")))])
     assert shown.exit_code == 0 and "calibration (model, precision=0.95)" in shown.output
